@@ -1,0 +1,25 @@
+//! The compute kernels of pikernels, free of any MPI type.
+//!
+//! Every kernel splits its global work into *units* (blocks of samples, blocks
+//! of series terms, image rows). A unit's result depends only on the kernel's
+//! parameters and the unit's index, never on which process or thread computed
+//! it, and partial results combine through an exact integer sum ([`Tally`]).
+//! That is what makes results bit-identical for any process count, thread count
+//! and communication strategy: the runtime in the `pikernels` binary may cut
+//! the unit range however it likes.
+//!
+//! Each kernel module offers a parallel function over a range of units (rayon
+//! inside, in whatever thread pool the caller installs) and a plain sequential
+//! reference used by tests and by the run-time verification.
+#![deny(missing_docs)]
+
+pub mod colormap;
+pub mod leibniz;
+pub mod mandelbrot;
+pub mod partition;
+pub mod pi_mc;
+mod simd;
+pub use simd::isa;
+mod tally;
+
+pub use tally::Tally;

@@ -1,0 +1,314 @@
+//! The Mandelbrot set (seed 002): escape time with smooth colouring.
+//!
+//! A work unit is one image row. A pixel's colour depends only on the
+//! parameters and its coordinates, so rows computed anywhere assemble into
+//! the same image, byte for byte.
+//!
+//! The fast path iterates eight pixels in lock-step with branch-free lanes
+//! (vectorised by [`crate::simd`]); the reference path, [`pixel_reference`],
+//! is a plain scalar loop on `num_complex::Complex64`. Both perform the same
+//! IEEE operations in the same order, so they agree exactly, and the run-time
+//! verification compares them.
+
+use crate::{colormap::Colormap, simd, Tally};
+use num_complex::Complex64;
+use rayon::prelude::*;
+use std::ops::Range;
+
+/// Bytes per pixel of the RGB output.
+pub const BYTES_PER_PIXEL: usize = 3;
+
+const LANES: usize = 8;
+
+/// The rectangle of the complex plane shown.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Region {
+    /// Real part at the left edge.
+    pub xmin: f64,
+    /// Real part at the right edge.
+    pub xmax: f64,
+    /// Imaginary part at the bottom edge.
+    pub ymin: f64,
+    /// Imaginary part at the top edge.
+    pub ymax: f64,
+}
+
+impl Region {
+    /// The seed's view, `[-2, 1] x [-1, 1]`.
+    pub const SEED: Region = Region { xmin: -2.0, xmax: 1.0, ymin: -1.0, ymax: 1.0 };
+
+    /// A view centred on `(cx, cy)`, `3 / zoom` wide (zoom 1 is as wide as the
+    /// seed's view), with the image's aspect ratio `height / width`.
+    pub fn centered(cx: f64, cy: f64, zoom: f64, aspect: f64) -> Region {
+        let half_w = 1.5 / zoom;
+        let half_h = half_w * aspect;
+        Region { xmin: cx - half_w, xmax: cx + half_w, ymin: cy - half_h, ymax: cy + half_h }
+    }
+}
+
+/// Everything that determines the picture.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Params {
+    /// Image width in pixels.
+    pub width: u32,
+    /// Image height in pixels.
+    pub height: u32,
+    /// Iteration limit per pixel.
+    pub max_iter: u32,
+    /// Region of the complex plane.
+    pub region: Region,
+    /// Escape radius; the seed used 200, large radii smooth the colouring.
+    pub bailout: f64,
+    /// Colour map.
+    pub colormap: Colormap,
+    /// Smooth (continuous) colouring instead of integer escape-time bands.
+    pub smooth: bool,
+}
+
+impl Params {
+    /// The seed's picture: 3200x3200 over `[-2, 1] x [-1, 1]`, 32 iterations,
+    /// escape radius 200, smooth colouring, the rainbow map.
+    pub const SEED: Params = Params {
+        width: 3200,
+        height: 3200,
+        max_iter: 32,
+        region: Region::SEED,
+        bailout: 200.0,
+        colormap: Colormap::Rainbow,
+        smooth: true,
+    };
+
+    /// Checks the parameters; the message names the offending one.
+    pub fn validate(&self) -> Result<(), String> {
+        let r = &self.region;
+        if self.width == 0 || self.height == 0 {
+            return Err(format!("the image must have at least one pixel (got {}x{})", self.width, self.height));
+        }
+        if self.max_iter == 0 {
+            return Err("--max-iter must be at least 1".into());
+        }
+        for (name, v) in [("xmin", r.xmin), ("xmax", r.xmax), ("ymin", r.ymin), ("ymax", r.ymax)] {
+            if !v.is_finite() {
+                return Err(format!("the region's {name} is not a finite number ({v})"));
+            }
+        }
+        if r.xmin >= r.xmax || r.ymin >= r.ymax {
+            return Err(format!(
+                "the region is empty: need xmin < xmax and ymin < ymax (got x [{}, {}], y [{}, {}])",
+                r.xmin, r.xmax, r.ymin, r.ymax
+            ));
+        }
+        let (dx, dy) = ((r.xmax - r.xmin) / f64::from(self.width), (r.ymax - r.ymin) / f64::from(self.height));
+        if dx <= r.xmin.abs().max(r.xmax.abs()) * 1e-15 || dy <= r.ymin.abs().max(r.ymax.abs()) * 1e-15 {
+            return Err("the region is too small for f64 precision: neighbouring pixels would coincide".into());
+        }
+        if !(self.bailout.is_finite() && self.bailout >= 2.0) {
+            return Err(format!("--bailout must be a finite number of at least 2 (got {})", self.bailout));
+        }
+        Ok(())
+    }
+
+    /// Bytes of one RGB row.
+    pub fn row_bytes(&self) -> usize {
+        self.width as usize * BYTES_PER_PIXEL
+    }
+
+    /// Bytes of the whole RGB image.
+    pub fn image_bytes(&self) -> u64 {
+        self.row_bytes() as u64 * u64::from(self.height)
+    }
+
+    /// The point of the complex plane at the centre of pixel `(col, row)`;
+    /// row 0 is the top of the image.
+    #[inline(always)]
+    pub fn point(&self, col: u32, row: u32) -> (f64, f64) {
+        let r = &self.region;
+        let dx = (r.xmax - r.xmin) / f64::from(self.width);
+        let dy = (r.ymax - r.ymin) / f64::from(self.height);
+        (r.xmin + (f64::from(col) + 0.5) * dx, r.ymax - (f64::from(row) + 0.5) * dy)
+    }
+
+    /// The colour of a pixel that took `n` iterations and ended at `|z|^2 = m2`.
+    fn colour(&self, n: u32, m2: f64) -> [u8; 3] {
+        if m2 <= self.bailout * self.bailout {
+            return [0, 0, 0]; // never escaped: inside the set
+        }
+        let nu = if self.smooth {
+            // Continuous escape count: n + 1 - log2(ln |z|).
+            f64::from(n) + 1.0 - (0.5 * m2.ln()).log2()
+        } else {
+            f64::from(n)
+        };
+        self.colormap.rgb(nu / f64::from(self.max_iter))
+    }
+}
+
+/// Reference escape-time iteration of one point, on `Complex64`: the number of
+/// iterations `n` and the final `|z|^2`.
+pub fn escape_reference(c: Complex64, max_iter: u32, r2: f64) -> (u32, f64) {
+    let mut z = Complex64::new(0.0, 0.0);
+    let mut n = 0;
+    while n < max_iter && z.norm_sqr() <= r2 {
+        z = z * z + c;
+        n += 1;
+    }
+    (n, z.norm_sqr())
+}
+
+/// Reference colour and iteration count of pixel `(col, row)`.
+pub fn pixel_reference(p: &Params, col: u32, row: u32) -> ([u8; 3], u32) {
+    let (x, y) = p.point(col, row);
+    let (n, m2) = escape_reference(Complex64::new(x, y), p.max_iter, p.bailout * p.bailout);
+    (p.colour(n, m2), n)
+}
+
+/// Iterates eight points in lock-step; lanes that escape are frozen, exactly
+/// as the scalar loop stops.
+#[inline(always)]
+fn escape_lanes(cr: &[f64; LANES], ci: &[f64; LANES], max_iter: u32, r2: f64) -> ([u32; LANES], [f64; LANES]) {
+    let mut zr = [0.0f64; LANES];
+    let mut zi = [0.0f64; LANES];
+    let mut n = [0u32; LANES];
+    for _ in 0..max_iter {
+        let mut active_lanes = 0u32;
+        for l in 0..LANES {
+            let (a, b) = (zr[l], zi[l]);
+            let active = a * a + b * b <= r2;
+            // Same operations, same order as `z * z + c` on Complex64.
+            let ab = a * b;
+            let nr = (a * a - b * b) + cr[l];
+            let ni = (ab + ab) + ci[l];
+            zr[l] = if active { nr } else { a };
+            zi[l] = if active { ni } else { b };
+            n[l] += u32::from(active);
+            active_lanes += u32::from(active);
+        }
+        if active_lanes == 0 {
+            break;
+        }
+    }
+    let mut m2 = [0.0f64; LANES];
+    for l in 0..LANES {
+        m2[l] = zr[l] * zr[l] + zi[l] * zi[l];
+    }
+    (n, m2)
+}
+
+/// Renders one row into `out` (RGB) and returns its total iterations.
+fn render_row(p: &Params, row: u32, out: &mut [u8]) -> u64 {
+    let r2 = p.bailout * p.bailout;
+    let mut total = 0u64;
+    let width = p.width;
+    let mut col = 0;
+    while col < width {
+        let lanes = (width - col).min(LANES as u32) as usize;
+        let (mut cr, mut ci) = ([0.0; LANES], [0.0; LANES]);
+        for l in 0..LANES {
+            // Idle lanes repeat the last real pixel and are discarded.
+            let (x, y) = p.point(col + (l.min(lanes - 1)) as u32, row);
+            cr[l] = x;
+            ci[l] = y;
+        }
+        let (n, m2) = simd::fastest(|| escape_lanes(&cr, &ci, p.max_iter, r2));
+        for l in 0..lanes {
+            let at = (col as usize + l) * BYTES_PER_PIXEL;
+            out[at..at + BYTES_PER_PIXEL].copy_from_slice(&p.colour(n[l], m2[l]));
+            total += u64::from(n[l]);
+        }
+        col += LANES as u32;
+    }
+    total
+}
+
+/// Renders `rows` into `out` (`rows.len() * row_bytes` bytes of RGB) in
+/// parallel on the current rayon pool; returns the total iterations.
+pub fn render_rows(p: &Params, rows: Range<u64>, out: &mut [u8]) -> Tally {
+    assert_eq!(out.len() as u64, (rows.end - rows.start) * p.row_bytes() as u64, "render_rows: buffer size");
+    let total: u64 = out
+        .par_chunks_mut(p.row_bytes())
+        .enumerate()
+        .map(|(i, row)| render_row(p, (rows.start + i as u64) as u32, row))
+        .sum();
+    Tally::count(total)
+}
+
+/// Reference rendering of one row, pixel by pixel; returns the row's RGB bytes
+/// and total iterations.
+pub fn render_row_reference(p: &Params, row: u32) -> (Vec<u8>, u64) {
+    let mut out = Vec::with_capacity(p.row_bytes());
+    let mut total = 0;
+    for col in 0..p.width {
+        let (rgb, n) = pixel_reference(p, col, row);
+        out.extend_from_slice(&rgb);
+        total += u64::from(n);
+    }
+    (out, total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn small() -> Params {
+        Params { width: 101, height: 67, max_iter: 64, ..Params::SEED }
+    }
+
+    #[test]
+    fn fast_rows_equal_reference_rows() {
+        for cmap in Colormap::ALL {
+            for smooth in [true, false] {
+                let p = Params { colormap: cmap, smooth, ..small() };
+                let mut img = vec![0; p.image_bytes() as usize];
+                let total = render_rows(&p, 0..u64::from(p.height), &mut img);
+                let mut ref_total = 0;
+                for row in 0..p.height {
+                    let (bytes, t) = render_row_reference(&p, row);
+                    let at = row as usize * p.row_bytes();
+                    assert_eq!(&img[at..at + p.row_bytes()], &bytes[..], "row {row}");
+                    ref_total += t;
+                }
+                assert_eq!(total.to_count(), Some(ref_total));
+            }
+        }
+    }
+
+    #[test]
+    fn split_rows_assemble_the_same_image() {
+        let p = small();
+        let mut whole = vec![0; p.image_bytes() as usize];
+        let t = render_rows(&p, 0..67, &mut whole);
+        let (mut a, mut b) = (vec![0; 30 * p.row_bytes()], vec![0; 37 * p.row_bytes()]);
+        let ta = render_rows(&p, 0..30, &mut a);
+        let tb = render_rows(&p, 30..67, &mut b);
+        a.extend_from_slice(&b);
+        assert_eq!(a, whole);
+        assert_eq!(ta + tb, t);
+    }
+
+    #[test]
+    fn known_points() {
+        let r2 = 4.0;
+        assert_eq!(escape_reference(Complex64::new(0.0, 0.0), 100, r2).0, 100); // in the set
+        assert_eq!(escape_reference(Complex64::new(-1.0, 0.0), 100, r2).0, 100); // period 2
+        assert_eq!(escape_reference(Complex64::new(2.0, 2.0), 100, r2).0, 1); // |c|^2 = 8: z1 = c is already out
+    }
+
+    #[test]
+    fn validation_names_the_problem() {
+        let bad = |p: Params| p.validate().unwrap_err();
+        assert!(bad(Params { width: 0, ..small() }).contains("pixel"));
+        assert!(bad(Params { max_iter: 0, ..small() }).contains("max-iter"));
+        let empty = Region { xmin: 1.0, xmax: 1.0, ..Region::SEED };
+        assert!(bad(Params { region: empty, ..small() }).contains("empty"));
+        let nan = Region { ymin: f64::NAN, ..Region::SEED };
+        assert!(bad(Params { region: nan, ..small() }).contains("finite"));
+        assert!(bad(Params { bailout: 1.0, ..small() }).contains("bailout"));
+        assert!(small().validate().is_ok());
+    }
+
+    #[test]
+    fn centered_region_keeps_the_aspect() {
+        let r = Region::centered(-0.5, 0.0, 1.0, 2.0 / 3.0);
+        assert_eq!((r.xmin, r.xmax, r.ymin, r.ymax), (-2.0, 1.0, -1.0, 1.0));
+    }
+}

@@ -1,0 +1,214 @@
+//! The command line: one subcommand per kernel, common options shared by all.
+//!
+//! Defaults come from the kernels crate and the runtime (one place for each
+//! fact); this module only describes and parses.
+
+use crate::report::Format;
+use crate::size::Size;
+use crate::spmd::Comm;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use kernels::{colormap::Colormap, mandelbrot::Params as MandelParams};
+use std::path::PathBuf;
+
+/// Default Monte Carlo samples (`pi-mc --samples`).
+pub const DEFAULT_SAMPLES: u64 = 1_000_000_000;
+/// Default Leibniz terms (`leibniz --terms`).
+pub const DEFAULT_TERMS: u64 = 1_000_000_000;
+/// Default PNG path of `mandelbrot`.
+pub const DEFAULT_MANDELBROT_OUT: &str = "mandelbrot.png";
+
+/// MPI-style SPMD kernels with verified results that are identical for any process count.
+///
+/// Run with no launcher for one rank using all cores, or under a launcher:
+/// `mpirun -np 4 pikernels mandelbrot`. Rank 0 prints one report.
+#[derive(Debug, Parser)]
+#[command(name = "pikernels", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    /// The kernel to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The kernels (and `list`).
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List the kernels with a one-line description each.
+    List,
+    /// Monte Carlo pi: the fraction of random points in the unit square inside the quarter disc.
+    PiMc(PiMcArgs),
+    /// Leibniz series pi: 4 (1 - 1/3 + 1/5 - ...), summed over N terms.
+    Leibniz(LeibnizArgs),
+    /// Mandelbrot set: render a smooth-coloured PNG (rank 0 writes it).
+    Mandelbrot(MandelbrotArgs),
+}
+
+/// Options of `pi-mc`.
+#[derive(Debug, Args)]
+pub struct PiMcArgs {
+    /// Number of random points, e.g. 1e9, 250M, 4G.
+    #[arg(long, short = 'n', value_name = "N", default_value_t = Size(DEFAULT_SAMPLES))]
+    pub samples: Size,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+/// Options of `leibniz`.
+#[derive(Debug, Args)]
+pub struct LeibnizArgs {
+    /// Number of series terms, e.g. 1e9, 10G.
+    #[arg(long, short = 'n', value_name = "N", default_value_t = Size(DEFAULT_TERMS))]
+    pub terms: Size,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+/// Options of `mandelbrot`.
+#[derive(Debug, Args)]
+pub struct MandelbrotArgs {
+    /// Image width in pixels.
+    #[arg(long, value_name = "PIXELS", default_value_t = Size(MandelParams::SEED.width.into()))]
+    pub width: Size,
+    /// Image height in pixels.
+    #[arg(long, value_name = "PIXELS", default_value_t = Size(MandelParams::SEED.height.into()))]
+    pub height: Size,
+    /// Iteration limit per pixel.
+    #[arg(long, value_name = "K", default_value_t = Size(MandelParams::SEED.max_iter.into()))]
+    pub max_iter: Size,
+    /// Real part at the left edge [default: -2, the seed's view].
+    #[arg(long, allow_hyphen_values = true, conflicts_with_all = ["center", "zoom"])]
+    pub xmin: Option<f64>,
+    /// Real part at the right edge [default: 1].
+    #[arg(long, allow_hyphen_values = true, conflicts_with_all = ["center", "zoom"])]
+    pub xmax: Option<f64>,
+    /// Imaginary part at the bottom edge [default: -1].
+    #[arg(long, allow_hyphen_values = true, conflicts_with_all = ["center", "zoom"])]
+    pub ymin: Option<f64>,
+    /// Imaginary part at the top edge [default: 1].
+    #[arg(long, allow_hyphen_values = true, conflicts_with_all = ["center", "zoom"])]
+    pub ymax: Option<f64>,
+    /// Centre of the view as X,Y (instead of --xmin/--xmax/--ymin/--ymax), e.g. -0.745,0.113.
+    #[arg(long, value_name = "X,Y", allow_hyphen_values = true, value_parser = parse_point)]
+    pub center: Option<(f64, f64)>,
+    /// Magnification relative to the seed's 3-wide view (with --center; default 1).
+    #[arg(long, value_name = "Z", requires = "center")]
+    pub zoom: Option<f64>,
+    /// Escape radius (the seed used 200; larger is smoother).
+    #[arg(long, value_name = "R", default_value_t = MandelParams::SEED.bailout)]
+    pub bailout: f64,
+    /// Colour map.
+    #[arg(long, value_enum, default_value_t = ColormapArg::Rainbow)]
+    pub colormap: ColormapArg,
+    /// Integer escape-time bands instead of smooth colouring.
+    #[arg(long)]
+    pub banded: bool,
+    /// Compute and verify, but write no PNG (for benchmarks).
+    #[arg(long, conflicts_with = "out")]
+    pub no_output: bool,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+/// Options every kernel takes.
+#[derive(Debug, Args, Clone)]
+pub struct Common {
+    /// How work and results travel between ranks: collective (scatter/reduce/gather),
+    /// p2p (the same with explicit send/receive), dynamic (rank 0 hands out chunks on request).
+    #[arg(long, value_enum, default_value_t = Comm::Collective, help_heading = "Common options")]
+    pub comm: Comm,
+    /// Rayon threads per rank [default: the cores available to this rank].
+    #[arg(long, value_name = "N", value_parser = parse_threads, help_heading = "Common options")]
+    pub threads: Option<usize>,
+    /// Report format on standard output.
+    #[arg(long, value_enum, default_value_t = Format::Text, help_heading = "Common options")]
+    pub format: Format,
+    /// Path of the kernel's file output (mandelbrot: the PNG, default mandelbrot.png).
+    #[arg(long, short = 'o', value_name = "PATH", help_heading = "Common options")]
+    pub out: Option<PathBuf>,
+    /// Also write the report, in --format, to this file.
+    #[arg(long, value_name = "PATH", help_heading = "Common options")]
+    pub report: Option<PathBuf>,
+    /// Seed of the deterministic random streams (pi-mc).
+    #[arg(long, value_name = "S", default_value_t = 1, help_heading = "Common options")]
+    pub seed: u64,
+}
+
+/// Colour maps as the CLI names them.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ColormapArg {
+    /// Matplotlib's rainbow, as in the seed's picture.
+    Rainbow,
+    /// Black, red, yellow, white.
+    Hot,
+    /// Grey levels.
+    Gray,
+}
+
+impl From<ColormapArg> for Colormap {
+    fn from(c: ColormapArg) -> Colormap {
+        match c {
+            ColormapArg::Rainbow => Colormap::Rainbow,
+            ColormapArg::Hot => Colormap::Hot,
+            ColormapArg::Gray => Colormap::Gray,
+        }
+    }
+}
+
+/// The most threads a rank may ask for; more is surely a typo.
+pub const MAX_THREADS: usize = 4096;
+
+fn parse_threads(s: &str) -> Result<usize, String> {
+    let n: usize = s.trim().parse().map_err(|_| format!("'{s}' is not a whole number of threads"))?;
+    match n {
+        0 => Err("must be at least 1".into()),
+        n if n > MAX_THREADS => Err(format!("{n} threads per rank is more than the supported {MAX_THREADS}")),
+        n => Ok(n),
+    }
+}
+
+fn parse_point(s: &str) -> Result<(f64, f64), String> {
+    let (x, y) = s.split_once(',').ok_or_else(|| format!("'{s}' is not X,Y (two numbers separated by a comma)"))?;
+    let num = |v: &str| v.trim().parse::<f64>().ok().filter(|v| v.is_finite());
+    match (num(x), num(y)) {
+        (Some(x), Some(y)) => Ok((x, y)),
+        _ => Err(format!("'{s}' is not X,Y with two finite numbers")),
+    }
+}
+
+impl Command {
+    /// The common options of a kernel command (`None` for `list`).
+    pub fn common(&self) -> Option<&Common> {
+        match self {
+            Command::List => None,
+            Command::PiMc(a) => Some(&a.common),
+            Command::Leibniz(a) => Some(&a.common),
+            Command::Mandelbrot(a) => Some(&a.common),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn negative_region_bounds_parse() {
+        let cli = Cli::try_parse_from(["pikernels", "mandelbrot", "--xmin", "-1.5", "--xmax", "0.5"]).unwrap();
+        let Command::Mandelbrot(m) = cli.command else { panic!() };
+        assert_eq!((m.xmin, m.xmax), (Some(-1.5), Some(0.5)));
+    }
+
+    #[test]
+    fn thread_and_point_parsers_explain() {
+        assert!(parse_threads("0").unwrap_err().contains("at least 1"));
+        assert!(parse_threads("x").unwrap_err().contains("whole number"));
+        assert_eq!(parse_point("-0.5, 0.25"), Ok((-0.5, 0.25)));
+        assert!(parse_point("1").is_err());
+        assert!(parse_point("nan,1").is_err());
+    }
+}

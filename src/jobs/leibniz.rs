@@ -1,0 +1,77 @@
+//! `pikernels leibniz`: the Leibniz series for pi.
+
+use super::{no_file_output, timed, Finished, Job, UsageError};
+use crate::cli::LeibnizArgs;
+use crate::size::Size;
+use anyhow::Result;
+use kernels::{leibniz, Tally};
+use serde_json::{json, Value};
+use std::f64::consts::PI;
+use std::ops::Range;
+
+/// Rounding allowance added to the truncation bound: the blocked sum's own
+/// floating-point error stays far below it for any supported term count.
+const ROUNDING: f64 = 1e-14;
+
+pub struct Leibniz {
+    terms: u64,
+}
+
+impl Leibniz {
+    pub fn new(a: &LeibnizArgs) -> Result<Leibniz, UsageError> {
+        no_file_output("leibniz", &a.common)?;
+        match a.terms.0 {
+            0 => Err(UsageError("--terms must be at least 1".into())),
+            n if n > leibniz::MAX_TERMS => Err(UsageError(format!(
+                "--terms {} is more than the supported {} (2^50): beyond it the f64 denominators lose exactness",
+                Size(n),
+                leibniz::MAX_TERMS
+            ))),
+            n => Ok(Leibniz { terms: n }),
+        }
+    }
+}
+
+impl Job for Leibniz {
+    fn kernel(&self) -> &'static str {
+        "leibniz"
+    }
+
+    fn params(&self) -> Value {
+        json!({ "terms": self.terms })
+    }
+
+    fn units(&self) -> u64 {
+        leibniz::units(self.terms)
+    }
+
+    fn compute(&self, units: Range<u64>, _out: &mut [u8]) -> Tally {
+        leibniz::sum_units(self.terms, units)
+    }
+
+    fn finish(&self, tally: Tally, _data: Vec<u8>) -> Result<Finished> {
+        let ((pi, err, bound, predicted), verify_s) = timed(|| {
+            let pi = leibniz::pi_from(tally);
+            (pi, PI - pi, leibniz::truncation_bound(self.terms), leibniz::predicted_error(self.terms))
+        });
+        let verified = err.abs() <= bound + ROUNDING;
+        Ok(Finished {
+            result: json!({
+                "pi": pi,
+                "abs_error": err.abs(),
+                "truncation_bound": bound,
+                "predicted_error": predicted,
+                "deviation_from_prediction": (err - predicted).abs(),
+            }),
+            verified,
+            verification: format!(
+                "|pi - 4 S_N| = {:.3e} is {} the alternating-series bound 4/(2N+1) = {bound:.3e}",
+                err.abs(),
+                if verified { "within" } else { "OUTSIDE" }
+            ),
+            item: ("terms", self.terms as f64),
+            verify_s,
+            output_s: 0.0,
+        })
+    }
+}

@@ -1,0 +1,229 @@
+//! Jobs: a kernel's parameters, its compute over a range of units and its
+//! final step, tied to the runtime by one flow ([`execute`]) shared by all.
+//!
+//! A run goes: CLI parsed and every parameter validated on every rank (no
+//! MPI yet) → MPI up → per-rank resource checks, agreed job-wide → the
+//! strategy runs the work → rank 0 verifies, writes outputs, reports.
+
+mod leibniz;
+mod mandelbrot;
+mod pi_mc;
+
+use crate::cli::{Command, Common};
+use crate::output;
+use crate::report::{Build, Report, Spread, Throughput, Timing, SCHEMA_VERSION};
+use crate::spmd::{self, Spmd, Work};
+use anyhow::Result;
+use kernels::Tally;
+use serde_json::Value;
+use std::ops::Range;
+use std::process::ExitCode;
+
+/// Exit status of a run whose own verification failed.
+pub const EXIT_UNVERIFIED: u8 = 3;
+/// Exit status of a usage error or a failed pre-flight check.
+pub const EXIT_USAGE: u8 = 2;
+/// Exit status of a failure during the run.
+pub const EXIT_FAILURE: u8 = 1;
+
+/// One kernel run with validated parameters.
+pub trait Job: Sync {
+    /// Kernel name as on the command line.
+    fn kernel(&self) -> &'static str;
+    /// Parameters, for the report.
+    fn params(&self) -> Value;
+    /// Number of work units.
+    fn units(&self) -> u64;
+    /// Output bytes per unit (0 for scalar kernels).
+    fn unit_bytes(&self) -> usize {
+        0
+    }
+    /// Computes `units` into `out` and returns their tally.
+    fn compute(&self, units: Range<u64>, out: &mut [u8]) -> Tally;
+    /// Checks this machine's resources for this rank's share; runs on every
+    /// rank before any message.
+    fn preflight(&self, _ctx: &Preflight) -> Result<()> {
+        Ok(())
+    }
+    /// On rank 0: verifies the result, writes file outputs, describes the result.
+    fn finish(&self, tally: Tally, data: Vec<u8>) -> Result<Finished>;
+}
+
+/// What a rank knows when it checks its resources.
+pub struct Preflight {
+    /// This rank.
+    pub rank: usize,
+    /// Number of ranks.
+    pub size: usize,
+    /// Communication strategy.
+    pub comm: spmd::Comm,
+}
+
+impl Preflight {
+    /// Whether this rank is rank 0.
+    pub fn is_root(&self) -> bool {
+        self.rank == 0
+    }
+
+    /// The most units one non-root rank holds at a time under the strategy.
+    pub fn max_units_held(&self, units: u64) -> u64 {
+        let size = self.size as u64;
+        match self.comm {
+            spmd::Comm::Dynamic => kernels::partition::dynamic_chunk(units, size, spmd::strategy::CHUNKS_PER_RANK),
+            _ => units.div_ceil(size),
+        }
+    }
+}
+
+/// Rank 0's account of a finished job.
+pub struct Finished {
+    /// Kernel-specific result fields.
+    pub result: Value,
+    /// Whether verification passed.
+    pub verified: bool,
+    /// What verification checked.
+    pub verification: String,
+    /// The throughput item and how many were processed.
+    pub item: (&'static str, f64),
+    /// Seconds spent verifying.
+    pub verify_s: f64,
+    /// Seconds spent writing outputs.
+    pub output_s: f64,
+}
+
+/// A usage error: printed once, exit status 2.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+/// The job a command line asks for; every parameter is checked here, before
+/// MPI starts, identically on every rank.
+pub fn from_cli(command: &Command) -> Result<Box<dyn Job>, UsageError> {
+    match command {
+        Command::List => Err(UsageError("'list' runs no job".into())),
+        Command::PiMc(a) => Ok(Box::new(pi_mc::PiMc::new(a)?)),
+        Command::Leibniz(a) => Ok(Box::new(leibniz::Leibniz::new(a)?)),
+        Command::Mandelbrot(a) => Ok(Box::new(mandelbrot::Mandelbrot::new(a)?)),
+    }
+}
+
+/// Rejects `--out` for kernels that write no file.
+fn no_file_output(kernel: &str, common: &Common) -> Result<(), UsageError> {
+    match &common.out {
+        Some(p) => Err(UsageError(format!(
+            "{kernel} writes no file, so --out {} has nothing to write; to save the report use --report {}",
+            p.display(),
+            p.display()
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Runs `job` on every rank and, on rank 0, prints the report.
+pub fn execute(job: &dyn Job, common: &Common) -> ExitCode {
+    let spmd = match Spmd::init(common.threads) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("pikernels: error: cannot start MPI: {e:#}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+
+    let ctx = Preflight { rank: spmd.rank(), size: spmd.size(), comm: common.comm };
+    let local = job.preflight(&ctx).and_then(|()| match (&common.report, spmd.is_root()) {
+        (Some(path), true) => output::check_writable(path, "report"),
+        _ => Ok(()),
+    });
+    if let Err(failure) = spmd.agree(local) {
+        if let Some(e) = failure.error {
+            eprintln!("pikernels: error{}: {e:#}", spmd.whereabouts());
+        }
+        return ExitCode::from(EXIT_USAGE);
+    }
+
+    let hosts = spmd.gather_hosts();
+    let compute = |units: Range<u64>, out: &mut [u8]| job.compute(units, out);
+    let work = Work { units: job.units(), unit_bytes: job.unit_bytes(), compute: &compute };
+    let outcome = spmd::strategy::run(&spmd, common.comm, &work);
+    let stats = spmd.gather_stats(outcome.stats);
+
+    let (Some(hosts), Some(stats), Some(data)) = (hosts, stats, outcome.data) else {
+        return ExitCode::SUCCESS; // not rank 0: its part is done
+    };
+    let finished = match job.finish(outcome.tally, data) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("pikernels: error{}: {e:#}", spmd.whereabouts());
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+
+    let compute_s = Spread::of(stats.iter().map(|s| s.compute_s).collect());
+    let core_seconds: f64 = stats.iter().map(|s| s.compute_s * s.threads as f64).sum();
+    let (item, count) = finished.item;
+    let report = Report {
+        schema_version: SCHEMA_VERSION,
+        kernel: job.kernel().into(),
+        params: job.params(),
+        ranks: spmd.size(),
+        threads_per_rank: stats.iter().map(|s| s.threads as usize).max().unwrap_or(1),
+        comm: common.comm,
+        per_rank: Report::rows(&hosts, &stats),
+        hosts,
+        result: finished.result,
+        verified: finished.verified,
+        verification: finished.verification,
+        timing: Timing {
+            wall_s: outcome.wall_s,
+            compute_s,
+            comm_s: Spread::of(stats.iter().map(|s| s.comm_s).collect()),
+            verify_s: finished.verify_s,
+            output_s: finished.output_s,
+        },
+        throughput: Throughput {
+            item: item.into(),
+            count,
+            per_s: rate(count, outcome.wall_s),
+            per_core_per_s: rate(count, core_seconds),
+        },
+        build: Build::current(),
+    };
+    let rendered = report.render(common.format);
+    print!("{rendered}");
+    if let Some(path) = &common.report {
+        if let Err(e) = output::write_text(path, &rendered) {
+            eprintln!("pikernels: error: {e:#}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    }
+    if report.verified {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("pikernels: verification FAILED: {}", report.verification);
+        ExitCode::from(EXIT_UNVERIFIED)
+    }
+}
+
+fn rate(count: f64, seconds: f64) -> f64 {
+    if seconds > 0.0 {
+        count / seconds
+    } else {
+        0.0
+    }
+}
+
+/// Times `f`, returning its value and the seconds it took.
+fn timed<R>(f: impl FnOnce() -> R) -> (R, f64) {
+    let t = std::time::Instant::now();
+    let r = f();
+    (r, t.elapsed().as_secs_f64())
+}
+
+/// One line per kernel, for `pikernels list`.
+pub fn list() -> String {
+    use clap::CommandFactory;
+    let cmd = crate::cli::Cli::command();
+    cmd.get_subcommands()
+        .filter(|c| c.get_name() != "list" && c.get_name() != "help")
+        .map(|c| format!("{:<12} {}\n", c.get_name(), c.get_about().map(|a| a.to_string()).unwrap_or_default()))
+        .collect()
+}

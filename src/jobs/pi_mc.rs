@@ -1,0 +1,75 @@
+//! `pikernels pi-mc`: Monte Carlo pi.
+
+use super::{no_file_output, timed, Finished, Job, UsageError};
+use crate::cli::PiMcArgs;
+use anyhow::{anyhow, Result};
+use kernels::{pi_mc, Tally};
+use serde_json::{json, Value};
+use std::f64::consts::PI;
+use std::ops::Range;
+
+/// How many standard errors from pi an estimate may be and still pass.
+pub const SIGMAS: f64 = 5.0;
+
+pub struct PiMc {
+    samples: u64,
+    seed: u64,
+}
+
+impl PiMc {
+    pub fn new(a: &PiMcArgs) -> Result<PiMc, UsageError> {
+        no_file_output("pi-mc", &a.common)?;
+        if a.samples.0 == 0 {
+            return Err(UsageError("--samples must be at least 1".into()));
+        }
+        Ok(PiMc { samples: a.samples.0, seed: a.common.seed })
+    }
+}
+
+impl Job for PiMc {
+    fn kernel(&self) -> &'static str {
+        "pi-mc"
+    }
+
+    fn params(&self) -> Value {
+        json!({ "samples": self.samples, "seed": self.seed })
+    }
+
+    fn units(&self) -> u64 {
+        pi_mc::units(self.samples)
+    }
+
+    fn compute(&self, units: Range<u64>, _out: &mut [u8]) -> Tally {
+        pi_mc::count_inside(self.seed, self.samples, units)
+    }
+
+    fn finish(&self, tally: Tally, _data: Vec<u8>) -> Result<Finished> {
+        let (checked, verify_s) = timed(|| {
+            let hits = tally.to_count().filter(|&h| h <= self.samples);
+            hits.map(|h| {
+                let pi = pi_mc::estimate(h, self.samples);
+                (h, pi, pi - PI, pi_mc::standard_error(self.samples))
+            })
+        });
+        let (hits, pi, err, se) =
+            checked.ok_or_else(|| anyhow!("the ranks' hit counts add up to {} for {} samples", tally.0, self.samples))?;
+        let verified = err.abs() <= SIGMAS * se;
+        Ok(Finished {
+            result: json!({
+                "pi": pi,
+                "abs_error": err.abs(),
+                "hits": hits,
+                "std_error": se,
+                "error_in_std_errors": err / se,
+            }),
+            verified,
+            verification: format!(
+                "estimate is {:.2} standard errors from pi (limit {SIGMAS}); hits counted exactly",
+                (err / se).abs()
+            ),
+            item: ("samples", self.samples as f64),
+            verify_s,
+            output_s: 0.0,
+        })
+    }
+}

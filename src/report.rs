@@ -1,0 +1,429 @@
+//! The run report: one serde type, four renderings.
+//!
+//! Rank 0 builds one [`Report`] per run. JSON is the machine-readable form
+//! (with `schema_version`); text, CSV and Markdown show the same data for
+//! people and spreadsheets.
+
+use crate::spmd::{Comm, RankStats};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::fmt::Write as _;
+
+/// Bumped whenever a field changes meaning or disappears.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Report formats.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// A short human-readable summary with a per-rank table.
+    #[default]
+    Text,
+    /// The whole report as JSON.
+    Json,
+    /// One row per rank, run-level columns repeated (tidy data).
+    Csv,
+    /// Summary and per-rank tables in Markdown.
+    Markdown,
+}
+
+/// Everything a run reports.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Report {
+    /// Version of this layout.
+    pub schema_version: u32,
+    /// Kernel name, as on the command line.
+    pub kernel: String,
+    /// The kernel's parameters after defaults were applied.
+    pub params: Value,
+    /// Number of MPI ranks.
+    pub ranks: usize,
+    /// Rayon threads per rank (the largest, if ranks differ; see `per_rank`).
+    pub threads_per_rank: usize,
+    /// Communication strategy.
+    pub comm: Comm,
+    /// Processor name of each rank, in rank order.
+    pub hosts: Vec<String>,
+    /// Kernel-specific results (e.g. `pi`, `abs_error`; mandelbrot: `output`, `total_iterations`).
+    pub result: Value,
+    /// Whether the run's own check of its result passed.
+    pub verified: bool,
+    /// What was checked, in words.
+    pub verification: String,
+    /// Where the time went.
+    pub timing: Timing,
+    /// Work items per second.
+    pub throughput: Throughput,
+    /// Per-rank details, in rank order.
+    pub per_rank: Vec<RankRow>,
+    /// The build and machine that produced the report.
+    pub build: Build,
+}
+
+/// Timings, in seconds.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Timing {
+    /// Barrier to barrier around the distributed computation (not MPI start-up,
+    /// verification or output).
+    pub wall_s: f64,
+    /// Time each rank spent computing.
+    pub compute_s: Spread,
+    /// Time each rank spent in MPI calls (waiting included).
+    pub comm_s: Spread,
+    /// Verification on rank 0.
+    pub verify_s: f64,
+    /// Writing the file output on rank 0.
+    pub output_s: f64,
+}
+
+/// A per-rank quantity with its summary.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Spread {
+    /// Smallest value.
+    pub min: f64,
+    /// Median value.
+    pub median: f64,
+    /// Largest value.
+    pub max: f64,
+    /// Mean value.
+    pub mean: f64,
+    /// Load imbalance, `max / mean`: 1.0 is perfect balance; 1.25 means the
+    /// slowest rank took 25% longer than the average, time the others idled.
+    pub imbalance: f64,
+    /// Values in rank order.
+    pub per_rank: Vec<f64>,
+}
+
+impl Spread {
+    /// The spread of `values` (not empty).
+    pub fn of(values: Vec<f64>) -> Spread {
+        let mut sorted = values.clone();
+        sorted.sort_by(f64::total_cmp);
+        let n = sorted.len();
+        let median = if n % 2 == 1 { sorted[n / 2] } else { (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0 };
+        let mean = sorted.iter().sum::<f64>() / n as f64;
+        let max = sorted[n - 1];
+        Spread {
+            min: sorted[0],
+            median,
+            max,
+            mean,
+            imbalance: if mean > 0.0 { max / mean } else { 1.0 },
+            per_rank: values,
+        }
+    }
+}
+
+/// Work items per second.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Throughput {
+    /// What an item is (samples, terms, pixel-iterations).
+    pub item: String,
+    /// Items processed.
+    pub count: f64,
+    /// Items per second of wall time.
+    pub per_s: f64,
+    /// Items per second per core: `count / sum over ranks of (compute_s * threads)`.
+    pub per_core_per_s: f64,
+}
+
+/// One rank's row.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RankRow {
+    /// Rank.
+    pub rank: usize,
+    /// Processor name.
+    pub host: String,
+    /// Rayon threads.
+    pub threads: u64,
+    /// Work units computed.
+    pub units: u64,
+    /// Pieces of work taken.
+    pub chunks: u64,
+    /// Seconds computing.
+    pub compute_s: f64,
+    /// Seconds in MPI calls.
+    pub comm_s: f64,
+}
+
+/// Build and machine facts.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Build {
+    /// pikernels version.
+    pub version: String,
+    /// CPU architecture of rank 0.
+    pub arch: String,
+    /// Vector instruction set the kernels use on rank 0.
+    pub isa: String,
+}
+
+impl Build {
+    /// This build on this machine.
+    pub fn current() -> Build {
+        Build { version: env!("CARGO_PKG_VERSION").into(), arch: std::env::consts::ARCH.into(), isa: kernels::isa().into() }
+    }
+}
+
+impl Report {
+    /// Per-rank rows from gathered host names and statistics.
+    pub fn rows(hosts: &[String], stats: &[RankStats]) -> Vec<RankRow> {
+        hosts
+            .iter()
+            .zip(stats)
+            .enumerate()
+            .map(|(rank, (host, s))| RankRow {
+                rank,
+                host: host.clone(),
+                threads: s.threads,
+                units: s.units,
+                chunks: s.chunks,
+                compute_s: s.compute_s,
+                comm_s: s.comm_s,
+            })
+            .collect()
+    }
+
+    /// The report in `format`, ending with a newline.
+    pub fn render(&self, format: Format) -> String {
+        match format {
+            Format::Json => serde_json::to_string_pretty(self).expect("a report always serialises") + "\n",
+            Format::Text => self.text(),
+            Format::Csv => self.csv(),
+            Format::Markdown => self.markdown(),
+        }
+    }
+
+    fn hosts_summary(&self) -> String {
+        let mut counts: Vec<(&str, usize)> = Vec::new();
+        for h in &self.hosts {
+            match counts.iter_mut().find(|(n, _)| n == h) {
+                Some((_, c)) => *c += 1,
+                None => counts.push((h, 1)),
+            }
+        }
+        counts.iter().map(|(h, c)| format!("{h} ({c})")).collect::<Vec<_>>().join(", ")
+    }
+
+    fn text(&self) -> String {
+        let t = &self.timing;
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "pikernels {}: {} rank{} x {} thread{}, comm {}, hosts: {}",
+            self.kernel,
+            self.ranks,
+            plural(self.ranks),
+            self.threads_per_rank,
+            plural(self.threads_per_rank),
+            self.comm.name(),
+            self.hosts_summary()
+        );
+        let _ = writeln!(s, "  params    {}", pairs(&self.params).join("  "));
+        let _ = writeln!(s, "  result    {}", pairs(&self.result).join("  "));
+        let _ = writeln!(s, "  verified  {}: {}", if self.verified { "yes" } else { "NO" }, self.verification);
+        let _ = writeln!(
+            s,
+            "  time      wall {:.4} s | compute min {:.4} / median {:.4} / max {:.4} s, imbalance {:.3} | comm max {:.4} s | verify {:.3} s | output {:.3} s",
+            t.wall_s, t.compute_s.min, t.compute_s.median, t.compute_s.max, t.compute_s.imbalance, t.comm_s.max, t.verify_s, t.output_s
+        );
+        let _ = writeln!(
+            s,
+            "  rate      {} {}/s, {} {}/s per core ({})",
+            sci(self.throughput.per_s),
+            self.throughput.item,
+            sci(self.throughput.per_core_per_s),
+            self.throughput.item,
+            self.build.isa
+        );
+        if self.ranks > 1 {
+            let _ = writeln!(s, "  {:>5}  {:<20} {:>7} {:>12} {:>7} {:>10} {:>10}", "rank", "host", "threads", "units", "chunks", "compute_s", "comm_s");
+            for r in &self.per_rank {
+                let _ = writeln!(
+                    s,
+                    "  {:>5}  {:<20} {:>7} {:>12} {:>7} {:>10.4} {:>10.4}",
+                    r.rank, r.host, r.threads, r.units, r.chunks, r.compute_s, r.comm_s
+                );
+            }
+        }
+        s
+    }
+
+    /// Run-level columns: name and value, in a fixed order.
+    fn run_columns(&self) -> Vec<(String, String)> {
+        let t = &self.timing;
+        let mut cols = vec![
+            ("kernel".to_string(), self.kernel.clone()),
+            ("ranks".into(), self.ranks.to_string()),
+            ("threads_per_rank".into(), self.threads_per_rank.to_string()),
+            ("comm".into(), self.comm.name().into()),
+        ];
+        cols.extend(flat("params", &self.params));
+        cols.extend(flat("result", &self.result));
+        cols.extend([
+            ("verified".into(), self.verified.to_string()),
+            ("wall_s".into(), t.wall_s.to_string()),
+            ("compute_min_s".into(), t.compute_s.min.to_string()),
+            ("compute_median_s".into(), t.compute_s.median.to_string()),
+            ("compute_max_s".into(), t.compute_s.max.to_string()),
+            ("imbalance".into(), t.compute_s.imbalance.to_string()),
+            ("comm_max_s".into(), t.comm_s.max.to_string()),
+            ("items_per_s".into(), self.throughput.per_s.to_string()),
+            ("items_per_core_per_s".into(), self.throughput.per_core_per_s.to_string()),
+        ]);
+        cols
+    }
+
+    fn csv(&self) -> String {
+        let run = self.run_columns();
+        let mut w = csv::Writer::from_writer(Vec::new());
+        let rank_cols = ["rank", "host", "threads", "units", "chunks", "rank_compute_s", "rank_comm_s"];
+        let header: Vec<&str> = run.iter().map(|(k, _)| k.as_str()).chain(rank_cols).collect();
+        w.write_record(&header).expect("in-memory CSV");
+        for r in &self.per_rank {
+            let own = [
+                r.rank.to_string(),
+                r.host.clone(),
+                r.threads.to_string(),
+                r.units.to_string(),
+                r.chunks.to_string(),
+                r.compute_s.to_string(),
+                r.comm_s.to_string(),
+            ];
+            let record: Vec<&str> = run.iter().map(|(_, v)| v.as_str()).chain(own.iter().map(String::as_str)).collect();
+            w.write_record(&record).expect("in-memory CSV");
+        }
+        String::from_utf8(w.into_inner().expect("in-memory CSV")).expect("CSV of UTF-8 fields")
+    }
+
+    fn markdown(&self) -> String {
+        let mut s = format!("## pikernels {}\n\n| field | value |\n|---|---|\n", self.kernel);
+        for (k, v) in self.run_columns() {
+            let _ = writeln!(s, "| {k} | {} |", v.replace('|', "\\|"));
+        }
+        let _ = writeln!(s, "| hosts | {} |", self.hosts_summary());
+        let _ = writeln!(s, "| verification | {} |", self.verification.replace('|', "\\|"));
+        s.push_str("\n| rank | host | threads | units | chunks | compute_s | comm_s |\n|---:|---|---:|---:|---:|---:|---:|\n");
+        for r in &self.per_rank {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} | {:.4} | {:.4} |",
+                r.rank, r.host, r.threads, r.units, r.chunks, r.compute_s, r.comm_s
+            );
+        }
+        s
+    }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+fn sci(x: f64) -> String {
+    format!("{x:.3e}")
+}
+
+fn scalar(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// `key=value` pairs of a JSON object, in order.
+fn pairs(v: &Value) -> Vec<String> {
+    flat("", v).into_iter().map(|(k, v)| format!("{k}={v}")).collect()
+}
+
+/// A JSON object's fields as `prefix.key` columns (nested objects flattened).
+fn flat(prefix: &str, v: &Value) -> Vec<(String, String)> {
+    match v {
+        Value::Object(map) => map
+            .iter()
+            .flat_map(|(k, v)| {
+                let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                flat(&key, v)
+            })
+            .collect(),
+        other => vec![(prefix.to_string(), scalar(other))],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn sample() -> Report {
+        let stats = [
+            RankStats { compute_s: 1.0, comm_s: 0.1, units: 10, chunks: 1, threads: 2 },
+            RankStats { compute_s: 3.0, comm_s: 0.2, units: 20, chunks: 1, threads: 2 },
+        ];
+        let hosts = vec!["a".to_string(), "b".to_string()];
+        Report {
+            schema_version: SCHEMA_VERSION,
+            kernel: "pi-mc".into(),
+            params: json!({"samples": 100, "seed": 1}),
+            ranks: 2,
+            threads_per_rank: 2,
+            comm: Comm::P2p,
+            per_rank: Report::rows(&hosts, &stats),
+            hosts,
+            result: json!({"pi": 3.14, "abs_error": 0.0016}),
+            verified: true,
+            verification: "within 5 standard errors".into(),
+            timing: Timing {
+                wall_s: 3.5,
+                compute_s: Spread::of(vec![1.0, 3.0]),
+                comm_s: Spread::of(vec![0.1, 0.2]),
+                verify_s: 0.0,
+                output_s: 0.0,
+            },
+            throughput: Throughput { item: "samples".into(), count: 100.0, per_s: 28.6, per_core_per_s: 12.5 },
+            build: Build::current(),
+        }
+    }
+
+    #[test]
+    fn spread_summarises() {
+        let s = Spread::of(vec![3.0, 1.0, 2.0, 6.0]);
+        assert_eq!((s.min, s.median, s.max, s.mean), (1.0, 2.5, 6.0, 3.0));
+        assert_eq!(s.imbalance, 2.0);
+        assert_eq!(s.per_rank, vec![3.0, 1.0, 2.0, 6.0]);
+    }
+
+    #[test]
+    fn json_round_trips() {
+        let r = sample();
+        let back: Report = serde_json::from_str(&r.render(Format::Json)).unwrap();
+        assert_eq!(back.result["pi"], 3.14);
+        assert_eq!(back.timing.compute_s.imbalance, 1.5);
+        assert_eq!(back.comm, Comm::P2p);
+    }
+
+    #[test]
+    fn csv_has_a_row_per_rank_with_the_same_columns() {
+        let out = sample().render(Format::Csv);
+        let mut rd = csv::Reader::from_reader(out.as_bytes());
+        let header = rd.headers().unwrap().clone();
+        assert!(header.iter().any(|h| h == "result.pi"));
+        let rows: Vec<_> = rd.records().map(Result::unwrap).collect();
+        assert_eq!(rows.len(), 2);
+        let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+        assert_eq!(&rows[1][col("host")], "b");
+        assert_eq!(&rows[0][col("imbalance")], "1.5");
+    }
+
+    #[test]
+    fn text_and_markdown_show_the_result_and_ranks() {
+        let r = sample();
+        for f in [Format::Text, Format::Markdown] {
+            let s = r.render(f);
+            assert!(s.contains("3.14"), "{f:?}: {s}");
+            assert!(s.contains("1.5"), "{f:?} shows the imbalance");
+            assert!(s.lines().any(|l| l.contains('b') && l.contains("3.0000")), "{f:?}: {s}");
+        }
+    }
+}

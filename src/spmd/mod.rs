@@ -1,0 +1,201 @@
+//! The SPMD runtime: everything that talks MPI lives here.
+//!
+//! [`Spmd`] owns the MPI universe (initialised once, `Threading::Funneled`:
+//! only the main thread calls MPI, rayon threads only compute) and the
+//! per-rank rayon pool. The communication strategies in [`strategy`] move a
+//! kernel's work and results; [`Spmd::agree`] turns a per-rank check into one
+//! job-wide decision so that no rank waits on a rank that has given up.
+
+pub mod strategy;
+
+pub use strategy::{Comm, RankStats, Work};
+
+use anyhow::{anyhow, Context, Result};
+use mpi::collective::SystemOperation;
+use mpi::topology::SimpleCommunicator;
+use mpi::traits::*;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Where this process stands in the job before MPI is initialised, read from
+/// the launcher's environment. Used only to print usage errors once.
+#[derive(Clone, Copy, Debug)]
+pub struct Launch {
+    /// This process's rank as the launcher numbered it (0 without a launcher).
+    pub rank: u32,
+}
+
+impl Launch {
+    /// Reads OpenMPI's, PMIx's and MPICH's (PMI) rank variables.
+    pub fn from_env() -> Launch {
+        let rank = ["OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK"]
+            .iter()
+            .find_map(|v| std::env::var(v).ok()?.parse().ok())
+            .unwrap_or(0);
+        Launch { rank }
+    }
+
+    /// Whether this process prints job-wide messages (it is rank 0).
+    pub fn is_root(self) -> bool {
+        self.rank == 0
+    }
+}
+
+/// A failed job-wide check: which rank failed and, on that rank, why.
+#[derive(Debug)]
+pub struct Failure {
+    /// The lowest rank whose check failed.
+    pub rank: usize,
+    /// The error, on the failing rank only.
+    pub error: Option<anyhow::Error>,
+}
+
+/// The running SPMD job as one process sees it.
+pub struct Spmd {
+    // Dropped last: finalises MPI.
+    _universe: mpi::environment::Universe,
+    world: SimpleCommunicator,
+    rank: usize,
+    size: usize,
+    threads: usize,
+    host: String,
+}
+
+static PANICKED: AtomicBool = AtomicBool::new(false);
+
+impl Spmd {
+    /// Initialises MPI and this rank's rayon pool of `threads` threads
+    /// (default: the cores available to this process).
+    pub fn init(threads: Option<usize>) -> Result<Spmd> {
+        let (universe, _provided) = mpi::initialize_with_threading(mpi::Threading::Funneled)
+            .ok_or_else(|| anyhow!("MPI was already initialised"))?;
+        let world = universe.world();
+        let (rank, size) = (world.rank() as usize, world.size() as usize);
+        let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        let host = mpi::environment::processor_name().unwrap_or_else(|_| "unknown".into());
+        install_panic_hook(rank, host.clone());
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("pikernels-worker-{i}"))
+            .build_global()
+            .context("cannot start the rayon thread pool")?;
+        Ok(Spmd { _universe: universe, world, rank, size, threads, host })
+    }
+
+    /// This process's rank.
+    pub fn rank(&self) -> usize {
+        self.rank
+    }
+
+    /// Number of ranks.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// Whether this is rank 0, which prints the report and writes outputs.
+    pub fn is_root(&self) -> bool {
+        self.rank == 0
+    }
+
+    /// Rayon threads of this rank.
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// This rank's processor (host) name.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    pub(crate) fn world(&self) -> &SimpleCommunicator {
+        &self.world
+    }
+
+    /// Combines a check every rank made on its own into one decision: `Ok` on
+    /// every rank if all passed, else the same `Failure` on every rank, naming
+    /// the lowest failing rank (which alone holds the error, so the message is
+    /// printed once).
+    pub fn agree(&self, local: Result<()>) -> Result<(), Failure> {
+        let mine = if local.is_err() { self.rank as u64 } else { u64::MAX };
+        let mut lowest = u64::MAX;
+        self.world.all_reduce_into(&mine, &mut lowest, SystemOperation::min());
+        if lowest == u64::MAX {
+            return Ok(());
+        }
+        let rank = lowest as usize;
+        Err(Failure { rank, error: if rank == self.rank { local.err() } else { None } })
+    }
+
+    /// A label for messages: empty for a one-rank job, else " on rank R (host)".
+    pub fn whereabouts(&self) -> String {
+        if self.size == 1 {
+            String::new()
+        } else {
+            format!(" on rank {} of {} ({})", self.rank, self.size, self.host)
+        }
+    }
+
+    /// Gathers every rank's host name at rank 0 (`None` elsewhere).
+    pub fn gather_hosts(&self) -> Option<Vec<String>> {
+        const LEN: usize = 256; // MPI_MAX_PROCESSOR_NAME in OpenMPI and MPICH
+        let mut mine = [0u8; LEN];
+        let bytes = self.host.as_bytes();
+        mine[..bytes.len().min(LEN)].copy_from_slice(&bytes[..bytes.len().min(LEN)]);
+        let root = self.world.process_at_rank(0);
+        if !self.is_root() {
+            root.gather_into(&mine[..]);
+            return None;
+        }
+        let mut all = vec![0u8; LEN * self.size];
+        root.gather_into_root(&mine[..], &mut all[..]);
+        Some(
+            all.chunks(LEN)
+                .map(|c| String::from_utf8_lossy(&c[..c.iter().position(|&b| b == 0).unwrap_or(LEN)]).into_owned())
+                .collect(),
+        )
+    }
+
+    /// Gathers every rank's statistics at rank 0 (`None` elsewhere).
+    pub fn gather_stats(&self, stats: RankStats) -> Option<Vec<RankStats>> {
+        let mine = stats.to_array();
+        let root = self.world.process_at_rank(0);
+        if !self.is_root() {
+            root.gather_into(&mine[..]);
+            return None;
+        }
+        let mut all = vec![0.0f64; RankStats::FIELDS * self.size];
+        root.gather_into_root(&mine[..], &mut all[..]);
+        Some(all.chunks(RankStats::FIELDS).map(RankStats::from_slice).collect())
+    }
+
+    /// Prints `message` naming this rank and ends the whole job, every rank,
+    /// with a non-zero exit. For failures after the job-wide checks, where
+    /// other ranks may be waiting on this one.
+    pub fn abort(&self, message: &str) -> ! {
+        eprintln!("pikernels: error{}: {message}", self.whereabouts());
+        self.world.abort(1)
+    }
+}
+
+/// A panic anywhere (any rank, any thread) prints one line naming the rank
+/// and aborts the MPI job, so no other rank waits forever on this one.
+fn install_panic_hook(rank: usize, host: String) {
+    std::panic::set_hook(Box::new(move |info| {
+        if PANICKED.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let what = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "panic".into());
+        let at = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
+        eprintln!("pikernels: internal error on rank {rank} ({host}): {what}{at}");
+        // SAFETY: MPI is initialised (the hook is installed after init) and
+        // MPI_Abort takes no Rust-owned memory.
+        unsafe {
+            mpi::ffi::MPI_Abort(mpi::ffi::RSMPI_COMM_WORLD, 70);
+        }
+        std::process::abort();
+    }));
+}
