@@ -46,7 +46,7 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct PiMcArgs {
     /// Number of random points, e.g. 1e9, 250M, 4G.
-    #[arg(long, short = 'n', value_name = "N", default_value_t = Size(DEFAULT_SAMPLES))]
+    #[arg(long, short = 'n', value_name = "N", allow_hyphen_values = true, default_value_t = Size(DEFAULT_SAMPLES))]
     pub samples: Size,
     #[command(flatten)]
     pub common: Common,
@@ -56,7 +56,7 @@ pub struct PiMcArgs {
 #[derive(Debug, Args)]
 pub struct LeibnizArgs {
     /// Number of series terms, e.g. 1e9, 10G.
-    #[arg(long, short = 'n', value_name = "N", default_value_t = Size(DEFAULT_TERMS))]
+    #[arg(long, short = 'n', value_name = "N", allow_hyphen_values = true, default_value_t = Size(DEFAULT_TERMS))]
     pub terms: Size,
     #[command(flatten)]
     pub common: Common,
@@ -66,13 +66,13 @@ pub struct LeibnizArgs {
 #[derive(Debug, Args)]
 pub struct MandelbrotArgs {
     /// Image width in pixels.
-    #[arg(long, value_name = "PIXELS", default_value_t = Size(MandelParams::SEED.width.into()))]
+    #[arg(long, value_name = "PIXELS", allow_hyphen_values = true, default_value_t = Size(MandelParams::SEED.width.into()))]
     pub width: Size,
     /// Image height in pixels.
-    #[arg(long, value_name = "PIXELS", default_value_t = Size(MandelParams::SEED.height.into()))]
+    #[arg(long, value_name = "PIXELS", allow_hyphen_values = true, default_value_t = Size(MandelParams::SEED.height.into()))]
     pub height: Size,
     /// Iteration limit per pixel.
-    #[arg(long, value_name = "K", default_value_t = Size(MandelParams::SEED.max_iter.into()))]
+    #[arg(long, value_name = "K", allow_hyphen_values = true, default_value_t = Size(MandelParams::SEED.max_iter.into()))]
     pub max_iter: Size,
     /// Real part at the left edge [default: -2, the seed's view].
     #[arg(long, allow_hyphen_values = true, conflicts_with_all = ["center", "zoom"])]
@@ -90,10 +90,10 @@ pub struct MandelbrotArgs {
     #[arg(long, value_name = "X,Y", allow_hyphen_values = true, value_parser = parse_point)]
     pub center: Option<(f64, f64)>,
     /// Magnification relative to the seed's 3-wide view (with --center; default 1).
-    #[arg(long, value_name = "Z", requires = "center")]
+    #[arg(long, value_name = "Z", allow_hyphen_values = true, requires = "center")]
     pub zoom: Option<f64>,
     /// Escape radius (the seed used 200; larger is smoother).
-    #[arg(long, value_name = "R", default_value_t = MandelParams::SEED.bailout)]
+    #[arg(long, value_name = "R", allow_hyphen_values = true, default_value_t = MandelParams::SEED.bailout)]
     pub bailout: f64,
     /// Colour map.
     #[arg(long, value_enum, default_value_t = ColormapArg::Rainbow)]

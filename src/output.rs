@@ -27,7 +27,8 @@ pub fn write_atomic(path: &Path, write: impl FnOnce(&mut BufWriter<File>) -> Res
             .with_context(|| format!("cannot create {}", tmp.display()))?;
         let mut w = BufWriter::new(file);
         write(&mut w)?;
-        let file = w.into_inner().map_err(|e| e.into_error()).with_context(|| format!("cannot write {}", path.display()))?;
+        let file =
+            w.into_inner().map_err(|e| e.into_error()).with_context(|| format!("cannot write {}", path.display()))?;
         file.sync_all().with_context(|| format!("cannot write {}", path.display()))?;
         std::fs::rename(&tmp, path).with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))
     })();
@@ -51,11 +52,9 @@ pub fn check_writable(path: &Path, what: &str) -> Result<()> {
         bail!("cannot write the {what} {}: directory {} does not exist", path.display(), dir.display());
     }
     let probe = temp_path(path);
-    OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&probe)
-        .with_context(|| format!("cannot write the {what} {}: cannot create files in {}", path.display(), dir.display()))?;
+    OpenOptions::new().write(true).create_new(true).open(&probe).with_context(|| {
+        format!("cannot write the {what} {}: cannot create files in {}", path.display(), dir.display())
+    })?;
     let _ = std::fs::remove_file(&probe);
     Ok(())
 }

@@ -159,7 +159,11 @@ pub struct Build {
 impl Build {
     /// This build on this machine.
     pub fn current() -> Build {
-        Build { version: env!("CARGO_PKG_VERSION").into(), arch: std::env::consts::ARCH.into(), isa: kernels::isa().into() }
+        Build {
+            version: env!("CARGO_PKG_VERSION").into(),
+            arch: std::env::consts::ARCH.into(),
+            isa: kernels::isa().into(),
+        }
     }
 }
 
@@ -235,7 +239,11 @@ impl Report {
             self.build.isa
         );
         if self.ranks > 1 {
-            let _ = writeln!(s, "  {:>5}  {:<20} {:>7} {:>12} {:>7} {:>10} {:>10}", "rank", "host", "threads", "units", "chunks", "compute_s", "comm_s");
+            let _ = writeln!(
+                s,
+                "  {:>5}  {:<20} {:>7} {:>12} {:>7} {:>10} {:>10}",
+                "rank", "host", "threads", "units", "chunks", "compute_s", "comm_s"
+            );
             for r in &self.per_rank {
                 let _ = writeln!(
                     s,
@@ -301,7 +309,9 @@ impl Report {
         }
         let _ = writeln!(s, "| hosts | {} |", self.hosts_summary());
         let _ = writeln!(s, "| verification | {} |", self.verification.replace('|', "\\|"));
-        s.push_str("\n| rank | host | threads | units | chunks | compute_s | comm_s |\n|---:|---|---:|---:|---:|---:|---:|\n");
+        s.push_str(
+            "\n| rank | host | threads | units | chunks | compute_s | comm_s |\n|---:|---|---:|---:|---:|---:|---:|\n",
+        );
         for r in &self.per_rank {
             let _ = writeln!(
                 s,
@@ -371,7 +381,7 @@ mod tests {
             comm: Comm::P2p,
             per_rank: Report::rows(&hosts, &stats),
             hosts,
-            result: json!({"pi": 3.14, "abs_error": 0.0016}),
+            result: json!({"pi": 3.25, "abs_error": 0.0016}),
             verified: true,
             verification: "within 5 standard errors".into(),
             timing: Timing {
@@ -398,7 +408,7 @@ mod tests {
     fn json_round_trips() {
         let r = sample();
         let back: Report = serde_json::from_str(&r.render(Format::Json)).unwrap();
-        assert_eq!(back.result["pi"], 3.14);
+        assert_eq!(back.result["pi"], 3.25);
         assert_eq!(back.timing.compute_s.imbalance, 1.5);
         assert_eq!(back.comm, Comm::P2p);
     }
@@ -421,7 +431,7 @@ mod tests {
         let r = sample();
         for f in [Format::Text, Format::Markdown] {
             let s = r.render(f);
-            assert!(s.contains("3.14"), "{f:?}: {s}");
+            assert!(s.contains("3.25"), "{f:?}: {s}");
             assert!(s.contains("1.5"), "{f:?} shows the imbalance");
             assert!(s.lines().any(|l| l.contains('b') && l.contains("3.0000")), "{f:?}: {s}");
         }

@@ -50,29 +50,30 @@ impl std::str::FromStr for Size {
         let (num, mult) = SUFFIXES
             .iter()
             .find_map(|&(suf, m)| {
-                s.strip_suffix(suf)
-                    .or_else(|| if suf == "K" { s.strip_suffix('k') } else { None })
-                    .map(|n| (n, m))
+                s.strip_suffix(suf).or_else(|| if suf == "K" { s.strip_suffix('k') } else { None }).map(|n| (n, m))
             })
             .unwrap_or((s.as_str(), 1));
         if num.is_empty() || !num.chars().all(|c| c.is_ascii_digit() || matches!(c, '.' | 'e' | 'E' | '+')) {
-            return Err(err("expected digits with an optional exponent or K/M/G/T/Ki/Mi/Gi/Ti suffix, e.g. 1e9, 10M, 2G"));
+            return Err(err(
+                "expected digits with an optional exponent or K/M/G/T/Ki/Mi/Gi/Ti suffix, e.g. 1e9, 10M, 2G",
+            ));
         }
         if let Ok(n) = num.parse::<u64>() {
             return n.checked_mul(mult).map(Size).ok_or_else(|| err("it is larger than 2^64 - 1"));
         }
-        exact_decimal(num)
-            .ok_or_else(|| err("expected digits with an optional exponent or K/M/G/T/Ki/Mi/Gi/Ti suffix, e.g. 1e9, 10M, 2G"))?
-            .and_then(|n| n.checked_mul(u128::from(mult)))
+        exact_decimal(num, mult)
+            .ok_or_else(|| {
+                err("expected digits with an optional exponent or K/M/G/T/Ki/Mi/Gi/Ti suffix, e.g. 1e9, 10M, 2G")
+            })?
             .and_then(|n| u64::try_from(n).ok())
             .map(Size)
             .ok_or_else(|| err("it is not a whole number below 2^64"))
     }
 }
 
-/// The exact value of `digits[.digits][e[+]exp]`; `Some(None)` when it is not
-/// a whole number or too large, `None` when it is malformed.
-fn exact_decimal(s: &str) -> Option<Option<u128>> {
+/// The exact value of `digits[.digits][e[+]exp] * mult`; `Some(None)` when it
+/// is not a whole number or too large, `None` when it is malformed.
+fn exact_decimal(s: &str, mult: u64) -> Option<Option<u128>> {
     let (mantissa, exp) = match s.find(['e', 'E']) {
         Some(i) => (&s[..i], s[i + 1..].strip_prefix('+').unwrap_or(&s[i + 1..]).parse::<u32>().ok()?),
         None => (s, 0),
@@ -82,18 +83,22 @@ fn exact_decimal(s: &str) -> Option<Option<u128>> {
         return None;
     }
     let frac = frac.trim_end_matches('0');
-    let Some(shift) = exp.checked_sub(frac.len() as u32) else {
-        return Some(None); // a fraction remains
-    };
     let digits: u128 = match format!("{int}{frac}").trim_start_matches('0') {
-        "" => 0,
+        "" => return Some(Some(0)),
         d if d.len() > 38 => return Some(None),
         d => d.parse().ok()?,
     };
-    if digits == 0 {
-        return Some(Some(0));
-    }
-    Some(10u128.checked_pow(shift).and_then(|p| digits.checked_mul(p)))
+    // value = digits * 10^exp * mult / 10^frac_len, exactly, or not at all.
+    let value = (|| {
+        let mut num = digits.checked_mul(u128::from(mult))?;
+        let mut den_exp = frac.len() as u32;
+        let common = den_exp.min(exp);
+        den_exp -= common;
+        num = num.checked_mul(10u128.checked_pow(exp - common)?)?;
+        let den = 10u128.checked_pow(den_exp)?;
+        (num % den == 0).then(|| num / den)
+    })();
+    Some(value)
 }
 
 impl fmt::Display for Size {

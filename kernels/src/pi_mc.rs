@@ -60,10 +60,8 @@ fn count_block(key: u64, range: Range<u64>) -> u64 {
 /// `samples` samples), in parallel on the current rayon pool.
 pub fn count_inside(seed: u64, samples: u64, units: Range<u64>) -> Tally {
     let key = key(seed);
-    let hits: u64 = units
-        .into_par_iter()
-        .map(|u| simd::fastest(|| count_block(key, sample_range(samples, u..u + 1))))
-        .sum();
+    let hits: u64 =
+        units.into_par_iter().map(|u| simd::fastest(|| count_block(key, sample_range(samples, u..u + 1)))).sum();
     Tally::count(hits)
 }
 

@@ -27,7 +27,8 @@ impl Mandelbrot {
         let dim = |name: &str, v: u64| {
             u32::try_from(v).map_err(|_| UsageError(format!("--{name} {v} is too large (at most {})", u32::MAX)))
         };
-        let (width, height, max_iter) = (dim("width", a.width.0)?, dim("height", a.height.0)?, dim("max-iter", a.max_iter.0)?);
+        let (width, height, max_iter) =
+            (dim("width", a.width.0)?, dim("height", a.height.0)?, dim("max-iter", a.max_iter.0)?);
         let region = match a.center {
             Some((cx, cy)) => {
                 let zoom = a.zoom.unwrap_or(1.0);
@@ -43,7 +44,15 @@ impl Mandelbrot {
                 ymax: a.ymax.unwrap_or(Region::SEED.ymax),
             },
         };
-        let p = Params { width, height, max_iter, region, bailout: a.bailout, colormap: a.colormap.into(), smooth: !a.banded };
+        let p = Params {
+            width,
+            height,
+            max_iter,
+            region,
+            bailout: a.bailout,
+            colormap: a.colormap.into(),
+            smooth: !a.banded,
+        };
         p.validate().map_err(UsageError)?;
         if p.image_bytes() > MAX_IMAGE_BYTES {
             return Err(UsageError(format!(
@@ -64,7 +73,8 @@ impl Mandelbrot {
     fn verify_rows(&self) -> Vec<u32> {
         let h = self.p.height;
         let k = VERIFY_ROWS.min(h);
-        let mut rows: Vec<u32> = (0..k).map(|i| (u64::from(i) * u64::from(h - 1) / u64::from((k - 1).max(1))) as u32).collect();
+        let mut rows: Vec<u32> =
+            (0..k).map(|i| (u64::from(i) * u64::from(h - 1) / u64::from((k - 1).max(1))) as u32).collect();
         rows.dedup();
         rows
     }

@@ -51,8 +51,8 @@ impl Job for PiMc {
                 (h, pi, pi - PI, pi_mc::standard_error(self.samples))
             })
         });
-        let (hits, pi, err, se) =
-            checked.ok_or_else(|| anyhow!("the ranks' hit counts add up to {} for {} samples", tally.0, self.samples))?;
+        let (hits, pi, err, se) = checked
+            .ok_or_else(|| anyhow!("the ranks' hit counts add up to {} for {} samples", tally.0, self.samples))?;
         let verified = err.abs() <= SIGMAS * se;
         Ok(Finished {
             result: json!({

@@ -40,12 +40,10 @@ impl Launch {
     }
 }
 
-/// A failed job-wide check: which rank failed and, on that rank, why.
+/// A failed job-wide check: on the lowest failing rank, why; elsewhere nothing.
 #[derive(Debug)]
 pub struct Failure {
-    /// The lowest rank whose check failed.
-    pub rank: usize,
-    /// The error, on the failing rank only.
+    /// The error, on the lowest failing rank only.
     pub error: Option<anyhow::Error>,
 }
 
@@ -101,11 +99,6 @@ impl Spmd {
         self.threads
     }
 
-    /// This rank's processor (host) name.
-    pub fn host(&self) -> &str {
-        &self.host
-    }
-
     pub(crate) fn world(&self) -> &SimpleCommunicator {
         &self.world
     }
@@ -121,8 +114,7 @@ impl Spmd {
         if lowest == u64::MAX {
             return Ok(());
         }
-        let rank = lowest as usize;
-        Err(Failure { rank, error: if rank == self.rank { local.err() } else { None } })
+        Err(Failure { error: if lowest as usize == self.rank { local.err() } else { None } })
     }
 
     /// A label for messages: empty for a one-rank job, else " on rank R (host)".
@@ -165,14 +157,6 @@ impl Spmd {
         let mut all = vec![0.0f64; RankStats::FIELDS * self.size];
         root.gather_into_root(&mine[..], &mut all[..]);
         Some(all.chunks(RankStats::FIELDS).map(RankStats::from_slice).collect())
-    }
-
-    /// Prints `message` naming this rank and ends the whole job, every rank,
-    /// with a non-zero exit. For failures after the job-wide checks, where
-    /// other ranks may be waiting on this one.
-    pub fn abort(&self, message: &str) -> ! {
-        eprintln!("pikernels: error{}: {message}", self.whereabouts());
-        self.world.abort(1)
     }
 }
 

@@ -179,10 +179,12 @@ impl<'a> Ctx<'a> {
         // The root decides the decomposition and scatters each rank its range.
         let mut mine = [0u64; 2];
         let ranges: Vec<u64> = if is_root {
-            (0..self.size()).flat_map(|r| {
-                let b = self.static_range(r);
-                [b.start, b.end]
-            }).collect()
+            (0..self.size())
+                .flat_map(|r| {
+                    let b = self.static_range(r);
+                    [b.start, b.end]
+                })
+                .collect()
         } else {
             Vec::new()
         };
@@ -194,7 +196,7 @@ impl<'a> Ctx<'a> {
             }
         });
         let range = mine[0]..mine[1];
-        let mut local = vec![0u8; self.bytes_of(&range)];
+        let mut local = mpi_buffer(self.bytes_of(&range));
         let tally = self.compute(range, &mut local);
 
         let limbs = tally.to_limbs();
@@ -379,6 +381,17 @@ impl<'a> Ctx<'a> {
         self.stats.comm_s += comm_s;
         (root_part + served_tally, Some(all.into_inner().expect("result buffer")))
     }
+}
+
+/// A zeroed buffer of `len` bytes whose address is real even when `len` is 0.
+///
+/// An empty `Vec` points at address 1, which OpenMPI reads as `MPI_IN_PLACE`
+/// (also 1) and rejects on non-root ranks of a gather; a rank with no rows
+/// must still pass a genuine (empty) buffer.
+fn mpi_buffer(len: usize) -> Vec<u8> {
+    let mut v = Vec::with_capacity(len.max(1));
+    v.resize(len, 0);
+    v
 }
 
 /// The header of a dynamic worker's result message: the range it computed

@@ -1,0 +1,122 @@
+//! Results are identical for any process count, thread count and strategy,
+//! under real `mpirun`.
+
+mod util;
+
+use serde_json::Value;
+use util::{direct, mpirun, tempdir};
+
+const COMMS: [&str; 3] = ["collective", "p2p", "dynamic"];
+
+fn json_run(np: usize, args: &[&str]) -> Value {
+    let mut all: Vec<&str> = args.to_vec();
+    all.extend(["--format", "json"]);
+    let run = mpirun(np, &all);
+    assert!(run.success(), "np={np} {args:?}:\n{run}");
+    let report = run.report();
+    assert_eq!(report["ranks"], np, "{run}");
+    assert_eq!(report["verified"], true, "{run}");
+    report
+}
+
+#[test]
+fn pi_mc_hits_are_identical_for_any_decomposition() {
+    // 7 units of which the last is partial: uneven under every np.
+    let args = ["pi-mc", "--samples", "400001", "--seed", "42"];
+    let reference = json_run(1, &args)["result"]["hits"].clone();
+    assert!(reference.as_u64().unwrap() > 0);
+    for np in 1..=4 {
+        for comm in COMMS {
+            for threads in ["1", "3"] {
+                let mut a = args.to_vec();
+                a.extend(["--comm", comm, "--threads", threads]);
+                let r = json_run(np, &a);
+                assert_eq!(r["result"]["hits"], reference, "np={np} comm={comm} threads={threads}");
+            }
+        }
+    }
+    let other_seed = json_run(1, &["pi-mc", "--samples", "400001", "--seed", "43"]);
+    assert_ne!(other_seed["result"]["hits"], reference, "the seed must matter");
+}
+
+#[test]
+fn leibniz_pi_is_bit_identical_for_any_decomposition() {
+    let args = ["leibniz", "--terms", "1000003"];
+    let reference = json_run(1, &args)["result"]["pi"].as_f64().unwrap();
+    for np in 1..=4 {
+        for comm in COMMS {
+            let threads = if np % 2 == 0 { "2" } else { "1" };
+            let mut a = args.to_vec();
+            a.extend(["--comm", comm, "--threads", threads]);
+            let pi = json_run(np, &a)["result"]["pi"].as_f64().unwrap();
+            assert_eq!(pi.to_bits(), reference.to_bits(), "np={np} comm={comm}");
+        }
+    }
+}
+
+#[test]
+fn mandelbrot_png_bytes_are_identical_for_any_decomposition() {
+    let dir = tempdir();
+    let render = |np: usize, comm: &str, threads: &str| {
+        let out = dir.path().join(format!("m-{np}-{comm}-{threads}.png"));
+        let r = json_run(
+            np,
+            &[
+                "mandelbrot",
+                "--width",
+                "157",
+                "--height",
+                "61",
+                "--max-iter",
+                "100",
+                "--comm",
+                comm,
+                "--threads",
+                threads,
+                "--out",
+                out.to_str().unwrap(),
+            ],
+        );
+        (std::fs::read(&out).unwrap(), r["result"]["total_iterations"].clone())
+    };
+    let (png, iters) = render(1, "collective", "2");
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"));
+    for np in 1..=4 {
+        for comm in COMMS {
+            let threads = if np == 3 { "2" } else { "1" };
+            let (other, other_iters) = render(np, comm, threads);
+            assert!(other == png, "PNG differs at np={np} comm={comm}");
+            assert_eq!(other_iters, iters, "np={np} comm={comm}");
+        }
+    }
+}
+
+#[test]
+fn fewer_units_than_ranks_still_works() {
+    // pi-mc: one unit of work for four ranks; mandelbrot: two rows for four ranks.
+    for comm in COMMS {
+        let r = json_run(4, &["pi-mc", "--samples", "10", "--comm", comm]);
+        let units: Vec<u64> = r["per_rank"].as_array().unwrap().iter().map(|x| x["units"].as_u64().unwrap()).collect();
+        assert_eq!(units.iter().sum::<u64>(), 1, "{comm}: {units:?}");
+        let dir = tempdir();
+        let out = dir.path().join("tiny.png");
+        let r = json_run(
+            4,
+            &["mandelbrot", "--width", "3", "--height", "2", "--comm", comm, "--out", out.to_str().unwrap()],
+        );
+        assert_eq!(r["result"]["pixels"], 6);
+        let img = std::fs::read(&out).unwrap();
+        assert!(img.starts_with(b"\x89PNG"));
+    }
+}
+
+#[test]
+fn no_launcher_runs_one_rank_on_all_cores() {
+    let run = direct(&["leibniz", "--terms", "1e6", "--format", "json"]);
+    assert!(run.success(), "{run}");
+    let r = run.report();
+    let cores = std::thread::available_parallelism().unwrap().get();
+    assert_eq!(r["ranks"], 1);
+    assert_eq!(r["threads_per_rank"], cores);
+    assert_eq!(r["hosts"].as_array().unwrap().len(), 1);
+}

@@ -1,0 +1,104 @@
+//! Bad input under several ranks: one clear message, the right exit code,
+//! no output file, and a quick end.
+
+mod util;
+
+use std::time::Duration;
+use util::{files_in, mpirun, tempdir, Run};
+
+/// A job that refuses its input must end well within this.
+const QUICK: Duration = Duration::from_secs(20);
+
+fn refused(run: &Run, code: i32, needle: &str) {
+    assert_eq!(run.code, Some(code), "{run}");
+    assert!(run.elapsed < QUICK, "took {:?}", run.elapsed);
+    assert!(run.stderr.contains(needle), "expected '{needle}' in:\n{run}");
+    assert_eq!(run.stderr.matches(needle).count(), 1, "printed once, not once per rank:\n{run}");
+    assert!(!run.stderr.contains("panicked"), "{run}");
+    assert!(run.stdout.is_empty(), "{run}");
+}
+
+#[test]
+fn usage_errors_exit_2_with_one_message() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["pi-mc", "--samples", "0"], "--samples must be at least 1"),
+        (&["pi-mc", "--samples", "-5"], "negative"),
+        (&["pi-mc", "--samples", "lots"], "not a valid count"),
+        (&["pi-mc", "--samples", "1e30"], "below 2^64"),
+        (&["leibniz", "--terms", "0"], "--terms must be at least 1"),
+        (&["leibniz", "--terms", "1e17"], "2^50"),
+        (&["leibniz", "--threads", "0"], "at least 1"),
+        (&["leibniz", "--comm", "carrier-pigeon"], "carrier-pigeon"),
+        (&["frobnicate"], "frobnicate"),
+        (&["pi-mc", "--bogus"], "--bogus"),
+        (&["mandelbrot", "--width", "0"], "at least one pixel"),
+        (&["mandelbrot", "--xmin", "1", "--xmax", "-1"], "region is empty"),
+        (&["mandelbrot", "--xmin", "NaN"], "finite"),
+        (&["mandelbrot", "--width", "30000", "--height", "30000"], "one gather can carry"),
+        (&["mandelbrot", "--center", "0,0", "--zoom", "-1"], "--zoom"),
+        (&["pi-mc", "--out", "x.txt"], "writes no file"),
+    ];
+    let dir = tempdir();
+    for (args, needle) in cases {
+        let mut cmd = util::mpirun_cmd(3, args);
+        cmd.current_dir(dir.path());
+        let run = util::run(cmd, util::TIMEOUT);
+        refused(&run, 2, needle);
+    }
+    assert!(files_in(dir.path()).is_empty(), "nothing written: {:?}", files_in(dir.path()));
+}
+
+#[test]
+fn unwritable_outputs_are_refused_before_any_work() {
+    let dir = tempdir();
+    let missing = dir.path().join("no/such/dir/m.png");
+    let run = mpirun(3, &["mandelbrot", "--width", "64", "--height", "64", "--out", missing.to_str().unwrap()]);
+    refused(&run, 2, "does not exist");
+    assert!(run.stderr.contains("rank 0"), "names the rank: {run}");
+
+    let run = mpirun(3, &["mandelbrot", "--width", "64", "--height", "64", "--out", dir.path().to_str().unwrap()]);
+    refused(&run, 2, "is a directory");
+
+    let run = mpirun(2, &["pi-mc", "--samples", "1e5", "--report", missing.to_str().unwrap()]);
+    refused(&run, 2, "does not exist");
+    assert!(files_in(dir.path()).is_empty());
+}
+
+#[test]
+fn read_only_directory_is_refused() {
+    if unsafe { libc::geteuid() } == 0 {
+        // Root writes anywhere; use a read-only bind of /proc-like place instead.
+        let run = mpirun(2, &["mandelbrot", "--width", "8", "--height", "8", "--out", "/proc/m.png"]);
+        refused(&run, 2, "cannot create files in /proc");
+        return;
+    }
+    let dir = tempdir();
+    let ro = dir.path().join("ro");
+    std::fs::create_dir(&ro).unwrap();
+    std::fs::set_permissions(&ro, std::os::unix::fs::PermissionsExt::from_mode(0o555)).unwrap();
+    let run = mpirun(2, &["mandelbrot", "--width", "8", "--height", "8", "--out", ro.join("m.png").to_str().unwrap()]);
+    refused(&run, 2, "cannot create files");
+}
+
+#[test]
+fn help_explains_units_and_defaults() {
+    let run = util::direct(&["mandelbrot", "--help"]);
+    assert!(run.success(), "{run}");
+    for needle in [
+        "--width <PIXELS>",
+        "[default: 3200]",
+        "--max-iter",
+        "[default: 32]",
+        "--comm",
+        "--threads",
+        "--format",
+        "--seed",
+        "--out",
+    ] {
+        assert!(run.stdout.contains(needle), "help lacks {needle}:\n{}", run.stdout);
+    }
+    let list = util::direct(&["list"]);
+    for k in ["pi-mc", "leibniz", "mandelbrot"] {
+        assert!(list.stdout.contains(k), "{list}");
+    }
+}

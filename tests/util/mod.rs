@@ -1,0 +1,132 @@
+//! Helpers for integration tests: run the `pikernels` binary directly or
+//! under `mpirun`, always with a timeout, and parse its JSON report.
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::io::Read;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Default limit for one spawned job. Generous for a loaded 2-core CI
+/// machine; a job that needs longer has hung.
+pub const TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The binary under test.
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_pikernels"))
+}
+
+/// What a finished process left.
+#[derive(Debug)]
+pub struct Run {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    pub elapsed: Duration,
+}
+
+impl Run {
+    pub fn success(&self) -> bool {
+        self.code == Some(0)
+    }
+
+    /// The JSON report on stdout (panics with the run's output if there is none).
+    pub fn report(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("no JSON report ({e}):\n{self}"))
+    }
+}
+
+impl std::fmt::Display for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {:?} after {:?}\n--- stdout\n{}\n--- stderr\n{}",
+            self.code, self.elapsed, self.stdout, self.stderr
+        )
+    }
+}
+
+/// The environment every mpirun of the tests gets: root allowed (CI runs as
+/// root), oversubscription allowed (more ranks than the 2 cores), and idle
+/// ranks yield the CPU instead of spinning.
+pub fn mpi_env(cmd: &mut Command) -> &mut Command {
+    cmd.env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+        .env("OMPI_MCA_rmaps_base_oversubscribe", "1")
+        .env("OMPI_MCA_mpi_yield_when_idle", "1")
+}
+
+/// `mpirun -np N pikernels ARGS...`
+pub fn mpirun_cmd(np: usize, args: &[&str]) -> Command {
+    let mut cmd = Command::new("mpirun");
+    mpi_env(&mut cmd).args(["--oversubscribe", "-np", &np.to_string()]).arg(bin()).args(args);
+    cmd
+}
+
+/// Runs `pikernels ARGS` under `mpirun -np N` with the default timeout.
+pub fn mpirun(np: usize, args: &[&str]) -> Run {
+    run(mpirun_cmd(np, args), TIMEOUT)
+}
+
+/// Runs `pikernels ARGS` with no launcher (one rank).
+pub fn direct(args: &[&str]) -> Run {
+    let mut cmd = Command::new(bin());
+    mpi_env(&mut cmd).args(args);
+    run(cmd, TIMEOUT)
+}
+
+/// Runs `cmd` in its own process group; if it outlives `timeout`, the whole
+/// group is killed and the test fails, so no test can hang.
+pub fn run(mut cmd: Command, timeout: Duration) -> Run {
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
+    let start = Instant::now();
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    let pgid = child.id() as i32;
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let out_t = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let err_t = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if start.elapsed() > timeout {
+            // SAFETY: plain syscall on the process group this function created.
+            unsafe { libc::killpg(pgid, libc::SIGKILL) };
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let run = Run {
+        code: status.and_then(|s| s.code()),
+        stdout: out_t.join().unwrap(),
+        stderr: err_t.join().unwrap(),
+        elapsed: start.elapsed(),
+    };
+    assert!(status.is_some(), "timed out after {timeout:?}: {cmd:?}\n{run}");
+    run
+}
+
+/// A fresh temporary directory.
+pub fn tempdir() -> tempfile::TempDir {
+    tempfile::tempdir().expect("temporary directory")
+}
+
+/// File names in `dir`, sorted.
+pub fn files_in(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> =
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    v.sort();
+    v
+}
