@@ -47,6 +47,14 @@ pub trait Job: Sync {
     }
     /// On rank 0: verifies the result, writes file outputs, describes the result.
     fn finish(&self, tally: Tally, data: Vec<u8>) -> Result<Finished>;
+    /// For kernels whose data movement is not "units out, tally and bytes
+    /// back" (a matrix multiply's broadcasts, a sort's all-to-all): run the
+    /// whole distributed computation against the runtime and return what
+    /// [`spmd::strategy::run`] would. `None` (the default) uses the generic
+    /// strategies.
+    fn run_spmd(&self, _spmd: &Spmd, _comm: spmd::Comm) -> Option<spmd::strategy::Outcome> {
+        None
+    }
 }
 
 /// What a rank knows when it checks its resources.
@@ -143,7 +151,7 @@ pub fn execute(job: &dyn Job, common: &Common) -> ExitCode {
     let hosts = spmd.gather_hosts();
     let compute = |units: Range<u64>, out: &mut [u8]| job.compute(units, out);
     let work = Work { units: job.units(), unit_bytes: job.unit_bytes(), compute: &compute };
-    let outcome = spmd::strategy::run(&spmd, common.comm, &work);
+    let outcome = job.run_spmd(&spmd, common.comm).unwrap_or_else(|| spmd::strategy::run(&spmd, common.comm, &work));
     let stats = spmd.gather_stats(outcome.stats);
 
     let (Some(hosts), Some(stats), Some(data)) = (hosts, stats, outcome.data) else {
