@@ -7,6 +7,7 @@ mod cli;
 mod jobs;
 mod output;
 mod report;
+mod signals;
 mod size;
 mod spmd;
 

@@ -19,6 +19,7 @@ pub fn temp_path(path: &Path) -> PathBuf {
 /// temporary file is removed and `path` is left as it was.
 pub fn write_atomic(path: &Path, write: impl FnOnce(&mut BufWriter<File>) -> Result<()>) -> Result<()> {
     let tmp = temp_path(path);
+    let _tracked = crate::signals::track(&tmp);
     let result = (|| {
         let file = OpenOptions::new()
             .write(true)

@@ -71,6 +71,7 @@ impl Spmd {
         let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
         let host = mpi::environment::processor_name().unwrap_or_else(|_| "unknown".into());
         install_panic_hook(rank, host.clone());
+        crate::signals::install(whereabouts(rank, size, &host)).context("cannot install the signal handler")?;
         rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .thread_name(|i| format!("pikernels-worker-{i}"))
@@ -119,11 +120,7 @@ impl Spmd {
 
     /// A label for messages: empty for a one-rank job, else " on rank R (host)".
     pub fn whereabouts(&self) -> String {
-        if self.size == 1 {
-            String::new()
-        } else {
-            format!(" on rank {} of {} ({})", self.rank, self.size, self.host)
-        }
+        whereabouts(self.rank, self.size, &self.host)
     }
 
     /// Gathers every rank's host name at rank 0 (`None` elsewhere).
@@ -157,6 +154,14 @@ impl Spmd {
         let mut all = vec![0.0f64; RankStats::FIELDS * self.size];
         root.gather_into_root(&mine[..], &mut all[..]);
         Some(all.chunks(RankStats::FIELDS).map(RankStats::from_slice).collect())
+    }
+}
+
+fn whereabouts(rank: usize, size: usize, host: &str) -> String {
+    if size == 1 {
+        String::new()
+    } else {
+        format!(" on rank {rank} of {size} ({host})")
     }
 }
 
