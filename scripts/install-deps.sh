@@ -5,13 +5,19 @@
 #   scripts/install-deps.sh --test   also what the test suite uses
 set -euo pipefail
 
-packages=(libopenmpi-dev openmpi-bin libclang-dev clang pkg-config)
+packages=(libopenmpi-dev openmpi-bin libclang-dev pkg-config)
 if [[ "${1:-}" == "--test" ]]; then
   packages+=(ffmpeg openssh-server openssh-client iproute2 kubernetes-client python3 python3-venv)
 fi
 
+# A command that is already on the PATH counts as installed, whichever package
+# brought it (some images ship kubectl from another source, and Debian's
+# kubernetes-client would then conflict with it).
+declare -A provides=([kubernetes-client]=kubectl [ffmpeg]=ffprobe [openmpi-bin]=mpirun)
 missing=()
 for p in "${packages[@]}"; do
+  cmd=${provides[$p]:-}
+  [[ -n "$cmd" ]] && command -v "$cmd" >/dev/null && continue
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if ((${#missing[@]})); then

@@ -116,7 +116,7 @@ pub struct Common {
     #[arg(long, value_enum, default_value_t = Comm::Collective, help_heading = "Common options")]
     pub comm: Comm,
     /// Rayon threads per rank [default: the cores available to this rank].
-    #[arg(long, value_name = "N", value_parser = parse_threads, help_heading = "Common options")]
+    #[arg(long, value_name = "N", allow_hyphen_values = true, value_parser = parse_threads, help_heading = "Common options")]
     pub threads: Option<usize>,
     /// Report format on standard output.
     #[arg(long, value_enum, default_value_t = Format::Text, help_heading = "Common options")]
@@ -128,7 +128,7 @@ pub struct Common {
     #[arg(long, value_name = "PATH", help_heading = "Common options")]
     pub report: Option<PathBuf>,
     /// Seed of the deterministic random streams (pi-mc).
-    #[arg(long, value_name = "S", default_value_t = 1, help_heading = "Common options")]
+    #[arg(long, value_name = "S", allow_hyphen_values = true, default_value_t = 1, help_heading = "Common options")]
     pub seed: u64,
 }
 

@@ -20,10 +20,18 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => {
             // Every rank parses the same arguments and exits the same way; one prints.
-            if launch.is_root() {
-                let _ = e.print();
+            let code = e.exit_code().clamp(0, 255) as u8;
+            if code == 0 {
+                // --help, --version: nothing failed, nobody waits.
+                if launch.is_root() {
+                    let _ = e.print();
+                }
+            } else {
+                launch.refuse(|| {
+                    let _ = e.print();
+                });
             }
-            return ExitCode::from(e.exit_code().clamp(0, 255) as u8);
+            return ExitCode::from(code);
         }
     };
     if let cli::Command::List = cli.command {
@@ -35,10 +43,9 @@ fn main() -> ExitCode {
     let job = match jobs::from_cli(&cli.command) {
         Ok(job) => job,
         Err(jobs::UsageError(msg)) => {
-            if launch.is_root() {
-                let e = cli::Cli::command().error(clap::error::ErrorKind::ValueValidation, msg);
-                let _ = e.print();
-            }
+            launch.refuse(|| {
+                let _ = cli::Cli::command().error(clap::error::ErrorKind::ValueValidation, msg).print();
+            });
             return ExitCode::from(jobs::EXIT_USAGE);
         }
     };

@@ -80,19 +80,54 @@ pub fn available_disk(path: &Path) -> Option<u64> {
 }
 
 /// Memory this process can still allocate: the kernel's `MemAvailable`,
-/// lowered to the cgroup (container) limit's headroom where one is set.
+/// lowered to the headroom of any memory-limited cgroup this process is in
+/// (a container's or a Kubernetes pod's limit; cgroup v1 and v2).
 pub fn available_memory() -> Option<u64> {
     let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let mut avail = meminfo
+    let avail = meminfo
         .lines()
         .find_map(|l| l.strip_prefix("MemAvailable:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())?
         * 1024;
-    let read = |p: &str| std::fs::read_to_string(p).ok().and_then(|s| s.trim().parse::<u64>().ok());
-    if let (Some(max), Some(used)) = (read("/sys/fs/cgroup/memory.max"), read("/sys/fs/cgroup/memory.current")) {
-        avail = avail.min(max.saturating_sub(used));
+    Some(cgroup_headroom().map_or(avail, |h| h.min(avail)))
+}
+
+/// The smallest `limit - usage` over this process's memory cgroups and their
+/// ancestors (limits are inherited), if any is limited.
+fn cgroup_headroom() -> Option<u64> {
+    let read = |p: &Path| std::fs::read_to_string(p).ok().and_then(|s| s.trim().parse::<u64>().ok());
+    let own = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let mut best: Option<u64> = None;
+    for line in own.lines() {
+        let mut fields = line.splitn(3, ':');
+        let (Some(_), Some(controllers), Some(path)) = (fields.next(), fields.next(), fields.next()) else { continue };
+        // (mount point, limit file, usage file): v2's unified hierarchy or v1's memory controller.
+        let layouts: &[(&str, &str, &str)] = if controllers.is_empty() {
+            &[
+                ("/sys/fs/cgroup", "memory.max", "memory.current"),
+                ("/sys/fs/cgroup/unified", "memory.max", "memory.current"),
+            ]
+        } else if controllers.split(',').any(|c| c == "memory") {
+            &[("/sys/fs/cgroup/memory", "memory.limit_in_bytes", "memory.usage_in_bytes")]
+        } else {
+            continue;
+        };
+        for (base, limit, usage) in layouts {
+            let base = Path::new(base);
+            let mut dir = base.join(path.trim_start_matches('/'));
+            loop {
+                // "max" (v2, unlimited) does not parse and is skipped.
+                if let (Some(max), Some(used)) = (read(&dir.join(limit)), read(&dir.join(usage))) {
+                    let room = max.saturating_sub(used);
+                    best = Some(best.map_or(room, |b| b.min(room)));
+                }
+                if dir == base || !dir.pop() {
+                    break;
+                }
+            }
+        }
     }
-    Some(avail)
+    best
 }
 
 /// Fails with an estimate if `need` bytes of memory are not available.

@@ -1,5 +1,5 @@
-//! Bad input under several ranks: one clear message, the right exit code,
-//! no output file, and a quick end.
+//! Refusals that need more than the table in bad_input.rs: which rank is
+//! named, several outputs at once, --help.
 
 mod util;
 
@@ -16,36 +16,6 @@ fn refused(run: &Run, code: i32, needle: &str) {
     assert_eq!(run.stderr.matches(needle).count(), 1, "printed once, not once per rank:\n{run}");
     assert!(!run.stderr.contains("panicked"), "{run}");
     assert!(run.stdout.is_empty(), "{run}");
-}
-
-#[test]
-fn usage_errors_exit_2_with_one_message() {
-    let cases: &[(&[&str], &str)] = &[
-        (&["pi-mc", "--samples", "0"], "--samples must be at least 1"),
-        (&["pi-mc", "--samples", "-5"], "negative"),
-        (&["pi-mc", "--samples", "lots"], "not a valid count"),
-        (&["pi-mc", "--samples", "1e30"], "below 2^64"),
-        (&["leibniz", "--terms", "0"], "--terms must be at least 1"),
-        (&["leibniz", "--terms", "1e17"], "2^50"),
-        (&["leibniz", "--threads", "0"], "at least 1"),
-        (&["leibniz", "--comm", "carrier-pigeon"], "carrier-pigeon"),
-        (&["frobnicate"], "frobnicate"),
-        (&["pi-mc", "--bogus"], "--bogus"),
-        (&["mandelbrot", "--width", "0"], "at least one pixel"),
-        (&["mandelbrot", "--xmin", "1", "--xmax", "-1"], "region is empty"),
-        (&["mandelbrot", "--xmin", "NaN"], "finite"),
-        (&["mandelbrot", "--width", "30000", "--height", "30000"], "one gather can carry"),
-        (&["mandelbrot", "--center", "0,0", "--zoom", "-1"], "--zoom"),
-        (&["pi-mc", "--out", "x.txt"], "writes no file"),
-    ];
-    let dir = tempdir();
-    for (args, needle) in cases {
-        let mut cmd = util::mpirun_cmd(3, args);
-        cmd.current_dir(dir.path());
-        let run = util::run(cmd, util::TIMEOUT);
-        refused(&run, 2, needle);
-    }
-    assert!(files_in(dir.path()).is_empty(), "nothing written: {:?}", files_in(dir.path()));
 }
 
 #[test]

@@ -141,10 +141,7 @@ pub fn execute(job: &dyn Job, common: &Common) -> ExitCode {
         (Some(path), true) => output::check_writable(path, "report"),
         _ => Ok(()),
     });
-    if let Err(failure) = spmd.agree(local) {
-        if let Some(e) = failure.error {
-            eprintln!("pikernels: error{}: {e:#}", spmd.whereabouts());
-        }
+    if spmd.agree(local, |e| eprintln!("pikernels: error{}: {e:#}", spmd.whereabouts())).is_err() {
         return ExitCode::from(EXIT_USAGE);
     }
 

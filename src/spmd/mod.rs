@@ -22,30 +22,47 @@ use std::sync::atomic::{AtomicBool, Ordering};
 pub struct Launch {
     /// This process's rank as the launcher numbered it (0 without a launcher).
     pub rank: u32,
+    /// Number of processes the launcher started (1 without a launcher).
+    pub size: u32,
 }
 
 impl Launch {
-    /// Reads OpenMPI's, PMIx's and MPICH's (PMI) rank variables.
+    /// Reads OpenMPI's, PMIx's and MPICH's (PMI) rank and size variables.
     pub fn from_env() -> Launch {
-        let rank = ["OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK"]
-            .iter()
-            .find_map(|v| std::env::var(v).ok()?.parse().ok())
-            .unwrap_or(0);
-        Launch { rank }
+        let first = |vars: &[&str]| vars.iter().find_map(|v| std::env::var(v).ok()?.parse().ok());
+        Launch {
+            rank: first(&["OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK"]).unwrap_or(0),
+            size: first(&["OMPI_COMM_WORLD_SIZE", "PMI_SIZE"]).unwrap_or(1),
+        }
     }
 
     /// Whether this process prints job-wide messages (it is rank 0).
     pub fn is_root(self) -> bool {
         self.rank == 0
     }
+
+    /// Ends a job whose command line was refused, with `print` run once.
+    ///
+    /// Every rank refuses the same argv, but a rank that exits non-zero makes
+    /// mpirun kill the others, possibly before rank 0's message is out. So
+    /// under a launcher every rank starts MPI and waits at a barrier until
+    /// rank 0 has printed; no message is sent before that.
+    pub fn refuse(self, print: impl FnOnce()) {
+        let universe = if self.size > 1 { mpi::initialize() } else { None };
+        if self.is_root() {
+            print();
+            use std::io::Write;
+            let _ = std::io::stderr().flush();
+        }
+        if let Some(universe) = universe {
+            universe.world().barrier();
+        }
+    }
 }
 
-/// A failed job-wide check: on the lowest failing rank, why; elsewhere nothing.
+/// A failed job-wide check (already reported by the failing rank).
 #[derive(Debug)]
-pub struct Failure {
-    /// The error, on the lowest failing rank only.
-    pub error: Option<anyhow::Error>,
-}
+pub struct Failure;
 
 /// The running SPMD job as one process sees it.
 pub struct Spmd {
@@ -105,17 +122,24 @@ impl Spmd {
     }
 
     /// Combines a check every rank made on its own into one decision: `Ok` on
-    /// every rank if all passed, else the same `Failure` on every rank, naming
-    /// the lowest failing rank (which alone holds the error, so the message is
-    /// printed once).
-    pub fn agree(&self, local: Result<()>) -> Result<(), Failure> {
+    /// every rank if all passed, else a `Failure` on every rank. The lowest
+    /// failing rank alone prints `message` (once for the job), and every rank
+    /// waits until it has, since mpirun kills the rest as soon as one rank
+    /// exits non-zero.
+    pub fn agree(&self, local: Result<()>, message: impl FnOnce(&anyhow::Error)) -> Result<(), Failure> {
         let mine = if local.is_err() { self.rank as u64 } else { u64::MAX };
         let mut lowest = u64::MAX;
         self.world.all_reduce_into(&mine, &mut lowest, SystemOperation::min());
         if lowest == u64::MAX {
             return Ok(());
         }
-        Err(Failure { error: if lowest as usize == self.rank { local.err() } else { None } })
+        if let (true, Err(e)) = (lowest as usize == self.rank, &local) {
+            message(e);
+            use std::io::Write;
+            let _ = std::io::stderr().flush();
+        }
+        self.world.barrier();
+        Err(Failure)
     }
 
     /// A label for messages: empty for a one-rank job, else " on rank R (host)".
