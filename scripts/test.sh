@@ -7,4 +7,6 @@ cd "$(dirname "$0")/.."
 # oversubscription; both are normal on CI machines and laptops.
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 export OMPI_MCA_rmaps_base_oversubscribe=1 OMPI_MCA_mpi_yield_when_idle=1
-cargo test --workspace --release --locked "$@"
+# --nocapture lets the reliability suites print their figures (cases tried and
+# passed, faults injected and survived); other tests print nothing themselves.
+cargo test --workspace --release --locked "$@" -- --nocapture

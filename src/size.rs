@@ -179,6 +179,38 @@ mod tests {
         assert!(bad("e5").contains("e.g."));
     }
 
+    proptest::proptest! {
+        #[test]
+        fn every_u64_round_trips(n: u64) {
+            proptest::prop_assert_eq!(ok(&n.to_string()), n);
+            proptest::prop_assert_eq!(ok(&Size(n).to_string()), n);
+        }
+
+        #[test]
+        fn suffixes_multiply_exactly(n in 0u64..18_446_744_073u64, i in 0usize..8) {
+            let (suffix, mult) = SUFFIXES[i];
+            let text = format!("{n}{suffix}");
+            match n.checked_mul(mult) {
+                Some(v) => proptest::prop_assert_eq!(ok(&text), v),
+                None => proptest::prop_assert!(text.parse::<Size>().is_err()),
+            }
+        }
+
+        #[test]
+        fn exponents_are_exact(m in 0u64..100_000, e in 0u32..25) {
+            let text = format!("{m}e{e}");
+            match 10u64.checked_pow(e).and_then(|p| m.checked_mul(p)) {
+                Some(v) => proptest::prop_assert_eq!(ok(&text), v),
+                None => proptest::prop_assert!(text.parse::<Size>().is_err()),
+            }
+        }
+
+        #[test]
+        fn arbitrary_text_never_panics(s in "\\PC{0,24}") {
+            let _ = s.parse::<Size>();
+        }
+    }
+
     #[test]
     fn displays_compactly_and_round_trips() {
         for (n, s) in [(1_000_000_000u64, "1e9"), (50_000, "5e4"), (3200, "3200"), (12_345_000, "12345000"), (0, "0")] {

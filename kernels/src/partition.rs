@@ -80,6 +80,47 @@ mod tests {
         covers_once(u64::MAX - 1, 7);
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_count_and_rank_count_is_covered_exactly_once(n in 0u64..u64::MAX, parts in 1u64..5000) {
+            // Check the cut points: contiguous, starting at 0, ending at n, sizes within one.
+            let mut next = 0;
+            let probe: Vec<u64> = if parts <= 64 { (0..parts).collect() } else { vec![0, 1, parts / 2, parts - 2, parts - 1] };
+            for &i in &probe {
+                let r = block_range(n, parts, i);
+                if i == 0 { proptest::prop_assert_eq!(r.start, 0); }
+                if parts <= 64 { proptest::prop_assert_eq!(r.start, next); }
+                let len = r.end - r.start;
+                proptest::prop_assert!(len == n / parts || len == n / parts + 1);
+                next = r.end;
+            }
+            proptest::prop_assert_eq!(block_range(n, parts, parts - 1).end, n);
+        }
+
+        #[test]
+        fn small_counts_are_covered_exactly_once_index_by_index(n in 0u64..2000, parts in 1u64..40) {
+            let mut seen = vec![0u8; n as usize];
+            for i in 0..parts {
+                for u in block_range(n, parts, i) {
+                    seen[u as usize] += 1;
+                }
+            }
+            proptest::prop_assert!(seen.iter().all(|&c| c == 1));
+        }
+
+        #[test]
+        fn dynamic_chunks_cover_exactly_once(n in 0u64..100_000, workers in 1u64..64) {
+            let chunk = dynamic_chunk(n, workers, 16);
+            let mut next = 0;
+            for r in chunks(n, chunk) {
+                proptest::prop_assert_eq!(r.start, next);
+                proptest::prop_assert!(!r.is_empty() && r.end - r.start <= chunk);
+                next = r.end;
+            }
+            proptest::prop_assert_eq!(next, n);
+        }
+    }
+
     #[test]
     fn chunks_cover_in_order() {
         let c: Vec<_> = chunks(10, 4).collect();

@@ -1,0 +1,331 @@
+//! Faults injected into running jobs: a rank killed, the job stopped with
+//! SIGTERM or SIGINT, a full disk, too little memory. Each must end the job
+//! within seconds, non-zero, leaving no partial output or temporary file.
+//! Prints its figures: faults injected, faults survived.
+
+mod util;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+use util::{files_in, mpirun_cmd, tempdir};
+
+/// How long a job may take to end after a fault.
+const ENDS_WITHIN: Duration = Duration::from_secs(10);
+
+static INJECTED: AtomicUsize = AtomicUsize::new(0);
+static SURVIVED: AtomicUsize = AtomicUsize::new(0);
+
+fn tally(survived: bool) {
+    let i = INJECTED.fetch_add(1, Ordering::SeqCst) + 1;
+    let s = SURVIVED.fetch_add(usize::from(survived), Ordering::SeqCst) + usize::from(survived);
+    println!("faults: {i} injected, {s} survived so far");
+}
+
+fn is_root() -> bool {
+    // SAFETY: a plain getter.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Root-only tests run when root; elsewhere they say why and pass, unless
+/// PIKERNELS_REQUIRE_ROOT_TESTS=1 (set by CI, which is root) makes them fail.
+fn need_root(what: &str) -> bool {
+    if is_root() {
+        return true;
+    }
+    let required = std::env::var("PIKERNELS_REQUIRE_ROOT_TESTS").is_ok_and(|v| v == "1");
+    assert!(!required, "{what} needs root, and PIKERNELS_REQUIRE_ROOT_TESTS=1");
+    println!("skipped: {what} needs root (mount, cgroups); CI runs it as root");
+    false
+}
+
+/// A running job in its own process group, its output going to files.
+struct Job {
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl Job {
+    fn start(mut cmd: Command) -> Job {
+        let dir = tempdir();
+        use std::os::unix::process::CommandExt;
+        cmd.current_dir(dir.path())
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(dir.path().join("stdout")).unwrap())
+            .stderr(std::fs::File::create(dir.path().join("stderr")).unwrap())
+            .process_group(0);
+        let child = cmd.spawn().expect("start mpirun");
+        Job { child, dir }
+    }
+
+    fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// Pids of processes whose parent is the launcher, with their MPI rank.
+    fn ranks(&self) -> Vec<(i32, u32)> {
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+            // Fields after the command name, which is in parentheses.
+            let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else { continue };
+            let ppid: i32 = rest.split_whitespace().nth(1).and_then(|p| p.parse().ok()).unwrap_or(0);
+            if ppid != self.pid() && pid != self.pid() {
+                continue;
+            }
+            let env = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+            let rank = env
+                .split(|&b| b == 0)
+                .find_map(|kv| std::str::from_utf8(kv).ok()?.strip_prefix("OMPI_COMM_WORLD_RANK=")?.parse().ok());
+            if let Some(rank) = rank {
+                out.push((pid, rank));
+            }
+        }
+        out
+    }
+
+    /// Waits until `n` ranks run, then `settle` longer (so they are computing).
+    fn wait_for_ranks(&self, n: usize, settle: Duration) -> Vec<(i32, u32)> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let r = self.ranks();
+            if r.len() >= n {
+                std::thread::sleep(settle);
+                return r;
+            }
+            assert!(Instant::now() < deadline, "ranks did not start: {}", self.stderr());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits for the end; `None` if it outlives `limit` (then the group is killed).
+    fn wait(&mut self, limit: Duration) -> Option<i32> {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(
+                    status.code().unwrap_or(128 + std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0)),
+                );
+            }
+            if start.elapsed() > limit {
+                // SAFETY: plain syscall on the group this test created.
+                unsafe { libc::killpg(self.pid(), libc::SIGKILL) };
+                let _ = self.child.wait();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("stderr")).unwrap_or_default()
+    }
+
+    /// Files the job left besides its captured output.
+    fn left(&self, out_dir: &Path) -> Vec<String> {
+        files_in(out_dir).into_iter().filter(|f| f != "stdout" && f != "stderr").collect()
+    }
+
+    fn processes_gone(&self, pids: &[(i32, u32)]) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while pids.iter().any(|(p, _)| Path::new(&format!("/proc/{p}")).exists()) {
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        true
+    }
+}
+
+impl Drop for Job {
+    fn drop(&mut self) {
+        // SAFETY: as above; harmless if the group is gone.
+        unsafe { libc::killpg(self.pid(), libc::SIGKILL) };
+        let _ = self.child.wait();
+    }
+}
+
+/// A long job: 10^13 samples would take hours, so it is surely mid-run.
+fn long_pi(comm: &str) -> Vec<String> {
+    ["pi-mc", "--samples", "1e13", "--threads", "1", "--comm", comm, "--report", "report.json"]
+        .map(String::from)
+        .to_vec()
+}
+
+fn check_end(job: &mut Job, what: &str, expect_message: &str, ranks: &[(i32, u32)]) {
+    let t = Instant::now();
+    let code = job.wait(ENDS_WITHIN);
+    let err = job.stderr();
+    let survived = code.is_some_and(|c| c != 0)
+        && err.contains(expect_message)
+        && job.left(job.dir.path()).is_empty()
+        && job.processes_gone(ranks);
+    tally(survived);
+    assert!(code.is_some(), "{what}: still running {ENDS_WITHIN:?} after the fault\n{err}");
+    assert_ne!(code, Some(0), "{what}: exit 0 after a fault\n{err}");
+    assert!(err.contains(expect_message), "{what}: no '{expect_message}' in\n{err}");
+    assert!(job.left(job.dir.path()).is_empty(), "{what}: left {:?}", job.left(job.dir.path()));
+    assert!(job.processes_gone(ranks), "{what}: ranks still alive");
+    println!("{what}: ended in {:?} with exit {code:?}", t.elapsed());
+}
+
+#[test]
+fn a_killed_worker_rank_ends_the_job() {
+    for comm in ["collective", "dynamic"] {
+        let args = long_pi(comm);
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut job = Job::start(mpirun_cmd(3, &argv));
+        let ranks = job.wait_for_ranks(3, Duration::from_millis(700));
+        let (victim, _) = *ranks.iter().find(|(_, r)| *r == 1).expect("rank 1");
+        // SAFETY: plain syscall on a process this test started.
+        unsafe { libc::kill(victim, libc::SIGKILL) };
+        check_end(&mut job, &format!("SIGKILL rank 1 ({comm})"), "signal 9", &ranks);
+    }
+}
+
+#[test]
+fn sigterm_to_mpirun_stops_every_rank() {
+    let args = long_pi("dynamic");
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut job = Job::start(mpirun_cmd(3, &argv));
+    let ranks = job.wait_for_ranks(3, Duration::from_millis(700));
+    // SAFETY: plain syscall on a process this test started.
+    unsafe { libc::kill(job.pid(), libc::SIGTERM) };
+    check_end(&mut job, "SIGTERM to mpirun", "pikernels: stopped by SIGTERM", &ranks);
+}
+
+#[test]
+fn ctrl_c_stops_every_rank() {
+    // A terminal's Ctrl-C sends SIGINT to the whole foreground process group.
+    let args = long_pi("collective");
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut job = Job::start(mpirun_cmd(2, &argv));
+    let ranks = job.wait_for_ranks(2, Duration::from_millis(700));
+    // SAFETY: plain syscall on the group this test created.
+    unsafe { libc::killpg(job.pid(), libc::SIGINT) };
+    // mpirun turns SIGINT into SIGTERM for the ranks it started; either way they stop cleanly.
+    check_end(&mut job, "SIGINT to the process group", "pikernels: stopped by SIG", &ranks);
+}
+
+#[test]
+fn sigterm_while_writing_removes_the_temporary_file() {
+    // No launcher: the process writes the PNG itself. A big picture makes the
+    // encoding take long enough to be caught with the temporary file open.
+    let dir = tempdir();
+    let mut cmd = Command::new(util::bin());
+    util::mpi_env(&mut cmd).args(["mandelbrot", "--width", "9000", "--height", "9000", "--max-iter", "8", "--out"]);
+    cmd.arg(dir.path().join("m.png"));
+    let mut job = Job::start(cmd);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let caught = loop {
+        if files_in(dir.path()).iter().any(|f| f.ends_with(".tmp")) {
+            break true;
+        }
+        if job.child.try_wait().unwrap().is_some() || Instant::now() > deadline {
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    assert!(caught, "never saw the temporary file: {:?} {}", files_in(dir.path()), job.stderr());
+    // SAFETY: plain syscall on a process this test started.
+    unsafe { libc::kill(job.pid(), libc::SIGTERM) };
+    let code = job.wait(ENDS_WITHIN);
+    let left = files_in(dir.path());
+    let survived = code == Some(143) && left.is_empty() && job.stderr().contains("removed 1 temporary path");
+    tally(survived);
+    assert_eq!(code, Some(143), "{}", job.stderr());
+    assert!(left.is_empty(), "left {left:?}");
+    assert!(job.stderr().contains("stopped by SIGTERM; removed 1 temporary path"), "{}", job.stderr());
+}
+
+/// A small tmpfs mounted for the test, unmounted on drop.
+struct Tmpfs(tempfile::TempDir);
+
+impl Tmpfs {
+    fn new(size: &str) -> Tmpfs {
+        let dir = tempdir();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "pikernels-test"])
+            .arg(dir.path())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "cannot mount a tmpfs");
+        Tmpfs(dir)
+    }
+
+    fn path(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.0.path()).status();
+    }
+}
+
+#[test]
+fn a_full_disk_is_a_clear_error_and_loses_nothing() {
+    if !need_root("the full-disk test") {
+        return;
+    }
+    let disk = Tmpfs::new("256k");
+    // Too small for the picture: refused before any work, with the estimate.
+    let png = disk.path().join("m.png");
+    let r = util::mpirun(3, &["mandelbrot", "--width", "1000", "--height", "1000", "--out", png.to_str().unwrap()]);
+    let refused =
+        r.code == Some(2) && r.stderr.contains("may need up to 3.0 MiB of disk") && files_in(disk.path()).is_empty();
+    tally(refused);
+    assert!(refused, "{r}");
+
+    // Full while writing: the report cannot be written after the run.
+    std::fs::write(disk.path().join("filler"), vec![1u8; 256 * 1024]).ok();
+    let report = disk.path().join("r.json");
+    let r = util::mpirun(2, &["pi-mc", "--samples", "1e5", "--format", "json", "--report", report.to_str().unwrap()]);
+    let clean =
+        r.code == Some(1) && r.stderr.contains("No space left on device") && files_in(disk.path()) == ["filler"];
+    tally(clean);
+    assert!(clean, "{r}\nleft {:?}", files_in(disk.path()));
+}
+
+#[test]
+fn too_little_memory_is_refused_with_the_estimate() {
+    if !need_root("the memory-limit test") {
+        return;
+    }
+    // A memory cgroup (v1 or v2) with a 300 MB limit, inside this process's own.
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+    let (base, limit_file) = if let Some(path) = own.lines().find_map(|l| l.split_once(":memory:").map(|(_, p)| p)) {
+        (format!("/sys/fs/cgroup/memory{path}"), "memory.limit_in_bytes")
+    } else {
+        let path = own.lines().find_map(|l| l.strip_prefix("0::")).unwrap_or("/");
+        (format!("/sys/fs/cgroup{path}"), "memory.max")
+    };
+    let cg = Path::new(&base).join(format!("pikernels-test-{}", std::process::id()));
+    if std::fs::create_dir(&cg).is_err() || std::fs::write(cg.join(limit_file), "300000000").is_err() {
+        let _ = std::fs::remove_dir(&cg);
+        println!("skipped: no writable memory cgroup at {base}");
+        return;
+    }
+    let procs = cg.join("cgroup.procs");
+    let mut cmd = mpirun_cmd(3, &["mandelbrot", "--width", "8000", "--height", "8000", "--out", "m.png"]);
+    let dir = tempdir();
+    cmd.current_dir(dir.path());
+    let procs2 = procs.clone();
+    // SAFETY: the closure only writes a file, which is safe between fork and exec here.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        cmd.pre_exec(move || std::fs::write(&procs2, std::process::id().to_string()));
+    }
+    let r = util::run(cmd, util::TIMEOUT);
+    std::thread::sleep(Duration::from_millis(200));
+    let _ = std::fs::remove_dir(&cg);
+    let ok = r.code == Some(2)
+        && r.stderr.matches("needs about 427.3 MiB of memory, but only").count() == 1
+        && files_in(dir.path()).is_empty();
+    tally(ok);
+    assert!(ok, "{r}");
+}
