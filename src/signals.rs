@@ -61,6 +61,11 @@ pub fn install(whereabouts: String) -> std::io::Result<()> {
 /// Removes every tracked path; returns how many existed.
 fn remove_in_flight() -> usize {
     let paths = std::mem::take(&mut *lock());
+    remove(&paths)
+}
+
+/// Removes files and directories; returns how many existed.
+fn remove(paths: &[PathBuf]) -> usize {
     paths
         .iter()
         .filter(|p| if p.is_dir() { std::fs::remove_dir_all(p).is_ok() } else { std::fs::remove_file(p).is_ok() })
@@ -78,15 +83,20 @@ mod tests {
         std::fs::write(&a, "x").unwrap();
         std::fs::create_dir(&b).unwrap();
         std::fs::write(b.join("f"), "y").unwrap();
+        let c = dir.path().join("c.tmp");
+        std::fs::write(&c, "z").unwrap();
         let _ga = track(&a);
         let _gb = track(&b);
         {
-            let c = dir.path().join("c.tmp");
-            std::fs::write(&c, "z").unwrap();
             let _gc = track(&c);
-        } // forgotten, not deleted
-        assert_eq!(remove_in_flight(), 2);
+            assert!(lock().contains(&c));
+        }
+        // Other tests track their own files in the same registry at the same
+        // time, so look only at this test's entries.
+        let mine: Vec<PathBuf> = lock().iter().filter(|p| p.starts_with(dir.path())).cloned().collect();
+        assert_eq!(mine.len(), 2, "c was forgotten when its guard dropped: {mine:?}");
+        assert_eq!(remove(&mine), 2);
         assert!(!a.exists() && !b.exists());
-        assert!(dir.path().join("c.tmp").exists());
+        assert!(c.exists(), "forgetting does not delete");
     }
 }

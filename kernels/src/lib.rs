@@ -11,6 +11,16 @@
 //! Each kernel module offers a parallel function over a range of units (rayon
 //! inside, in whatever thread pool the caller installs) and a plain sequential
 //! reference used by tests and by the run-time verification.
+//!
+//! ```
+//! use kernels::{partition::block_range, pi_mc, Tally};
+//!
+//! // Cut 100,000 samples into three parts: the hits add up to the same total.
+//! let samples = 100_000;
+//! let units = pi_mc::units(samples);
+//! let parts: Tally = (0..3).map(|i| pi_mc::count_inside(7, samples, block_range(units, 3, i))).sum();
+//! assert_eq!(parts.to_count(), Some(pi_mc::count_inside_seq(7, 0..samples)));
+//! ```
 #![deny(missing_docs)]
 
 pub mod colormap;
