@@ -7,6 +7,7 @@
 
 mod leibniz;
 mod mandelbrot;
+pub mod partial;
 mod pi_mc;
 
 use crate::cli::{Command, Common};
@@ -54,6 +55,13 @@ pub trait Job: Sync {
     /// strategies.
     fn run_spmd(&self, _spmd: &Spmd, _comm: spmd::Comm) -> Option<spmd::strategy::Outcome> {
         None
+    }
+    /// Whether `--partition` may cut this job into parts that `pikernels
+    /// merge` combines: true only where the whole result is the tally
+    /// (opt-in, so a kernel with its own data movement never runs a part as
+    /// if it were the whole).
+    fn partitionable(&self) -> bool {
+        false
     }
 }
 
@@ -106,12 +114,17 @@ pub struct UsageError(pub String);
 /// The job a command line asks for; every parameter is checked here, before
 /// MPI starts, identically on every rank.
 pub fn from_cli(command: &Command) -> Result<Box<dyn Job>, UsageError> {
-    match command {
-        Command::List => Err(UsageError("'list' runs no job".into())),
-        Command::PiMc(a) => Ok(Box::new(pi_mc::PiMc::new(a)?)),
-        Command::Leibniz(a) => Ok(Box::new(leibniz::Leibniz::new(a)?)),
-        Command::Mandelbrot(a) => Ok(Box::new(mandelbrot::Mandelbrot::new(a)?)),
+    let job: Box<dyn Job> = match command {
+        Command::List => return Err(UsageError("'list' runs no job".into())),
+        Command::PiMc(a) => Box::new(pi_mc::PiMc::new(a)?),
+        Command::Leibniz(a) => Box::new(leibniz::Leibniz::new(a)?),
+        Command::Mandelbrot(a) => Box::new(mandelbrot::Mandelbrot::new(a)?),
+        Command::Merge(_) => return Err(UsageError("'merge' runs no job".into())),
+    };
+    if let Some(common) = command.common() {
+        partial::check(job.as_ref(), common)?;
     }
+    Ok(job)
 }
 
 /// Rejects `--out` for kernels that write no file.
@@ -149,15 +162,26 @@ pub fn execute(job: &dyn Job, common: &Common) -> ExitCode {
     }
 
     let hosts = spmd.gather_hosts();
-    let compute = |units: Range<u64>, out: &mut [u8]| job.compute(units, out);
-    let work = Work { units: job.units(), unit_bytes: job.unit_bytes(), compute: &compute };
-    let outcome = job.run_spmd(&spmd, common.comm).unwrap_or_else(|| spmd::strategy::run(&spmd, common.comm, &work));
+    // A partial run hands the runtime its part's units, renumbered from 0.
+    let mine = partial::units(job, common.partition);
+    let offset = mine.start;
+    let compute = |units: Range<u64>, out: &mut [u8]| job.compute(units.start + offset..units.end + offset, out);
+    let work = Work { units: mine.end - mine.start, unit_bytes: job.unit_bytes(), compute: &compute };
+    let custom = if common.partition.is_none() { job.run_spmd(&spmd, common.comm) } else { None };
+    let outcome = custom.unwrap_or_else(|| spmd::strategy::run(&spmd, common.comm, &work));
     let stats = spmd.gather_stats(outcome.stats);
 
     let (Some(hosts), Some(stats), Some(data)) = (hosts, stats, outcome.data) else {
         return ExitCode::SUCCESS; // not rank 0: its part is done
     };
-    let finished = match job.finish(outcome.tally, data) {
+    let (finished, partial) = match common.partition {
+        Some(part) => {
+            let (f, p) = partial::finished(part, &mine, job.units(), outcome.tally);
+            (Ok(f), Some(p))
+        }
+        None => (job.finish(outcome.tally, data), None),
+    };
+    let finished = match finished {
         Ok(f) => f,
         Err(e) => {
             eprintln!("pikernels: error{}: {e:#}", spmd.whereabouts());
@@ -194,6 +218,7 @@ pub fn execute(job: &dyn Job, common: &Common) -> ExitCode {
             per_core_per_s: rate(count, core_seconds),
         },
         build: Build::current(),
+        partial,
     };
     let rendered = report.render(common.format);
     print!("{rendered}");
@@ -203,7 +228,7 @@ pub fn execute(job: &dyn Job, common: &Common) -> ExitCode {
             return ExitCode::from(EXIT_FAILURE);
         }
     }
-    if report.verified {
+    if report.verified || report.partial.is_some() {
         ExitCode::SUCCESS
     } else {
         eprintln!("pikernels: verification FAILED: {}", report.verification);
