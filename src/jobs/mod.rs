@@ -256,7 +256,7 @@ pub fn list() -> String {
     use clap::CommandFactory;
     let cmd = crate::cli::Cli::command();
     cmd.get_subcommands()
-        .filter(|c| c.get_name() != "list" && c.get_name() != "help")
+        .filter(|c| !matches!(c.get_name(), "list" | "help" | "merge"))
         .map(|c| format!("{:<12} {}\n", c.get_name(), c.get_about().map(|a| a.to_string()).unwrap_or_default()))
         .collect()
 }
