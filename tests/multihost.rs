@@ -90,3 +90,29 @@ fn hostfile_run_spreads_ranks_over_hosts_with_single_host_results() {
         assert!(std::fs::read(&png).unwrap() == std::fs::read(&one).unwrap(), "{comm}: PNG bytes differ from one host");
     }
 }
+
+#[test]
+fn test_hosts_are_torn_down_when_a_test_fails() {
+    if !netns::available_or_explain("multihost teardown") {
+        return;
+    }
+    let spec = Spec { hostnames: vec!["pk-doomed".into()], ssh_port: 22, sshd_extra: String::new(), host_setup: "" };
+    let mut made = None;
+    let failed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let cluster = Cluster::start(&spec);
+        made = Some((cluster.created(), cluster.dir().to_path_buf()));
+        panic!("a failing test");
+    }));
+    assert!(failed.is_err());
+    let ((bridge, namespaces, veths), dir) = made.expect("the cluster was made");
+    let ip = |args: &[&str]| Command::new("ip").args(args).output().unwrap();
+    assert!(!ip(&["link", "show", &bridge]).status.success(), "bridge {bridge} is gone");
+    for veth in &veths {
+        assert!(!ip(&["link", "show", veth]).status.success(), "veth {veth} is gone");
+    }
+    let listed = String::from_utf8(ip(&["netns", "list"]).stdout).unwrap();
+    for ns in &namespaces {
+        assert!(!listed.lines().any(|l| l.split_whitespace().next() == Some(ns)), "netns {ns} is gone");
+    }
+    assert!(!dir.exists(), "the keys and configs are removed");
+}

@@ -188,6 +188,11 @@ impl Cluster {
         c
     }
 
+    /// The bridge, network namespaces and root-side veths this cluster made.
+    pub fn created(&self) -> (String, Vec<String>, Vec<String>) {
+        (self.bridge.clone(), self.netns.clone(), self.veths.clone())
+    }
+
     /// The test's temporary directory (keys, configs, logs).
     pub fn dir(&self) -> &Path {
         self.dir.path()
