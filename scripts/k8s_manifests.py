@@ -163,9 +163,42 @@ def check_indexed_job(p, name, job):
         p.add(name, "JOB_COMPLETION_INDEX is not declared in env, so $(JOB_COMPLETION_INDEX) would not expand")
 
 
+def check_image(p):
+    """What the manifests and the emulation test assume about the image (no
+    container engine here to build it): its files, user, packages and port."""
+    dockerfile = (K8S / "Dockerfile").read_text()
+    stages = dockerfile.split("\nFROM ")
+    if len(stages) != 3:
+        p.add("k8s/Dockerfile", "is not two stages (builder and runtime)")
+        return
+    builder, runtime = stages[1], stages[2]
+    for pkg in ("libopenmpi-dev", "libclang-dev"):
+        if pkg not in builder:
+            p.add("k8s/Dockerfile", f"the builder stage does not install {pkg}")
+    for pkg in ("openmpi-bin", "openssh-server", "ffmpeg"):
+        if pkg not in runtime:
+            p.add("k8s/Dockerfile", f"the runtime stage does not install {pkg}")
+    for needle, why in (
+        ("USER mpiuser", "runs as the non-root mpiuser"),
+        ("--uid 1000", "mpiuser has uid 1000 (the manifests' runAsUser)"),
+        ("/usr/local/bin/pikernels", "installs pikernels on the PATH of ssh sessions"),
+        ("k8s/docker/sshd_config /etc/ssh/sshd_config.d/", "installs the sshd drop-in"),
+        ("k8s/docker/ssh_config /etc/ssh/ssh_config.d/", "installs the ssh client drop-in"),
+        (f"EXPOSE {SSH_PORT}", f"exposes {SSH_PORT}"),
+    ):
+        if needle not in runtime:
+            p.add("k8s/Dockerfile", f"the runtime stage no longer {why} ({needle!r} missing)")
+    for name in ("sshd_config", "ssh_config"):
+        text = (K8S / "docker" / name).read_text()
+        ports = [line.split()[1] for line in text.splitlines() if line.strip().startswith("Port ")]
+        if ports != [str(SSH_PORT)]:
+            p.add(f"k8s/docker/{name}", f"Port is {ports}, not {SSH_PORT}")
+
+
 def validate():
     validator = mpijob_validator()
     p = Problems()
+    check_image(p)
     seen = 0
     for directory in kustomizations():
         for obj in render(directory):
