@@ -116,3 +116,15 @@ fn test_hosts_are_torn_down_when_a_test_fails() {
     }
     assert!(!dir.exists(), "the keys and configs are removed");
 }
+
+#[test]
+fn the_localhost_hostfile_example_runs_as_documented() {
+    let hostfile = concat!(env!("CARGO_MANIFEST_DIR"), "/hostfiles/localhost.openmpi");
+    let mut cmd = Command::new("mpirun");
+    mpi_env(&mut cmd)
+        .args(["--hostfile", hostfile, "-np", "4", "--bind-to", "none"])
+        .arg(bin())
+        .args(["leibniz", "--terms", "1e6", "--format", "json"]);
+    let report = result_of(&run(cmd, TIMEOUT), "hostfiles/localhost.openmpi");
+    assert_eq!(report["ranks"], 4, "the hostfile's 4 slots are used");
+}
