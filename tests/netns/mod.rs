@@ -13,7 +13,9 @@
 //! lives there), and its config, keys and pid file are in the temp dir.
 //! [`Cluster`]'s `Drop` removes everything, also when the test panics. Names
 //! and the subnet are unique per run (the bridge name encodes the subnet and
-//! its creation is the atomic claim), so parallel runs never collide.
+//! its creation is the atomic claim), so parallel runs never collide. A run
+//! killed outright (SIGKILL: no `Drop`) leaves its namespaces behind; they are
+//! named after its pid, and the next run removes those of dead processes.
 #![allow(dead_code)]
 
 use std::os::unix::process::CommandExt;
@@ -118,6 +120,7 @@ impl Cluster {
     /// Panics (after tearing down what exists) if anything fails.
     pub fn start(spec: &Spec) -> Cluster {
         let dir = tempfile::Builder::new().prefix("pikernels-netns-").tempdir().expect("temporary directory");
+        sweep_leftovers();
         let (octet, bridge) = claim_subnet();
         let mut c = Cluster {
             hosts: Vec::new(),
@@ -138,7 +141,7 @@ impl Cluster {
             d.display()
         ));
         for (i, name) in spec.hostnames.iter().enumerate() {
-            let netns = format!("pikernels-{octet}-{i}");
+            let netns = format!("pikernels-{}-{octet}-{i}", std::process::id());
             let (outer, inner) = (format!("pkv{octet}x{i}"), format!("pkp{octet}x{i}"));
             let addr = format!("{PREFIX}.{octet}.{}", 11 + i);
             must(&format!("ip netns add {netns}"));
@@ -251,6 +254,29 @@ impl Cluster {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+}
+
+/// Removes what runs that were killed outright (no `Drop`) left: namespaces
+/// are named `pikernels-PID-X-I` after the test process that made them, and
+/// those of processes no longer alive go, with their veth and bridge. Live
+/// runs are left alone.
+fn sweep_leftovers() {
+    let out = Command::new("ip").args(["netns", "list"]).output().expect("ip netns list");
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let name = line.split_whitespace().next().unwrap_or("");
+        let fields: Vec<&str> = name.strip_prefix("pikernels-").map(|r| r.split('-').collect()).unwrap_or_default();
+        let [pid, octet, i] = fields[..] else { continue };
+        let (Ok(pid), Ok(octet), Ok(i)) = (pid.parse::<u32>(), octet.parse::<u8>(), i.parse::<usize>()) else {
+            continue;
+        };
+        if Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        let _ = sh(&format!("for p in $(ip netns pids {name}); do kill -9 $p; done"));
+        let _ = sh(&format!("ip link del pkv{octet}x{i}"));
+        let _ = sh(&format!("ip netns del {name}"));
+        let _ = sh(&format!("ip link del pkbr{octet}"));
     }
 }
 
