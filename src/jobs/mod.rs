@@ -114,17 +114,22 @@ pub struct UsageError(pub String);
 /// The job a command line asks for; every parameter is checked here, before
 /// MPI starts, identically on every rank.
 pub fn from_cli(command: &Command) -> Result<Box<dyn Job>, UsageError> {
-    let job: Box<dyn Job> = match command {
-        Command::List => return Err(UsageError("'list' runs no job".into())),
-        Command::PiMc(a) => Box::new(pi_mc::PiMc::new(a)?),
-        Command::Leibniz(a) => Box::new(leibniz::Leibniz::new(a)?),
-        Command::Mandelbrot(a) => Box::new(mandelbrot::Mandelbrot::new(a)?),
-        Command::Merge(_) => return Err(UsageError("'merge' runs no job".into())),
-    };
+    let job = kernel_from_cli(command)?;
     if let Some(common) = command.common() {
         partial::check(job.as_ref(), common)?;
     }
     Ok(job)
+}
+
+/// The kernel's own parameter checks.
+fn kernel_from_cli(command: &Command) -> Result<Box<dyn Job>, UsageError> {
+    match command {
+        Command::List => Err(UsageError("'list' runs no job".into())),
+        Command::PiMc(a) => Ok(Box::new(pi_mc::PiMc::new(a)?)),
+        Command::Leibniz(a) => Ok(Box::new(leibniz::Leibniz::new(a)?)),
+        Command::Mandelbrot(a) => Ok(Box::new(mandelbrot::Mandelbrot::new(a)?)),
+        Command::Merge(_) => Err(UsageError("'merge' runs no job".into())),
+    }
 }
 
 /// Rejects `--out` for kernels that write no file.
