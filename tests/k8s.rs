@@ -97,7 +97,12 @@ fn single_host(kernel_args: &[String], dir: &Path) -> (Value, Option<Vec<u8>>) {
     (r.report(), png.map(|p| std::fs::read(p).unwrap()))
 }
 
-fn emulate_mpijob(job: &Value) {
+/// Runs one MPIJob's launcher against emulated workers. Without `orte_vars`
+/// (the operator's `OMPI_MCA_orte_*` variables) the run must fail: OpenMPI 4
+/// then shortens the hostfile's names to `<job>-worker-<i>`, which do not
+/// resolve, as in a pod. That is the control showing the emulation depends
+/// on what the operator provides and cannot pass by accident.
+fn emulate_mpijob(job: &Value, orte_vars: bool) {
     let name = job["name"].as_str().unwrap();
     let namespace = job["namespace"].as_str().unwrap();
     let workers = job["workers"].as_u64().unwrap() as usize;
@@ -154,12 +159,20 @@ fn emulate_mpijob(job: &Value) {
         .env("PATH", "/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
         .env("HOME", std::env::var("HOME").unwrap_or_else(|_| "/root".into()));
     for (k, v) in operator_env("/etc/mpi/hostfile") {
-        cmd.env(k, v);
+        if orte_vars || !k.starts_with("OMPI_MCA_orte_") {
+            cmd.env(k, v);
+        }
     }
     for (k, v) in job["env"].as_object().unwrap() {
         cmd.env(k, v.as_str().unwrap());
     }
     let r = run(cmd, Duration::from_secs(300));
+    if !orte_vars {
+        assert!(!r.success(), "{name}: ran without OMPI_MCA_orte_keep_fqdn_hostnames:\n{r}");
+        let short = format!("Could not resolve hostname {name}-worker-");
+        assert!(r.stderr.contains(&short), "{name}: expected '{short}':\n{r}");
+        return;
+    }
     assert!(r.success(), "{name}: the launcher command {argv:?} failed:\n{r}\n{}", cluster.logs());
     let report = r.report();
     assert_eq!(report["verified"], true, "{name}:\n{r}");
@@ -222,7 +235,11 @@ fn manifests_launch_as_written_in_the_operators_environment() {
             emulate_indexed_job(job);
             *kinds.entry("indexed").or_default() += 1;
         } else {
-            emulate_mpijob(job);
+            emulate_mpijob(job, true);
+            if kinds.get("mpijob").is_none() {
+                // Once without the operator's OMPI_MCA_orte_* (the control).
+                emulate_mpijob(job, false);
+            }
             *kinds.entry("mpijob").or_default() += 1;
         }
     }
