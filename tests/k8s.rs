@@ -236,7 +236,7 @@ fn manifests_launch_as_written_in_the_operators_environment() {
             *kinds.entry("indexed").or_default() += 1;
         } else {
             emulate_mpijob(job, true);
-            if kinds.get("mpijob").is_none() {
+            if !kinds.contains_key("mpijob") {
                 // Once without the operator's OMPI_MCA_orte_* (the control).
                 emulate_mpijob(job, false);
             }
