@@ -8,6 +8,8 @@ set -euo pipefail
 packages=(libopenmpi-dev openmpi-bin libclang-dev pkg-config)
 if [[ "${1:-}" == "--test" ]]; then
   packages+=(ffmpeg openssh-server openssh-client iproute2 kubernetes-client python3 python3-venv)
+  # tests/multihost.rs and tests/k8s.rs: unshare, flock and mount (network-namespace test hosts)
+  packages+=(util-linux mount)
 fi
 
 # A command that is already on the PATH counts as installed, whichever package

@@ -40,6 +40,8 @@ pub enum Command {
     Leibniz(LeibnizArgs),
     /// Mandelbrot set: render a smooth-coloured PNG (rank 0 writes it).
     Mandelbrot(MandelbrotArgs),
+    /// Combine the partial reports of `--partition I/N` runs into one verified result.
+    Merge(MergeArgs),
 }
 
 /// Options of `pi-mc`.
@@ -130,6 +132,49 @@ pub struct Common {
     /// Seed of the deterministic random streams (pi-mc).
     #[arg(long, value_name = "S", allow_hyphen_values = true, default_value_t = 1, help_heading = "Common options")]
     pub seed: u64,
+    /// Compute only part INDEX of COUNT equal parts of the work (0-based, e.g. 2/8) and
+    /// report its exact partial tally; `pikernels merge` combines the parts (pi-mc, leibniz).
+    #[arg(long, value_name = "INDEX/COUNT", value_parser = parse_partition, help_heading = "Common options")]
+    pub partition: Option<Partition>,
+}
+
+/// Part `index` of `count` equal parts of a job's work (`--partition`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Partition {
+    /// Which part, from 0.
+    pub index: u64,
+    /// How many parts.
+    pub count: u64,
+}
+
+/// The most parts a job may be cut into; more is surely a typo.
+pub const MAX_PARTITIONS: u64 = 1 << 20;
+
+fn parse_partition(s: &str) -> Result<Partition, String> {
+    let (i, n) = s.split_once('/').ok_or_else(|| format!("'{s}' is not INDEX/COUNT, e.g. 0/4"))?;
+    let num = |v: &str, what: &str| v.trim().parse::<u64>().map_err(|_| format!("{what} '{v}' is not a whole number"));
+    let (index, count) = (num(i, "INDEX")?, num(n, "COUNT")?);
+    if count == 0 || count > MAX_PARTITIONS {
+        return Err(format!("COUNT must be between 1 and {MAX_PARTITIONS}, not {count}"));
+    }
+    if index >= count {
+        return Err(format!("INDEX counts from 0, so part {index} of {count} does not exist (0..={})", count - 1));
+    }
+    Ok(Partition { index, count })
+}
+
+/// Options of `merge`.
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The JSON reports of the parts (`--partition I/N --format json`), every part exactly once.
+    #[arg(value_name = "PART.json", required = true)]
+    pub parts: Vec<PathBuf>,
+    /// Report format on standard output.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Also write the merged report, in --format, to this file.
+    #[arg(long, value_name = "PATH")]
+    pub report: Option<PathBuf>,
 }
 
 /// Colour maps as the CLI names them.
@@ -182,6 +227,7 @@ impl Command {
             Command::PiMc(a) => Some(&a.common),
             Command::Leibniz(a) => Some(&a.common),
             Command::Mandelbrot(a) => Some(&a.common),
+            Command::Merge(_) => None,
         }
     }
 }
@@ -210,5 +256,14 @@ mod tests {
         assert_eq!(parse_point("-0.5, 0.25"), Ok((-0.5, 0.25)));
         assert!(parse_point("1").is_err());
         assert!(parse_point("nan,1").is_err());
+    }
+
+    #[test]
+    fn partitions_parse_and_explain() {
+        assert_eq!(parse_partition("2/8"), Ok(Partition { index: 2, count: 8 }));
+        assert!(parse_partition("8/8").unwrap_err().contains("does not exist"));
+        assert!(parse_partition("0/0").unwrap_err().contains("COUNT"));
+        assert!(parse_partition("3").unwrap_err().contains("INDEX/COUNT"));
+        assert!(parse_partition("a/2").unwrap_err().contains("whole number"));
     }
 }

@@ -5,6 +5,7 @@
 
 mod cli;
 mod jobs;
+mod merge;
 mod output;
 mod report;
 mod signals;
@@ -39,6 +40,9 @@ fn main() -> ExitCode {
             print!("{}", jobs::list());
         }
         return ExitCode::SUCCESS;
+    }
+    if let cli::Command::Merge(args) = &cli.command {
+        return merge::run(args); // no MPI: it reads the parts' reports
     }
     let job = match jobs::from_cli(&cli.command) {
         Ok(job) => job,

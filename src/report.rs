@@ -57,6 +57,28 @@ pub struct Report {
     pub per_rank: Vec<RankRow>,
     /// The build and machine that produced the report.
     pub build: Build,
+    /// Set only by a `--partition I/N` run: which part it computed and its
+    /// exact tally, for `pikernels merge`. Such a report is not verified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partial: Option<Partial>,
+}
+
+/// One part of a job cut into `count` parts (an Indexed Job's pod).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Partial {
+    /// Which part, from 0.
+    pub index: u64,
+    /// How many parts the job was cut into.
+    pub count: u64,
+    /// First work unit of this part.
+    pub first_unit: u64,
+    /// One past the last work unit of this part.
+    pub end_unit: u64,
+    /// Work units of the whole job.
+    pub total_units: u64,
+    /// The part's exact tally (an `i128`) as a decimal string, so that no
+    /// JSON reader rounds it through a double.
+    pub tally: String,
 }
 
 /// Timings, in seconds.
@@ -393,6 +415,7 @@ mod tests {
             },
             throughput: Throughput { item: "samples".into(), count: 100.0, per_s: 28.6, per_core_per_s: 12.5 },
             build: Build::current(),
+            partial: None,
         }
     }
 

@@ -37,6 +37,10 @@ impl Job for Leibniz {
         "leibniz"
     }
 
+    fn partitionable(&self) -> bool {
+        true // the tally is the whole result
+    }
+
     fn params(&self) -> Value {
         json!({ "terms": self.terms })
     }

@@ -7,6 +7,7 @@
 
 mod leibniz;
 mod mandelbrot;
+pub mod partial;
 mod pi_mc;
 
 use crate::cli::{Command, Common};
@@ -54,6 +55,13 @@ pub trait Job: Sync {
     /// strategies.
     fn run_spmd(&self, _spmd: &Spmd, _comm: spmd::Comm) -> Option<spmd::strategy::Outcome> {
         None
+    }
+    /// Whether `--partition` may cut this job into parts that `pikernels
+    /// merge` combines: true only where the whole result is the tally
+    /// (opt-in, so a kernel with its own data movement never runs a part as
+    /// if it were the whole).
+    fn partitionable(&self) -> bool {
+        false
     }
 }
 
@@ -106,11 +114,21 @@ pub struct UsageError(pub String);
 /// The job a command line asks for; every parameter is checked here, before
 /// MPI starts, identically on every rank.
 pub fn from_cli(command: &Command) -> Result<Box<dyn Job>, UsageError> {
+    let job = kernel_from_cli(command)?;
+    if let Some(common) = command.common() {
+        partial::check(job.as_ref(), common)?;
+    }
+    Ok(job)
+}
+
+/// The kernel's own parameter checks.
+fn kernel_from_cli(command: &Command) -> Result<Box<dyn Job>, UsageError> {
     match command {
         Command::List => Err(UsageError("'list' runs no job".into())),
         Command::PiMc(a) => Ok(Box::new(pi_mc::PiMc::new(a)?)),
         Command::Leibniz(a) => Ok(Box::new(leibniz::Leibniz::new(a)?)),
         Command::Mandelbrot(a) => Ok(Box::new(mandelbrot::Mandelbrot::new(a)?)),
+        Command::Merge(_) => Err(UsageError("'merge' runs no job".into())),
     }
 }
 
@@ -146,15 +164,26 @@ pub fn execute(job: &dyn Job, common: &Common) -> ExitCode {
     }
 
     let hosts = spmd.gather_hosts();
-    let compute = |units: Range<u64>, out: &mut [u8]| job.compute(units, out);
-    let work = Work { units: job.units(), unit_bytes: job.unit_bytes(), compute: &compute };
-    let outcome = job.run_spmd(&spmd, common.comm).unwrap_or_else(|| spmd::strategy::run(&spmd, common.comm, &work));
+    // A partial run hands the runtime its part's units, renumbered from 0.
+    let mine = partial::units(job, common.partition);
+    let offset = mine.start;
+    let compute = |units: Range<u64>, out: &mut [u8]| job.compute(units.start + offset..units.end + offset, out);
+    let work = Work { units: mine.end - mine.start, unit_bytes: job.unit_bytes(), compute: &compute };
+    let custom = if common.partition.is_none() { job.run_spmd(&spmd, common.comm) } else { None };
+    let outcome = custom.unwrap_or_else(|| spmd::strategy::run(&spmd, common.comm, &work));
     let stats = spmd.gather_stats(outcome.stats);
 
     let (Some(hosts), Some(stats), Some(data)) = (hosts, stats, outcome.data) else {
         return ExitCode::SUCCESS; // not rank 0: its part is done
     };
-    let finished = match job.finish(outcome.tally, data) {
+    let (finished, partial) = match common.partition {
+        Some(part) => {
+            let (f, p) = partial::finished(part, &mine, job.units(), outcome.tally);
+            (Ok(f), Some(p))
+        }
+        None => (job.finish(outcome.tally, data), None),
+    };
+    let finished = match finished {
         Ok(f) => f,
         Err(e) => {
             eprintln!("pikernels: error{}: {e:#}", spmd.whereabouts());
@@ -191,6 +220,7 @@ pub fn execute(job: &dyn Job, common: &Common) -> ExitCode {
             per_core_per_s: rate(count, core_seconds),
         },
         build: Build::current(),
+        partial,
     };
     let rendered = report.render(common.format);
     print!("{rendered}");
@@ -200,7 +230,7 @@ pub fn execute(job: &dyn Job, common: &Common) -> ExitCode {
             return ExitCode::from(EXIT_FAILURE);
         }
     }
-    if report.verified {
+    if report.verified || report.partial.is_some() {
         ExitCode::SUCCESS
     } else {
         eprintln!("pikernels: verification FAILED: {}", report.verification);
@@ -228,7 +258,7 @@ pub fn list() -> String {
     use clap::CommandFactory;
     let cmd = crate::cli::Cli::command();
     cmd.get_subcommands()
-        .filter(|c| c.get_name() != "list" && c.get_name() != "help")
+        .filter(|c| !matches!(c.get_name(), "list" | "help" | "merge"))
         .map(|c| format!("{:<12} {}\n", c.get_name(), c.get_about().map(|a| a.to_string()).unwrap_or_default()))
         .collect()
 }

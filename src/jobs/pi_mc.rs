@@ -31,6 +31,10 @@ impl Job for PiMc {
         "pi-mc"
     }
 
+    fn partitionable(&self) -> bool {
+        true // the tally is the whole result
+    }
+
     fn params(&self) -> Value {
         json!({ "samples": self.samples, "seed": self.seed })
     }

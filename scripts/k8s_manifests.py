@@ -1,0 +1,273 @@
+#!/usr/bin/env python3
+"""Checks the Kubernetes manifests in k8s/ without a cluster.
+
+    k8s_manifests.py validate    render every kustomization, validate every object
+    k8s_manifests.py launchers   print each MPIJob's launcher as JSON (for the
+                                 emulation test in tests/k8s.rs)
+
+Run it through scripts/k8s-check.sh, which makes the Python environment.
+
+Validation: every kustomization under k8s/overlays/ and k8s/indexed-job/ is
+rendered with `kubectl kustomize`; MPIJobs are validated against the CRD's
+openAPIV3Schema (k8s/schemas/, copied from the Kubeflow MPI Operator) made
+strict (an unknown field is an error, where the API server would silently
+drop it), their pod templates also as core PodTemplates; built-in kinds
+against the Kubernetes schemas of kubernetes-validate. Then the rules the
+deployment depends on (docs/deploy-k3s.md) are checked one by one.
+"""
+
+import copy
+import json
+import pathlib
+import shlex
+import subprocess
+import sys
+
+import jsonschema
+import kubernetes_validate
+import yaml
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+K8S = ROOT / "k8s"
+CRD = K8S / "schemas" / "kubeflow.org_mpijobs.yaml"
+KUBERNETES_VERSION = "1.32.0"  # K3s v1.32, as docs/deploy-k3s.md installs
+HOSTFILE = "/etc/mpi/hostfile"
+SSH_PORT = 2222
+
+
+def kustomizations():
+    dirs = sorted(p.parent for p in (K8S / "overlays").glob("*/kustomization.yaml"))
+    return dirs + [K8S / "indexed-job"]
+
+
+def render(directory):
+    out = subprocess.run(["kubectl", "kustomize", str(directory)], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"kubectl kustomize {directory} failed:\n{out.stderr}")
+    return [d for d in yaml.safe_load_all(out.stdout) if d]
+
+
+def strict(schema):
+    """The schema with unknown fields rejected wherever it lists the fields."""
+    schema = copy.deepcopy(schema)
+
+    def walk(node):
+        if isinstance(node, dict):
+            if (
+                "properties" in node
+                and "additionalProperties" not in node
+                and not node.get("x-kubernetes-preserve-unknown-fields")
+            ):
+                node["additionalProperties"] = False
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(schema)
+    return schema
+
+
+def mpijob_validator():
+    crd = next(d for d in yaml.safe_load_all(CRD.read_text()) if d)
+    version = next(v for v in crd["spec"]["versions"] if v["name"] == "v2beta1")
+    schema = strict(version["schema"]["openAPIV3Schema"])
+    return jsonschema.Draft7Validator(schema)
+
+
+class Problems:
+    def __init__(self):
+        self.items = []
+
+    def add(self, where, what):
+        self.items.append(f"{where}: {what}")
+
+
+def containers(pod_spec):
+    return pod_spec.get("initContainers", []) + pod_spec.get("containers", [])
+
+
+def check_resources(p, where, pod_spec):
+    for c in containers(pod_spec):
+        res = c.get("resources", {})
+        for kind in ("requests", "limits"):
+            for r in ("cpu", "memory"):
+                if r not in res.get(kind, {}):
+                    p.add(where, f"container {c['name']} has no resources.{kind}.{r}")
+
+
+def check_scheduling(p, where, pod_spec, spread):
+    """spread: None (the launcher: no spreading), "required" or "preferred"."""
+    if pod_spec.get("nodeSelector", {}).get("role") != "worker":
+        p.add(where, "no nodeSelector role=worker")
+    anti = pod_spec.get("affinity", {}).get("podAntiAffinity", {})
+    if spread and not anti.get(f"{spread}DuringSchedulingIgnoredDuringExecution"):
+        p.add(where, f"no {spread} podAntiAffinity spreading the pods over nodes")
+
+
+def check_mpijob(p, name, job, validator):
+    for e in validator.iter_errors(job):
+        p.add(name, f"CRD schema: {'/'.join(map(str, e.absolute_path))}: {e.message}")
+    spec = job["spec"]
+    if spec.get("launcherCreationPolicy") != "WaitForWorkersReady":
+        p.add(name, "launcherCreationPolicy is not WaitForWorkersReady")
+    if not isinstance(spec.get("slotsPerWorker"), int):
+        p.add(name, "slotsPerWorker is not set")
+    run = spec.get("runPolicy", {})
+    for field in ("cleanPodPolicy", "backoffLimit", "activeDeadlineSeconds"):
+        if field not in run:
+            p.add(name, f"runPolicy.{field} is not set")
+    replicas = spec["mpiReplicaSpecs"]
+    for role in ("Launcher", "Worker"):
+        pod = replicas[role]["template"]
+        where = f"{name} {role}"
+        try:
+            kubernetes_validate.validate(
+                {"apiVersion": "v1", "kind": "PodTemplate", "metadata": {"name": "t"}, "template": pod},
+                KUBERNETES_VERSION,
+                strict=True,
+            )
+        except kubernetes_validate.ValidationError as e:
+            p.add(where, f"pod template: {str(e).splitlines()[0]}")
+        check_resources(p, where, pod["spec"])
+        check_scheduling(p, where, pod["spec"], "required" if role == "Worker" else None)
+    launcher = replicas["Launcher"]["template"]["spec"]["containers"][0]
+    argv = launcher.get("command", []) + launcher.get("args", [])
+    line = " ".join(argv)
+    if argv[:1] != ["mpirun"]:
+        p.add(name, f"the launcher does not run mpirun: {line}")
+    if f"--hostfile {HOSTFILE}" not in line:
+        p.add(name, f"the launcher does not pass --hostfile {HOSTFILE} (OpenMPI 5 ignores OMPI_MCA_orte_*)")
+    if "--bind-to none" not in line:
+        p.add(name, "the launcher does not pass --bind-to none (rayon threads would share one core)")
+    worker = replicas["Worker"]["template"]["spec"]["containers"][0]
+    probe = worker.get("readinessProbe", {}).get("tcpSocket", {}).get("port")
+    if probe != SSH_PORT:
+        p.add(name, f"the worker's readinessProbe is not a TCP check of port {SSH_PORT}")
+
+
+def check_indexed_job(p, name, job):
+    spec = job["spec"]
+    if spec.get("completionMode") != "Indexed":
+        p.add(name, "completionMode is not Indexed")
+    pod = spec["template"]["spec"]
+    check_resources(p, name, pod)
+    check_scheduling(p, name, pod, "preferred")
+    c = pod["containers"][0]
+    argv = c.get("command", []) + c.get("args", [])
+    want = f"$(JOB_COMPLETION_INDEX)/{spec.get('completions')}"
+    if want not in argv:
+        p.add(name, f"args do not contain --partition {want} (parts must equal completions): {argv}")
+    if not any(e.get("name") == "JOB_COMPLETION_INDEX" for e in c.get("env", [])):
+        p.add(name, "JOB_COMPLETION_INDEX is not declared in env, so $(JOB_COMPLETION_INDEX) would not expand")
+
+
+def check_image(p):
+    """What the manifests and the emulation test assume about the image (no
+    container engine here to build it): its files, user, packages and port."""
+    dockerfile = (K8S / "Dockerfile").read_text()
+    stages = dockerfile.split("\nFROM ")
+    if len(stages) != 3:
+        p.add("k8s/Dockerfile", "is not two stages (builder and runtime)")
+        return
+    builder, runtime = stages[1], stages[2]
+    for pkg in ("libopenmpi-dev", "libclang-dev"):
+        if pkg not in builder:
+            p.add("k8s/Dockerfile", f"the builder stage does not install {pkg}")
+    for pkg in ("openmpi-bin", "openssh-server", "ffmpeg"):
+        if pkg not in runtime:
+            p.add("k8s/Dockerfile", f"the runtime stage does not install {pkg}")
+    for needle, why in (
+        ("USER mpiuser", "runs as the non-root mpiuser"),
+        ("--uid 1000", "mpiuser has uid 1000 (the manifests' runAsUser)"),
+        ("/usr/local/bin/pikernels", "installs pikernels on the PATH of ssh sessions"),
+        ("k8s/docker/sshd_config /etc/ssh/sshd_config.d/", "installs the sshd drop-in"),
+        ("k8s/docker/ssh_config /etc/ssh/ssh_config.d/", "installs the ssh client drop-in"),
+        (f"EXPOSE {SSH_PORT}", f"exposes {SSH_PORT}"),
+    ):
+        if needle not in runtime:
+            p.add("k8s/Dockerfile", f"the runtime stage no longer {why} ({needle!r} missing)")
+    for name in ("sshd_config", "ssh_config"):
+        text = (K8S / "docker" / name).read_text()
+        ports = [line.split()[1] for line in text.splitlines() if line.strip().startswith("Port ")]
+        if ports != [str(SSH_PORT)]:
+            p.add(f"k8s/docker/{name}", f"Port is {ports}, not {SSH_PORT}")
+
+
+def validate():
+    validator = mpijob_validator()
+    p = Problems()
+    check_image(p)
+    seen = 0
+    for directory in kustomizations():
+        for obj in render(directory):
+            seen += 1
+            name = f"{directory.relative_to(ROOT)}: {obj['kind']} {obj['metadata']['name']}"
+            if obj["kind"] == "MPIJob":
+                if obj["apiVersion"] != "kubeflow.org/v2beta1":
+                    p.add(name, f"apiVersion {obj['apiVersion']} is not kubeflow.org/v2beta1")
+                check_mpijob(p, name, obj, validator)
+                continue
+            try:
+                kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
+            except (kubernetes_validate.ValidationError, kubernetes_validate.SchemaNotFoundError) as e:
+                p.add(name, f"Kubernetes {KUBERNETES_VERSION} schema: {str(e).splitlines()[0]}")
+            if obj["kind"] == "Job":
+                check_indexed_job(p, name, obj)
+    # The validation must be able to fail: a misspelt field has to be caught.
+    canary = copy.deepcopy(next(o for o in render(kustomizations()[0]) if o["kind"] == "MPIJob"))
+    canary["spec"]["slotPerWorker"] = 1
+    if not list(validator.iter_errors(canary)):
+        p.add("self-check", "the strict CRD schema accepted a misspelt field (slotPerWorker)")
+    if p.items:
+        print("\n".join(p.items), file=sys.stderr)
+        raise SystemExit(f"{len(p.items)} problem(s) in the manifests")
+    print(f"ok: {seen} objects from {len(kustomizations())} kustomizations valid")
+
+
+def launchers():
+    out = []
+    for directory in kustomizations():
+        for obj in render(directory):
+            if obj["kind"] == "MPIJob":
+                spec = obj["spec"]
+                c = spec["mpiReplicaSpecs"]["Launcher"]["template"]["spec"]["containers"][0]
+                out.append(
+                    {
+                        "kustomization": str(directory.relative_to(ROOT)),
+                        "name": obj["metadata"]["name"],
+                        "namespace": obj["metadata"]["namespace"],
+                        "slots_per_worker": spec.get("slotsPerWorker", 1),
+                        "workers": spec["mpiReplicaSpecs"]["Worker"]["replicas"],
+                        "argv": c.get("command", []) + c.get("args", []),
+                        "env": {e["name"]: e["value"] for e in c.get("env", []) if "value" in e},
+                        "out_mount": next(
+                            (
+                                m["mountPath"]
+                                for m in spec["mpiReplicaSpecs"]["Worker"]["template"]["spec"]["containers"][0].get(
+                                    "volumeMounts", []
+                                )
+                            ),
+                            None,
+                        ),
+                    }
+                )
+            elif obj["kind"] == "Job":
+                c = obj["spec"]["template"]["spec"]["containers"][0]
+                out.append(
+                    {
+                        "kustomization": str(directory.relative_to(ROOT)),
+                        "name": obj["metadata"]["name"],
+                        "indexed_completions": obj["spec"]["completions"],
+                        "argv": c.get("command", []) + c.get("args", []),
+                    }
+                )
+    print(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    commands = {"validate": validate, "launchers": launchers}
+    if len(sys.argv) != 2 or sys.argv[1] not in commands:
+        raise SystemExit(f"usage: {shlex.quote(sys.argv[0])} {'|'.join(commands)}")
+    commands[sys.argv[1]]()
