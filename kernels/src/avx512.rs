@@ -43,19 +43,20 @@ pub(crate) unsafe fn leibniz_rounds(g0: u64, rounds: u64) -> [f64; crate::leibni
 #[target_feature(enable = "avx512f")]
 fn group(x: __m512d) -> __m512d {
     let c = |k: f64| _mm512_set1_pd(k);
-    let p: [__m512d; 8] = std::array::from_fn(|j| {
-        let j = j as f64;
-        _mm512_mul_pd(_mm512_add_pd(x, c(4.0 * j + 1.0)), _mm512_add_pd(x, c(4.0 * j + 3.0)))
-    });
-    let n2: [__m512d; 4] = std::array::from_fn(|i| _mm512_add_pd(p[2 * i], p[2 * i + 1]));
-    let d2: [__m512d; 4] = std::array::from_fn(|i| _mm512_mul_pd(p[2 * i], p[2 * i + 1]));
-    let n4: [__m512d; 2] = std::array::from_fn(|i| {
-        _mm512_add_pd(_mm512_mul_pd(n2[2 * i], d2[2 * i + 1]), _mm512_mul_pd(n2[2 * i + 1], d2[2 * i]))
-    });
-    let d4: [__m512d; 2] = std::array::from_fn(|i| _mm512_mul_pd(d2[2 * i], d2[2 * i + 1]));
-    let n = _mm512_add_pd(_mm512_mul_pd(n4[0], d4[1]), _mm512_mul_pd(n4[1], d4[0]));
-    let d = _mm512_mul_pd(d4[0], d4[1]);
-    _mm512_div_pd(n, d)
+    let quad = |k: f64| {
+        let v = _mm512_add_pd(x, c(k));
+        let v2 = _mm512_mul_pd(v, v);
+        let w = _mm512_add_pd(v2, c(3.0));
+        (w, _mm512_fmadd_pd(w, w, _mm512_mul_pd(c(-16.0), v2)))
+    };
+    let (n0, d0) = quad(4.0);
+    let (n1, d1) = quad(12.0);
+    let (n2, d2) = quad(20.0);
+    let (n3, d3) = quad(28.0);
+    let (na, da) = (_mm512_fmadd_pd(n0, d1, _mm512_mul_pd(n1, d0)), _mm512_mul_pd(d0, d1));
+    let (nb, db) = (_mm512_fmadd_pd(n2, d3, _mm512_mul_pd(n3, d2)), _mm512_mul_pd(d2, d3));
+    let n = _mm512_fmadd_pd(na, db, _mm512_mul_pd(nb, da));
+    _mm512_div_pd(n, _mm512_mul_pd(da, db))
 }
 
 /// pi-mc: hits among samples `start..end` of the stream `key`, 32 samples
@@ -76,8 +77,10 @@ pub(crate) unsafe fn pi_mc_count(key: u64, gamma: u64, c1: u64, c2: u64, start: 
     });
     let step = s(gamma.wrapping_mul(8 * V as u64));
     let (m1, m2) = (s(c1), s(c2));
-    let one = s(1);
-    let mut count = [_mm512_setzero_si512(); V];
+    // Hits per lane in `f64` (exact below 2^53): a masked floating-point add
+    // is one instruction, where LLVM turns a masked integer add into two.
+    let one = _mm512_set1_pd(1.0);
+    let mut count = [_mm512_setzero_pd(); V];
     let mut i = start;
     while i < end {
         for v in 0..V {
@@ -91,72 +94,120 @@ pub(crate) unsafe fn pi_mc_count(key: u64, gamma: u64, c1: u64, c2: u64, start: 
             let yy = _mm512_mul_epu32(z, z);
             // No carry out of xx + yy, i.e. x^2 + y^2 < 2^64, exactly when the sum is >= xx.
             let inside = _mm512_cmpge_epu64_mask(_mm512_add_epi64(xx, yy), xx);
-            count[v] = _mm512_mask_add_epi64(count[v], inside, count[v], one);
+            count[v] = _mm512_mask_add_pd(count[v], inside, count[v], one);
             h[v] = _mm512_add_epi64(h[v], step);
         }
         i += 8 * V as u64;
     }
     let mut total = 0u64;
     for c in count {
-        total += _mm512_reduce_add_epi64(c) as u64;
+        total += _mm512_reduce_add_pd(c) as u64;
     }
     total
 }
 
-/// Mandelbrot: lanes of pixels iterated in lock-step, [`MANDEL_LANES`] at a
-/// time (four vectors, enough independent work to hide the multiply
-/// latency). Lanes that escape are frozen by masking, exactly as the scalar
-/// loop stops; returns each lane's iteration count and final `|z|^2`.
+/// Mandelbrot: escape counts and final `|z|^2` of the pixels `cr[i] + ci i`
+/// (one row: `ci` is shared), into `n` and `m2`; all three slices have a
+/// length that is a multiple of 8.
+///
+/// Pixels go eight to a vector, in [`SLOTS`] vectors iterated in turn, so
+/// there is enough independent work to hide the multiply latency; lanes that
+/// escape are frozen by masking, exactly as the scalar loop stops, and as
+/// soon as all eight lanes of a vector are done (or it reaches `max_iter`)
+/// the vector takes the next eight pixels. So no vector waits for another
+/// one's slowest pixel, unlike a lock-step of all four.
 ///
 /// # Safety
 /// The CPU must support AVX-512F.
 #[target_feature(enable = "avx512f")]
-pub(crate) unsafe fn mandel_escape(
-    cr: &[f64; MANDEL_LANES],
-    ci: &[f64; MANDEL_LANES],
-    max_iter: u32,
-    r2: f64,
-) -> ([u32; MANDEL_LANES], [f64; MANDEL_LANES]) {
-    const V: usize = MANDEL_LANES / 8;
-    let load = |a: &[f64; MANDEL_LANES], v: usize| _mm512_loadu_pd(a.as_ptr().add(8 * v));
-    let c_r: [__m512d; V] = std::array::from_fn(|v| load(cr, v));
-    let c_i: [__m512d; V] = std::array::from_fn(|v| load(ci, v));
-    let r2v = _mm512_set1_pd(r2);
-    let one = _mm512_set1_epi64(1);
-    let mut zr = [_mm512_setzero_pd(); V];
-    let mut zi = [_mm512_setzero_pd(); V];
-    let mut n = [_mm512_setzero_si512(); V];
-    for _ in 0..max_iter {
-        let mut any: __mmask8 = 0;
-        for v in 0..V {
-            let (a, b) = (zr[v], zi[v]);
-            let aa = _mm512_mul_pd(a, a);
-            let bb = _mm512_mul_pd(b, b);
-            let active = _mm512_cmp_pd_mask::<_CMP_LE_OQ>(_mm512_add_pd(aa, bb), r2v);
-            // Same operations, same order as `z * z + c` on Complex64.
-            let ab = _mm512_mul_pd(a, b);
-            zr[v] = _mm512_mask_add_pd(a, active, _mm512_sub_pd(aa, bb), c_r[v]);
-            zi[v] = _mm512_mask_add_pd(b, active, _mm512_add_pd(ab, ab), c_i[v]);
-            n[v] = _mm512_mask_add_epi64(n[v], active, n[v], one);
-            any |= active;
-        }
-        if any == 0 {
-            break;
-        }
+pub(crate) unsafe fn mandel_span(cr: &[f64], ci: f64, max_iter: u32, r2: f64, n: &mut [u32], m2: &mut [f64]) {
+    assert!(cr.len() % 8 == 0 && n.len() == cr.len() && m2.len() == cr.len());
+    let k = Span { cr, groups: cr.len() / 8, ci: _mm512_set1_pd(ci), r2: _mm512_set1_pd(r2), max_iter };
+    let mut next = 0;
+    // Four slots as separate locals (not an array) so they live in registers.
+    let (mut s0, mut s1, mut s2, mut s3) = (Slot::new(), Slot::new(), Slot::new(), Slot::new());
+    for s in [&mut s0, &mut s1, &mut s2, &mut s3] {
+        s.take(&k, &mut next);
     }
-    let mut iters = [0u32; MANDEL_LANES];
-    let mut m2 = [0.0; MANDEL_LANES];
-    for v in 0..V {
-        let mut nv = [0u64; 8];
-        _mm512_storeu_si512(nv.as_mut_ptr().cast(), n[v]);
-        for l in 0..8 {
-            iters[8 * v + l] = nv[l] as u32;
-        }
-        let norm = _mm512_add_pd(_mm512_mul_pd(zr[v], zr[v]), _mm512_mul_pd(zi[v], zi[v]));
-        _mm512_storeu_pd(m2.as_mut_ptr().add(8 * v), norm);
+    while s0.live() || s1.live() || s2.live() || s3.live() {
+        s0.step(&k, &mut next, n, m2);
+        s1.step(&k, &mut next, n, m2);
+        s2.step(&k, &mut next, n, m2);
+        s3.step(&k, &mut next, n, m2);
     }
-    (iters, m2)
 }
 
-/// Pixels per call of [`mandel_escape`].
-pub(crate) const MANDEL_LANES: usize = 32;
+/// What the slots of [`mandel_span`] share.
+struct Span<'a> {
+    cr: &'a [f64],
+    groups: usize,
+    ci: __m512d,
+    r2: __m512d,
+    max_iter: u32,
+}
+
+/// One vector of eight pixels in flight.
+#[derive(Clone, Copy)]
+struct Slot {
+    /// Its group of eight pixels; `usize::MAX` when idle.
+    group: usize,
+    cr: __m512d,
+    zr: __m512d,
+    zi: __m512d,
+    /// Iterations per lane, counted in `f64` (exact below 2^53): a masked
+    /// floating-point add is one instruction, a masked integer one two.
+    count: __m512d,
+    iters: u32,
+}
+
+impl Slot {
+    #[inline(always)]
+    fn new() -> Slot {
+        // SAFETY: only built inside `mandel_span`, which requires AVX-512F.
+        unsafe {
+            let zero = _mm512_setzero_pd();
+            Slot { group: usize::MAX, cr: zero, zr: zero, zi: zero, count: zero, iters: 0 }
+        }
+    }
+
+    #[inline(always)]
+    fn live(&self) -> bool {
+        self.group != usize::MAX
+    }
+
+    /// Starts the next group of eight pixels, or goes idle when none is left.
+    #[inline(always)]
+    unsafe fn take(&mut self, k: &Span, next: &mut usize) {
+        *self = Slot::new();
+        if *next < k.groups {
+            self.group = *next;
+            self.cr = _mm512_loadu_pd(k.cr.as_ptr().add(8 * *next));
+            *next += 1;
+        }
+    }
+
+    /// One iteration of the eight lanes; stores them when they are done.
+    #[inline(always)]
+    unsafe fn step(&mut self, k: &Span, next: &mut usize, n: &mut [u32], m2: &mut [f64]) {
+        if !self.live() {
+            return;
+        }
+        let (a, b) = (self.zr, self.zi);
+        let aa = _mm512_mul_pd(a, a);
+        let bb = _mm512_mul_pd(b, b);
+        let active = _mm512_cmp_pd_mask::<_CMP_LE_OQ>(_mm512_add_pd(aa, bb), k.r2);
+        // Same operations, same order as `z * z + c` on Complex64.
+        let ab = _mm512_mul_pd(a, b);
+        self.zr = _mm512_mask_add_pd(a, active, _mm512_sub_pd(aa, bb), self.cr);
+        self.zi = _mm512_mask_add_pd(b, active, _mm512_add_pd(ab, ab), k.ci);
+        self.count = _mm512_mask_add_pd(self.count, active, self.count, _mm512_set1_pd(1.0));
+        self.iters += 1;
+        if active == 0 || self.iters == k.max_iter {
+            let at = 8 * self.group;
+            _mm256_storeu_si256(n.as_mut_ptr().add(at).cast(), _mm512_cvttpd_epu32(self.count));
+            let norm = _mm512_add_pd(_mm512_mul_pd(self.zr, self.zr), _mm512_mul_pd(self.zi, self.zi));
+            _mm512_storeu_pd(m2.as_mut_ptr().add(at), norm);
+            self.take(k, next);
+        }
+    }
+}

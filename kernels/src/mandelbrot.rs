@@ -198,27 +198,27 @@ fn escape_lanes(cr: &[f64; LANES], ci: &[f64; LANES], max_iter: u32, r2: f64) ->
 /// Escape counts and final `|z|^2` of every pixel of `row`, into `n` and
 /// `m2` (each `width` long).
 fn escape_row(p: &Params, row: u32, n: &mut [u32], m2: &mut [f64]) {
-    let r2 = p.bailout * p.bailout;
-    let width = p.width as usize;
-    let mut col = 0;
+    let done = escape_row_simd(p, row, n, m2);
+    escape_row_portable(p, row, done, n, m2);
+}
+
+/// The AVX-512 path of [`escape_row`] where the CPU has it: fills whole
+/// groups of eight pixels from column 0 and returns how many columns it did.
+#[allow(unused_variables)]
+fn escape_row_simd(p: &Params, row: u32, n: &mut [u32], m2: &mut [f64]) -> usize {
     #[cfg(target_arch = "x86_64")]
     {
-        use crate::avx512::{mandel_escape, MANDEL_LANES};
         if crate::simd::avx512() {
-            while col + MANDEL_LANES <= width {
-                let (mut cr, mut ci) = ([0.0; MANDEL_LANES], [0.0; MANDEL_LANES]);
-                for l in 0..MANDEL_LANES {
-                    (cr[l], ci[l]) = p.point((col + l) as u32, row);
-                }
-                // SAFETY: the CPU has AVX-512F.
-                let (ln, lm) = unsafe { mandel_escape(&cr, &ci, p.max_iter, r2) };
-                n[col..col + MANDEL_LANES].copy_from_slice(&ln);
-                m2[col..col + MANDEL_LANES].copy_from_slice(&lm);
-                col += MANDEL_LANES;
-            }
+            let cols = p.width as usize / 8 * 8;
+            let cr: Vec<f64> = (0..cols).map(|c| p.point(c as u32, row).0).collect();
+            let ci = p.point(0, row).1;
+            let r2 = p.bailout * p.bailout;
+            // SAFETY: the CPU has AVX-512F.
+            unsafe { crate::avx512::mandel_span(&cr, ci, p.max_iter, r2, &mut n[..cols], &mut m2[..cols]) };
+            return cols;
         }
     }
-    escape_row_portable(p, row, col, n, m2);
+    0
 }
 
 /// The portable path of [`escape_row`], from column `from` on.
