@@ -41,14 +41,15 @@ while i < len(s):
     r, i = dec.raw_decode(s, i)
     assert r["verified"], r["verification"]
     if best is None or r["throughput"]["per_core_per_s"] > best["throughput"]["per_core_per_s"]: best = r
-print(f"{best[\"throughput\"][\"per_core_per_s\"]:.3e} {best[\"throughput\"][\"item\"]} {best[\"timing\"][\"compute_s\"][\"max\"]:.3f} {best[\"build\"][\"isa\"]}")'
+t = best["throughput"]
+print("%.3e %s %.3f %s" % (t["per_core_per_s"], t["item"], best["timing"]["compute_s"]["max"], best["build"]["isa"].split()[0]))'
 }
 
 echo "## Results ($(date -u +%Y-%m-%d), commit $(git rev-parse --short HEAD))"
 echo
 echo "Machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | xargs), $(nproc) cores," \
   "$(free -g | awk '/Mem:/{print $2}') GiB; $(uname -sm); $(rustc --version);" \
-  "$(mpirun --version 2>/dev/null | head -1). Load average before the run: $(cut -d' ' -f1-3 /proc/loadavg)."
+  "$(mpirun --version 2>/dev/null | sed -n 1p). Load average before the run: $(cut -d' ' -f1-3 /proc/loadavg)."
 echo
 echo "### Per-core rates (1 rank, 1 thread, best of $REPEAT)"
 echo

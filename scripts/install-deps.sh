@@ -7,7 +7,7 @@ set -euo pipefail
 
 packages=(libopenmpi-dev openmpi-bin libclang-dev clang pkg-config)
 if [[ "${1:-}" == "--test" ]]; then
-  packages+=(ffmpeg openssh-server openssh-client iproute2 kubernetes-client python3 python3-venv)
+  packages+=(ffmpeg openssh-server openssh-client iproute2 kubernetes-client python3 python3-venv bsdutils)
 fi
 
 missing=()

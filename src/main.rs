@@ -6,6 +6,7 @@
 mod cli;
 mod jobs;
 mod output;
+mod progress;
 mod report;
 mod signals;
 mod size;
