@@ -32,8 +32,8 @@ pub(crate) unsafe fn leibniz_rounds(g0: u64, rounds: u64) -> [f64; crate::leibni
         }
     }
     let mut out = [0.0; LANES];
-    for v in 0..V {
-        _mm512_storeu_pd(out.as_mut_ptr().add(8 * v), acc[v]);
+    for (v, a) in acc.iter().enumerate() {
+        _mm512_storeu_pd(out.as_mut_ptr().add(8 * v), *a);
     }
     out
 }
@@ -121,7 +121,7 @@ pub(crate) unsafe fn pi_mc_count(key: u64, gamma: u64, c1: u64, c2: u64, start: 
 /// The CPU must support AVX-512F.
 #[target_feature(enable = "avx512f")]
 pub(crate) unsafe fn mandel_span(cr: &[f64], ci: f64, max_iter: u32, r2: f64, n: &mut [u32], m2: &mut [f64]) {
-    assert!(cr.len() % 8 == 0 && n.len() == cr.len() && m2.len() == cr.len());
+    assert!(cr.len().is_multiple_of(8) && n.len() == cr.len() && m2.len() == cr.len());
     let k = Span { cr, groups: cr.len() / 8, ci: _mm512_set1_pd(ci), r2: _mm512_set1_pd(r2), max_iter };
     let mut next = 0;
     // Four slots as separate locals (not an array) so they live in registers.

@@ -71,7 +71,7 @@ pub(crate) fn group(x: f64) -> f64 {
 #[inline]
 fn term(k: u64) -> f64 {
     let t = 1.0 / (2 * k + 1) as f64;
-    if k % 2 == 0 {
+    if k.is_multiple_of(2) {
         t
     } else {
         -t
@@ -184,7 +184,7 @@ pub fn truncation_bound(terms: u64) -> f64 {
 pub fn predicted_error(terms: u64) -> f64 {
     let n = terms as f64;
     let e = 1.0 / n - 1.0 / (4.0 * n * n * n);
-    if terms % 2 == 0 {
+    if terms.is_multiple_of(2) {
         e
     } else {
         -e
