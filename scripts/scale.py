@@ -97,12 +97,16 @@ def sweep(args, extra):
 def table(rows, markdown):
     head = ["ranks", "threads", "cores", "time s", "speedup", "eff", "karp-flatt", "imbalance",
             "launch s", f"{rows[0]['item']}/s/core"]
-    body = [[str(r["np"]), str(r["threads"]), str(r["cores"]), f"{r['time']:.4f}", f"{r['speedup']:.3f}",
+    ncpu = os.cpu_count() or 1
+    # '*' marks oversubscribed points: more ranks x threads than this machine has cores.
+    body = [[str(r["np"]), str(r["threads"]), str(r["cores"]) + ("*" if r["cores"] > ncpu else ""), f"{r['time']:.4f}", f"{r['speedup']:.3f}",
              f"{r['eff'] * 100:.1f}%", "-" if r["cores"] == 1 else f"{r['kf']:.4f}", f"{r['imbalance']:.3f}",
              f"{r['launch']:.3f}", f"{r['per_core']:.3e}"] for r in rows]
     if markdown:
         lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         lines += ["| " + " | ".join(b) + " |" for b in body]
+        if any(r["cores"] > ncpu for r in rows):
+            lines += ["", f"\\* more ranks x threads than the {ncpu} cores here: oversubscribed, not a scaling point."]
     else:
         w = [max(len(x) for x in col) for col in zip(head, *body)]
         lines = ["  ".join(x.rjust(n) for x, n in zip(row, w)) for row in [head, *body]]

@@ -117,7 +117,7 @@ fn rounds(g0: u64, rounds: u64) -> [f64; LANES] {
             // SAFETY: the CPU has AVX-512F.
             return unsafe { crate::avx512::leibniz_rounds(g0, rounds) };
         }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        if crate::simd::avx2_fma() {
             // SAFETY: the CPU has AVX2 and FMA.
             return unsafe { rounds_fma(g0, rounds) };
         }

@@ -9,6 +9,9 @@
 //! - an explicit AVX-512 one ([`crate::avx512`], `std::arch` intrinsics),
 //!   used when the CPU has AVX-512F/DQ/VL/BW.
 //!
+//! Leibniz's portable loop is also compiled for AVX2 + FMA (x86-64 without
+//! AVX-512), because its `mul_add`s would otherwise be libm calls.
+//!
 //! An earlier version compiled a generic closure inside a
 //! `#[target_feature]` wrapper and relied on auto-vectorisation; the
 //! disassembly showed scalar code (`divsd`, no `vdivpd`), so the hot loops
@@ -41,10 +44,30 @@ pub(crate) fn avx512() -> bool {
     }
 }
 
+/// Whether the portable loops may also be compiled for AVX2 + FMA (used where
+/// `mul_add` would otherwise be a libm call); off with `PIKERNELS_SIMD=portable`.
+#[inline]
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn avx2_fma() -> bool {
+    use std::sync::OnceLock;
+    static HAS: OnceLock<bool> = OnceLock::new();
+    *HAS.get_or_init(|| {
+        std::env::var(ENV_SIMD).map_or(true, |v| v != "portable")
+            && std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma")
+    })
+}
+
 /// The instruction set the hot loops use on this CPU, for reports.
 pub fn isa() -> &'static str {
     if avx512() {
         return "avx512";
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        if avx2_fma() {
+            return "avx2+fma (leibniz), sse2 (portable)";
+        }
     }
     if cfg!(target_arch = "x86_64") {
         "sse2 (portable)"
