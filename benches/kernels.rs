@@ -60,5 +60,31 @@ fn bench_mandelbrot(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_pi_mc, bench_leibniz, bench_mandelbrot);
+/// The escape-time kernel alone on the Benchmarks Game region (a 2000x2000
+/// cut of its 16000x16000 image size), counting pixel-iterations.
+fn bench_mandelbrot_escape(c: &mut Criterion) {
+    let region = mandelbrot::Region { xmin: -1.5, xmax: 0.5, ymin: -1.0, ymax: 1.0 };
+    let p = mandelbrot::Params {
+        width: 2000,
+        height: 2000,
+        max_iter: 50,
+        bailout: 2.0,
+        region,
+        ..mandelbrot::Params::SEED
+    };
+    let rows = 0..u64::from(p.height);
+    let mut out = vec![0u8; p.height as usize * mandelbrot::ESCAPE_ROW_BYTES];
+    let iterations = mandelbrot::escape_rows(&p, rows.clone(), &mut out).to_count().expect("a count");
+    let mut g = c.benchmark_group("mandelbrot-escape");
+    g.throughput(Throughput::Elements(iterations));
+    for t in threads() {
+        let pool = pool(t);
+        g.bench_with_input(BenchmarkId::new("threads", t), &t, |b, _| {
+            b.iter(|| pool.install(|| mandelbrot::escape_rows(&p, rows.clone(), &mut out)))
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench_pi_mc, bench_leibniz, bench_mandelbrot, bench_mandelbrot_escape);
 criterion_main!(benches);

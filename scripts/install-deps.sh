@@ -10,6 +10,8 @@ if [[ "${1:-}" == "--test" ]]; then
   packages+=(ffmpeg openssh-server openssh-client iproute2 kubernetes-client python3 python3-venv)
   # tests/multihost.rs and tests/k8s.rs: unshare, flock and mount (network-namespace test hosts)
   packages+=(util-linux mount)
+  # tests/progress.rs: script(1) gives the progress bar a real terminal
+  packages+=(bsdutils)
 fi
 
 # A command that is already on the PATH counts as installed, whichever package

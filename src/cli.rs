@@ -106,6 +106,10 @@ pub struct MandelbrotArgs {
     /// Compute and verify, but write no PNG (for benchmarks).
     #[arg(long, conflicts_with = "out")]
     pub no_output: bool,
+    /// Time the escape-time kernel alone: no colouring and no PNG (implies --no-output);
+    /// verification compares sampled rows' iteration counts with the reference.
+    #[arg(long, conflicts_with_all = ["out", "banded"])]
+    pub escape_only: bool,
     #[command(flatten)]
     pub common: Common,
 }

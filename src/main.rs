@@ -7,6 +7,7 @@ mod cli;
 mod jobs;
 mod merge;
 mod output;
+mod progress;
 mod report;
 mod signals;
 mod size;

@@ -123,7 +123,7 @@ trait DecimalZeros {
 impl DecimalZeros for u64 {
     fn trailing_zeros_decimal(mut self) -> u32 {
         let mut z = 0;
-        while self != 0 && self % 10 == 0 {
+        while self != 0 && self.is_multiple_of(10) {
             self /= 10;
             z += 1;
         }

@@ -176,7 +176,7 @@ fn emulate_mpijob(job: &Value, orte_vars: bool) {
     assert!(r.success(), "{name}: the launcher command {argv:?} failed:\n{r}\n{}", cluster.logs());
     let report = r.report();
     assert_eq!(report["verified"], true, "{name}:\n{r}");
-    let expected: Vec<String> = hostnames.iter().flat_map(|h| std::iter::repeat(h.clone()).take(slots)).collect();
+    let expected: Vec<String> = hostnames.iter().flat_map(|h| std::iter::repeat_n(h.clone(), slots)).collect();
     assert_eq!(report["hosts"], serde_json::json!(expected), "{name}: ranks must run on the workers, in order");
 
     let kernel_args: Vec<String> = argv.iter().skip_while(|a| *a != "pikernels").skip(1).cloned().collect();

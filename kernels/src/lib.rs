@@ -23,13 +23,15 @@
 //! ```
 #![deny(missing_docs)]
 
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 pub mod colormap;
 pub mod leibniz;
 pub mod mandelbrot;
 pub mod partition;
 pub mod pi_mc;
 mod simd;
-pub use simd::isa;
+pub use simd::{isa, ENV_SIMD};
 mod tally;
 
 pub use tally::Tally;

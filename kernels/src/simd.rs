@@ -1,69 +1,79 @@
 //! Runtime instruction-set dispatch for the hot loops.
 //!
-//! The kernels are written once, as plain Rust loops shaped so that LLVM can
-//! vectorise them (fixed lane-count accumulators, no data-dependent exits in
-//! the inner loop). [`fastest`] runs such a loop inside a function compiled
-//! for AVX-512 when the CPU has it, so the same source becomes 8-lane code on
-//! Zen 4/5 and Ice Lake, while the default x86-64 and arm64 (NEON) builds run
-//! the portable instance. Floating-point results do not change with the
-//! vector width: Rust never reassociates or contracts (FMA) float operations,
-//! so every lane performs exactly the operations the source spells out.
+//! Each kernel has two implementations of its inner loop that perform the
+//! same IEEE operations in the same order, lane by lane:
+//!
+//! - a portable one, plain Rust over fixed-size lane arrays, which LLVM
+//!   vectorises for the build's baseline (SSE2 on x86-64, NEON on arm64) and
+//!   which is the only path on other targets;
+//! - an explicit AVX-512 one ([`crate::avx512`], `std::arch` intrinsics),
+//!   used when the CPU has AVX-512F/DQ/VL/BW.
+//!
+//! Leibniz's portable loop is also compiled for AVX2 + FMA (x86-64 without
+//! AVX-512), because its `mul_add`s would otherwise be libm calls.
+//!
+//! An earlier version compiled a generic closure inside a
+//! `#[target_feature]` wrapper and relied on auto-vectorisation; the
+//! disassembly showed scalar code (`divsd`, no `vdivpd`), so the hot loops
+//! are now spelled out. Results never depend on the path: no FMA
+//! contraction, no reassociation, and the unit tests compare both paths bit
+//! for bit.
 
-/// Runs `f` compiled for the widest vector unit this CPU offers.
-#[inline(always)]
-pub(crate) fn fastest<R>(f: impl FnOnce() -> R) -> R {
+/// Environment variable that, set to `portable`, turns the AVX-512 paths off
+/// (to compare the paths' speed; both give the same bits).
+pub const ENV_SIMD: &str = "PIKERNELS_SIMD";
+
+/// Whether the AVX-512 paths run on this CPU (detected once, then cached).
+#[inline]
+pub(crate) fn avx512() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        if avx512() {
-            // SAFETY: the CPU supports every feature `with_avx512` enables.
-            return unsafe { with_avx512(f) };
-        }
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: as above, for AVX2.
-            return unsafe { with_avx2(f) };
-        }
+        use std::sync::OnceLock;
+        static HAS: OnceLock<bool> = OnceLock::new();
+        *HAS.get_or_init(|| {
+            std::env::var(ENV_SIMD).map_or(true, |v| v != "portable")
+                && std::arch::is_x86_feature_detected!("avx512f")
+                && std::arch::is_x86_feature_detected!("avx512dq")
+                && std::arch::is_x86_feature_detected!("avx512vl")
+                && std::arch::is_x86_feature_detected!("avx512bw")
+        })
     }
-    f()
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
 }
 
-/// The widest vector instruction set [`fastest`] uses on this CPU, for reports.
+/// Whether the portable loops may also be compiled for AVX2 + FMA (used where
+/// `mul_add` would otherwise be a libm call); off with `PIKERNELS_SIMD=portable`.
+#[inline]
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn avx2_fma() -> bool {
+    use std::sync::OnceLock;
+    static HAS: OnceLock<bool> = OnceLock::new();
+    *HAS.get_or_init(|| {
+        std::env::var(ENV_SIMD).map_or(true, |v| v != "portable")
+            && std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma")
+    })
+}
+
+/// The instruction set the hot loops use on this CPU, for reports.
 pub fn isa() -> &'static str {
+    if avx512() {
+        return "avx512";
+    }
     #[cfg(target_arch = "x86_64")]
     {
-        if avx512() {
-            return "avx512";
+        if avx2_fma() {
+            return "avx2+fma (leibniz), sse2 (portable)";
         }
-        if std::arch::is_x86_feature_detected!("avx2") {
-            return "avx2";
-        }
-        "sse2"
     }
-    #[cfg(target_arch = "aarch64")]
-    {
-        "neon"
+    if cfg!(target_arch = "x86_64") {
+        "sse2 (portable)"
+    } else if cfg!(target_arch = "aarch64") {
+        "neon (portable)"
+    } else {
+        "scalar (portable)"
     }
-    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-    {
-        "scalar"
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-fn avx512() -> bool {
-    std::arch::is_x86_feature_detected!("avx512f")
-        && std::arch::is_x86_feature_detected!("avx512dq")
-        && std::arch::is_x86_feature_detected!("avx512vl")
-        && std::arch::is_x86_feature_detected!("avx512bw")
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512dq,avx512vl,avx512bw,avx2,bmi2,popcnt")]
-unsafe fn with_avx512<R>(f: impl FnOnce() -> R) -> R {
-    f()
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,bmi2,popcnt")]
-unsafe fn with_avx2<R>(f: impl FnOnce() -> R) -> R {
-    f()
 }

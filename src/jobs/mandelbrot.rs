@@ -20,6 +20,8 @@ const MAX_IMAGE_BYTES: u64 = i32::MAX as u64;
 pub struct Mandelbrot {
     p: Params,
     out: Option<PathBuf>,
+    /// `--escape-only`: each unit yields its row's iteration total, not RGB.
+    escape_only: bool,
 }
 
 impl Mandelbrot {
@@ -61,12 +63,12 @@ impl Mandelbrot {
                 output::human_bytes(MAX_IMAGE_BYTES)
             )));
         }
-        let out = if a.no_output {
+        let out = if a.no_output || a.escape_only {
             None
         } else {
             Some(a.common.out.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_MANDELBROT_OUT)))
         };
-        Ok(Mandelbrot { p, out })
+        Ok(Mandelbrot { p, out, escape_only: a.escape_only })
     }
 
     /// Evenly spread rows, first and last included.
@@ -100,6 +102,7 @@ impl Job for Mandelbrot {
             "width": p.width, "height": p.height, "max_iter": p.max_iter,
             "xmin": r.xmin, "xmax": r.xmax, "ymin": r.ymin, "ymax": r.ymax,
             "bailout": p.bailout, "colormap": p.colormap.name(), "smooth": p.smooth,
+            "escape_only": self.escape_only,
         })
     }
 
@@ -108,16 +111,24 @@ impl Job for Mandelbrot {
     }
 
     fn unit_bytes(&self) -> usize {
-        self.p.row_bytes()
+        if self.escape_only {
+            mandelbrot::ESCAPE_ROW_BYTES
+        } else {
+            self.p.row_bytes()
+        }
     }
 
     fn compute(&self, rows: Range<u64>, out: &mut [u8]) -> Tally {
-        mandelbrot::render_rows(&self.p, rows, out)
+        if self.escape_only {
+            mandelbrot::escape_rows(&self.p, rows, out)
+        } else {
+            mandelbrot::render_rows(&self.p, rows, out)
+        }
     }
 
     fn preflight(&self, ctx: &Preflight) -> Result<()> {
-        let image = self.p.image_bytes();
-        let share = ctx.max_units_held(self.units()) * self.p.row_bytes() as u64;
+        let image = self.units() * self.unit_bytes() as u64;
+        let share = ctx.max_units_held(self.units()) * self.unit_bytes() as u64;
         if ctx.is_root() {
             // The gathered image, the root's own share, and the PNG encoder's buffers.
             output::check_memory(2 * image + share, "rank 0 (gathering and encoding the image)")?;
@@ -136,8 +147,13 @@ impl Job for Mandelbrot {
         let rows = self.verify_rows();
         let (mismatch, verify_s) = timed(|| {
             rows.iter().copied().find(|&row| {
-                let at = row as usize * self.p.row_bytes();
-                mandelbrot::render_row_reference(&self.p, row).0 != rgb[at..at + self.p.row_bytes()]
+                let (bytes, total) = mandelbrot::render_row_reference(&self.p, row);
+                let (len, at) = (self.unit_bytes(), row as usize * self.unit_bytes());
+                if self.escape_only {
+                    total.to_le_bytes()[..] != rgb[at..at + len]
+                } else {
+                    bytes != rgb[at..at + len]
+                }
             })
         });
         let iterations = tally.to_count().unwrap_or(0);
@@ -153,6 +169,9 @@ impl Job for Mandelbrot {
             None => (None, 0.0),
         };
         let verification = match mismatch {
+            None if self.escape_only => {
+                format!("{} sampled rows' iteration totals equal the sequential reference's", rows.len())
+            }
             None => format!("{} sampled rows equal the sequential reference, byte for byte", rows.len()),
             Some(row) => format!("row {row} differs from the sequential reference"),
         };

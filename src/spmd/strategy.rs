@@ -15,6 +15,7 @@
 //! not depend on where they were computed and tallies add exactly.
 
 use super::Spmd;
+use crate::progress::{self, Progress};
 use kernels::{partition, Tally};
 use mpi::collective::SystemOperation;
 use mpi::datatype::PartitionMut;
@@ -151,11 +152,26 @@ impl<'a> Ctx<'a> {
         (units.end - units.start) as usize * self.work.unit_bytes
     }
 
-    /// Computes `units` into `out`, timing it.
+    /// Computes `units` into `out`, timing it. On rank 0 with a terminal the
+    /// range goes in [`progress::PIECES`] pieces so a bar can show progress;
+    /// units are independent and tallies exact, so the result is the same.
     fn compute(&mut self, units: Range<u64>, out: &mut [u8]) -> Tally {
         let t = Instant::now();
         let n = units.end - units.start;
-        let tally = (self.work.compute)(units, out);
+        let bar = Progress::new(self.spmd.is_root(), n, "rank 0's share");
+        let tally = if bar.active() {
+            let piece = n.div_ceil(progress::PIECES).max(1);
+            let mut tally = Tally::default();
+            for c in partition::chunks(n, piece) {
+                let (a, b) = (c.start as usize * self.work.unit_bytes, c.end as usize * self.work.unit_bytes);
+                tally += (self.work.compute)(units.start + c.start..units.start + c.end, &mut out[a..b]);
+                bar.set(c.end);
+            }
+            bar.finish();
+            tally
+        } else {
+            (self.work.compute)(units, out)
+        };
         self.stats.compute_s += t.elapsed().as_secs_f64();
         self.stats.units += n;
         self.stats.chunks += 1;
@@ -326,6 +342,7 @@ impl<'a> Ctx<'a> {
         let next = AtomicU64::new(0);
         let all = Mutex::new(vec![0u8; self.work.units as usize * unit_bytes]);
         let work = self.work;
+        let bar = Progress::new(true, n_chunks, "chunks handed out");
         let (root_part, served) = std::thread::scope(|s| {
             let computer = s.spawn(|| {
                 let mut stats = RankStats::default();
@@ -335,6 +352,7 @@ impl<'a> Ctx<'a> {
                     if c >= n_chunks {
                         return (tally, stats);
                     }
+                    bar.set(c);
                     let range = chunk_range(c);
                     let mut out = vec![0u8; (range.end - range.start) as usize * unit_bytes];
                     let t = Instant::now();
@@ -364,6 +382,7 @@ impl<'a> Ctx<'a> {
                     all.lock().expect("result buffer")[at..at + data.len()].copy_from_slice(data);
                 }
                 let c = next.fetch_add(1, Ordering::Relaxed);
+                bar.set(c.min(n_chunks));
                 let range = if c < n_chunks { chunk_range(c) } else { 0..0 };
                 if range.is_empty() {
                     active -= 1;
@@ -372,6 +391,7 @@ impl<'a> Ctx<'a> {
                 comm_s += t.elapsed().as_secs_f64();
             }
             let (own, stats) = computer.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+            bar.finish();
             (own, (tally, comm_s, stats))
         });
         let (served_tally, comm_s, stats) = served;
