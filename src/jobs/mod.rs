@@ -8,6 +8,7 @@
 mod leibniz;
 mod mandelbrot;
 mod pi_mc;
+mod transcode;
 
 use crate::cli::{Command, Common};
 use crate::output;
@@ -111,6 +112,7 @@ pub fn from_cli(command: &Command) -> Result<Box<dyn Job>, UsageError> {
         Command::PiMc(a) => Ok(Box::new(pi_mc::PiMc::new(a)?)),
         Command::Leibniz(a) => Ok(Box::new(leibniz::Leibniz::new(a)?)),
         Command::Mandelbrot(a) => Ok(Box::new(mandelbrot::Mandelbrot::new(a)?)),
+        Command::Transcode(a) => Ok(Box::new(transcode::Transcode::new(a)?)),
     }
 }
 
