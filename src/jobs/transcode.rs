@@ -40,8 +40,8 @@ pub struct Transcode {
     shared_dir: Option<PathBuf>,
     baseline: bool,
     chunk_bytes: usize,
-    /// The fault-injection hook ([`media::FAULT_ENV`]): segment and rank.
-    fault: Option<(usize, Option<usize>)>,
+    /// The fault-injection hook ([`media::FAULT_ENV`]).
+    fault: Option<media::Fault>,
     state: Mutex<State>,
 }
 
@@ -111,7 +111,12 @@ impl Transcode {
                 a.chunk_bytes.0
             )));
         }
-        for (name, v) in [("codec", &a.codec), ("preset", &a.preset), ("audio-codec", &a.audio_codec), ("audio-bitrate", &a.audio_bitrate)] {
+        for (name, v) in [
+            ("codec", &a.codec),
+            ("preset", &a.preset),
+            ("audio-codec", &a.audio_codec),
+            ("audio-bitrate", &a.audio_bitrate),
+        ] {
             if v.trim().is_empty() {
                 return Err(UsageError(format!("--{name} must not be empty")));
             }
@@ -162,19 +167,17 @@ impl Transcode {
         self.output.with_file_name(format!(".pikernels-{}-{name}", std::process::id()))
     }
 
-    fn fault_on(&self, segment: usize, rank: usize) -> bool {
-        matches!(self.fault, Some((s, r)) if s == segment && r.map_or(true, |r| r == rank))
-    }
-
-    /// Works on one farm item on any rank: `[segment index: u64 LE][bytes]`,
-    /// the bytes being the segment itself, or with `--shared-dir` its path.
+    /// Works on one farm item on any rank: `[segment index: u64 LE]
+    /// [attempt: u64 LE][bytes]`, the bytes being the segment itself, or with
+    /// `--shared-dir` its path.
     fn work(&self, dir: &Path, rank: usize, payload: Vec<u8>) -> Result<Vec<u8>, String> {
-        if payload.len() < 8 {
+        if payload.len() < 16 {
             return Err(format!("malformed work item of {} bytes", payload.len()));
         }
-        let index = u64::from_le_bytes(payload[..8].try_into().expect("8 bytes")) as usize;
-        let fault = self.fault_on(index, rank);
-        let body = &payload[8..];
+        let word = |at: usize| u64::from_le_bytes(payload[at..at + 8].try_into().expect("8 bytes"));
+        let (index, attempt) = (word(0) as usize, word(8) as u32);
+        let fault = self.fault.is_some_and(|f| f.hits(index, attempt));
+        let body = &payload[16..];
         let here = |e: String| format!("on rank {rank}: {e}");
         if self.shared_dir.is_some() {
             let input = PathBuf::from(String::from_utf8_lossy(body).into_owned());
@@ -199,12 +202,15 @@ impl Transcode {
             let s = self.lock();
             (s.rank, s.dir.as_ref().map(|d| d.path.clone()), s.probe.clone())
         };
-        let dir = dir.expect("the working directory is made in pre-flight");
+        // Made in pre-flight; a worker with --shared-dir needs none (it works
+        // in rank 0's directory there).
+        let dir = dir.unwrap_or_default();
         let t = Instant::now();
         let mut run = None;
         let mut order = Vec::new();
         if let Some(probe) = probe {
-            let seconds = self.segment_seconds.unwrap_or_else(|| media::default_segment_seconds(probe.duration_s, spmd.size()));
+            let seconds =
+                self.segment_seconds.unwrap_or_else(|| media::default_segment_seconds(probe.duration_s, spmd.size()));
             let (split, split_s) = timed(|| media::split(&self.tools, &self.input, &dir, seconds));
             let (segments, error) = match split {
                 Ok(s) => (s, None),
@@ -214,10 +220,11 @@ impl Transcode {
             run = Some(Run { segments, segment_seconds: seconds, split_s, farm_s: 0.0, retried: 0, error });
         }
         let shared = self.shared_dir.is_some();
-        let load = |item: usize| -> Result<Vec<u8>, String> {
+        let load = |item: usize, attempt: u32| -> Result<Vec<u8>, String> {
             let seg = &order[item];
             let path = dir.join(&seg.name);
             let mut payload = (seg.index as u64).to_le_bytes().to_vec();
+            payload.extend_from_slice(&u64::from(attempt).to_le_bytes());
             if shared {
                 payload.extend_from_slice(path.to_string_lossy().as_bytes());
             } else {
@@ -233,7 +240,8 @@ impl Transcode {
             }
             std::fs::write(&path, bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))
         };
-        let farm = tasks::Farm { items: order.len(), chunk_bytes: self.chunk_bytes, load: &load, work: &work, store: &store };
+        let farm =
+            tasks::Farm { items: order.len(), chunk_bytes: self.chunk_bytes, load: &load, work: &work, store: &store };
         let outcome = tasks::run(spmd, &farm);
         if let Some(mut run) = run {
             run.farm_s = outcome.wall_s;
@@ -261,8 +269,6 @@ impl Transcode {
             let (out, verify_s) = timed(|| media::probe(&self.tools, &tmp));
             let out = out.context("cannot check the joined output")?;
             let baseline = if self.baseline { Some(self.run_baseline(probe, dir)?) } else { None };
-            std::fs::rename(&tmp, &self.output)
-                .with_context(|| format!("cannot rename {} to {}", tmp.display(), self.output.display()))?;
             Ok((out, join_s, verify_s, baseline))
         })();
         let (out, join_s, verify_s, baseline) = result.inspect_err(|_| {
@@ -274,9 +280,18 @@ impl Transcode {
         let frames_ok = out.frames == probe.frames;
         let duration_ok = diff_s <= frame_s;
         let streams_ok = out.audio_streams == probe.audio_streams;
+        // Only a verified result takes the output's name; a failed check
+        // leaves no file behind (exit 3 with the report says why).
+        let written = frames_ok && duration_ok && streams_ok;
+        if written {
+            std::fs::rename(&tmp, &self.output)
+                .with_context(|| format!("cannot rename {} to {}", tmp.display(), self.output.display()))?;
+        } else {
+            let _ = std::fs::remove_file(&tmp);
+        }
         let total_s = wall_s + join_s;
         let verification = format!(
-            "output has {} frames, input {}{}; duration {:.4} s vs {:.4} s, off by {:.4} s ({} one frame, {:.4} s); video and {} audio stream(s), input {}",
+            "output has {} frames, input {}{}; duration {:.4} s vs {:.4} s, off by {:.4} s ({} one frame, {:.4} s); video and {} audio stream(s), input {}{}",
             out.frames,
             probe.frames,
             if frames_ok { " (equal)" } else { " (DIFFERENT)" },
@@ -286,13 +301,15 @@ impl Transcode {
             if duration_ok { "within" } else { "MORE THAN" },
             frame_s,
             out.audio_streams,
-            probe.audio_streams
+            probe.audio_streams,
+            if written { "" } else { "; output NOT written" }
         );
         let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
         Ok(Finished {
             result: json!({
                 "input": self.input.display().to_string(),
                 "output": self.output.display().to_string(),
+                "written": written,
                 "transport": if self.shared_dir.is_some() { "shared-dir" } else { "mpi" },
                 "duration_s": probe.duration_s,
                 "frames": probe.frames,
@@ -320,7 +337,7 @@ impl Transcode {
                     "duration_s": b.duration_s,
                 })),
             }),
-            verified: frames_ok && duration_ok && streams_ok,
+            verified: written,
             verification,
             item: ("frames", probe.frames as f64),
             verify_s,

@@ -35,10 +35,17 @@ pub const MIN_SEGMENT_SECONDS: f64 = 1.0;
 /// Longest default segment (seconds), the seed's 60-second pieces.
 pub const MAX_SEGMENT_SECONDS: f64 = 60.0;
 
-/// The environment variable of the fault-injection hook: `SEG` or
-/// `SEG@RANK` makes ffmpeg fail on segment SEG (on rank RANK only, if given)
-/// by handing it an option it does not know, so the failure, its stderr and
-/// the retry are all real. Used by the tests of the retry path.
+/// A video whose readable frames cover less than this fraction of what its
+/// header's duration and frame rate promise is refused as truncated. (The
+/// container duration also covers audio, which may legitimately run a little
+/// longer than the video; hence a fraction, not equality.)
+pub const TRUNCATED_FRACTION: f64 = 0.9;
+
+/// The environment variable of the fault-injection hook: `SEG` makes ffmpeg
+/// fail on every attempt at segment SEG (time order, from 0), `SEG:first`
+/// only on the first attempt, by handing ffmpeg an option it does not know,
+/// so the failure, its stderr and the retry are all real. Used by the tests
+/// of the retry path; unset in normal use.
 pub const FAULT_ENV: &str = "PIKERNELS_TRANSCODE_FAULT";
 /// The unknown option the fault hook passes to ffmpeg.
 pub const FAULT_OPTION: &str = "-pikernels-injected-fault";
@@ -56,9 +63,8 @@ impl Tools {
         for tool in [&self.ffmpeg, &self.ffprobe] {
             let mut cmd = Command::new(tool);
             cmd.arg("-version");
-            capture(cmd).map_err(|e| {
-                anyhow!("cannot run {} (is ffmpeg installed and on PATH?): {e:#}", tool.display())
-            })?;
+            capture(cmd)
+                .map_err(|e| anyhow!("cannot run {} (is ffmpeg installed and on PATH?): {e:#}", tool.display()))?;
         }
         let mut cmd = Command::new(&self.ffmpeg);
         cmd.args(["-hide_banner", "-encoders"]);
@@ -177,6 +183,14 @@ pub fn parse_probe(json: &[u8]) -> Result<Probe> {
     }
     if !(duration_s.is_finite() && duration_s > 0.0) {
         bail!("it has no duration");
+    }
+    let (num, den) = fps;
+    let expected = duration_s * num as f64 / den as f64;
+    if (frames as f64) < TRUNCATED_FRACTION * expected - 2.0 {
+        bail!(
+            "it is truncated or damaged: its header says {duration_s:.3} s (about {expected:.0} frames at {:.3} fps), but only {frames} frames can be read",
+            num as f64 / den as f64
+        );
     }
     Ok(Probe {
         duration_s,
@@ -386,14 +400,31 @@ impl Tail {
     }
 }
 
-/// Parses the fault hook's value, `SEG` or `SEG@RANK`.
-pub fn parse_fault(v: &str) -> Result<(usize, Option<usize>), String> {
-    let bad = || format!("{FAULT_ENV}={v:?} is not SEGMENT or SEGMENT@RANK");
-    let (seg, rank) = match v.split_once('@') {
-        Some((s, r)) => (s, Some(r.trim().parse().map_err(|_| bad())?)),
-        None => (v, None),
+/// A fault the hook injects (see [`FAULT_ENV`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fault {
+    /// The segment whose ffmpeg fails.
+    pub segment: usize,
+    /// Only the first attempt fails (so the retry succeeds).
+    pub first_only: bool,
+}
+
+impl Fault {
+    /// Whether attempt `attempt` (0 first) at `segment` fails.
+    pub fn hits(self, segment: usize, attempt: u32) -> bool {
+        segment == self.segment && (attempt == 0 || !self.first_only)
+    }
+}
+
+/// Parses the fault hook's value, `SEG` or `SEG:first`.
+pub fn parse_fault(v: &str) -> Result<Fault, String> {
+    let bad = || format!("{FAULT_ENV}={v:?} is not SEGMENT or SEGMENT:first");
+    let (seg, first_only) = match v.split_once(':') {
+        Some((s, "first")) => (s, true),
+        Some(_) => return Err(bad()),
+        None => (v, false),
     };
-    Ok((seg.trim().parse().map_err(|_| bad())?, rank))
+    Ok(Fault { segment: seg.trim().parse().map_err(|_| bad())?, first_only })
 }
 
 #[cfg(test)]
@@ -421,6 +452,8 @@ mod tests {
         let png = r#"{"streams":[{"codec_type":"video","codec_name":"png","avg_frame_rate":"25/1","nb_read_packets":"1"}],"format":{"format_name":"png_pipe","duration":"0.04"}}"#;
         assert!(parse_probe(png.as_bytes()).unwrap_err().to_string().contains("still image"));
         assert!(parse_probe(b"not json").is_err());
+        let cut = PROBE.replace("\"120\"", "\"20\"");
+        assert!(parse_probe(cut.as_bytes()).unwrap_err().to_string().contains("truncated"));
     }
 
     #[test]
@@ -461,10 +494,12 @@ mod tests {
 
     #[test]
     fn fault_hook_values_parse() {
-        assert_eq!(parse_fault("3"), Ok((3, None)));
-        assert_eq!(parse_fault("2@1"), Ok((2, Some(1))));
+        let every = parse_fault("3").unwrap();
+        assert!(every.hits(3, 0) && every.hits(3, 1) && !every.hits(2, 0));
+        let first = parse_fault("2:first").unwrap();
+        assert!(first.hits(2, 0) && !first.hits(2, 1));
         assert!(parse_fault("x").is_err());
-        assert!(parse_fault("1@").is_err());
+        assert!(parse_fault("1:last").is_err());
     }
 
     #[test]

@@ -59,9 +59,10 @@ pub struct Farm<'a> {
     pub items: usize,
     /// Bytes per message of a payload or result (at least 1).
     pub chunk_bytes: usize,
-    /// On rank 0: the payload of an item (read when it is handed out, so
-    /// only items in flight are held in memory).
-    pub load: &'a (dyn Fn(usize) -> Result<Vec<u8>, String> + Sync),
+    /// On rank 0: the payload of an item for its attempt (0 first, 1 the
+    /// retry), read when it is handed out, so only items in flight are held
+    /// in memory.
+    pub load: &'a (dyn Fn(usize, u32) -> Result<Vec<u8>, String> + Sync),
     /// On every rank: works on an item's payload; `Err` carries the reason
     /// (for transcode, ffmpeg's stderr tail).
     pub work: &'a (dyn Fn(usize, Vec<u8>) -> Result<Vec<u8>, String> + Sync),
@@ -145,7 +146,7 @@ fn serve(spmd: &Spmd, farm: &Farm, mut stats: RankStats) -> (RankStats, Option<T
         let local = s.spawn(|| {
             let mut own = RankStats::default();
             while let Some(item) = board.take_blocking(0) {
-                let outcome = (farm.load)(item).map_err(|e| (false, e)).and_then(|payload| {
+                let outcome = (farm.load)(item, board.attempt(item)).map_err(|e| (false, e)).and_then(|payload| {
                     let t = Instant::now();
                     let r = (farm.work)(item, payload);
                     own.compute_s += t.elapsed().as_secs_f64();
@@ -177,7 +178,7 @@ fn serve(spmd: &Spmd, farm: &Farm, mut stats: RankStats) -> (RankStats, Option<T
                 let t = Instant::now();
                 let dest = world.process_at_rank(rank);
                 match board.take(rank as usize) {
-                    Take::Item(item) => match (farm.load)(item) {
+                    Take::Item(item) => match (farm.load)(item, board.attempt(item)) {
                         Ok(payload) => {
                             dest.send_with_tag(&[GIVE_ITEM, item as u64, payload.len() as u64][..], TAG_GIVE);
                             send_chunks(&dest, &payload, farm.chunk_bytes, TAG_GIVE_DATA);
@@ -328,6 +329,11 @@ impl Board {
         drop(self.changed.wait_timeout(s, timeout));
     }
 
+    /// Which attempt at `item` is being handed out: 0 first, 1 the retry.
+    fn attempt(&self, item: usize) -> u32 {
+        u32::from(self.lock().failed_on[item].is_some())
+    }
+
     fn done(&self, item: usize) {
         let mut s = self.lock();
         s.remaining -= 1;
@@ -387,6 +393,7 @@ mod tests {
         b.failed(0, 1, "boom".into());
         assert_eq!(b.take(1), Take::Item(1), "rank 1 may not retry item 0");
         assert_eq!(b.take(2), Take::Item(0), "the retry goes to the front");
+        assert_eq!((b.attempt(0), b.attempt(1)), (1, 0));
         b.done(0);
         assert_eq!(b.lock().retried, 1);
         assert!(b.lock().error.is_none());
