@@ -261,7 +261,7 @@ impl Transcode {
         let parts: Vec<PathBuf> = run.segments.iter().map(|s| dir.join(part_name(s.index))).collect();
         let tmp = self.temp_output();
         let _tracked = signals::track(&tmp);
-        let result = (|| -> Result<(Probe, f64, f64, Option<(Probe, f64)>)> {
+        let result = (|| -> Result<Joined> {
             let (joined, join_s) = timed(|| {
                 media::concat(&self.tools, &self.settings, &parts, &dir.join("concat.txt"), &self.input, &tmp)
             });
@@ -359,6 +359,10 @@ impl Transcode {
         Ok((b, s))
     }
 }
+
+/// The joined output's probe, seconds joining, seconds probing, and the
+/// baseline's probe and seconds when one ran.
+type Joined = (Probe, f64, f64, Option<(Probe, f64)>);
 
 /// The name of segment `index`'s transcoded part.
 fn part_name(index: usize) -> String {

@@ -364,17 +364,20 @@ pub struct Tail {
     cap: usize,
     buf: Vec<u8>,
     cut: bool,
+    /// Whether `buf` starts at the beginning of a line.
+    starts_line: bool,
 }
 
 impl Tail {
     pub fn new(cap: usize) -> Tail {
-        Tail { cap, buf: Vec::new(), cut: false }
+        Tail { cap, buf: Vec::new(), cut: false, starts_line: true }
     }
 
     pub fn push(&mut self, bytes: &[u8]) {
         self.buf.extend_from_slice(bytes);
         if self.buf.len() > 2 * self.cap {
             let drop = self.buf.len() - self.cap;
+            self.starts_line = self.buf[drop - 1] == b'\n';
             self.buf.drain(..drop);
             self.cut = true;
         }
@@ -383,7 +386,7 @@ impl Tail {
     pub fn text(&self) -> String {
         let mut start = self.buf.len().saturating_sub(self.cap);
         let cut = self.cut || start > 0;
-        let at_line_start = start > 0 && self.buf[start - 1] == b'\n';
+        let at_line_start = if start > 0 { self.buf[start - 1] == b'\n' } else { self.starts_line };
         if cut && !at_line_start {
             if let Some(nl) = self.buf[start..].iter().position(|&b| b == b'\n') {
                 if start + nl + 1 < self.buf.len() {
