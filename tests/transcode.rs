@@ -337,3 +337,113 @@ fn missing_tools_and_bad_options_are_refused() {
     assert!(!out.exists());
     nothing_left(tmp.path(), dir.path());
 }
+
+/// Processes whose command line mentions `needle` (ffmpeg children of the job).
+fn processes_mentioning(needle: &str) -> Vec<String> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains(needle))
+        .collect()
+}
+
+#[test]
+fn sigterm_mid_transcode_leaves_nothing_behind() {
+    let dir = tempdir();
+    let tmp = tempdir();
+    // Slow enough to be caught mid-way: a larger picture, a slow preset.
+    let input = dir.path().join("long.mp4");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=320x240:rate=25",
+        "-t",
+        "12",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-g",
+        "25",
+        input.to_str().unwrap(),
+    ]);
+    let out = dir.path().join("stopped.mp4");
+    let args = [
+        "transcode",
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+        "--segment-seconds",
+        "2",
+        "--preset",
+        "veryslow",
+    ];
+    let mut cmd = util::mpirun_cmd(3, &args);
+    cmd.env("TMPDIR", tmp.path());
+    let tmp_path = tmp.path().to_path_buf();
+    // Ready once some rank has a segment in its directory and ffmpeg runs on it.
+    let ready = || {
+        files_in(&tmp_path).iter().filter(|d| d.starts_with("pikernels-transcode-")).any(|d| {
+            std::fs::read_dir(tmp_path.join(d))
+                .map(|rd| rd.filter_map(Result::ok).any(|e| e.file_name().to_string_lossy().starts_with("in-")))
+                .unwrap_or(false)
+        })
+    };
+    let run = util::run_signalled(cmd, ready, libc::SIGTERM, util::TIMEOUT);
+    assert_ne!(run.code, Some(0), "{run}");
+    assert!(run.stderr.contains("stopped by SIGTERM"), "{run}");
+    assert!(!out.exists(), "no output");
+    // ffmpeg children die with their rank (PR_SET_PDEATHSIG); give them a moment.
+    let needle = tmp.path().to_string_lossy().into_owned();
+    let t = std::time::Instant::now();
+    while !processes_mentioning(&needle).is_empty() && t.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(processes_mentioning(&needle).is_empty(), "orphans: {:?}", processes_mentioning(&needle));
+    // A rank that got SIGTERM removed its directory; one that mpirun killed
+    // outright (it sometimes sends only SIGCONT then SIGKILL) could not, and
+    // the next run on this host sweeps such directories of dead processes.
+    let small = make(dir.path(), &CLIPS[2]);
+    let next = dir.path().join("next.mp4");
+    let run = transcode(2, tmp.path(), &[], &["--input", small.to_str().unwrap(), "--output", next.to_str().unwrap()]);
+    assert!(run.success(), "{run}");
+    std::fs::remove_file(&next).unwrap();
+    nothing_left(tmp.path(), dir.path());
+}
+
+#[test]
+fn extra_ffmpeg_arguments_reach_every_segment() {
+    let dir = tempdir();
+    let tmp = tempdir();
+    let input = make(dir.path(), &CLIPS[2]);
+    let (i, o) = (input.to_str().unwrap(), dir.path().join("scaled.mp4"));
+    // A real option: scale every segment to 48x32; ffprobe sees the size.
+    let args = [
+        "--input",
+        i,
+        "--output",
+        o.to_str().unwrap(),
+        "--segment-seconds",
+        "1",
+        "--ffmpeg-arg=-vf",
+        "--ffmpeg-arg=scale=48:32",
+    ];
+    let run = transcode(2, tmp.path(), &[], &args);
+    assert!(run.success(), "{run}");
+    let pix = Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0", "-show_entries", "stream=width,height", "-of", "csv=p=0"])
+        .arg(&o)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&pix.stdout).trim(), "48,32");
+    // An option ffmpeg does not know fails every segment: the job stops with ffmpeg's words.
+    let x = dir.path().join("x.mp4");
+    let bad = ["--input", i, "--output", x.to_str().unwrap(), "--ffmpeg-arg=-no-such-option"];
+    let run = transcode(2, tmp.path(), &[], &bad);
+    assert_eq!(run.code, Some(1), "{run}");
+    assert!(run.stderr.contains("Unrecognized option 'no-such-option'"), "{run}");
+    nothing_left(tmp.path(), dir.path());
+}

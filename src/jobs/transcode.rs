@@ -73,16 +73,59 @@ struct WorkDir {
     _tracked: Tracked,
 }
 
+/// The start of every working directory's name; the host and process id
+/// follow, so that a later run can tell a dead run's directory from a live one.
+const WORKDIR_PREFIX: &str = "pikernels-transcode-";
+
 impl WorkDir {
     /// A fresh private directory under `parent` (the system's temporary
-    /// directory, or the shared directory).
+    /// directory, or the shared directory), named
+    /// `pikernels-transcode-HOST-PID-XXXXXX`. Directories of earlier runs on
+    /// this host whose process is gone are removed first: a rank killed
+    /// outright (SIGKILL; `mpirun` sometimes sends a rank only SIGCONT and
+    /// SIGKILL when the job is stopped) cannot clean up after itself.
     fn create(parent: &Path) -> Result<WorkDir> {
+        let own = format!("{WORKDIR_PREFIX}{}-", host_name());
+        sweep_dead(parent, &own);
         let path = tempfile::Builder::new()
-            .prefix("pikernels-transcode-")
+            .prefix(&format!("{own}{}-", std::process::id()))
             .tempdir_in(parent)
             .with_context(|| format!("cannot create a temporary directory in {}", parent.display()))?
             .keep();
         Ok(WorkDir { _tracked: signals::track(&path), path })
+    }
+}
+
+/// This machine's host name (`unknown` if it cannot be read).
+fn host_name() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates
+    // within it on success.
+    let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(0);
+    let name = if ok { String::from_utf8_lossy(&buf[..end]).replace(['/', '-'], "_") } else { String::new() };
+    if name.is_empty() {
+        "unknown".into()
+    } else {
+        name
+    }
+}
+
+/// Removes `prefix`-named directories in `parent` whose process (the number
+/// after the prefix) no longer exists on this host.
+fn sweep_dead(parent: &Path, prefix: &str) {
+    let Ok(entries) = std::fs::read_dir(parent) else { return };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name.strip_prefix(prefix).and_then(|r| r.split('-').next()?.parse::<i32>().ok()) else {
+            continue;
+        };
+        // SAFETY: signal 0 only checks whether the process exists.
+        let gone =
+            unsafe { libc::kill(pid, 0) } != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
+        if gone {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
     }
 }
 
@@ -169,7 +212,8 @@ impl Transcode {
 
     /// Works on one farm item on any rank: `[segment index: u64 LE]
     /// [attempt: u64 LE][bytes]`, the bytes being the segment itself, or with
-    /// `--shared-dir` its path.
+    /// `--shared-dir` its path relative to that directory (so each rank
+    /// resolves it against its own `--shared-dir`).
     fn work(&self, dir: &Path, rank: usize, payload: Vec<u8>) -> Result<Vec<u8>, String> {
         if payload.len() < 16 {
             return Err(format!("malformed work item of {} bytes", payload.len()));
@@ -179,8 +223,8 @@ impl Transcode {
         let fault = self.fault.is_some_and(|f| f.hits(index, attempt));
         let body = &payload[16..];
         let here = |e: String| format!("on rank {rank}: {e}");
-        if self.shared_dir.is_some() {
-            let input = PathBuf::from(String::from_utf8_lossy(body).into_owned());
+        if let Some(shared) = &self.shared_dir {
+            let input = shared.join(String::from_utf8_lossy(body).as_ref());
             let out = input.with_file_name(part_name(index));
             media::transcode_segment(&self.tools, &self.settings, &input, &out, fault).map_err(here)?;
             return Ok(Vec::new());
@@ -225,8 +269,10 @@ impl Transcode {
             let path = dir.join(&seg.name);
             let mut payload = (seg.index as u64).to_le_bytes().to_vec();
             payload.extend_from_slice(&u64::from(attempt).to_le_bytes());
-            if shared {
-                payload.extend_from_slice(path.to_string_lossy().as_bytes());
+            if let Some(shared) = &self.shared_dir {
+                let rel =
+                    path.strip_prefix(shared).map_err(|_| format!("{} is outside --shared-dir", path.display()))?;
+                payload.extend_from_slice(rel.to_string_lossy().as_bytes());
             } else {
                 payload.extend(std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?);
             }

@@ -328,6 +328,19 @@ pub fn concat_list(parts: &[PathBuf]) -> String {
 /// a thread while stdout is read, so neither pipe can fill and stall the tool.
 pub fn capture(mut cmd: Command) -> Result<Vec<u8>> {
     let program = cmd.get_program().to_string_lossy().into_owned();
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: prctl is async-signal-safe and touches no memory of ours.
+        // If this rank dies (SIGKILL, MPI_Abort, a stop signal's _exit), the
+        // tool gets SIGKILL instead of running on as an orphan.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+    }
     let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
