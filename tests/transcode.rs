@@ -101,7 +101,12 @@ fn transcode(np: usize, tmp: &Path, env: &[(&str, &str)], args: &[&str]) -> Run 
 /// output left in `dir`.
 fn nothing_left(tmp: &Path, dir: &Path) {
     let left: Vec<String> = files_in(tmp).into_iter().filter(|f| f.contains("pikernels")).collect();
-    assert!(left.is_empty(), "temporary directories left: {left:?}");
+    let alive = |name: &String| {
+        let pid = name.split('-').nth(3).and_then(|p| p.parse::<i32>().ok()).unwrap_or(0);
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default()
+    };
+    let why: Vec<String> = left.iter().map(alive).collect();
+    assert!(left.is_empty(), "temporary directories left: {left:?}; their processes: {why:?}");
     let hidden: Vec<String> = files_in(dir).into_iter().filter(|f| f.starts_with('.')).collect();
     assert!(hidden.is_empty(), "temporary outputs left: {hidden:?}");
 }
@@ -338,13 +343,17 @@ fn missing_tools_and_bad_options_are_refused() {
     nothing_left(tmp.path(), dir.path());
 }
 
-/// Processes whose command line mentions `needle` (ffmpeg children of the job).
+/// Processes whose command line or environment mentions `needle`: the ranks
+/// of a job run with `TMPDIR=needle` and their ffmpeg children.
 fn processes_mentioning(needle: &str) -> Vec<String> {
     std::fs::read_dir("/proc")
         .unwrap()
-        .filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
-        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
-        .filter(|c| c.contains(needle))
+        .filter_map(|e| {
+            let dir = e.ok()?.path();
+            let env = std::fs::read(dir.join("environ")).unwrap_or_default();
+            let cmd = String::from_utf8_lossy(&std::fs::read(dir.join("cmdline")).ok()?).replace('\0', " ");
+            (cmd.contains(needle) || String::from_utf8_lossy(&env).contains(needle)).then_some(cmd)
+        })
         .collect()
 }
 
@@ -396,7 +405,8 @@ fn sigterm_mid_transcode_leaves_nothing_behind() {
     assert_ne!(run.code, Some(0), "{run}");
     assert!(run.stderr.contains("stopped by SIGTERM"), "{run}");
     assert!(!out.exists(), "no output");
-    // ffmpeg children die with their rank (PR_SET_PDEATHSIG); give them a moment.
+    // Ranks may outlive mpirun for a moment (it kills them after a grace
+    // period); ffmpeg children die with their rank (PR_SET_PDEATHSIG).
     let needle = tmp.path().to_string_lossy().into_owned();
     let t = std::time::Instant::now();
     while !processes_mentioning(&needle).is_empty() && t.elapsed() < Duration::from_secs(10) {

@@ -52,6 +52,9 @@ pub const DEFAULT_CHUNK_BYTES: usize = 8 << 20;
 /// How long rank 0's main thread sleeps when no ask is waiting, so that it
 /// does not spin on a core its own worker thread (and its ffmpeg) needs.
 const SERVE_POLL: Duration = Duration::from_millis(1);
+/// How long a waiting worker (or a rank at the closing barrier) sleeps
+/// between polls; items take seconds, so this costs nothing measurable.
+const IDLE_POLL: Duration = Duration::from_millis(2);
 
 /// What the farm needs from the kernel.
 pub struct Farm<'a> {
@@ -100,7 +103,14 @@ pub fn run(spmd: &Spmd, farm: &Farm) -> FarmOutcome {
     let start = mpi::time();
     let stats = RankStats { threads: spmd.threads() as u64, ..RankStats::default() };
     let (stats, error, retried) = if spmd.is_root() { serve(spmd, farm, stats) } else { ask(spmd, farm, stats) };
-    world.barrier();
+    // Ranks that finish early wait here for the last item, which may take
+    // minutes: poll a non-blocking barrier instead of spinning in a blocking
+    // one on a core that another rank's ffmpeg may need.
+    let mut barrier = world.immediate_barrier();
+    while let Err(pending) = barrier.test() {
+        barrier = pending;
+        std::thread::sleep(IDLE_POLL);
+    }
     FarmOutcome { stats, error, retried, wall_s: mpi::time() - start }
 }
 
@@ -114,8 +124,16 @@ fn ask(spmd: &Spmd, farm: &Farm, mut stats: RankStats) -> (RankStats, Option<Tas
         let (kind, item, len) = (reply.0, reply.1, reply.2.len() as u64);
         root.send_with_tag(&[kind, item, len][..], TAG_ASK);
         send_chunks(&root, &reply.2, farm.chunk_bytes, TAG_ASK_DATA);
+        // Rank 0 may defer its answer (nothing this rank may take yet):
+        // wait by polling, not in a blocking receive that spins a core.
+        let msg = loop {
+            if let Some((msg, _)) = root.immediate_matched_probe_with_tag(TAG_GIVE) {
+                break msg;
+            }
+            std::thread::sleep(IDLE_POLL);
+        };
         let mut give = [0u64; 3];
-        root.receive_into_with_tag(&mut give[..], TAG_GIVE);
+        msg.matched_receive_into(&mut give[..]);
         if give[0] == GIVE_STOP {
             stats.comm_s += t.elapsed().as_secs_f64();
             return (stats, None, 0);
