@@ -6,10 +6,10 @@
 //! item carries the segment's bytes (or, with `--shared-dir`, its path), and
 //! the transcoded bytes come back the same way, in bounded messages. Every
 //! rank works in a private temporary directory registered with
-//! `signals::track`. Rank 0 joins the parts with the concat demuxer (stream
-//! copy), encodes the audio once from the input (see `media` for why), writes
-//! the result under a temporary name next to `--output`, checks it with
-//! ffprobe and renames it.
+//! `signals::track`. Meanwhile a thread on rank 0 encodes the audio once,
+//! from the input (see `media` for why). Rank 0 then joins the parts and the
+//! audio with the concat demuxer (stream copy) under a temporary name next to
+//! `--output`, checks the result with ffprobe and renames it.
 //!
 //! This job has its own schedule (`Job::run_spmd`), so `--comm` does not
 //! apply to it.
@@ -64,6 +64,10 @@ struct Run {
     split_s: f64,
     farm_s: f64,
     retried: usize,
+    /// The input's audio, encoded once while the video was transcoded.
+    audio: Option<PathBuf>,
+    /// Seconds that encode took (it overlaps the farm).
+    audio_s: f64,
     error: Option<anyhow::Error>,
 }
 
@@ -261,7 +265,17 @@ impl Transcode {
                 Err(e) => (Vec::new(), Some(e)),
             };
             order = media::longest_first(segments.clone());
-            run = Some(Run { segments, segment_seconds: seconds, split_s, farm_s: 0.0, retried: 0, error });
+            let audio = (probe.audio_streams > 0).then(|| dir.join("audio.mp4"));
+            run = Some(Run {
+                segments,
+                segment_seconds: seconds,
+                split_s,
+                farm_s: 0.0,
+                retried: 0,
+                audio,
+                audio_s: 0.0,
+                error,
+            });
         }
         let shared = self.shared_dir.is_some();
         let load = |item: usize, attempt: u32| -> Result<Vec<u8>, String> {
@@ -288,12 +302,29 @@ impl Transcode {
         };
         let farm =
             tasks::Farm { items: order.len(), chunk_bytes: self.chunk_bytes, load: &load, work: &work, store: &store };
-        let outcome = tasks::run(spmd, &farm);
+        // Rank 0 encodes the audio on a thread of its own (no MPI there)
+        // while the farm runs, so it adds no serial tail.
+        let audio_job = run.as_ref().filter(|r| r.error.is_none()).and_then(|r| r.audio.clone());
+        let ((outcome, audio), farm_s) = timed(|| {
+            std::thread::scope(|s| {
+                let audio = audio_job.map(|path| {
+                    s.spawn(move || timed(|| media::encode_audio(&self.tools, &self.settings, &self.input, &path)))
+                });
+                let outcome = tasks::run(spmd, &farm);
+                (outcome, audio.map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))))
+            })
+        });
         if let Some(mut run) = run {
-            run.farm_s = outcome.wall_s;
+            run.farm_s = farm_s; // the farm, and the audio encode if it ended later
             run.retried = outcome.retried;
             if let (None, Some(e)) = (&run.error, &outcome.error) {
                 run.error = Some(describe_failure(e, &order));
+            }
+            if let Some((result, audio_s)) = audio {
+                run.audio_s = audio_s;
+                if let (None, Err(e)) = (&run.error, result) {
+                    run.error = Some(e);
+                }
             }
             self.lock().run = Some(run);
         } else {
@@ -308,9 +339,8 @@ impl Transcode {
         let tmp = self.temp_output();
         let _tracked = signals::track(&tmp);
         let result = (|| -> Result<Joined> {
-            let (joined, join_s) = timed(|| {
-                media::concat(&self.tools, &self.settings, &parts, &dir.join("concat.txt"), &self.input, &tmp)
-            });
+            let (joined, join_s) =
+                timed(|| media::concat(&self.tools, &parts, &dir.join("concat.txt"), run.audio.as_deref(), &tmp));
             joined?;
             let (out, verify_s) = timed(|| media::probe(&self.tools, &tmp));
             let out = out.context("cannot check the joined output")?;
@@ -368,6 +398,7 @@ impl Transcode {
                 "chunk_bytes": self.chunk_bytes,
                 "split_s": run.split_s,
                 "farm_s": run.farm_s,
+                "audio_s": run.audio_s,
                 "join_s": join_s,
                 "total_s": total_s,
                 "speed_x_realtime": probe.duration_s / total_s,

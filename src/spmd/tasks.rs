@@ -92,15 +92,12 @@ pub struct FarmOutcome {
     pub error: Option<TaskError>,
     /// On rank 0: items that failed once and were retried successfully.
     pub retried: usize,
-    /// Barrier-to-barrier seconds.
-    pub wall_s: f64,
 }
 
 /// Runs `farm` on every rank. Collective: every rank must call it.
 pub fn run(spmd: &Spmd, farm: &Farm) -> FarmOutcome {
     let world = spmd.world();
     world.barrier();
-    let start = mpi::time();
     let stats = RankStats { threads: spmd.threads() as u64, ..RankStats::default() };
     let (stats, error, retried) = if spmd.is_root() { serve(spmd, farm, stats) } else { ask(spmd, farm, stats) };
     // Ranks that finish early wait here for the last item, which may take
@@ -111,7 +108,7 @@ pub fn run(spmd: &Spmd, farm: &Farm) -> FarmOutcome {
         barrier = pending;
         std::thread::sleep(IDLE_POLL);
     }
-    FarmOutcome { stats, error, retried, wall_s: mpi::time() - start }
+    FarmOutcome { stats, error, retried }
 }
 
 /// A worker rank: asks for an item, works on it, returns the result with the
