@@ -100,6 +100,19 @@ impl WorkDir {
     }
 }
 
+/// Whether process `pid` is running. A zombie (killed, not yet reaped: a
+/// rank orphaned when `mpirun` exits first) counts as dead.
+fn process_alive(pid: i32) -> bool {
+    if let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the parenthesised command name.
+        let state = stat.rsplit_once(')').and_then(|(_, rest)| rest.trim_start().chars().next());
+        return !matches!(state, Some('Z' | 'X'));
+    }
+    // No /proc (or no such entry): ask the kernel; signal 0 only checks.
+    // SAFETY: plain syscall with no memory arguments.
+    unsafe { libc::kill(pid, 0) == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH) }
+}
+
 /// This machine's host name (`unknown` if it cannot be read).
 fn host_name() -> String {
     let mut buf = [0u8; 256];
@@ -124,10 +137,7 @@ fn sweep_dead(parent: &Path, prefix: &str) {
         let Some(pid) = name.strip_prefix(prefix).and_then(|r| r.split('-').next()?.parse::<i32>().ok()) else {
             continue;
         };
-        // SAFETY: signal 0 only checks whether the process exists.
-        let gone =
-            unsafe { libc::kill(pid, 0) } != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
-        if gone {
+        if !process_alive(pid) {
             let _ = std::fs::remove_dir_all(e.path());
         }
     }
