@@ -42,6 +42,8 @@ pub enum Command {
     Mandelbrot(MandelbrotArgs),
     /// Combine the partial reports of `--partition I/N` runs into one verified result.
     Merge(MergeArgs),
+    /// Video transcoding: rank 0 splits the input at keyframes, ranks transcode segments with ffmpeg.
+    Transcode(TranscodeArgs),
 }
 
 /// Options of `pi-mc`.
@@ -110,6 +112,58 @@ pub struct MandelbrotArgs {
     /// verification compares sampled rows' iteration counts with the reference.
     #[arg(long, conflicts_with_all = ["out", "banded"])]
     pub escape_only: bool,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+/// Options of `transcode` (defaults are the seed's: libx264 veryfast, CRF 28, AAC 128k).
+#[derive(Debug, Args)]
+pub struct TranscodeArgs {
+    /// The video to transcode (read by rank 0 only, unless --shared-dir).
+    #[arg(long, short = 'i', value_name = "PATH")]
+    pub input: PathBuf,
+    /// Where rank 0 writes the result; the format follows the extension.
+    #[arg(long, value_name = "PATH")]
+    pub output: PathBuf,
+    /// Target segment length in seconds; cuts fall on the next keyframe
+    /// [default: duration / (4 x ranks), between 1 and 60].
+    #[arg(long, value_name = "SECONDS", allow_hyphen_values = true)]
+    pub segment_seconds: Option<f64>,
+    /// ffmpeg video encoder.
+    #[arg(long, value_name = "ENCODER", default_value = "libx264")]
+    pub codec: String,
+    /// Encoder preset.
+    #[arg(long, default_value = "veryfast")]
+    pub preset: String,
+    /// Constant rate factor (0-63; lower is better quality).
+    #[arg(long, default_value_t = 28, allow_hyphen_values = true)]
+    pub crf: i64,
+    /// ffmpeg audio encoder.
+    #[arg(long, value_name = "ENCODER", default_value = "aac")]
+    pub audio_codec: String,
+    /// Audio bit rate.
+    #[arg(long, value_name = "RATE", default_value = "128k")]
+    pub audio_bitrate: String,
+    /// An extra argument for every segment's ffmpeg, after the encoder
+    /// options; repeat for several, e.g. --ffmpeg-arg=-tune --ffmpeg-arg=film.
+    #[arg(long = "ffmpeg-arg", value_name = "ARG", allow_hyphen_values = true)]
+    pub ffmpeg_args: Vec<String>,
+    /// A directory every rank sees (NFS, a hostPath): segments are exchanged
+    /// there instead of being sent over MPI.
+    #[arg(long, value_name = "DIR")]
+    pub shared_dir: Option<PathBuf>,
+    /// Also time the same transcode done by one ffmpeg process on rank 0, for the report.
+    #[arg(long)]
+    pub baseline: bool,
+    /// Largest MPI message carrying segment bytes, e.g. 8Mi.
+    #[arg(long, value_name = "BYTES", default_value_t = Size(crate::spmd::tasks::DEFAULT_CHUNK_BYTES as u64))]
+    pub chunk_bytes: Size,
+    /// The ffmpeg program to run on every rank.
+    #[arg(long, value_name = "PATH", default_value = "ffmpeg")]
+    pub ffmpeg: PathBuf,
+    /// The ffprobe program to run.
+    #[arg(long, value_name = "PATH", default_value = "ffprobe")]
+    pub ffprobe: PathBuf,
     #[command(flatten)]
     pub common: Common,
 }
@@ -232,6 +286,7 @@ impl Command {
             Command::Leibniz(a) => Some(&a.common),
             Command::Mandelbrot(a) => Some(&a.common),
             Command::Merge(_) => None,
+            Command::Transcode(a) => Some(&a.common),
         }
     }
 }

@@ -5,6 +5,7 @@
 
 mod cli;
 mod jobs;
+mod media;
 mod merge;
 mod output;
 mod progress;

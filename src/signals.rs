@@ -66,10 +66,23 @@ fn remove_in_flight() -> usize {
 
 /// Removes files and directories; returns how many existed.
 fn remove(paths: &[PathBuf]) -> usize {
-    paths
-        .iter()
-        .filter(|p| if p.is_dir() { std::fs::remove_dir_all(p).is_ok() } else { std::fs::remove_file(p).is_ok() })
-        .count()
+    paths.iter().filter(|p| remove_path(p)).count()
+}
+
+/// Removes a file or a directory tree. A directory is tried a few times: a
+/// child process (ffmpeg in `transcode`) may create a file in it while it is
+/// being emptied, which makes the final `rmdir` fail once.
+fn remove_path(p: &Path) -> bool {
+    if !p.is_dir() {
+        return std::fs::remove_file(p).is_ok();
+    }
+    for _ in 0..5 {
+        if std::fs::remove_dir_all(p).is_ok() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    false
 }
 
 #[cfg(test)]

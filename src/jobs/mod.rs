@@ -9,6 +9,7 @@ mod leibniz;
 mod mandelbrot;
 pub mod partial;
 mod pi_mc;
+mod transcode;
 
 use crate::cli::{Command, Common};
 use crate::output;
@@ -129,6 +130,7 @@ fn kernel_from_cli(command: &Command) -> Result<Box<dyn Job>, UsageError> {
         Command::Leibniz(a) => Ok(Box::new(leibniz::Leibniz::new(a)?)),
         Command::Mandelbrot(a) => Ok(Box::new(mandelbrot::Mandelbrot::new(a)?)),
         Command::Merge(_) => Err(UsageError("'merge' runs no job".into())),
+        Command::Transcode(a) => Ok(Box::new(transcode::Transcode::new(a)?)),
     }
 }
 

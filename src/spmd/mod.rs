@@ -7,6 +7,7 @@
 //! job-wide decision so that no rank waits on a rank that has given up.
 
 pub mod strategy;
+pub mod tasks;
 
 pub use strategy::{Comm, RankStats, Work};
 

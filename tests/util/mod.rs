@@ -130,3 +130,52 @@ pub fn files_in(dir: &Path) -> Vec<String> {
     v.sort();
     v
 }
+
+/// Like [`run`], but once `ready()` holds (polled every 10 ms) sends `signal`
+/// to the command's process (for `mpirun`, which forwards it to the ranks).
+/// The whole group is still killed if it outlives `timeout`.
+pub fn run_signalled(mut cmd: Command, ready: impl Fn() -> bool, signal: i32, timeout: Duration) -> Run {
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
+    let start = Instant::now();
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    let pid = child.id() as i32;
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let out_t = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let err_t = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let mut sent = false;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if !sent && ready() {
+            // SAFETY: plain syscall on the child this function started.
+            unsafe { libc::kill(pid, signal) };
+            sent = true;
+        }
+        if start.elapsed() > timeout {
+            // SAFETY: plain syscall on the process group this function created.
+            unsafe { libc::killpg(pid, libc::SIGKILL) };
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let run = Run {
+        code: status.and_then(|s| s.code()),
+        stdout: out_t.join().unwrap(),
+        stderr: err_t.join().unwrap(),
+        elapsed: start.elapsed(),
+    };
+    assert!(status.is_some(), "timed out after {timeout:?}: {cmd:?}\n{run}");
+    assert!(sent, "the signal was never sent (the job ended first):\n{run}");
+    run
+}

@@ -1,0 +1,556 @@
+//! `pikernels transcode`: a video transcoded by every rank at once (seed 001).
+//!
+//! Rank 0 probes the input (pre-flight, so a bad input ends the job before
+//! any work), splits its video at keyframes into NUT segments, and hands them
+//! out longest first through the runtime's task farm (`spmd::tasks`): each
+//! item carries the segment's bytes (or, with `--shared-dir`, its path), and
+//! the transcoded bytes come back the same way, in bounded messages. Every
+//! rank works in a private temporary directory registered with
+//! `signals::track`. Meanwhile a thread on rank 0 encodes the audio once,
+//! from the input (see `media` for why). Rank 0 then joins the parts and the
+//! audio with the concat demuxer (stream copy) under a temporary name next to
+//! `--output`, checks the result with ffprobe and renames it.
+//!
+//! This job has its own schedule (`Job::run_spmd`), so `--comm` does not
+//! apply to it.
+
+use super::{timed, Finished, Job, Preflight, UsageError};
+use crate::cli::TranscodeArgs;
+use crate::media::{self, Probe, Segment, Settings, Tools};
+use crate::output;
+use crate::signals::{self, Tracked};
+use crate::spmd::{self, tasks, Spmd};
+use anyhow::{anyhow, bail, Context, Result};
+use kernels::Tally;
+use serde_json::{json, Value};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Instant;
+
+/// Largest `--chunk-bytes`: one MPI message's count is a 32-bit int.
+const MAX_CHUNK_BYTES: u64 = 1 << 30;
+
+pub struct Transcode {
+    input: PathBuf,
+    output: PathBuf,
+    segment_seconds: Option<f64>,
+    settings: Settings,
+    tools: Tools,
+    shared_dir: Option<PathBuf>,
+    baseline: bool,
+    chunk_bytes: usize,
+    /// The fault-injection hook ([`media::FAULT_ENV`]).
+    fault: Option<media::Fault>,
+    state: Mutex<State>,
+}
+
+/// What a rank learns during the run, kept between the `Job` calls.
+#[derive(Default)]
+struct State {
+    rank: usize,
+    /// Rank 0: the input as probed in pre-flight.
+    probe: Option<Probe>,
+    /// This rank's working directory.
+    dir: Option<WorkDir>,
+    /// Rank 0: how the distributed part went.
+    run: Option<Run>,
+}
+
+/// Rank 0's account of the split and the farm.
+struct Run {
+    segments: Vec<Segment>,
+    segment_seconds: f64,
+    split_s: f64,
+    farm_s: f64,
+    retried: usize,
+    /// The input's audio, encoded once while the video was transcoded.
+    audio: Option<PathBuf>,
+    /// Seconds that encode took (it overlaps the farm).
+    audio_s: f64,
+    error: Option<anyhow::Error>,
+}
+
+/// A temporary directory that SIGTERM removes and that is removed when dropped.
+struct WorkDir {
+    path: PathBuf,
+    _tracked: Tracked,
+}
+
+/// The start of every working directory's name; the host and process id
+/// follow, so that a later run can tell a dead run's directory from a live one.
+const WORKDIR_PREFIX: &str = "pikernels-transcode-";
+
+impl WorkDir {
+    /// A fresh private directory under `parent` (the system's temporary
+    /// directory, or the shared directory), named
+    /// `pikernels-transcode-HOST-PID-XXXXXX`. Directories of earlier runs on
+    /// this host whose process is gone are removed first: a rank killed
+    /// outright (SIGKILL; `mpirun` sometimes sends a rank only SIGCONT and
+    /// SIGKILL when the job is stopped) cannot clean up after itself.
+    fn create(parent: &Path) -> Result<WorkDir> {
+        let own = format!("{WORKDIR_PREFIX}{}-", host_name());
+        sweep_dead(parent, &own);
+        let path = tempfile::Builder::new()
+            .prefix(&format!("{own}{}-", std::process::id()))
+            .tempdir_in(parent)
+            .with_context(|| format!("cannot create a temporary directory in {}", parent.display()))?
+            .keep();
+        Ok(WorkDir { _tracked: signals::track(&path), path })
+    }
+}
+
+/// Whether process `pid` is running. A zombie (killed, not yet reaped: a
+/// rank orphaned when `mpirun` exits first) counts as dead.
+fn process_alive(pid: i32) -> bool {
+    if let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the parenthesised command name.
+        let state = stat.rsplit_once(')').and_then(|(_, rest)| rest.trim_start().chars().next());
+        return !matches!(state, Some('Z' | 'X'));
+    }
+    // No /proc (or no such entry): ask the kernel; signal 0 only checks.
+    // SAFETY: plain syscall with no memory arguments.
+    unsafe { libc::kill(pid, 0) == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH) }
+}
+
+/// This machine's host name (`unknown` if it cannot be read).
+fn host_name() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates
+    // within it on success.
+    let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(0);
+    let name = if ok { String::from_utf8_lossy(&buf[..end]).replace(['/', '-'], "_") } else { String::new() };
+    if name.is_empty() {
+        "unknown".into()
+    } else {
+        name
+    }
+}
+
+/// Removes `prefix`-named directories in `parent` whose process (the number
+/// after the prefix) no longer exists on this host.
+fn sweep_dead(parent: &Path, prefix: &str) {
+    let Ok(entries) = std::fs::read_dir(parent) else { return };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name.strip_prefix(prefix).and_then(|r| r.split('-').next()?.parse::<i32>().ok()) else {
+            continue;
+        };
+        if !process_alive(pid) {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+impl Transcode {
+    pub fn new(a: &TranscodeArgs) -> Result<Transcode, UsageError> {
+        if let Some(p) = &a.common.out {
+            return Err(UsageError(format!("transcode writes --output, not --out {}", p.display())));
+        }
+        if let Some(s) = a.segment_seconds {
+            if !(s.is_finite() && s > 0.0) {
+                return Err(UsageError(format!("--segment-seconds must be a positive number of seconds (got {s})")));
+            }
+        }
+        if !(0..=63).contains(&a.crf) {
+            return Err(UsageError(format!("--crf must be between 0 and 63 (got {})", a.crf)));
+        }
+        if a.chunk_bytes.0 == 0 || a.chunk_bytes.0 > MAX_CHUNK_BYTES {
+            return Err(UsageError(format!(
+                "--chunk-bytes must be between 1 and {MAX_CHUNK_BYTES} (got {})",
+                a.chunk_bytes.0
+            )));
+        }
+        for (name, v) in [
+            ("codec", &a.codec),
+            ("preset", &a.preset),
+            ("audio-codec", &a.audio_codec),
+            ("audio-bitrate", &a.audio_bitrate),
+        ] {
+            if v.trim().is_empty() {
+                return Err(UsageError(format!("--{name} must not be empty")));
+            }
+        }
+        if a.output.extension().is_none() {
+            return Err(UsageError(format!(
+                "--output {} has no extension; ffmpeg picks the container from it (e.g. .mp4, .mkv)",
+                a.output.display()
+            )));
+        }
+        if a.output == a.input {
+            return Err(UsageError("--output must differ from --input".into()));
+        }
+        let fault = match std::env::var(media::FAULT_ENV) {
+            Ok(v) => Some(media::parse_fault(&v).map_err(UsageError)?),
+            Err(_) => None,
+        };
+        Ok(Transcode {
+            input: a.input.clone(),
+            output: a.output.clone(),
+            segment_seconds: a.segment_seconds,
+            settings: Settings {
+                codec: a.codec.clone(),
+                preset: a.preset.clone(),
+                crf: a.crf as u32,
+                audio_codec: a.audio_codec.clone(),
+                audio_bitrate: a.audio_bitrate.clone(),
+                extra: a.ffmpeg_args.clone(),
+            },
+            tools: Tools { ffmpeg: a.ffmpeg.clone(), ffprobe: a.ffprobe.clone() },
+            shared_dir: a.shared_dir.clone(),
+            baseline: a.baseline,
+            chunk_bytes: a.chunk_bytes.0 as usize,
+            fault,
+            state: Mutex::new(State::default()),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The temporary name the output is written under: hidden, in the
+    /// output's directory (so the rename is atomic), ending in the output's
+    /// own name so that ffmpeg picks the same container from the extension.
+    fn temp_output(&self) -> PathBuf {
+        let name = self.output.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        self.output.with_file_name(format!(".pikernels-{}-{name}", std::process::id()))
+    }
+
+    /// Works on one farm item on any rank: `[segment index: u64 LE]
+    /// [attempt: u64 LE][bytes]`, the bytes being the segment itself, or with
+    /// `--shared-dir` its path relative to that directory (so each rank
+    /// resolves it against its own `--shared-dir`).
+    fn work(&self, dir: &Path, rank: usize, payload: Vec<u8>) -> Result<Vec<u8>, String> {
+        if payload.len() < 16 {
+            return Err(format!("malformed work item of {} bytes", payload.len()));
+        }
+        let word = |at: usize| u64::from_le_bytes(payload[at..at + 8].try_into().expect("8 bytes"));
+        let (index, attempt) = (word(0) as usize, word(8) as u32);
+        let fault = self.fault.is_some_and(|f| f.hits(index, attempt));
+        let body = &payload[16..];
+        let here = |e: String| format!("on rank {rank}: {e}");
+        if let Some(shared) = &self.shared_dir {
+            let input = shared.join(String::from_utf8_lossy(body).as_ref());
+            let out = input.with_file_name(part_name(index));
+            media::transcode_segment(&self.tools, &self.settings, &input, &out, fault).map_err(here)?;
+            return Ok(Vec::new());
+        }
+        let input = dir.join(format!("in-{index:05}.nut"));
+        let out = dir.join(format!("enc-{index:05}.mp4"));
+        let result = std::fs::write(&input, body)
+            .map_err(|e| format!("cannot write {}: {e}", input.display()))
+            .and_then(|()| media::transcode_segment(&self.tools, &self.settings, &input, &out, fault))
+            .and_then(|()| std::fs::read(&out).map_err(|e| format!("cannot read {}: {e}", out.display())));
+        let _ = std::fs::remove_file(&input);
+        let _ = std::fs::remove_file(&out);
+        result.map_err(here)
+    }
+
+    /// Rank 0: split, then serve and work; every other rank: work.
+    fn distribute(&self, spmd: &Spmd) -> (tasks::FarmOutcome, f64) {
+        let (rank, dir, probe) = {
+            let s = self.lock();
+            (s.rank, s.dir.as_ref().map(|d| d.path.clone()), s.probe.clone())
+        };
+        // Made in pre-flight; a worker with --shared-dir needs none (it works
+        // in rank 0's directory there).
+        let dir = dir.unwrap_or_default();
+        let t = Instant::now();
+        let mut run = None;
+        let mut order = Vec::new();
+        if let Some(probe) = probe {
+            let seconds =
+                self.segment_seconds.unwrap_or_else(|| media::default_segment_seconds(probe.duration_s, spmd.size()));
+            let (split, split_s) = timed(|| media::split(&self.tools, &self.input, &dir, seconds));
+            let (segments, error) = match split {
+                Ok(s) => (s, None),
+                Err(e) => (Vec::new(), Some(e)),
+            };
+            order = media::longest_first(segments.clone());
+            let audio = (probe.audio_streams > 0).then(|| dir.join("audio.mp4"));
+            run = Some(Run {
+                segments,
+                segment_seconds: seconds,
+                split_s,
+                farm_s: 0.0,
+                retried: 0,
+                audio,
+                audio_s: 0.0,
+                error,
+            });
+        }
+        let shared = self.shared_dir.is_some();
+        let load = |item: usize, attempt: u32| -> Result<Vec<u8>, String> {
+            let seg = &order[item];
+            let path = dir.join(&seg.name);
+            let mut payload = (seg.index as u64).to_le_bytes().to_vec();
+            payload.extend_from_slice(&u64::from(attempt).to_le_bytes());
+            if let Some(shared) = &self.shared_dir {
+                let rel =
+                    path.strip_prefix(shared).map_err(|_| format!("{} is outside --shared-dir", path.display()))?;
+                payload.extend_from_slice(rel.to_string_lossy().as_bytes());
+            } else {
+                payload.extend(std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?);
+            }
+            Ok(payload)
+        };
+        let work = |_item: usize, payload: Vec<u8>| self.work(&dir, rank, payload);
+        let store = |item: usize, bytes: Vec<u8>| -> Result<(), String> {
+            let path = dir.join(part_name(order[item].index));
+            if shared {
+                return if path.is_file() { Ok(()) } else { Err(format!("{} was not written", path.display())) };
+            }
+            std::fs::write(&path, bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))
+        };
+        let farm =
+            tasks::Farm { items: order.len(), chunk_bytes: self.chunk_bytes, load: &load, work: &work, store: &store };
+        // Rank 0 encodes the audio on a thread of its own (no MPI there)
+        // while the farm runs, so it adds no serial tail.
+        let audio_job = run.as_ref().filter(|r| r.error.is_none()).and_then(|r| r.audio.clone());
+        let ((outcome, audio), farm_s) = timed(|| {
+            std::thread::scope(|s| {
+                let audio = audio_job.map(|path| {
+                    s.spawn(move || timed(|| media::encode_audio(&self.tools, &self.settings, &self.input, &path)))
+                });
+                let outcome = tasks::run(spmd, &farm);
+                (outcome, audio.map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))))
+            })
+        });
+        if let Some(mut run) = run {
+            run.farm_s = farm_s; // the farm, and the audio encode if it ended later
+            run.retried = outcome.retried;
+            if let (None, Some(e)) = (&run.error, &outcome.error) {
+                run.error = Some(describe_failure(e, &order));
+            }
+            if let Some((result, audio_s)) = audio {
+                run.audio_s = audio_s;
+                if let (None, Err(e)) = (&run.error, result) {
+                    run.error = Some(e);
+                }
+            }
+            self.lock().run = Some(run);
+        } else {
+            self.lock().dir = None; // a worker's part is over: remove its directory now
+        }
+        (outcome, t.elapsed().as_secs_f64())
+    }
+
+    /// Rank 0 after the farm: join, verify, rename, compare with the baseline.
+    fn conclude(&self, probe: &Probe, run: &Run, dir: &Path, wall_s: f64) -> Result<Finished> {
+        let parts: Vec<PathBuf> = run.segments.iter().map(|s| dir.join(part_name(s.index))).collect();
+        let tmp = self.temp_output();
+        let _tracked = signals::track(&tmp);
+        let result = (|| -> Result<Joined> {
+            let (joined, join_s) =
+                timed(|| media::concat(&self.tools, &parts, &dir.join("concat.txt"), run.audio.as_deref(), &tmp));
+            joined?;
+            let (out, verify_s) = timed(|| media::probe(&self.tools, &tmp));
+            let out = out.context("cannot check the joined output")?;
+            let baseline = if self.baseline { Some(self.run_baseline(probe, dir)?) } else { None };
+            Ok((out, join_s, verify_s, baseline))
+        })();
+        let (out, join_s, verify_s, baseline) = result.inspect_err(|_| {
+            let _ = std::fs::remove_file(&tmp);
+        })?;
+
+        let frame_s = probe.frame_s();
+        let diff_s = (out.duration_s - probe.duration_s).abs();
+        let frames_ok = out.frames == probe.frames;
+        let duration_ok = diff_s <= frame_s;
+        let streams_ok = out.audio_streams == probe.audio_streams;
+        // Only a verified result takes the output's name; a failed check
+        // leaves no file behind (exit 3 with the report says why).
+        let written = frames_ok && duration_ok && streams_ok;
+        if written {
+            std::fs::rename(&tmp, &self.output)
+                .with_context(|| format!("cannot rename {} to {}", tmp.display(), self.output.display()))?;
+        } else {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        let total_s = wall_s + join_s;
+        let verification = format!(
+            "output has {} frames, input {}{}; duration {:.4} s vs {:.4} s, off by {:.4} s ({} one frame, {:.4} s); video and {} audio stream(s), input {}{}",
+            out.frames,
+            probe.frames,
+            if frames_ok { " (equal)" } else { " (DIFFERENT)" },
+            out.duration_s,
+            probe.duration_s,
+            diff_s,
+            if duration_ok { "within" } else { "MORE THAN" },
+            frame_s,
+            out.audio_streams,
+            probe.audio_streams,
+            if written { "" } else { "; output NOT written" }
+        );
+        let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+        Ok(Finished {
+            result: json!({
+                "input": self.input.display().to_string(),
+                "output": self.output.display().to_string(),
+                "written": written,
+                "transport": if self.shared_dir.is_some() { "shared-dir" } else { "mpi" },
+                "duration_s": probe.duration_s,
+                "frames": probe.frames,
+                "fps": probe.fps_f64(),
+                "input_video_codec": probe.video_codec,
+                "audio_streams": probe.audio_streams,
+                "segment_seconds": run.segment_seconds,
+                "segments": run.segments.len(),
+                "retried_segments": run.retried,
+                "chunk_bytes": self.chunk_bytes,
+                "split_s": run.split_s,
+                "farm_s": run.farm_s,
+                "audio_s": run.audio_s,
+                "join_s": join_s,
+                "total_s": total_s,
+                "speed_x_realtime": probe.duration_s / total_s,
+                "output_frames": out.frames,
+                "output_duration_s": out.duration_s,
+                "input_bytes": size(&self.input),
+                "output_bytes": size(&self.output),
+                "baseline": baseline.map(|(b, s)| json!({
+                    "seconds": s,
+                    "speed_x_realtime": probe.duration_s / s,
+                    "speedup": s / total_s,
+                    "frames": b.frames,
+                    "duration_s": b.duration_s,
+                })),
+            }),
+            verified: written,
+            verification,
+            item: ("frames", probe.frames as f64),
+            verify_s,
+            output_s: join_s,
+        })
+    }
+
+    /// The same transcode by one ffmpeg process; returns its probe and seconds.
+    fn run_baseline(&self, probe: &Probe, dir: &Path) -> Result<(Probe, f64)> {
+        let ext = self.output.extension().map(|e| e.to_string_lossy().into_owned()).unwrap_or_default();
+        let path = dir.join(format!("baseline.{ext}"));
+        let (r, s) = timed(|| media::transcode_whole(&self.tools, &self.settings, &self.input, &path));
+        r?;
+        let b = media::probe(&self.tools, &path).context("cannot check the baseline output")?;
+        let _ = std::fs::remove_file(&path);
+        if b.frames != probe.frames {
+            bail!("the one-process baseline has {} frames, the input {}", b.frames, probe.frames);
+        }
+        Ok((b, s))
+    }
+}
+
+/// The joined output's probe, seconds joining, seconds probing, and the
+/// baseline's probe and seconds when one ran.
+type Joined = (Probe, f64, f64, Option<(Probe, f64)>);
+
+/// The name of segment `index`'s transcoded part.
+fn part_name(index: usize) -> String {
+    format!("part-{index:05}.mp4")
+}
+
+/// The farm's error in the job's terms: which segment, which ranks, what ffmpeg said.
+fn describe_failure(e: &tasks::TaskError, order: &[Segment]) -> anyhow::Error {
+    let Some(item) = e.item else {
+        return anyhow!("{}", e.attempts.first().map(|a| a.1.as_str()).unwrap_or("the task farm failed"));
+    };
+    let seg = &order[item];
+    let tries: Vec<String> = e.attempts.iter().map(|(_, why)| why.clone()).collect();
+    anyhow!(
+        "ffmpeg failed twice on segment {} ({:.3} s to {:.3} s of the input), so the job stops and writes no output:\n  first {}\n  then {}",
+        seg.index,
+        seg.start_s,
+        seg.start_s + seg.duration_s,
+        tries.first().map(String::as_str).unwrap_or("?"),
+        tries.last().map(String::as_str).unwrap_or("?")
+    )
+}
+
+impl Job for Transcode {
+    fn kernel(&self) -> &'static str {
+        "transcode"
+    }
+
+    fn params(&self) -> Value {
+        let s = &self.settings;
+        json!({
+            "input": self.input.display().to_string(),
+            "output": self.output.display().to_string(),
+            "segment_seconds": self.segment_seconds,
+            "codec": s.codec, "preset": s.preset, "crf": s.crf,
+            "audio_codec": s.audio_codec, "audio_bitrate": s.audio_bitrate,
+            "ffmpeg_args": s.extra,
+            "shared_dir": self.shared_dir.as_ref().map(|p| p.display().to_string()),
+            "baseline": self.baseline,
+            "chunk_bytes": self.chunk_bytes,
+        })
+    }
+
+    fn units(&self) -> u64 {
+        0 // the work is segments, known only after the split: see run_spmd
+    }
+
+    fn compute(&self, _units: Range<u64>, _out: &mut [u8]) -> Tally {
+        Tally::default() // never called: run_spmd always runs the job
+    }
+
+    fn preflight(&self, ctx: &Preflight) -> Result<()> {
+        self.lock().rank = ctx.rank;
+        self.tools.check(&[&self.settings.codec, &self.settings.audio_codec])?;
+        if let Some(shared) = &self.shared_dir {
+            if !shared.is_dir() {
+                bail!("--shared-dir {} is not a directory here", shared.display());
+            }
+        }
+        if !ctx.is_root() {
+            if self.shared_dir.is_none() {
+                self.lock().dir = Some(WorkDir::create(&std::env::temp_dir())?);
+            }
+            return Ok(());
+        }
+        let probe = media::probe(&self.tools, &self.input)?;
+        output::check_writable(&self.output, "output")?;
+        let input_bytes = std::fs::metadata(&self.input).map(|m| m.len()).unwrap_or(0);
+        // Segments (a copy of the input's video) and the transcoded parts.
+        let parent = self.shared_dir.clone().unwrap_or_else(std::env::temp_dir);
+        output::check_disk(&parent.join("x"), 2 * input_bytes, "the segments and their transcoded parts")?;
+        output::check_disk(&self.output, input_bytes, "the output")?;
+        let dir = WorkDir::create(&parent)?;
+        let mut s = self.lock();
+        s.probe = Some(probe);
+        s.dir = Some(dir);
+        Ok(())
+    }
+
+    fn run_spmd(&self, spmd: &Spmd, _comm: spmd::Comm) -> Option<spmd::strategy::Outcome> {
+        let (farm, wall_s) = self.distribute(spmd);
+        Some(spmd::strategy::Outcome {
+            tally: Tally::default(),
+            data: spmd.is_root().then(Vec::new),
+            stats: farm.stats,
+            wall_s,
+        })
+    }
+
+    fn finish(&self, _tally: Tally, _data: Vec<u8>) -> Result<Finished> {
+        let (probe, run, dir) = {
+            let mut s = self.lock();
+            (s.probe.clone(), s.run.take(), s.dir.take())
+        };
+        let (Some(probe), Some(run), Some(dir)) = (probe, run, dir) else {
+            bail!("internal error: rank 0 has no record of the run");
+        };
+        if let Some(e) = run.error {
+            return Err(e); // `dir` is dropped, and so removed, on the way out
+        }
+        let wall_s = run.split_s + run.farm_s;
+        self.conclude(&probe, &run, &dir.path, wall_s)
+    }
+}

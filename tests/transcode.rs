@@ -1,0 +1,459 @@
+//! `transcode` with real ffmpeg and OpenMPI: small test videos made by
+//! ffmpeg's lavfi sources, transcoded under `mpirun -np 1` and `-np 3`, then
+//! checked with ffprobe against the input and against the same transcode
+//! done by one ffmpeg process; and the error paths (bad inputs, missing
+//! tools, a segment whose ffmpeg fails once or twice).
+
+mod util;
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+use util::{files_in, tempdir, Run};
+
+/// The fault-injection hook of `media` (see `media::FAULT_ENV`).
+const FAULT_ENV: &str = "PIKERNELS_TRANSCODE_FAULT";
+
+/// A test video: a few seconds of testsrc at a small size, keyframes often
+/// enough for several segments.
+struct Clip {
+    name: &'static str,
+    rate: &'static str,
+    seconds: &'static str,
+    gop: &'static str,
+    audio: bool,
+}
+
+const CLIPS: [Clip; 3] = [
+    Clip { name: "av25.mp4", rate: "25", seconds: "4", gop: "10", audio: true },
+    Clip { name: "odd-ntsc.mp4", rate: "24000/1001", seconds: "3", gop: "8", audio: true },
+    Clip { name: "silent15.mkv", rate: "15", seconds: "3", gop: "6", audio: false },
+];
+
+fn ffmpeg(args: &[&str]) {
+    let out =
+        Command::new("ffmpeg").args(["-hide_banner", "-nostdin", "-v", "error", "-y"]).args(args).output().unwrap();
+    assert!(out.status.success(), "ffmpeg {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn make(dir: &Path, c: &Clip) -> PathBuf {
+    let path = dir.join(c.name);
+    let src = format!("testsrc=size=96x64:rate={}", c.rate);
+    let mut args = vec!["-f", "lavfi", "-i", &src];
+    if c.audio {
+        args.extend(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"]);
+    }
+    args.extend(["-t", c.seconds, "-c:v", "libx264", "-preset", "ultrafast", "-g", c.gop, "-pix_fmt", "yuv420p"]);
+    if c.audio {
+        args.extend(["-c:a", "aac"]);
+    }
+    args.push(path.to_str().unwrap());
+    ffmpeg(&args);
+    path
+}
+
+/// What the test's own ffprobe call says: frames of the first video stream,
+/// container duration, frame duration, audio streams.
+#[derive(Debug)]
+struct Facts {
+    frames: u64,
+    duration: f64,
+    frame_s: f64,
+    audio: usize,
+}
+
+fn probe(path: &Path) -> Facts {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-count_packets", "-show_entries"])
+        .arg("format=duration:stream=codec_type,avg_frame_rate,nb_read_packets")
+        .args(["-of", "json"])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "ffprobe {}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let streams = v["streams"].as_array().unwrap();
+    let video = streams.iter().find(|s| s["codec_type"] == "video").expect("a video stream");
+    let (n, d) = video["avg_frame_rate"].as_str().unwrap().split_once('/').unwrap();
+    Facts {
+        frames: video["nb_read_packets"].as_str().unwrap().parse().unwrap(),
+        duration: v["format"]["duration"].as_str().unwrap().parse().unwrap(),
+        frame_s: d.parse::<f64>().unwrap() / n.parse::<f64>().unwrap(),
+        audio: streams.iter().filter(|s| s["codec_type"] == "audio").count(),
+    }
+}
+
+/// `mpirun -np N pikernels transcode ARGS` with TMPDIR pointing at `tmp`, so
+/// the test can see every temporary directory the ranks make.
+fn transcode(np: usize, tmp: &Path, env: &[(&str, &str)], args: &[&str]) -> Run {
+    let mut all = vec!["transcode"];
+    all.extend_from_slice(args);
+    let mut cmd = util::mpirun_cmd(np, &all);
+    cmd.env("TMPDIR", tmp);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    util::run(cmd, util::TIMEOUT)
+}
+
+/// No temporary directory of the job left in `tmp`, no hidden temporary
+/// output left in `dir`.
+fn nothing_left(tmp: &Path, dir: &Path) {
+    let left: Vec<String> = files_in(tmp).into_iter().filter(|f| f.contains("pikernels")).collect();
+    let alive = |name: &String| {
+        let pid = name.split('-').nth(3).and_then(|p| p.parse::<i32>().ok()).unwrap_or(0);
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default()
+    };
+    let why: Vec<String> = left.iter().map(alive).collect();
+    assert!(left.is_empty(), "temporary directories left: {left:?}; their processes: {why:?}");
+    let hidden: Vec<String> = files_in(dir).into_iter().filter(|f| f.starts_with('.')).collect();
+    assert!(hidden.is_empty(), "temporary outputs left: {hidden:?}");
+}
+
+fn within_one_frame(a: f64, b: f64, frame_s: f64) -> bool {
+    (a - b).abs() <= frame_s
+}
+
+#[test]
+fn np1_and_np3_match_the_input_and_one_ffmpeg_process() {
+    let dir = tempdir();
+    let tmp = tempdir();
+    for clip in &CLIPS {
+        let input = make(dir.path(), clip);
+        let want = probe(&input);
+        // The same transcode by one ffmpeg process, for comparison.
+        let single = dir.path().join(format!("single-{}", clip.name));
+        let mut args = vec!["-i", input.to_str().unwrap(), "-map", "0:v:0", "-map", "0:a?"];
+        args.extend(["-c:v", "libx264", "-preset", "veryfast", "-crf", "28", "-c:a", "aac", "-b:a", "128k"]);
+        args.push(single.to_str().unwrap());
+        ffmpeg(&args);
+        let single = probe(&single);
+        assert_eq!(single.frames, want.frames, "{}: one-process ffmpeg keeps every frame", clip.name);
+
+        for np in [1, 3] {
+            let out = dir.path().join(format!("out{np}-{}", clip.name));
+            // One-second segments and 4 KiB messages: several segments, each
+            // shipped in many chunks.
+            let run = transcode(
+                np,
+                tmp.path(),
+                &[],
+                &[
+                    "--input",
+                    input.to_str().unwrap(),
+                    "--output",
+                    out.to_str().unwrap(),
+                    "--segment-seconds",
+                    "1",
+                    "--chunk-bytes",
+                    "4096",
+                    "--format",
+                    "json",
+                ],
+            );
+            assert!(run.success(), "{} np {np}: {run}", clip.name);
+            let report = run.report();
+            let got = probe(&out);
+            assert_eq!(report["verified"], true, "{run}");
+            assert_eq!(got.frames, want.frames, "{} np {np}: frame count", clip.name);
+            assert!(
+                within_one_frame(got.duration, want.duration, want.frame_s),
+                "{} np {np}: duration {} vs input {}",
+                clip.name,
+                got.duration,
+                want.duration
+            );
+            assert_eq!(got.audio, want.audio, "{} np {np}: audio streams", clip.name);
+            assert_eq!((got.frames, got.audio), (single.frames, single.audio), "same as one ffmpeg process");
+            assert!(within_one_frame(got.duration, single.duration, want.frame_s), "{got:?} vs {single:?}");
+
+            let r = &report["result"];
+            assert_eq!(r["frames"], want.frames);
+            let segments = r["segments"].as_u64().unwrap();
+            assert!(segments >= 3, "{} is cut into several segments: {r}", clip.name);
+            let rows = report["per_rank"].as_array().unwrap();
+            assert_eq!(rows.len(), np);
+            let done: u64 = rows.iter().map(|row| row["units"].as_u64().unwrap()).sum();
+            assert_eq!(done, segments, "every segment transcoded exactly once: {rows:?}");
+            assert!(r["speed_x_realtime"].as_f64().unwrap() > 0.0);
+            assert_eq!(r["retried_segments"], 0);
+        }
+    }
+    nothing_left(tmp.path(), dir.path());
+}
+
+#[test]
+fn baseline_and_shared_dir() {
+    let dir = tempdir();
+    let tmp = tempdir();
+    let shared = tempdir();
+    let input = make(dir.path(), &CLIPS[0]);
+    let want = probe(&input);
+    let out = dir.path().join("shared.mp4");
+    let run = transcode(
+        3,
+        tmp.path(),
+        &[],
+        &[
+            "--input",
+            input.to_str().unwrap(),
+            "--output",
+            out.to_str().unwrap(),
+            "--shared-dir",
+            shared.path().to_str().unwrap(),
+            "--segment-seconds",
+            "1",
+            "--baseline",
+            "--format",
+            "json",
+        ],
+    );
+    assert!(run.success(), "{run}");
+    let report = run.report();
+    let r = &report["result"];
+    assert_eq!(r["transport"], "shared-dir");
+    assert_eq!(probe(&out).frames, want.frames);
+    let b = &r["baseline"];
+    assert_eq!(b["frames"], want.frames, "{r}");
+    assert!(b["seconds"].as_f64().unwrap() > 0.0 && b["speedup"].as_f64().unwrap() > 0.0, "{r}");
+    assert!(files_in(shared.path()).is_empty(), "shared directory cleaned: {:?}", files_in(shared.path()));
+    nothing_left(tmp.path(), dir.path());
+}
+
+#[test]
+fn a_segment_failing_once_is_retried() {
+    let dir = tempdir();
+    let tmp = tempdir();
+    let input = make(dir.path(), &CLIPS[1]);
+    for np in [1, 3] {
+        let out = dir.path().join(format!("retry{np}.mp4"));
+        let args = [
+            "--input",
+            input.to_str().unwrap(),
+            "--output",
+            out.to_str().unwrap(),
+            "--segment-seconds",
+            "1",
+            "--format",
+            "json",
+        ];
+        let run = transcode(np, tmp.path(), &[(FAULT_ENV, "1:first")], &args);
+        assert!(run.success(), "{run}");
+        let report = run.report();
+        assert_eq!(report["result"]["retried_segments"], 1, "{run}");
+        assert_eq!(report["verified"], true);
+        assert_eq!(probe(&out).frames, probe(&input).frames);
+    }
+    nothing_left(tmp.path(), dir.path());
+}
+
+#[test]
+fn a_segment_failing_twice_ends_the_job_with_ffmpegs_message_and_no_output() {
+    let dir = tempdir();
+    let tmp = tempdir();
+    let input = make(dir.path(), &CLIPS[0]);
+    for np in [1, 3] {
+        let out = dir.path().join("never.mp4");
+        let args = ["--input", input.to_str().unwrap(), "--output", out.to_str().unwrap(), "--segment-seconds", "1"];
+        let run = transcode(np, tmp.path(), &[(FAULT_ENV, "2")], &args);
+        assert_eq!(run.code, Some(1), "{run}");
+        assert_eq!(run.stderr.matches("ffmpeg failed twice on segment 2").count(), 1, "once: {run}");
+        assert!(run.stderr.contains("Unrecognized option 'pikernels-injected-fault'"), "ffmpeg's stderr: {run}");
+        assert!(!run.stderr.contains("panicked"), "{run}");
+        let ranks: Vec<&str> = ["first on rank ", "then on rank "]
+            .iter()
+            .map(|p| {
+                let at = run.stderr.find(p).unwrap_or_else(|| panic!("{p} in {run}")) + p.len();
+                &run.stderr[at..at + 1]
+            })
+            .collect();
+        if np > 1 {
+            assert_ne!(ranks[0], ranks[1], "the retry ran on another rank: {run}");
+        }
+        assert!(!out.exists(), "no output");
+        nothing_left(tmp.path(), dir.path());
+    }
+}
+
+/// A refused job: exit 2, one message, quickly, nothing written.
+fn refused(run: &Run, needle: &str) {
+    assert_eq!(run.code, Some(2), "{run}");
+    assert!(run.elapsed < Duration::from_secs(30), "took {:?}", run.elapsed);
+    assert_eq!(run.stderr.matches(needle).count(), 1, "'{needle}' once in:\n{run}");
+    assert!(!run.stderr.contains("panicked"), "{run}");
+    assert!(run.stdout.is_empty(), "{run}");
+}
+
+#[test]
+fn bad_inputs_are_refused_before_any_work() {
+    let dir = tempdir();
+    let tmp = tempdir();
+    let good = make(dir.path(), &CLIPS[2]);
+    let bytes = std::fs::read(&good).unwrap();
+    let p = |n: &str| dir.path().join(n);
+    std::fs::write(p("empty.mp4"), b"").unwrap();
+    std::fs::write(p("truncated.mkv"), &bytes[..bytes.len() / 10]).unwrap();
+    std::fs::write(p("notes.mp4"), b"this is not a video\n").unwrap();
+    ffmpeg(&["-f", "lavfi", "-i", "sine", "-t", "1", p("tone.wav").to_str().unwrap()]);
+    ffmpeg(&["-f", "lavfi", "-i", "testsrc=size=32x32", "-frames:v", "1", p("still.png").to_str().unwrap()]);
+    let cases = [
+        ("missing.mp4", "No such file"),
+        ("empty.mp4", "is empty"),
+        ("truncated.mkv", "is truncated or damaged"),
+        ("notes.mp4", "is not a readable video file"),
+        ("tone.wav", "no video stream"),
+        ("still.png", "still image"),
+    ];
+    let out = p("out.mp4");
+    for (name, needle) in cases {
+        let run =
+            transcode(3, tmp.path(), &[], &["--input", p(name).to_str().unwrap(), "--output", out.to_str().unwrap()]);
+        refused(&run, needle);
+        assert!(run.stderr.contains(name), "names the file: {run}");
+        assert!(!out.exists());
+    }
+    nothing_left(tmp.path(), dir.path());
+}
+
+#[test]
+fn missing_tools_and_bad_options_are_refused() {
+    let dir = tempdir();
+    let tmp = tempdir();
+    let input = make(dir.path(), &CLIPS[2]);
+    let out = dir.path().join("out.mp4");
+    let (i, o) = (input.to_str().unwrap(), out.to_str().unwrap());
+    let cases: &[(&[&str], &str)] = &[
+        (&["--ffmpeg", "/nonexistent/ffmpeg"], "cannot run /nonexistent/ffmpeg"),
+        (&["--ffprobe", "/nonexistent/ffprobe"], "cannot run /nonexistent/ffprobe"),
+        (&["--codec", "libnope"], "no encoder 'libnope'"),
+        (&["--crf", "99"], "--crf must be between 0 and 63"),
+        (&["--segment-seconds", "0"], "--segment-seconds must be a positive"),
+        (&["--chunk-bytes", "0"], "--chunk-bytes must be between"),
+        (&["--out", "x.mp4"], "transcode writes --output"),
+    ];
+    for (extra, needle) in cases {
+        let mut args = vec!["--input", i, "--output", o];
+        args.extend_from_slice(extra);
+        refused(&transcode(2, tmp.path(), &[], &args), needle);
+    }
+    let run = transcode(2, tmp.path(), &[], &["--input", i, "--output", dir.path().join("noext").to_str().unwrap()]);
+    refused(&run, "has no extension");
+    assert!(!out.exists());
+    nothing_left(tmp.path(), dir.path());
+}
+
+/// Processes whose command line or environment mentions `needle`: the ranks
+/// of a job run with `TMPDIR=needle` and their ffmpeg children.
+fn processes_mentioning(needle: &str) -> Vec<String> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| {
+            let dir = e.ok()?.path();
+            let env = std::fs::read(dir.join("environ")).unwrap_or_default();
+            let cmd = String::from_utf8_lossy(&std::fs::read(dir.join("cmdline")).ok()?).replace('\0', " ");
+            (cmd.contains(needle) || String::from_utf8_lossy(&env).contains(needle)).then_some(cmd)
+        })
+        .collect()
+}
+
+#[test]
+fn sigterm_mid_transcode_leaves_nothing_behind() {
+    let dir = tempdir();
+    let tmp = tempdir();
+    // Slow enough to be caught mid-way: a larger picture, a slow preset.
+    let input = dir.path().join("long.mp4");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=320x240:rate=25",
+        "-t",
+        "12",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-g",
+        "25",
+        input.to_str().unwrap(),
+    ]);
+    let out = dir.path().join("stopped.mp4");
+    let args = [
+        "transcode",
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+        "--segment-seconds",
+        "2",
+        "--preset",
+        "veryslow",
+    ];
+    let mut cmd = util::mpirun_cmd(3, &args);
+    cmd.env("TMPDIR", tmp.path());
+    let tmp_path = tmp.path().to_path_buf();
+    // Ready once some rank has a segment in its directory and ffmpeg runs on it.
+    let ready = || {
+        files_in(&tmp_path).iter().filter(|d| d.starts_with("pikernels-transcode-")).any(|d| {
+            std::fs::read_dir(tmp_path.join(d))
+                .map(|rd| rd.filter_map(Result::ok).any(|e| e.file_name().to_string_lossy().starts_with("in-")))
+                .unwrap_or(false)
+        })
+    };
+    let run = util::run_signalled(cmd, ready, libc::SIGTERM, util::TIMEOUT);
+    assert_ne!(run.code, Some(0), "{run}");
+    assert!(run.stderr.contains("stopped by SIGTERM"), "{run}");
+    assert!(!out.exists(), "no output");
+    // Ranks may outlive mpirun for a moment (it kills them after a grace
+    // period); ffmpeg children die with their rank (PR_SET_PDEATHSIG).
+    let needle = tmp.path().to_string_lossy().into_owned();
+    let t = std::time::Instant::now();
+    while !processes_mentioning(&needle).is_empty() && t.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(processes_mentioning(&needle).is_empty(), "orphans: {:?}", processes_mentioning(&needle));
+    // A rank that got SIGTERM removed its directory; one that mpirun killed
+    // outright (it sometimes sends only SIGCONT then SIGKILL) could not, and
+    // the next run on this host sweeps such directories of dead processes.
+    let small = make(dir.path(), &CLIPS[2]);
+    let next = dir.path().join("next.mp4");
+    let run = transcode(2, tmp.path(), &[], &["--input", small.to_str().unwrap(), "--output", next.to_str().unwrap()]);
+    assert!(run.success(), "{run}");
+    std::fs::remove_file(&next).unwrap();
+    nothing_left(tmp.path(), dir.path());
+}
+
+#[test]
+fn extra_ffmpeg_arguments_reach_every_segment() {
+    let dir = tempdir();
+    let tmp = tempdir();
+    let input = make(dir.path(), &CLIPS[2]);
+    let (i, o) = (input.to_str().unwrap(), dir.path().join("scaled.mp4"));
+    // A real option: scale every segment to 48x32; ffprobe sees the size.
+    let args = [
+        "--input",
+        i,
+        "--output",
+        o.to_str().unwrap(),
+        "--segment-seconds",
+        "1",
+        "--ffmpeg-arg=-vf",
+        "--ffmpeg-arg=scale=48:32",
+    ];
+    let run = transcode(2, tmp.path(), &[], &args);
+    assert!(run.success(), "{run}");
+    let pix = Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0", "-show_entries", "stream=width,height", "-of", "csv=p=0"])
+        .arg(&o)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&pix.stdout).trim(), "48,32");
+    // An option ffmpeg does not know fails every segment: the job stops with ffmpeg's words.
+    let x = dir.path().join("x.mp4");
+    let bad = ["--input", i, "--output", x.to_str().unwrap(), "--ffmpeg-arg=-no-such-option"];
+    let run = transcode(2, tmp.path(), &[], &bad);
+    assert_eq!(run.code, Some(1), "{run}");
+    assert!(run.stderr.contains("Unrecognized option 'no-such-option'"), "{run}");
+    nothing_left(tmp.path(), dir.path());
+}
