@@ -16,9 +16,11 @@
 pub mod colormap;
 pub mod leibniz;
 pub mod mandelbrot;
+pub mod matmul;
 pub mod partition;
 pub mod pi_mc;
 mod simd;
+mod counter;
 pub use simd::isa;
 mod tally;
 
