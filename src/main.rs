@@ -5,6 +5,7 @@
 
 mod cli;
 mod jobs;
+mod npy;
 mod output;
 mod report;
 mod signals;
