@@ -19,6 +19,7 @@ pub mod mandelbrot;
 pub mod matmul;
 pub mod partition;
 pub mod pi_mc;
+pub mod sort;
 mod simd;
 mod counter;
 pub use simd::isa;
