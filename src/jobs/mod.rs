@@ -114,7 +114,7 @@ pub fn from_cli(command: &Command) -> Result<Box<dyn Job>, UsageError> {
         Command::Leibniz(a) => Ok(Box::new(leibniz::Leibniz::new(a)?)),
         Command::Mandelbrot(a) => Ok(Box::new(mandelbrot::Mandelbrot::new(a)?)),
         Command::Matmul(a) => Ok(Box::new(matmul::Matmul::new(a)?)),
-        Command::Sort(a) => Err(sort::Sort::new(a).err().expect("TEMP")),
+        Command::Sort(a) => Ok(Box::new(sort::Sort::new(a)?)),
     }
 }
 

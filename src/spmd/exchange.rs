@@ -88,10 +88,6 @@ impl Team {
         self.size
     }
 
-    pub(crate) fn comm(&self) -> &SimpleCommunicator {
-        &self.comm
-    }
-
     /// Waits until every rank of the team arrives.
     pub fn barrier(&self) {
         self.comm.barrier();
@@ -231,13 +227,6 @@ impl Team {
         let (c, d) = mpi_counts(&lens);
         self.comm.all_gather_varcount_into(mine, &mut PartitionMut::new(&mut all[..], c, &d[..]));
         (all, lens)
-    }
-
-    /// `MPI_Allreduce` sum of one `u64` (wrapping, as C's unsigned arithmetic).
-    pub fn sum_u64(&self, x: u64) -> u64 {
-        let mut out = 0u64;
-        self.comm.all_reduce_into(&x, &mut out, SystemOperation::sum());
-        out
     }
 
     /// `MPI_Allreduce` maximum of one `u64`.
