@@ -14,14 +14,14 @@
 #![deny(missing_docs)]
 
 pub mod colormap;
+mod counter;
 pub mod leibniz;
 pub mod mandelbrot;
 pub mod matmul;
 pub mod partition;
 pub mod pi_mc;
-pub mod sort;
 mod simd;
-mod counter;
+pub mod sort;
 pub use simd::isa;
 mod tally;
 

@@ -119,10 +119,8 @@ pub fn splitters(mut samples: Vec<Tagged>, parts: usize) -> Vec<Tagged> {
 /// ranks: key `j` goes to the first rank `d` with `(key, rank, j) <= s_d`
 /// (the last rank if none).
 pub fn partition_counts(keys: &[u64], rank: u64, splitters: &[Tagged]) -> Vec<usize> {
-    let mut bounds: Vec<usize> = splitters
-        .iter()
-        .map(|s| keys.partition_point(|&k| k < s[0]) + tie_count(keys, rank, s))
-        .collect();
+    let mut bounds: Vec<usize> =
+        splitters.iter().map(|s| keys.partition_point(|&k| k < s[0]) + tie_count(keys, rank, s)).collect();
     // Splitters are sorted, so bounds are too; make sure of it anyway.
     for i in 1..bounds.len() {
         bounds[i] = bounds[i].max(bounds[i - 1]);

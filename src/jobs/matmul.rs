@@ -127,10 +127,7 @@ impl Matmul {
             return inputs;
         }
         let Source::Generated(entries) = self.source else { unreachable!("files are read in pre-flight") };
-        (
-            matmul::generate(self.seed, Which::A, self.n, entries),
-            matmul::generate(self.seed, Which::B, self.n, entries),
-        )
+        (matmul::generate(self.seed, Which::A, self.n, entries), matmul::generate(self.seed, Which::B, self.n, entries))
     }
 
     fn rows_algorithm(&self, spmd: &Spmd, team: &Team, comm: Comm) -> Outcome {
@@ -319,7 +316,14 @@ impl Matmul {
         }
     }
 
-    fn outcome(&self, (rank, ranks): (usize, usize), inputs: (Vec<f64>, Vec<f64>), c: Vec<f64>, stats: RankStats, wall_s: f64) -> Outcome {
+    fn outcome(
+        &self,
+        (rank, ranks): (usize, usize),
+        inputs: (Vec<f64>, Vec<f64>),
+        c: Vec<f64>,
+        stats: RankStats,
+        wall_s: f64,
+    ) -> Outcome {
         if rank != 0 {
             return Outcome { tally: Tally::default(), data: None, stats, wall_s };
         }

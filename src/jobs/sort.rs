@@ -126,7 +126,8 @@ impl Sort {
             }
             Source::File(_) => {
                 let all = if rank == 0 { self.stash().input.take().expect("read in pre-flight") } else { Vec::new() };
-                let counts: Vec<usize> = (0..p).map(|r| (self.block(p, r).end - self.block(p, r).start) as usize).collect();
+                let counts: Vec<usize> =
+                    (0..p).map(|r| (self.block(p, r).end - self.block(p, r).start) as usize).collect();
                 let mut mine = vec![0u64; counts[rank]];
                 team.scatter(0, &all, &counts, &mut mine);
                 mine
