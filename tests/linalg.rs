@@ -216,7 +216,7 @@ fn sort_output_is_identical_for_any_process_count_and_skew_stays_balanced() {
 #[test]
 fn sort_reads_raw_keys_and_rejects_bad_input() {
     let dir = tempdir();
-    let keys: Vec<u64> = (0..10_007u64).map(|i| (i * 0x9e37_79b9_7f4a_7c15) ^ (i >> 3) % 5).collect();
+    let keys: Vec<u64> = (0..10_007u64).map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ ((i >> 3) % 5)).collect();
     let input = dir.path().join("in.u64");
     std::fs::write(&input, keys.iter().flat_map(|k| k.to_le_bytes()).collect::<Vec<u8>>()).unwrap();
     let mut want = keys.clone();

@@ -45,10 +45,13 @@ enum Source {
     Files { a: PathBuf, b: PathBuf },
 }
 
+/// A and B, whole, at rank 0 (empty elsewhere).
+type Pair = (Vec<f64>, Vec<f64>);
+
 /// What rank 0 keeps between the run and `finish`.
 #[derive(Default)]
 struct Stash {
-    inputs: Option<(Vec<f64>, Vec<f64>)>,
+    inputs: Option<Pair>,
     c: Vec<f64>,
     wall_s: f64,
     ranks: usize,
@@ -122,7 +125,7 @@ impl Matmul {
     }
 
     /// A and B at rank 0: read in pre-flight, or generated now.
-    fn root_inputs(&self) -> (Vec<f64>, Vec<f64>) {
+    fn root_inputs(&self) -> Pair {
         if let Some(inputs) = self.stash().inputs.take() {
             return inputs;
         }
@@ -270,7 +273,7 @@ impl Matmul {
         cols_j: &Range<usize>,
         ka: &Range<usize>,
         kb: &Range<usize>,
-    ) -> (Vec<f64>, Vec<f64>, (Vec<f64>, Vec<f64>)) {
+    ) -> (Vec<f64>, Vec<f64>, Pair) {
         let n = self.n;
         let mut a_local = vec![0.0; rows_i.len() * ka.len()];
         let mut b_local = vec![0.0; kb.len() * cols_j.len()];
