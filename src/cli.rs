@@ -196,8 +196,20 @@ pub struct SortArgs {
     /// the sorted keys in the same format.
     #[arg(long, value_name = "FILE")]
     pub input: Option<PathBuf>,
+    /// Local sort of each rank: radix (voracious_radix_sort) or std (sort_unstable), for comparison.
+    #[arg(long, value_enum, default_value_t = LocalSortArg::Radix)]
+    pub local_sort: LocalSortArg,
     #[command(flatten)]
     pub common: Common,
+}
+
+/// `sort --local-sort`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LocalSortArg {
+    /// LSD/MSD radix sort (voracious_radix_sort).
+    Radix,
+    /// The standard library's pattern-defeating quicksort.
+    Std,
 }
 
 /// `sort --dist`.

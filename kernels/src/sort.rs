@@ -78,12 +78,38 @@ pub fn generate(seed: u64, dist: Dist, n: u64, range: Range<u64>) -> Vec<u64> {
     range.into_par_iter().map(|i| key(s, dist, n, i)).collect()
 }
 
+/// The algorithm of the local sort.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LocalSort {
+    /// `voracious_radix_sort` (radix; its multithreaded variant above one thread).
+    Radix,
+    /// The standard library's `sort_unstable` (rayon's `par_sort_unstable`
+    /// above one thread), for comparison.
+    Std,
+}
+
+impl LocalSort {
+    /// The name as the CLI spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            LocalSort::Radix => "radix",
+            LocalSort::Std => "std",
+        }
+    }
+}
+
 /// Sorts `keys` with the radix sort on `threads` threads (sequential for 1).
 pub fn sort_local(keys: &mut [u64], threads: usize) {
-    if threads <= 1 {
-        keys.voracious_sort();
-    } else {
-        keys.voracious_mt_sort(threads);
+    sort_local_with(LocalSort::Radix, keys, threads);
+}
+
+/// Sorts `keys` with `how` on `threads` threads of the current rayon pool.
+pub fn sort_local_with(how: LocalSort, keys: &mut [u64], threads: usize) {
+    match (how, threads <= 1) {
+        (LocalSort::Radix, true) => keys.voracious_sort(),
+        (LocalSort::Radix, false) => keys.voracious_mt_sort(threads),
+        (LocalSort::Std, true) => keys.sort_unstable(),
+        (LocalSort::Std, false) => keys.par_sort_unstable(),
     }
 }
 
@@ -190,20 +216,22 @@ pub fn merge_runs(data: Vec<u64>, counts: &[usize]) -> Vec<u64> {
     src
 }
 
-/// Merges sorted `a` and `b` into `out` (ties: `a` first).
+/// Merges sorted `a` and `b` into `out` (ties: `a` first). Branch-free in
+/// the main loop: which side advances is data, not a jump, so random keys
+/// cost no mispredictions.
 fn merge2(a: &[u64], b: &[u64], out: &mut [u64]) {
-    let (mut i, mut j) = (0, 0);
-    for slot in out.iter_mut() {
-        // Branch-light: pick from b only when a is exhausted or b is smaller.
-        let take_b = i >= a.len() || (j < b.len() && b[j] < a[i]);
-        if take_b {
-            *slot = b[j];
-            j += 1;
-        } else {
-            *slot = a[i];
-            i += 1;
-        }
+    let (mut i, mut j, mut o) = (0, 0, 0);
+    while i < a.len() && j < b.len() {
+        let (x, y) = (a[i], b[j]);
+        let take_b = usize::from(y < x);
+        out[o] = if take_b == 1 { y } else { x };
+        j += take_b;
+        i += 1 - take_b;
+        o += 1;
     }
+    out[o..o + a.len() - i].copy_from_slice(&a[i..]);
+    o += a.len() - i;
+    out[o..].copy_from_slice(&b[j..]);
 }
 
 /// An order-independent fingerprint of a multiset of keys: the count and two
@@ -324,11 +352,15 @@ mod tests {
         let mut a = generate(5, Dist::Uniform, 200_000, 0..200_000);
         let mut want = a.clone();
         want.sort_unstable();
-        let mut b = a.clone();
+        for how in [LocalSort::Radix, LocalSort::Std] {
+            for threads in [1, 2] {
+                let mut b = a.clone();
+                sort_local_with(how, &mut b, threads);
+                assert_eq!(b, want, "{how:?} threads={threads}");
+            }
+        }
         sort_local(&mut a, 1);
-        sort_local(&mut b, 2);
         assert_eq!(a, want);
-        assert_eq!(b, want);
     }
 
     #[test]
@@ -353,6 +385,13 @@ mod tests {
         assert_eq!(merge_runs(vec![], &[0, 0]), Vec::<u64>::new());
         assert_eq!(merge_runs(vec![1, 5, 2, 3, 0, 9], &[2, 0, 2, 2]), [0, 1, 2, 3, 5, 9]);
         assert_eq!(merge_runs(vec![4, 4, 4], &[1, 1, 1]), [4, 4, 4]);
+        let (a, b) = (generate(1, Dist::Few, 999, 0..999), generate(2, Dist::Uniform, 1234, 0..1234));
+        let (mut a, mut b) = (a, b);
+        a.sort_unstable();
+        b.sort_unstable();
+        let mut want = [a.clone(), b.clone()].concat();
+        want.sort_unstable();
+        assert_eq!(merge_runs([a, b].concat(), &[999, 1234]), want);
         assert!(is_sorted(&[1, 1, 2]) && !is_sorted(&[2, 1]));
     }
 }

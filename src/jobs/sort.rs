@@ -9,14 +9,14 @@
 //! multiset's fingerprint is the input's, and writes `--out` if asked.
 
 use super::{Finished, Job, Preflight, UsageError};
-use crate::cli::{DistArg, SortArgs};
+use crate::cli::{DistArg, LocalSortArg, SortArgs};
 use crate::output;
 use crate::spmd::exchange::{Team, MAX_COUNT};
 use crate::spmd::strategy::{Outcome, RankStats};
 use crate::spmd::{Comm, Spmd};
 use anyhow::{bail, Context, Result};
 use kernels::partition::block_range;
-use kernels::sort::{self, Dist, Fingerprint, Tagged};
+use kernels::sort::{self, Dist, Fingerprint, LocalSort, Tagged};
 use kernels::Tally;
 use serde_json::{json, Value};
 use std::io::{Read, Write};
@@ -56,6 +56,7 @@ pub struct Sort {
     n: u64,
     source: Source,
     seed: u64,
+    local_sort: LocalSort,
     out: Option<PathBuf>,
     stash: Mutex<Stash>,
 }
@@ -105,7 +106,18 @@ impl Sort {
                 "{n} keys cannot pass through rank 0 in one MPI call (at most {MAX_COUNT} with --input or --out)"
             )));
         }
-        Ok(Sort { n, source, seed: a.common.seed, out: a.common.out.clone(), stash: Mutex::new(Stash::default()) })
+        let local_sort = match a.local_sort {
+            LocalSortArg::Radix => LocalSort::Radix,
+            LocalSortArg::Std => LocalSort::Std,
+        };
+        Ok(Sort {
+            n,
+            source,
+            seed: a.common.seed,
+            local_sort,
+            out: a.common.out.clone(),
+            stash: Mutex::new(Stash::default()),
+        })
     }
 
     fn stash(&self) -> std::sync::MutexGuard<'_, Stash> {
@@ -167,7 +179,7 @@ impl Job for Sort {
             Source::Generated(d) => (Some(d.name()), None),
             Source::File(p) => (None, Some(p.display().to_string())),
         };
-        json!({ "keys": self.n, "dist": dist, "input": input, "seed": self.seed })
+        json!({ "keys": self.n, "dist": dist, "input": input, "seed": self.seed, "local_sort": self.local_sort.name() })
     }
 
     fn units(&self) -> u64 {
@@ -216,7 +228,7 @@ impl Job for Sort {
 
         team.barrier();
         let start = team.now();
-        compute(&mut stats, &mut || sort::sort_local(&mut keys, spmd.threads()));
+        compute(&mut stats, &mut || sort::sort_local_with(self.local_sort, &mut keys, spmd.threads()));
         let mut splitters: Vec<Tagged> = Vec::new();
         if p > 1 {
             let samples: Vec<u64> =
