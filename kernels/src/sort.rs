@@ -81,7 +81,7 @@ pub fn generate(seed: u64, dist: Dist, n: u64, range: Range<u64>) -> Vec<u64> {
 /// The algorithm of the local sort.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LocalSort {
-    /// `voracious_radix_sort` (radix; its multithreaded variant above one thread).
+    /// `voracious_radix_sort` (radix; its multithreaded entry point, also for one thread).
     Radix,
     /// The standard library's `sort_unstable` (rayon's `par_sort_unstable`
     /// above one thread), for comparison.
@@ -106,8 +106,10 @@ pub fn sort_local(keys: &mut [u64], threads: usize) {
 /// Sorts `keys` with `how` on `threads` threads of the current rayon pool.
 pub fn sort_local_with(how: LocalSort, keys: &mut [u64], threads: usize) {
     match (how, threads <= 1) {
-        (LocalSort::Radix, true) => keys.voracious_sort(),
-        (LocalSort::Radix, false) => keys.voracious_mt_sort(threads),
+        // The multithreaded entry point even for one thread: on 1e7 uniform
+        // keys here it sorted 52-69 M keys/s against `voracious_sort`'s 27
+        // and std's 41 (provisional, machine loaded).
+        (LocalSort::Radix, _) => keys.voracious_mt_sort(threads.max(1)),
         (LocalSort::Std, true) => keys.sort_unstable(),
         (LocalSort::Std, false) => keys.par_sort_unstable(),
     }
