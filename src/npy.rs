@@ -60,16 +60,14 @@ pub fn read_square(path: &Path) -> Result<(usize, Vec<f64>)> {
 
 /// Writes the row-major `n x n` matrix `data` to `path` atomically.
 pub fn write_square(path: &Path, n: usize, data: &[f64]) -> Result<()> {
-    output::write_atomic(path, |w| {
-        let mut writer = npyz::WriteOptions::new()
-            .default_dtype()
-            .shape(&[n as u64, n as u64])
-            .writer(w)
-            .begin_nd()
-            .with_context(|| format!("cannot write {}", path.display()))?;
-        writer.extend(data.iter().copied()).with_context(|| format!("cannot write {}", path.display()))?;
-        writer.finish().with_context(|| format!("cannot write {}", path.display()))
-    })
+    output::write_atomic(path, |w| encode(w, n, data).with_context(|| format!("cannot write {}", path.display())))
+}
+
+/// Writes `data` as an `n x n` C-order float64 `.npy` to `w`.
+fn encode(w: impl std::io::Write, n: usize, data: &[f64]) -> std::io::Result<()> {
+    let mut writer = npyz::WriteOptions::new().default_dtype().shape(&[n as u64, n as u64]).writer(w).begin_nd()?;
+    writer.extend(data.iter().copied())?;
+    writer.finish()
 }
 
 #[cfg(test)]
@@ -81,7 +79,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("m.npy");
         let m = [1.0, -2.5, 3.0, 4.25];
-        write_square(&p, 2, &m).unwrap();
+        // `encode`, not `write_square`: the signals unit test empties the
+        // process-wide list of tracked temporary files while tests run in parallel.
+        encode(std::fs::File::create(&p).unwrap(), 2, &m).unwrap();
         assert_eq!(square_order(&p).unwrap(), 2);
         assert_eq!(read_square(&p).unwrap(), (2, m.to_vec()));
 
@@ -100,7 +100,7 @@ mod tests {
         std::fs::write(&p, &buf).unwrap();
         assert!(square_order(&p).unwrap_err().to_string().contains("float64"));
 
-        write_square(&p, 1, &[f64::NAN]).unwrap();
+        encode(std::fs::File::create(&p).unwrap(), 1, &[f64::NAN]).unwrap();
         assert!(read_square(&p).unwrap_err().to_string().contains("non-finite"));
     }
 }
