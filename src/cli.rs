@@ -44,6 +44,10 @@ pub enum Command {
     Merge(MergeArgs),
     /// Video transcoding: rank 0 splits the input at keyframes, ranks transcode segments with ffmpeg.
     Transcode(TranscodeArgs),
+    /// Dense matrix multiply C = A B (f64): row blocks or SUMMA, verified by Freivalds' check.
+    Matmul(MatmulArgs),
+    /// Sample sort of u64 keys across ranks, verified sorted and multiset-preserving.
+    Sort(SortArgs),
 }
 
 /// Options of `pi-mc`.
@@ -235,6 +239,99 @@ pub struct MergeArgs {
     pub report: Option<PathBuf>,
 }
 
+/// Default matrix order of `matmul --n`.
+pub const DEFAULT_MATMUL_N: u64 = 2048;
+/// Default number of keys of `sort --keys`.
+pub const DEFAULT_SORT_KEYS: u64 = 100_000_000;
+
+/// Options of `matmul`.
+#[derive(Debug, Args)]
+pub struct MatmulArgs {
+    /// Matrix order: A, B and C are N x N (ignored with --a/--b, whose shape decides).
+    #[arg(long = "n", value_name = "N", allow_hyphen_values = true, default_value_t = Size(DEFAULT_MATMUL_N))]
+    pub n: Size,
+    /// Read A from this .npy file (2-D, square, float64; readable at the same path on every rank).
+    #[arg(long, value_name = "FILE", requires = "b")]
+    pub a: Option<PathBuf>,
+    /// Read B from this .npy file (the same order as A).
+    #[arg(long, value_name = "FILE", requires = "a")]
+    pub b: Option<PathBuf>,
+    /// Distributed algorithm: rows (scatter row blocks of A, broadcast B, gather C; --comm
+    /// collective or p2p) or summa (2-D process grid, panel broadcasts along rows and columns).
+    #[arg(long, value_enum, default_value_t = MatmulAlgorithm::Rows)]
+    pub algorithm: MatmulAlgorithm,
+    /// Generated entries: uniform in [-1, 1), or integers in [-8, 8] (C exact, bit-identical
+    /// for every process count and algorithm).
+    #[arg(long, value_enum, default_value_t = EntriesArg::Uniform, conflicts_with = "a")]
+    pub entries: EntriesArg,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+/// `matmul --algorithm`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MatmulAlgorithm {
+    /// 1-D: row blocks of A and C, all of B on every rank.
+    Rows,
+    /// 2-D SUMMA on a near-square process grid.
+    Summa,
+}
+
+/// `matmul --entries`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EntriesArg {
+    /// Uniform doubles in [-1, 1).
+    Uniform,
+    /// Small integers in [-8, 8].
+    Integer,
+}
+
+/// Options of `sort`.
+#[derive(Debug, Args)]
+pub struct SortArgs {
+    /// Number of u64 keys, e.g. 1e8, 250M (ignored with --input, whose size decides).
+    #[arg(long, short = 'n', value_name = "N", allow_hyphen_values = true, default_value_t = Size(DEFAULT_SORT_KEYS))]
+    pub keys: Size,
+    /// Distribution of the generated keys.
+    #[arg(long, value_enum, default_value_t = DistArg::Uniform, conflicts_with = "input")]
+    pub dist: DistArg,
+    /// Read the keys from this file of raw little-endian u64 (rank 0 reads it); --out writes
+    /// the sorted keys in the same format.
+    #[arg(long, value_name = "FILE")]
+    pub input: Option<PathBuf>,
+    /// Local sort of each rank: radix (voracious_radix_sort) or std (sort_unstable), for comparison.
+    #[arg(long, value_enum, default_value_t = LocalSortArg::Radix)]
+    pub local_sort: LocalSortArg,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+/// `sort --local-sort`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LocalSortArg {
+    /// LSD/MSD radix sort (voracious_radix_sort).
+    Radix,
+    /// The standard library's pattern-defeating quicksort.
+    Std,
+}
+
+/// `sort --dist`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DistArg {
+    /// Uniform over all of u64.
+    Uniform,
+    /// Every key the same.
+    Equal,
+    /// Already in ascending order.
+    Sorted,
+    /// In descending order.
+    Reverse,
+    /// Only 16 distinct values.
+    Few,
+    /// Zipf-like: key k with probability 1/((k+1)(k+2)), half the keys are 0.
+    Zipf,
+}
+
 /// Colour maps as the CLI names them.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum ColormapArg {
@@ -287,6 +384,8 @@ impl Command {
             Command::Mandelbrot(a) => Some(&a.common),
             Command::Merge(_) => None,
             Command::Transcode(a) => Some(&a.common),
+            Command::Matmul(a) => Some(&a.common),
+            Command::Sort(a) => Some(&a.common),
         }
     }
 }

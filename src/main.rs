@@ -7,6 +7,7 @@ mod cli;
 mod jobs;
 mod media;
 mod merge;
+mod npy;
 mod output;
 mod progress;
 mod report;

@@ -26,11 +26,14 @@
 #[cfg(target_arch = "x86_64")]
 mod avx512;
 pub mod colormap;
+mod counter;
 pub mod leibniz;
 pub mod mandelbrot;
+pub mod matmul;
 pub mod partition;
 pub mod pi_mc;
 mod simd;
+pub mod sort;
 pub use simd::{isa, ENV_SIMD};
 mod tally;
 

@@ -7,8 +7,10 @@
 
 mod leibniz;
 mod mandelbrot;
+mod matmul;
 pub mod partial;
 mod pi_mc;
+mod sort;
 mod transcode;
 
 use crate::cli::{Command, Common};
@@ -131,6 +133,8 @@ fn kernel_from_cli(command: &Command) -> Result<Box<dyn Job>, UsageError> {
         Command::Mandelbrot(a) => Ok(Box::new(mandelbrot::Mandelbrot::new(a)?)),
         Command::Merge(_) => Err(UsageError("'merge' runs no job".into())),
         Command::Transcode(a) => Ok(Box::new(transcode::Transcode::new(a)?)),
+        Command::Matmul(a) => Ok(Box::new(matmul::Matmul::new(a)?)),
+        Command::Sort(a) => Ok(Box::new(sort::Sort::new(a)?)),
     }
 }
 

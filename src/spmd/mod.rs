@@ -6,6 +6,8 @@
 //! kernel's work and results; [`Spmd::agree`] turns a per-rank check into one
 //! job-wide decision so that no rank waits on a rank that has given up.
 
+pub mod exchange;
+pub mod grid;
 pub mod strategy;
 pub mod tasks;
 

@@ -1,0 +1,492 @@
+//! `pikernels matmul`: distributed dense `C = A B` (issue 4).
+//!
+//! Two distributed algorithms over the runtime's [`Team`] and [`Grid`]:
+//!
+//! - `rows` (the seed's comparison): rank 0 holds A and B, scatters row
+//!   blocks of A, broadcasts B, every rank multiplies its block, rank 0
+//!   gathers C. `--comm collective` uses `MPI_Scatterv` / `MPI_Bcast` /
+//!   `MPI_Gatherv`, `--comm p2p` the same movement with sends and receives.
+//! - `summa`: A and B start in 2-D blocks on a near-square process grid;
+//!   for each panel of the inner dimension the owners broadcast their piece
+//!   of A along their grid row and of B along their grid column, and every
+//!   rank accumulates its block of C; rank 0 then gathers C.
+//!
+//! The timed region starts with the inputs where the algorithm expects them
+//! (rank 0 for `rows`, 2-D blocks for `summa`) and ends with C at rank 0.
+
+use super::{timed, Finished, Job, Preflight, UsageError};
+use crate::cli::{EntriesArg, MatmulAlgorithm, MatmulArgs};
+use crate::spmd::exchange::{displacements, Team};
+use crate::spmd::grid::rank_at;
+use crate::spmd::strategy::{Outcome, RankStats};
+use crate::spmd::{self, Comm, Spmd};
+use crate::{npy, output};
+use anyhow::{bail, Result};
+use kernels::matmul::{self, Entries, View, Which};
+use kernels::partition::block_range;
+use kernels::Tally;
+use serde_json::{json, Value};
+use std::ops::Range;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Instant;
+
+/// Largest order: one gather of C carries `n^2` elements in a 32-bit count.
+pub const MAX_N: usize = 46_340;
+
+/// Widest SUMMA panel: wide enough that each local GEMM runs near peak,
+/// narrow enough that the panel buffers stay small next to the blocks.
+pub const SUMMA_PANEL: usize = 1024;
+
+/// Where A and B come from.
+#[derive(Clone, Debug)]
+enum Source {
+    Generated(Entries),
+    Files { a: PathBuf, b: PathBuf },
+}
+
+/// A and B, whole, at rank 0 (empty elsewhere).
+type Pair = (Vec<f64>, Vec<f64>);
+
+/// What rank 0 keeps between the run and `finish`.
+#[derive(Default)]
+struct Stash {
+    inputs: Option<Pair>,
+    c: Vec<f64>,
+    wall_s: f64,
+    ranks: usize,
+}
+
+pub struct Matmul {
+    n: usize,
+    source: Source,
+    algorithm: MatmulAlgorithm,
+    seed: u64,
+    out: Option<PathBuf>,
+    stash: Mutex<Stash>,
+}
+
+impl Matmul {
+    pub fn new(a: &MatmulArgs) -> Result<Matmul, UsageError> {
+        if a.common.comm == Comm::Dynamic {
+            return Err(UsageError(
+                "matmul moves whole blocks, not chunks: use --comm collective or p2p (dynamic does not apply)".into(),
+            ));
+        }
+        let (n, source) = match (&a.a, &a.b) {
+            (Some(pa), Some(pb)) => {
+                let order = |p: &PathBuf| npy::square_order(p).map_err(|e| UsageError(format!("{e:#}")));
+                let (na, nb) = (order(pa)?, order(pb)?);
+                if na != nb {
+                    return Err(UsageError(format!(
+                        "A ({}) is {na}x{na} but B ({}) is {nb}x{nb}; they must have the same order",
+                        pa.display(),
+                        pb.display()
+                    )));
+                }
+                (na as u64, Source::Files { a: pa.clone(), b: pb.clone() })
+            }
+            _ => {
+                let entries = match a.entries {
+                    EntriesArg::Uniform => Entries::Uniform,
+                    EntriesArg::Integer => Entries::Integer,
+                };
+                (a.n.0, Source::Generated(entries))
+            }
+        };
+        if n == 0 {
+            return Err(UsageError("--n must be at least 1".into()));
+        }
+        if n > MAX_N as u64 {
+            return Err(UsageError(format!(
+                "order {n} is too large: C's {n}^2 entries exceed what one MPI gather can carry (at most --n {MAX_N})"
+            )));
+        }
+        Ok(Matmul {
+            n: n as usize,
+            source,
+            algorithm: a.algorithm,
+            seed: a.common.seed,
+            out: a.common.out.clone(),
+            stash: Mutex::new(Stash::default()),
+        })
+    }
+
+    fn entries(&self) -> Entries {
+        match self.source {
+            Source::Generated(e) => e,
+            // Read matrices are checked as real numbers (whatever they hold).
+            Source::Files { .. } => Entries::Uniform,
+        }
+    }
+
+    fn stash(&self) -> std::sync::MutexGuard<'_, Stash> {
+        self.stash.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A and B at rank 0: read in pre-flight, or generated now.
+    fn root_inputs(&self) -> Pair {
+        if let Some(inputs) = self.stash().inputs.take() {
+            return inputs;
+        }
+        let Source::Generated(entries) = self.source else { unreachable!("files are read in pre-flight") };
+        (matmul::generate(self.seed, Which::A, self.n, entries), matmul::generate(self.seed, Which::B, self.n, entries))
+    }
+
+    fn rows_algorithm(&self, spmd: &Spmd, team: &Team, comm: Comm) -> Outcome {
+        let (n, p, rank) = (self.n, team.size(), team.rank());
+        let rows = |r: usize| block_range(n as u64, p as u64, r as u64);
+        let counts: Vec<usize> = (0..p).map(|r| (rows(r).end - rows(r).start) as usize * n).collect();
+        let mine = counts[rank] / n;
+        let (a, mut b) = if rank == 0 { self.root_inputs() } else { (Vec::new(), vec![0.0; n * n]) };
+        let mut a_block = vec![0.0; counts[rank]];
+        let mut c_block = vec![0.0; counts[rank]];
+        let mut c = if rank == 0 { vec![0.0; n * n] } else { Vec::new() };
+        let mut clock = Clock::new(spmd);
+
+        team.barrier();
+        let start = team.now();
+        clock.comm(|| match comm {
+            Comm::P2p => {
+                team.scatter_p2p(0, &a, &counts, &mut a_block);
+                team.broadcast_p2p(0, &mut b);
+            }
+            _ => {
+                team.scatter(0, &a, &counts, &mut a_block);
+                team.broadcast(0, &mut b);
+            }
+        });
+        clock.compute(|| {
+            matmul::gemm(&mut c_block, View::dense(&a_block, mine, n), View::dense(&b, n, n), false, spmd.threads())
+        });
+        let recv = (rank == 0).then_some(&mut c[..]);
+        clock.comm(|| match comm {
+            Comm::P2p => team.gather_p2p(0, &c_block, &counts, recv),
+            _ => team.gather(0, &c_block, &counts, recv),
+        });
+        team.barrier();
+        let wall_s = team.now() - start;
+        clock.stats.units = (mine * n) as u64;
+        clock.stats.chunks = 1;
+        self.outcome((rank, p), (a, b), c, clock.stats, wall_s)
+    }
+
+    fn summa(&self, spmd: &Spmd, team: &Team, comm: Comm) -> Outcome {
+        let n = self.n;
+        let grid = spmd.grid();
+        let (pr, pc) = (grid.rows, grid.cols);
+        let cut = |parts: usize, i: usize| {
+            let r = block_range(n as u64, parts as u64, i as u64);
+            r.start as usize..r.end as usize
+        };
+        // My block of C is rows I x cols J; I hold A[I, Ka] and B[Kb, J],
+        // where A's columns are cut like C's columns and B's rows like C's rows.
+        let (rows_i, cols_j) = (cut(pr, grid.row), cut(pc, grid.col));
+        let (ka, kb) = (cut(pc, grid.col), cut(pr, grid.row));
+        let (a_local, b_local, root_inputs) = self.summa_inputs(team, pr, pc, &rows_i, &cols_j, &ka, &kb);
+
+        let panels = matmul::summa_panels(n, pr, pc, SUMMA_PANEL);
+        let widest = panels.iter().map(|p| p.k.len()).max().unwrap_or(0);
+        let mut a_panel = vec![0.0; rows_i.len() * widest];
+        let mut b_panel = vec![0.0; widest * cols_j.len()];
+        let mut c_local = vec![0.0; rows_i.len() * cols_j.len()];
+        let mut clock = Clock::new(spmd);
+
+        team.barrier();
+        let start = team.now();
+        for (step, panel) in panels.iter().enumerate() {
+            let w = panel.k.len();
+            let a_buf = &mut a_panel[..rows_i.len() * w];
+            if grid.col == panel.a_col {
+                let from = panel.k.start - ka.start;
+                for (dst, src) in a_buf.chunks_mut(w.max(1)).zip(a_local.chunks(ka.len().max(1))) {
+                    dst.copy_from_slice(&src[from..from + w]);
+                }
+            }
+            let b_buf = &mut b_panel[..w * cols_j.len()];
+            if grid.row == panel.b_row {
+                let from = (panel.k.start - kb.start) * cols_j.len();
+                b_buf.copy_from_slice(&b_local[from..from + b_buf.len()]);
+            }
+            clock.comm(|| match comm {
+                Comm::P2p => {
+                    grid.row_team.broadcast_p2p(panel.a_col, a_buf);
+                    grid.col_team.broadcast_p2p(panel.b_row, b_buf);
+                }
+                _ => {
+                    grid.row_team.broadcast(panel.a_col, a_buf);
+                    grid.col_team.broadcast(panel.b_row, b_buf);
+                }
+            });
+            clock.compute(|| {
+                matmul::gemm(
+                    &mut c_local,
+                    View::dense(a_buf, rows_i.len(), w),
+                    View::dense(b_buf, w, cols_j.len()),
+                    step > 0,
+                    spmd.threads(),
+                )
+            });
+        }
+
+        // Gather the C blocks at rank 0 and put them in place.
+        let counts: Vec<usize> = (0..pr * pc).map(|r| cut(pr, r / pc).len() * cut(pc, r % pc).len()).collect();
+        let mut blocks = if team.rank() == 0 { vec![0.0; n * n] } else { Vec::new() };
+        let recv = (team.rank() == 0).then_some(&mut blocks[..]);
+        clock.comm(|| match comm {
+            Comm::P2p => team.gather_p2p(0, &c_local, &counts, recv),
+            _ => team.gather(0, &c_local, &counts, recv),
+        });
+        let c = if team.rank() == 0 {
+            let mut c = vec![0.0; n * n];
+            let displs = displacements(&counts);
+            for gr in 0..pr {
+                for gc in 0..pc {
+                    let (ri, cj) = (cut(pr, gr), cut(pc, gc));
+                    let block = &blocks[displs[rank_at(pc, gr, gc)]..][..ri.len() * cj.len()];
+                    for (row, src) in ri.clone().zip(block.chunks(cj.len().max(1))) {
+                        c[row * n + cj.start..row * n + cj.end].copy_from_slice(src);
+                    }
+                }
+            }
+            c
+        } else {
+            Vec::new()
+        };
+        team.barrier();
+        let wall_s = team.now() - start;
+        clock.stats.units = c_local.len() as u64;
+        clock.stats.chunks = panels.len() as u64;
+        self.outcome((team.rank(), team.size()), root_inputs, c, clock.stats, wall_s)
+    }
+
+    /// This rank's blocks `A[I, Ka]` and `B[Kb, J]`: generated in place, or
+    /// cut from the files at rank 0 and scattered (before the timed region).
+    /// Rank 0 also returns the whole A and B, for verification.
+    #[allow(clippy::too_many_arguments)]
+    fn summa_inputs(
+        &self,
+        team: &Team,
+        pr: usize,
+        pc: usize,
+        rows_i: &Range<usize>,
+        cols_j: &Range<usize>,
+        ka: &Range<usize>,
+        kb: &Range<usize>,
+    ) -> (Vec<f64>, Vec<f64>, Pair) {
+        let n = self.n;
+        let mut a_local = vec![0.0; rows_i.len() * ka.len()];
+        let mut b_local = vec![0.0; kb.len() * cols_j.len()];
+        let is_root = team.rank() == 0;
+        match self.source {
+            Source::Generated(entries) => {
+                matmul::fill_block(self.seed, Which::A, n, entries, rows_i.clone(), ka.clone(), &mut a_local);
+                matmul::fill_block(self.seed, Which::B, n, entries, kb.clone(), cols_j.clone(), &mut b_local);
+                let whole = if is_root { self.root_inputs() } else { (Vec::new(), Vec::new()) };
+                (a_local, b_local, whole)
+            }
+            Source::Files { .. } => {
+                let whole = if is_root { self.root_inputs() } else { (Vec::new(), Vec::new()) };
+                let cut = |parts: usize, i: usize| {
+                    let r = block_range(n as u64, parts as u64, i as u64);
+                    r.start as usize..r.end as usize
+                };
+                // Rank r = (gr, gc) gets A[rows gr, cols-block gc] and B[rows-block gr, cols gc].
+                let pack = |m: &[f64], rows: &dyn Fn(usize) -> Range<usize>, cols: &dyn Fn(usize) -> Range<usize>| {
+                    let mut out = Vec::new();
+                    for r in 0..pr * pc {
+                        for i in rows(r) {
+                            out.extend_from_slice(&m[i * n + cols(r).start..i * n + cols(r).end]);
+                        }
+                    }
+                    out
+                };
+                let a_rows = |r: usize| cut(pr, r / pc);
+                let a_cols = |r: usize| cut(pc, r % pc);
+                let b_rows = |r: usize| cut(pr, r / pc);
+                let b_cols = |r: usize| cut(pc, r % pc);
+                let a_counts: Vec<usize> = (0..pr * pc).map(|r| a_rows(r).len() * a_cols(r).len()).collect();
+                let b_counts: Vec<usize> = (0..pr * pc).map(|r| b_rows(r).len() * b_cols(r).len()).collect();
+                let (a_packed, b_packed) = if is_root {
+                    (pack(&whole.0, &a_rows, &a_cols), pack(&whole.1, &b_rows, &b_cols))
+                } else {
+                    (Vec::new(), Vec::new())
+                };
+                team.scatter(0, &a_packed, &a_counts, &mut a_local);
+                team.scatter(0, &b_packed, &b_counts, &mut b_local);
+                (a_local, b_local, whole)
+            }
+        }
+    }
+
+    fn outcome(
+        &self,
+        (rank, ranks): (usize, usize),
+        inputs: (Vec<f64>, Vec<f64>),
+        c: Vec<f64>,
+        stats: RankStats,
+        wall_s: f64,
+    ) -> Outcome {
+        if rank != 0 {
+            return Outcome { tally: Tally::default(), data: None, stats, wall_s };
+        }
+        let mut stash = self.stash();
+        stash.inputs = Some(inputs);
+        stash.c = c;
+        stash.wall_s = wall_s;
+        stash.ranks = ranks;
+        Outcome { tally: Tally::default(), data: Some(Vec::new()), stats, wall_s }
+    }
+
+    /// Bytes one rank holds at its peak, for the memory check.
+    fn memory_need(&self, ctx: &Preflight) -> u64 {
+        let (n, p) = (self.n as u64, ctx.size as u64);
+        let whole = n * n * 8;
+        let share = n.div_ceil(p) * n * 8;
+        let root_extra = if ctx.is_root() { 4 * whole } else { 0 }; // A, B, C and the gathered blocks
+        match self.algorithm {
+            MatmulAlgorithm::Rows => whole + 2 * share + root_extra,
+            MatmulAlgorithm::Summa => {
+                let (pr, pc) = spmd::grid::shape(ctx.size);
+                let block = n.div_ceil(pr as u64) * n.div_ceil(pc as u64) * 8;
+                3 * block + 2 * n * SUMMA_PANEL as u64 * 8 + root_extra
+            }
+        }
+    }
+}
+
+/// Times compute and communication steps of one rank.
+struct Clock {
+    stats: RankStats,
+}
+
+impl Clock {
+    fn new(spmd: &Spmd) -> Clock {
+        Clock { stats: RankStats { threads: spmd.threads() as u64, ..RankStats::default() } }
+    }
+
+    fn comm<R>(&mut self, f: impl FnOnce() -> R) -> R {
+        let t = Instant::now();
+        let r = f();
+        self.stats.comm_s += t.elapsed().as_secs_f64();
+        r
+    }
+
+    fn compute<R>(&mut self, f: impl FnOnce() -> R) -> R {
+        let t = Instant::now();
+        let r = f();
+        self.stats.compute_s += t.elapsed().as_secs_f64();
+        r
+    }
+}
+
+/// A 64-bit digest of C's exact bits (two runs with equal digests computed
+/// bit-identical matrices, barring a 2^-64 coincidence).
+fn digest(c: &[f64]) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for x in c {
+        h = (h ^ x.to_bits()).wrapping_mul(0x0000_0100_0000_01b3);
+        h ^= h >> 29;
+    }
+    format!("{h:016x}")
+}
+
+impl Job for Matmul {
+    fn kernel(&self) -> &'static str {
+        "matmul"
+    }
+
+    fn params(&self) -> Value {
+        let (entries, a, b) = match &self.source {
+            Source::Generated(e) => (Some(e.name()), None, None),
+            Source::Files { a, b } => (None, Some(a.display().to_string()), Some(b.display().to_string())),
+        };
+        json!({
+            "n": self.n,
+            "algorithm": match self.algorithm { MatmulAlgorithm::Rows => "rows", MatmulAlgorithm::Summa => "summa" },
+            "entries": entries, "a": a, "b": b, "seed": self.seed,
+        })
+    }
+
+    fn units(&self) -> u64 {
+        self.n as u64
+    }
+
+    fn compute(&self, _units: Range<u64>, _out: &mut [u8]) -> Tally {
+        unreachable!("matmul runs its own distributed algorithm (run_spmd)")
+    }
+
+    fn preflight(&self, ctx: &Preflight) -> Result<()> {
+        output::check_memory(self.memory_need(ctx), "this rank's share of A, B and C")?;
+        if ctx.is_root() {
+            if let Some(path) = &self.out {
+                output::check_writable(path, "product C")?;
+                output::check_disk(path, (self.n * self.n * 8 + 4096) as u64, "C as .npy")?;
+            }
+            if let Source::Files { a, b } = &self.source {
+                let (na, ma) = npy::read_square(a)?;
+                let (nb, mb) = npy::read_square(b)?;
+                if na != self.n || nb != self.n {
+                    bail!("the input files changed since their headers were read");
+                }
+                self.stash().inputs = Some((ma, mb));
+            }
+        }
+        Ok(())
+    }
+
+    fn run_spmd(&self, spmd: &Spmd, comm: Comm) -> Option<Outcome> {
+        let team = spmd.team();
+        Some(match self.algorithm {
+            MatmulAlgorithm::Rows => self.rows_algorithm(spmd, &team, comm),
+            MatmulAlgorithm::Summa => self.summa(spmd, &team, comm),
+        })
+    }
+
+    fn finish(&self, _tally: Tally, _data: Vec<u8>) -> Result<Finished> {
+        let stash = std::mem::take(&mut *self.stash());
+        let (a, b) = stash.inputs.expect("rank 0 keeps A and B");
+        let c = stash.c;
+        let n = self.n;
+        let entries = self.entries();
+        let (check, verify_s) = timed(|| matmul::freivalds(&a, &b, &c, n, self.seed, entries));
+        let output_s = match &self.out {
+            Some(path) => {
+                let (written, s) = timed(|| npy::write_square(path, n, &c));
+                written?;
+                s
+            }
+            None => 0.0,
+        };
+        let flops = matmul::flops(n);
+        let how = match entries {
+            Entries::Integer => "exactly (integer entries)".to_string(),
+            Entries::Uniform => "within the rounding bound 4(n+2)eps(|A||B||x|)".to_string(),
+        };
+        let verification = if check.passed {
+            format!("Freivalds' check: C x equals A (B x) {how} for a random x")
+        } else {
+            format!(
+                "Freivalds' check FAILED: row {} of C x differs from A (B x) by {:.3e} times the allowed error",
+                check.worst_row, check.worst_ratio
+            )
+        };
+        let (pr, pc) = spmd::grid::shape(stash.ranks);
+        Ok(Finished {
+            result: json!({
+                "n": n,
+                "gflops": if stash.wall_s > 0.0 { flops / stash.wall_s / 1e9 } else { 0.0 },
+                "grid": match self.algorithm { MatmulAlgorithm::Summa => Some(format!("{pr}x{pc}")), MatmulAlgorithm::Rows => None },
+                "freivalds_worst_ratio": check.worst_ratio,
+                "c_digest": digest(&c),
+                "c_trace": (0..n).map(|i| c[i * n + i]).sum::<f64>(),
+                "output": self.out.as_ref().map(|p| p.display().to_string()),
+            }),
+            verified: check.passed,
+            verification,
+            item: ("flops", flops),
+            verify_s,
+            output_s,
+        })
+    }
+}

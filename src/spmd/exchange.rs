@@ -1,0 +1,284 @@
+//! Data movement for kernels that run their own distributed algorithm
+//! (`Job::run_spmd`: matmul, sort): the collectives they need, each with an
+//! explicit point-to-point twin where a kernel compares the two, on a [`Team`]
+//! (the whole job or a row or column of a process grid, see [`super::grid`]).
+//!
+//! Buffers are typed slices (`f64`, `u64`, ...); counts are in elements. MPI
+//! counts and displacements are 32-bit, so every function checks that what it
+//! moves in one call fits (`MAX_COUNT` elements) and panics otherwise: the
+//! kernels validate sizes before the first message, so reaching that panic
+//! is a bug, and the panic hook then aborts the whole job instead of hanging.
+
+use super::strategy::MAX_MESSAGE_BYTES;
+use super::Spmd;
+use mpi::collective::SystemOperation;
+use mpi::datatype::{Equivalence, Partition, PartitionMut};
+use mpi::point_to_point::{Destination, Source};
+use mpi::topology::{Communicator, SimpleCommunicator};
+use mpi::traits::*;
+use mpi::{Count, Tag};
+
+/// The most elements one collective call moves to or from one rank (MPI's `int`).
+pub const MAX_COUNT: usize = i32::MAX as usize;
+
+const TAG_PIECE: Tag = 201;
+
+/// A group of ranks that communicate among themselves: the whole job
+/// ([`Spmd::team`]) or a row or column of a process grid.
+pub struct Team {
+    comm: SimpleCommunicator,
+    rank: usize,
+    size: usize,
+}
+
+impl Spmd {
+    /// All ranks of the job, on a communicator of their own (a duplicate of
+    /// the world, so a kernel's messages never match the runtime's).
+    pub fn team(&self) -> Team {
+        Team::new(self.world().duplicate())
+    }
+}
+
+fn count(n: usize) -> Count {
+    assert!(n <= MAX_COUNT, "{n} elements exceed one MPI call's 32-bit count");
+    n as Count
+}
+
+/// Offsets of consecutive blocks of the given sizes.
+pub fn displacements(counts: &[usize]) -> Vec<usize> {
+    counts
+        .iter()
+        .scan(0, |at, &c| {
+            let d = *at;
+            *at += c;
+            Some(d)
+        })
+        .collect()
+}
+
+fn mpi_counts(counts: &[usize]) -> (Vec<Count>, Vec<Count>) {
+    let displs = displacements(counts);
+    if let (Some(d), Some(c)) = (displs.last(), counts.last()) {
+        count(d + c);
+    }
+    (counts.iter().map(|&c| count(c)).collect(), displs.iter().map(|&d| count(d)).collect())
+}
+
+/// A zero-length slice whose pointer is a real allocation: OpenMPI reads
+/// address 1 (an empty `Vec<u8>`) as `MPI_IN_PLACE`.
+fn nonnull<T: Equivalence + Default + Clone>(v: &mut Vec<T>) {
+    if v.capacity() == 0 {
+        v.reserve(1);
+    }
+}
+
+impl Team {
+    pub(crate) fn new(comm: SimpleCommunicator) -> Team {
+        let (rank, size) = (comm.rank() as usize, comm.size() as usize);
+        Team { comm, rank, size }
+    }
+
+    /// This rank's place in the team.
+    pub fn rank(&self) -> usize {
+        self.rank
+    }
+
+    /// Number of ranks in the team.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// Waits until every rank of the team arrives.
+    pub fn barrier(&self) {
+        self.comm.barrier();
+    }
+
+    /// Seconds on MPI's clock (`MPI_Wtime`).
+    pub fn now(&self) -> f64 {
+        mpi::time()
+    }
+
+    /// `MPI_Bcast` of `buf` from `root` (in pieces of at most `MAX_COUNT` elements).
+    pub fn broadcast<T: Equivalence>(&self, root: usize, buf: &mut [T]) {
+        let root = self.comm.process_at_rank(root as i32);
+        for piece in buf.chunks_mut(MAX_COUNT) {
+            root.broadcast_into(piece);
+        }
+    }
+
+    /// The same as [`Team::broadcast`] with `MPI_Send` from the root to each
+    /// rank in turn (the root's link carries `size - 1` copies), in pieces of
+    /// at most 64 MiB.
+    pub fn broadcast_p2p<T: Equivalence>(&self, root: usize, buf: &mut [T]) {
+        let piece = (MAX_MESSAGE_BYTES / std::mem::size_of::<T>().max(1)).max(1);
+        if self.rank == root {
+            for r in (0..self.size).filter(|&r| r != root) {
+                let dest = self.comm.process_at_rank(r as i32);
+                for p in buf.chunks(piece) {
+                    dest.send_with_tag(p, TAG_PIECE);
+                }
+            }
+        } else {
+            let src = self.comm.process_at_rank(root as i32);
+            for p in buf.chunks_mut(piece) {
+                src.receive_into_with_tag(p, TAG_PIECE);
+            }
+        }
+    }
+
+    /// `MPI_Scatterv`: rank `r` receives `counts[r]` consecutive elements of
+    /// the root's `send` (ignored elsewhere) into `recv` (`counts[rank]` long).
+    pub fn scatter<T: Equivalence>(&self, root: usize, send: &[T], counts: &[usize], recv: &mut [T]) {
+        assert_eq!(counts.len(), self.size);
+        assert_eq!(recv.len(), counts[self.rank]);
+        let proc = self.comm.process_at_rank(root as i32);
+        if self.rank == root {
+            assert_eq!(send.len(), counts.iter().sum::<usize>());
+            let (c, d) = mpi_counts(counts);
+            proc.scatter_varcount_into_root(&Partition::new(send, c, &d[..]), recv);
+        } else {
+            proc.scatter_varcount_into(recv);
+        }
+    }
+
+    /// [`Team::scatter`] with `MPI_Send` / `MPI_Recv`, in pieces of at most 64 MiB.
+    pub fn scatter_p2p<T: Equivalence + Copy>(&self, root: usize, send: &[T], counts: &[usize], recv: &mut [T]) {
+        assert_eq!(counts.len(), self.size);
+        assert_eq!(recv.len(), counts[self.rank]);
+        let piece = (MAX_MESSAGE_BYTES / std::mem::size_of::<T>().max(1)).max(1);
+        if self.rank == root {
+            let displs = displacements(counts);
+            for r in 0..self.size {
+                let part = &send[displs[r]..displs[r] + counts[r]];
+                if r == root {
+                    recv.copy_from_slice(part);
+                    continue;
+                }
+                let dest = self.comm.process_at_rank(r as i32);
+                for p in part.chunks(piece) {
+                    dest.send_with_tag(p, TAG_PIECE);
+                }
+            }
+        } else {
+            let src = self.comm.process_at_rank(root as i32);
+            for p in recv.chunks_mut(piece) {
+                src.receive_into_with_tag(p, TAG_PIECE);
+            }
+        }
+    }
+
+    /// `MPI_Gatherv`: every rank's `send` (`counts[rank]` elements) lands,
+    /// in rank order, in the root's `recv` (`None` elsewhere).
+    pub fn gather<T: Equivalence>(&self, root: usize, send: &[T], counts: &[usize], recv: Option<&mut [T]>) {
+        assert_eq!(counts.len(), self.size);
+        assert_eq!(send.len(), counts[self.rank]);
+        let proc = self.comm.process_at_rank(root as i32);
+        if self.rank == root {
+            let recv = recv.expect("the root receives");
+            assert_eq!(recv.len(), counts.iter().sum::<usize>());
+            let (c, d) = mpi_counts(counts);
+            proc.gather_varcount_into_root(send, &mut PartitionMut::new(recv, c, &d[..]));
+        } else {
+            proc.gather_varcount_into(send);
+        }
+    }
+
+    /// [`Team::gather`] with `MPI_Send` / `MPI_Recv`, in pieces of at most 64 MiB.
+    pub fn gather_p2p<T: Equivalence + Copy>(&self, root: usize, send: &[T], counts: &[usize], recv: Option<&mut [T]>) {
+        assert_eq!(counts.len(), self.size);
+        assert_eq!(send.len(), counts[self.rank]);
+        let piece = (MAX_MESSAGE_BYTES / std::mem::size_of::<T>().max(1)).max(1);
+        if self.rank == root {
+            let recv = recv.expect("the root receives");
+            let displs = displacements(counts);
+            for r in 0..self.size {
+                let part = &mut recv[displs[r]..displs[r] + counts[r]];
+                if r == root {
+                    part.copy_from_slice(send);
+                    continue;
+                }
+                let src = self.comm.process_at_rank(r as i32);
+                for p in part.chunks_mut(piece) {
+                    src.receive_into_with_tag(p, TAG_PIECE);
+                }
+            }
+        } else {
+            let dest = self.comm.process_at_rank(root as i32);
+            for p in send.chunks(piece) {
+                dest.send_with_tag(p, TAG_PIECE);
+            }
+        }
+    }
+
+    /// `MPI_Allgather` of one equal-sized piece per rank, in rank order.
+    pub fn all_gather<T: Equivalence + Default + Clone>(&self, mine: &[T]) -> Vec<T> {
+        let mut all = vec![T::default(); mine.len() * self.size];
+        nonnull(&mut all);
+        self.comm.all_gather_into(mine, &mut all[..]);
+        all
+    }
+
+    /// `MPI_Allgatherv`: every rank's `mine`, of any length, in rank order,
+    /// with each rank's length.
+    pub fn all_gather_varcount<T: Equivalence + Default + Clone>(&self, mine: &[T]) -> (Vec<T>, Vec<usize>) {
+        let lens: Vec<usize> = self.all_gather(&[mine.len() as u64]).into_iter().map(|l| l as usize).collect();
+        let mut all = vec![T::default(); lens.iter().sum()];
+        nonnull(&mut all);
+        let (c, d) = mpi_counts(&lens);
+        self.comm.all_gather_varcount_into(mine, &mut PartitionMut::new(&mut all[..], c, &d[..]));
+        (all, lens)
+    }
+
+    /// `MPI_Allreduce` maximum of one `u64`.
+    pub fn max_u64(&self, x: u64) -> u64 {
+        let mut out = 0u64;
+        self.comm.all_reduce_into(&x, &mut out, SystemOperation::max());
+        out
+    }
+
+    /// The variable-count all-to-all: rank `r` of the team receives the
+    /// `send_counts[r]` consecutive elements of each rank's `send` that are
+    /// addressed to it, in source-rank order. Returns them with the count
+    /// from each source.
+    ///
+    /// The counts travel first (`MPI_Alltoall`); if any rank would receive
+    /// more than one call can carry, every rank learns it from one
+    /// all-reduce and gets `Err` with the largest total, before any data moves.
+    pub fn all_to_all<T: Equivalence + Default + Clone>(
+        &self,
+        send: &[T],
+        send_counts: &[usize],
+    ) -> Result<(Vec<T>, Vec<usize>), usize> {
+        assert_eq!(send_counts.len(), self.size);
+        assert_eq!(send.len(), send_counts.iter().sum::<usize>());
+        let out: Vec<u64> = send_counts.iter().map(|&c| c as u64).collect();
+        let mut inc = vec![0u64; self.size];
+        self.comm.all_to_all_into(&out[..], &mut inc[..]);
+        let recv_counts: Vec<usize> = inc.iter().map(|&c| c as usize).collect();
+        let total: usize = recv_counts.iter().sum();
+        let worst = self.max_u64(total.max(send.len()) as u64) as usize;
+        if worst > MAX_COUNT {
+            return Err(worst);
+        }
+        let mut recv = vec![T::default(); total];
+        nonnull(&mut recv);
+        let (sc, sd) = mpi_counts(send_counts);
+        let (rc, rd) = mpi_counts(&recv_counts);
+        self.comm.all_to_all_varcount_into(
+            &Partition::new(send, sc, &sd[..]),
+            &mut PartitionMut::new(&mut recv[..], rc, &rd[..]),
+        );
+        Ok((recv, recv_counts))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn displacements_are_prefix_sums() {
+        assert_eq!(displacements(&[3, 0, 2, 5]), [0, 3, 3, 5]);
+        assert!(displacements(&[]).is_empty());
+    }
+}
