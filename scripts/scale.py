@@ -52,7 +52,9 @@ def ints(s):
 
 
 def run_once(binary, kernel, extra, np_, threads, timeout):
-    cmd = ["mpirun", "--oversubscribe", "-np", str(np_), str(binary), kernel, *extra,
+    # --bind-to none: by default mpirun pins each of 1 or 2 ranks to one core,
+    # and a rank's rayon threads would then share that core (no thread speedup).
+    cmd = ["mpirun", "--oversubscribe", "--bind-to", "none", "-np", str(np_), str(binary), kernel, *extra,
            "--threads", str(threads), "--format", "json"]
     env = {**os.environ, **MPI_ENV}
     t0 = time.monotonic()

@@ -45,7 +45,9 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     if let cli::Command::Merge(args) = &cli.command {
-        return merge::run(args); // no MPI: it reads the parts' reports
+        // No MPI: it reads the parts' reports. Started under a launcher anyway,
+        // rank 0 alone merges (so it prints once); the others have nothing to do.
+        return if launch.is_root() { merge::run(args) } else { ExitCode::SUCCESS };
     }
     let job = match jobs::from_cli(&cli.command) {
         Ok(job) => job,

@@ -204,3 +204,91 @@ pub fn merge(mut parts: Vec<(String, Report)>) -> Result<Report, MergeError> {
         partial: None,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::{Build, SCHEMA_VERSION};
+    use crate::spmd::Comm;
+    use kernels::pi_mc;
+    use serde_json::json;
+
+    /// The report a `pi-mc --partition index/count` run would write.
+    fn part(samples: u64, seed: u64, index: u64, count: u64) -> (String, Report) {
+        let total = pi_mc::units(samples);
+        let units = partition::block_range(total, count, index);
+        let tally = pi_mc::count_inside(seed, samples, units.clone());
+        let row = RankRow {
+            rank: 0,
+            host: format!("pod-{index}"),
+            threads: 1,
+            units: 0,
+            chunks: 1,
+            compute_s: 0.1,
+            comm_s: 0.0,
+        };
+        let report = Report {
+            schema_version: SCHEMA_VERSION,
+            kernel: "pi-mc".into(),
+            params: json!({ "samples": samples, "seed": seed }),
+            ranks: 1,
+            threads_per_rank: 1,
+            comm: Comm::Collective,
+            hosts: vec![row.host.clone()],
+            result: json!({}),
+            verified: false,
+            verification: "a part".into(),
+            timing: Timing {
+                wall_s: 0.1,
+                compute_s: Spread::of(vec![0.1]),
+                comm_s: Spread::of(vec![0.0]),
+                verify_s: 0.0,
+                output_s: 0.0,
+            },
+            throughput: Throughput { item: "samples".into(), count: 0.0, per_s: 0.0, per_core_per_s: 0.0 },
+            per_rank: vec![row],
+            build: Build::current(),
+            partial: Some(Partial {
+                index,
+                count,
+                first_unit: units.start,
+                end_unit: units.end,
+                total_units: total,
+                tally: tally.0.to_string(),
+            }),
+        };
+        // Through JSON, as the files travel.
+        let text = serde_json::to_string(&report).unwrap();
+        (format!("part-{index}.json"), serde_json::from_str(&text).unwrap())
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+
+        #[test]
+        fn merged_parts_equal_the_whole_in_any_order(
+            samples in 1u64..400_000,
+            seed in 0u64..1000,
+            count in 1u64..9,
+            rotate in 0usize..9,
+        ) {
+            let mut parts: Vec<_> = (0..count).map(|i| part(samples, seed, i, count)).collect();
+            let shift = rotate % parts.len();
+            parts.rotate_left(shift);
+            let merged = merge(parts).unwrap_or_else(|_| panic!("merge refused a complete set"));
+            let whole = pi_mc::count_inside_seq(seed, 0..samples);
+            proptest::prop_assert_eq!(merged.result["hits"].as_u64(), Some(whole));
+            proptest::prop_assert_eq!(merged.ranks as u64, count);
+        }
+
+        #[test]
+        fn an_incomplete_or_doubled_set_is_refused(samples in 1u64..200_000, count in 2u64..6, drop in 0u64..6) {
+            let mut parts: Vec<_> = (0..count).map(|i| part(samples, 1, i, count)).collect();
+            let gone = parts.remove((drop % count) as usize);
+            proptest::prop_assert!(matches!(merge(parts.clone()), Err(MergeError::Usage(_))));
+            parts.push(parts[0].clone());
+            parts.push(gone);
+            proptest::prop_assert!(matches!(merge(parts), Err(MergeError::Usage(_))));
+        }
+    }
+}

@@ -69,6 +69,33 @@ const CASES: &[(&[&str], &str)] = &[
     (&["mandelbrot", "--width", "64", "--height", "64", "--out", "/proc/m.png"], "cannot create files in /proc"),
     (&["pi-mc", "--samples", "1e4", "--report", "{dir}/missing/r.json"], "does not exist"),
     (&["leibniz", "--terms", "1e4", "--report", "{dir}"], "is a directory"),
+    // Partial runs and merging.
+    (&["pi-mc", "--partition", "4/4"], "part 4 of 4 does not exist"),
+    (&["pi-mc", "--partition", "half"], "is not INDEX/COUNT"),
+    (&["mandelbrot", "--partition", "0/2"], "does not support --partition 0/2"),
+    (&["merge", "{dir}/nope.json"], "nope.json"),
+    // matmul.
+    (&["matmul", "--n", "0"], "--n must be at least 1"),
+    (&["matmul", "--n", "1e6"], "is too large"),
+    (&["matmul", "--comm", "dynamic"], "dynamic"),
+    (&["matmul", "--a", "{dir}/a.npy", "--b", "{dir}/b.npy"], "a.npy"),
+    // sort.
+    (&["sort", "--keys", "0"], "--keys must be at least 1"),
+    (&["sort", "--keys", "2e12"], "more than the supported 2^40"),
+    (&["sort", "--keys", "1e12"], "of memory, but only"),
+    (&["sort", "--comm", "dynamic"], "--comm dynamic does not apply"),
+    (&["sort", "--dist", "bimodal"], "invalid value 'bimodal'"),
+    (&["sort", "--input", "{dir}/none.bin"], "cannot read --input"),
+    // transcode.
+    (&["transcode", "--input", "{dir}/none.mp4", "--output", "{dir}/o.mp4"], "none.mp4"),
+    (&["transcode", "--input", "in.mp4", "--output", "out"], "has no extension"),
+    (&["transcode", "--input", "in.mp4", "--output", "o.mp4", "--crf", "99"], "--crf must be between 0 and 63"),
+    (
+        &["transcode", "--input", "in.mp4", "--output", "o.mp4", "--segment-seconds", "0"],
+        "--segment-seconds must be a positive",
+    ),
+    (&["transcode", "--input", "v.mp4", "--output", "v.mp4"], "--output must differ from --input"),
+    (&["transcode", "--output", "o.mp4"], "required arguments were not provided"),
 ];
 
 #[test]
