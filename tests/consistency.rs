@@ -3,21 +3,9 @@
 
 mod util;
 
-use serde_json::Value;
-use util::{direct, mpirun, tempdir};
+use util::{direct, json_run, tempdir};
 
 const COMMS: [&str; 3] = ["collective", "p2p", "dynamic"];
-
-fn json_run(np: usize, args: &[&str]) -> Value {
-    let mut all: Vec<&str> = args.to_vec();
-    all.extend(["--format", "json"]);
-    let run = mpirun(np, &all);
-    assert!(run.success(), "np={np} {args:?}:\n{run}");
-    let report = run.report();
-    assert_eq!(report["ranks"], np, "{run}");
-    assert_eq!(report["verified"], true, "{run}");
-    report
-}
 
 #[test]
 fn pi_mc_hits_are_identical_for_any_decomposition() {

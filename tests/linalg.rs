@@ -6,20 +6,8 @@ mod util;
 
 use kernels::matmul::{self, Entries, Which};
 use npyz::WriterBuilder;
-use serde_json::Value;
 use std::path::Path;
-use util::{files_in, mpirun, tempdir, Run};
-
-fn json_run(np: usize, args: &[&str]) -> Value {
-    let mut all: Vec<&str> = args.to_vec();
-    all.extend(["--format", "json"]);
-    let run = mpirun(np, &all);
-    assert!(run.success(), "np={np} {args:?}:\n{run}");
-    let report = run.report();
-    assert_eq!(report["ranks"], np, "{run}");
-    assert_eq!(report["verified"], true, "{run}");
-    report
-}
+use util::{files_in, json_run, mpirun, tempdir, Run};
 
 fn read_npy(path: &Path) -> (Vec<u64>, Vec<f64>) {
     let npy = npyz::NpyFile::new(std::fs::File::open(path).unwrap()).unwrap();

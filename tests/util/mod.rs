@@ -79,43 +79,8 @@ pub fn direct(args: &[&str]) -> Run {
 
 /// Runs `cmd` in its own process group; if it outlives `timeout`, the whole
 /// group is killed and the test fails, so no test can hang.
-pub fn run(mut cmd: Command, timeout: Duration) -> Run {
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
-    let start = Instant::now();
-    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
-    let pgid = child.id() as i32;
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let out_t = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let err_t = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break Some(status);
-        }
-        if start.elapsed() > timeout {
-            // SAFETY: plain syscall on the process group this function created.
-            unsafe { libc::killpg(pgid, libc::SIGKILL) };
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    let run = Run {
-        code: status.and_then(|s| s.code()),
-        stdout: out_t.join().unwrap(),
-        stderr: err_t.join().unwrap(),
-        elapsed: start.elapsed(),
-    };
-    assert!(status.is_some(), "timed out after {timeout:?}: {cmd:?}\n{run}");
-    run
+pub fn run(cmd: Command, timeout: Duration) -> Run {
+    run_with(cmd, timeout, None)
 }
 
 /// A fresh temporary directory.
@@ -134,32 +99,37 @@ pub fn files_in(dir: &Path) -> Vec<String> {
 /// Like [`run`], but once `ready()` holds (polled every 10 ms) sends `signal`
 /// to the command's process (for `mpirun`, which forwards it to the ranks).
 /// The whole group is still killed if it outlives `timeout`.
-pub fn run_signalled(mut cmd: Command, ready: impl Fn() -> bool, signal: i32, timeout: Duration) -> Run {
+pub fn run_signalled(cmd: Command, ready: impl Fn() -> bool, signal: i32, timeout: Duration) -> Run {
+    run_with(cmd, timeout, Some((&ready as &dyn Fn() -> bool, signal)))
+}
+
+/// Runs `cmd` in its own process group, reading its output, optionally
+/// signalling it once `ready()` holds, and killing the group at `timeout`.
+fn run_with(mut cmd: Command, timeout: Duration, signal: Option<(&dyn Fn() -> bool, i32)>) -> Run {
     cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
     let start = Instant::now();
     let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
     let pid = child.id() as i32;
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let out_t = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let err_t = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
+    let read_all = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = pipe.read_to_string(&mut s);
+            s
+        })
+    };
+    let out_t = read_all(Box::new(child.stdout.take().unwrap()));
+    let err_t = read_all(Box::new(child.stderr.take().unwrap()));
     let mut sent = false;
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
             break Some(status);
         }
-        if !sent && ready() {
-            // SAFETY: plain syscall on the child this function started.
-            unsafe { libc::kill(pid, signal) };
-            sent = true;
+        if let Some((ready, sig)) = signal {
+            if !sent && ready() {
+                // SAFETY: plain syscall on the child this function started.
+                unsafe { libc::kill(pid, sig) };
+                sent = true;
+            }
         }
         if start.elapsed() > timeout {
             // SAFETY: plain syscall on the process group this function created.
@@ -176,6 +146,19 @@ pub fn run_signalled(mut cmd: Command, ready: impl Fn() -> bool, signal: i32, ti
         elapsed: start.elapsed(),
     };
     assert!(status.is_some(), "timed out after {timeout:?}: {cmd:?}\n{run}");
-    assert!(sent, "the signal was never sent (the job ended first):\n{run}");
+    assert!(signal.is_none() || sent, "the signal was never sent (the job ended first):\n{run}");
     run
+}
+
+/// Runs `pikernels ARGS --format json` under `mpirun -np N`, asserts it
+/// succeeded on `np` ranks with its result verified, and returns the report.
+pub fn json_run(np: usize, args: &[&str]) -> Value {
+    let mut all: Vec<&str> = args.to_vec();
+    all.extend(["--format", "json"]);
+    let run = mpirun(np, &all);
+    assert!(run.success(), "np={np} {args:?}:\n{run}");
+    let report = run.report();
+    assert_eq!(report["ranks"], np, "{run}");
+    assert_eq!(report["verified"], true, "{run}");
+    report
 }
