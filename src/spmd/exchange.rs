@@ -56,7 +56,8 @@ pub fn displacements(counts: &[usize]) -> Vec<usize> {
         .collect()
 }
 
-fn mpi_counts(counts: &[usize]) -> (Vec<Count>, Vec<Count>) {
+/// MPI counts and displacements of `counts`, checked against MPI's 32-bit limit.
+pub(crate) fn mpi_counts(counts: &[usize]) -> (Vec<Count>, Vec<Count>) {
     let displs = displacements(counts);
     if let (Some(d), Some(c)) = (displs.last(), counts.last()) {
         count(d + c);
@@ -64,9 +65,11 @@ fn mpi_counts(counts: &[usize]) -> (Vec<Count>, Vec<Count>) {
     (counts.iter().map(|&c| count(c)).collect(), displs.iter().map(|&d| count(d)).collect())
 }
 
-/// A zero-length slice whose pointer is a real allocation: OpenMPI reads
-/// address 1 (an empty `Vec<u8>`) as `MPI_IN_PLACE`.
-fn nonnull<T: Equivalence + Default + Clone>(v: &mut Vec<T>) {
+/// Gives an empty `Vec` a real allocation: an empty `Vec` points at address
+/// 1, which OpenMPI reads as `MPI_IN_PLACE` (also 1) and rejects on non-root
+/// ranks of a gather, so a rank with nothing to send must still pass a
+/// genuine (empty) buffer.
+pub(crate) fn nonnull<T: Equivalence + Default + Clone>(v: &mut Vec<T>) {
     if v.capacity() == 0 {
         v.reserve(1);
     }

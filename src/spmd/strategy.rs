@@ -21,7 +21,7 @@ use mpi::collective::SystemOperation;
 use mpi::datatype::PartitionMut;
 use mpi::point_to_point::{Destination, MatchedReceiveVec, Source};
 use mpi::traits::*;
-use mpi::{Count, Tag};
+use mpi::Tag;
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -212,7 +212,8 @@ impl<'a> Ctx<'a> {
             }
         });
         let range = mine[0]..mine[1];
-        let mut local = mpi_buffer(self.bytes_of(&range));
+        let mut local = vec![0u8; self.bytes_of(&range)];
+        super::exchange::nonnull(&mut local);
         let tally = self.compute(range, &mut local);
 
         let limbs = tally.to_limbs();
@@ -233,15 +234,8 @@ impl<'a> Ctx<'a> {
 
         let mut all = vec![0u8; self.work.units as usize * self.work.unit_bytes];
         if self.work.unit_bytes > 0 {
-            let counts: Vec<Count> = (0..self.size()).map(|r| self.bytes_of(&self.static_range(r)) as Count).collect();
-            let displs: Vec<Count> = counts
-                .iter()
-                .scan(0, |at, &c| {
-                    let d = *at;
-                    *at += c;
-                    Some(d)
-                })
-                .collect();
+            let bytes: Vec<usize> = (0..self.size()).map(|r| self.bytes_of(&self.static_range(r))).collect();
+            let (counts, displs) = super::exchange::mpi_counts(&bytes);
             self.comm(|| {
                 let mut parts = PartitionMut::new(&mut all[..], counts, &displs[..]);
                 root.gather_varcount_into_root(&local[..], &mut parts);
@@ -401,17 +395,6 @@ impl<'a> Ctx<'a> {
         self.stats.comm_s += comm_s;
         (root_part + served_tally, Some(all.into_inner().expect("result buffer")))
     }
-}
-
-/// A zeroed buffer of `len` bytes whose address is real even when `len` is 0.
-///
-/// An empty `Vec` points at address 1, which OpenMPI reads as `MPI_IN_PLACE`
-/// (also 1) and rejects on non-root ranks of a gather; a rank with no rows
-/// must still pass a genuine (empty) buffer.
-fn mpi_buffer(len: usize) -> Vec<u8> {
-    let mut v = Vec::with_capacity(len.max(1));
-    v.resize(len, 0);
-    v
 }
 
 /// The header of a dynamic worker's result message: the range it computed
