@@ -108,47 +108,242 @@ pub(crate) unsafe fn pi_mc_count(key: u64, gamma: u64, c1: u64, c2: u64, start: 
 
 /// Mandelbrot: escape counts and final `|z|^2` of the pixels `cr[i] + ci i`
 /// (one row: `ci` is shared), into `n` and `m2`; all three slices have a
-/// length that is a multiple of 8.
+/// length that is a multiple of 8. `block_c2` is the bound on `|c|^2` below
+/// which a vector may skip escape checks ([`crate::mandelbrot::block_c2`]).
 ///
-/// Pixels go eight to a vector, in [`SLOTS`] vectors iterated in turn, so
-/// there is enough independent work to hide the multiply latency; lanes that
-/// escape are frozen by masking, exactly as the scalar loop stops, and as
-/// soon as all eight lanes of a vector are done (or it reaches `max_iter`)
-/// the vector takes the next eight pixels. So no vector waits for another
-/// one's slowest pixel, unlike a lock-step of all four.
+/// Pixels go eight to a vector, and several vectors are in flight at a time
+/// so that there is enough independent work to hide the FMA latency (two
+/// dependent operations, eight cycles, per iteration). Two phases:
+///
+/// 1. *Blocks* ([`blocks`]): rounds of about 8 iterations ([`round_len`]) without escape
+///    tests (four operations per iteration instead of nine), one test after
+///    each round. If no lane has escaped then, none escaped during the round,
+///    because an escaped point stays escaped (the proof is in
+///    [`crate::mandelbrot`]), and the round stands. Otherwise the vector is
+///    set aside with its state from before the round. Points inside the set,
+///    most of the work, never leave this phase.
+/// 2. *Exact* ([`exact`]): the vectors set aside (and those with a `c`
+///    outside the bound) go on from their saved state with a test before
+///    every iteration, freezing the lanes that fail, exactly like the scalar
+///    reference.
+///
+/// Either way each lane ends with the reference's count and final `z`.
 ///
 /// # Safety
 /// The CPU must support AVX-512F.
 #[target_feature(enable = "avx512f")]
-pub(crate) unsafe fn mandel_span(cr: &[f64], ci: f64, max_iter: u32, r2: f64, n: &mut [u32], m2: &mut [f64]) {
+pub(crate) unsafe fn mandel_span(
+    cr: &[f64],
+    ci: f64,
+    max_iter: u32,
+    r2: f64,
+    block_c2: f64,
+    n: &mut [u32],
+    m2: &mut [f64],
+) {
     assert!(cr.len().is_multiple_of(8) && n.len() == cr.len() && m2.len() == cr.len());
-    let k = Span { cr, groups: cr.len() / 8, ci: _mm512_set1_pd(ci), r2: _mm512_set1_pd(r2), max_iter };
-    let mut next = 0;
-    // Four slots as separate locals (not an array) so they live in registers.
-    let (mut s0, mut s1, mut s2, mut s3) = (Slot::new(), Slot::new(), Slot::new(), Slot::new());
-    for s in [&mut s0, &mut s1, &mut s2, &mut s3] {
-        s.take(&k, &mut next);
-    }
-    while s0.live() || s1.live() || s2.live() || s3.live() {
-        s0.step(&k, &mut next, n, m2);
-        s1.step(&k, &mut next, n, m2);
-        s2.step(&k, &mut next, n, m2);
-        s3.step(&k, &mut next, n, m2);
-    }
+    let k = Span {
+        cr,
+        groups: cr.len() / 8,
+        ci: _mm512_set1_pd(ci),
+        r2: _mm512_set1_pd(r2),
+        block_c2: _mm512_set1_pd(block_c2),
+        max_iter,
+        round: round_len(max_iter),
+    };
+    let mut out = Out { n, m2 };
+    // The thread's list from the previous row, so rows allocate nothing.
+    let mut set_aside = SET_ASIDE.take();
+    set_aside.clear();
+    blocks(&k, &mut out, &mut set_aside);
+    exact(&k, &mut out, &set_aside);
+    SET_ASIDE.set(set_aside);
 }
 
-/// What the slots of [`mandel_span`] share.
+thread_local! {
+    /// [`mandel_span`]'s list of vectors set aside, kept between calls.
+    static SET_ASIDE: std::cell::Cell<Vec<SetAside>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// Iterations per round of the block phase: long enough that the test after
+/// a round is cheap beside it, short enough that the round lost when a lane
+/// escapes costs little; about 8, and where possible a divisor of `max_iter`,
+/// so that points inside the set finish in this phase (with 50 iterations, 8
+/// would leave two for the exact phase, 10 none).
+fn round_len(max_iter: u32) -> u32 {
+    [8, 10, 6, 12, 9, 7, 16, 5].into_iter().find(|b| max_iter.is_multiple_of(*b)).unwrap_or(8)
+}
+
+/// What both phases share.
 struct Span<'a> {
     cr: &'a [f64],
     groups: usize,
     ci: __m512d,
     r2: __m512d,
+    block_c2: __m512d,
     max_iter: u32,
+    /// Iterations per round of the block phase ([`round_len`]).
+    round: u32,
 }
 
-/// One vector of eight pixels in flight.
+/// Where results go.
+struct Out<'a> {
+    n: &'a mut [u32],
+    m2: &'a mut [f64],
+}
+
+impl Out<'_> {
+    /// Stores group `group`'s counts and final `|z|^2`.
+    #[inline(always)]
+    unsafe fn store(&mut self, group: usize, count: __m512d, zr: __m512d, zi: __m512d) {
+        let at = 8 * group;
+        _mm256_storeu_si256(self.n.as_mut_ptr().add(at).cast(), _mm512_cvttpd_epu32(count));
+        _mm512_storeu_pd(self.m2.as_mut_ptr().add(at), norm(zr, zi));
+    }
+}
+
+/// `|z|^2` as the reference computes it: `a*a + b*b`, two roundings.
+#[inline(always)]
+unsafe fn norm(a: __m512d, b: __m512d) -> __m512d {
+    _mm512_add_pd(_mm512_mul_pd(a, a), _mm512_mul_pd(b, b))
+}
+
+/// `z <- z^2 + c` with the operations of [`crate::mandelbrot::step`], on
+/// the lanes `live` (the others keep their `z`).
+#[inline(always)]
+unsafe fn step(zr: &mut __m512d, zi: &mut __m512d, cr: __m512d, ci: __m512d, live: __mmask8) {
+    let (a, b) = (*zr, *zi);
+    let t = _mm512_fnmadd_pd(b, b, cr); // cr - b*b, one rounding
+    *zr = _mm512_mask_fmadd_pd(a, live, a, t);
+    *zi = _mm512_mask_fmadd_pd(b, live, _mm512_add_pd(a, a), ci);
+}
+
+/// A group's state when it leaves the block phase: every lane has run
+/// `iters` iterations and none has escaped.
+struct SetAside {
+    group: usize,
+    zr: __m512d,
+    zi: __m512d,
+    iters: u32,
+}
+
+/// Vectors in flight in the block phase: each iteration is a chain of two
+/// dependent FMAs (eight cycles) and four operations, so keeping two 512-bit
+/// ports busy needs at least four; more absorb the rounds' tests.
+const VECTORS: usize = 6;
+
+/// The block phase of [`mandel_span`]: [`VECTORS`] vectors in lock-step
+/// rounds, all of whose lanes are running. A vector whose round saw an
+/// escape is set aside from before the round; one that reaches `max_iter`
+/// is stored; either way it takes the next group ([`Blocks::retire`]).
+///
+/// The vectors' state is in arrays indexed by constants once the loops are
+/// unrolled, so it stays in registers; the rare work is out of line.
+#[inline(always)]
+unsafe fn blocks(k: &Span, out: &mut Out, set_aside: &mut Vec<SetAside>) {
+    let zero = _mm512_setzero_pd();
+    let mut b = Blocks { next: 0, out, set_aside };
+    let (mut group, mut iters) = ([IDLE; VECTORS], [0u32; VECTORS]);
+    let (mut cr, mut zr, mut zi) = ([zero; VECTORS], [zero; VECTORS], [zero; VECTORS]);
+    let mut live = 0;
+    for v in 0..VECTORS {
+        let g;
+        (g, cr[v]) = b.take(k);
+        group[v] = g;
+        live += usize::from(g != IDLE);
+    }
+    while live > 0 {
+        let (zr0, zi0) = (zr, zi);
+        // Idle vectors iterate too (from z = c = 0, harmlessly): no test per
+        // vector and iteration.
+        for _ in 0..k.round {
+            for v in 0..VECTORS {
+                step(&mut zr[v], &mut zi[v], cr[v], k.ci, 0xff);
+            }
+        }
+        for v in 0..VECTORS {
+            // Ordered: a NaN (overflow) fails, i.e. counts as escaped.
+            let held = _mm512_cmp_pd_mask::<_CMP_LE_OQ>(norm(zr[v], zi[v]), k.r2) == 0xff;
+            if held && k.max_iter - iters[v] >= 2 * k.round {
+                iters[v] += k.round; // the common case: on to the next round
+            } else if group[v] != IDLE {
+                let state = (group[v], zr[v], zi[v], iters[v]);
+                (group[v], cr[v]) = b.retire(k, held, state, (zr0[v], zi0[v]));
+                (zr[v], zi[v], iters[v]) = (zero, zero, 0);
+                live -= usize::from(group[v] == IDLE);
+            }
+        }
+    }
+}
+
+/// An idle vector's group.
+const IDLE: usize = usize::MAX;
+
+/// The block phase's bookkeeping: the next group and where groups go.
+struct Blocks<'a, 'b> {
+    next: usize,
+    out: &'a mut Out<'b>,
+    set_aside: &'a mut Vec<SetAside>,
+}
+
+impl Blocks<'_, '_> {
+    /// The next group that can start a round, with its `c`, setting aside on
+    /// the way those with a `c` beyond the bound (and all of them when
+    /// `max_iter` is shorter than a round); `IDLE` when none is left.
+    #[inline(never)]
+    #[target_feature(enable = "avx512f")]
+    fn take(&mut self, k: &Span) -> (usize, __m512d) {
+        let zero = _mm512_setzero_pd();
+        while self.next < k.groups {
+            let g = self.next;
+            self.next += 1;
+            // SAFETY: `g < groups`, so the eight values are inside `cr`.
+            let c = unsafe { _mm512_loadu_pd(k.cr.as_ptr().add(8 * g)) };
+            let near = _mm512_cmp_pd_mask::<_CMP_LE_OQ>(unsafe { norm(c, k.ci) }, k.block_c2) == 0xff;
+            // `n` still holds what the caller left there: the row above's
+            // counts, usually. Where all eight escaped within a round, this
+            // row's points likely do too, and a round tried in block mode
+            // would only be replayed: straight to the exact phase. (A guess
+            // about speed only; either phase gives the same results.)
+            let early = self.out.n[8 * g..8 * g + 8].iter().all(|&n| n < k.round);
+            if near && !early && k.max_iter >= k.round {
+                return (g, c);
+            }
+            self.set_aside.push(SetAside { group: g, zr: zero, zi: zero, iters: 0 });
+        }
+        (IDLE, zero)
+    }
+
+    /// Ends a vector's group after a round: `held` if no lane escaped in it,
+    /// `(group, zr, zi, iters)` its state before counting the round, `z0` the
+    /// state before it. Stores the group if it reached `max_iter`, else sets
+    /// it aside (from before the round if a lane escaped, from after it if
+    /// fewer iterations are left than a round), and takes the next group.
+    #[inline(never)]
+    #[target_feature(enable = "avx512f")]
+    fn retire(
+        &mut self,
+        k: &Span,
+        held: bool,
+        (group, zr, zi, iters): (usize, __m512d, __m512d, u32),
+        (zr0, zi0): (__m512d, __m512d),
+    ) -> (usize, __m512d) {
+        if !held {
+            self.set_aside.push(SetAside { group, zr: zr0, zi: zi0, iters });
+        } else if iters + k.round == k.max_iter {
+            // SAFETY: `group` came from `take`, so its eight results fit.
+            unsafe { self.out.store(group, _mm512_set1_pd(f64::from(k.max_iter)), zr, zi) };
+        } else {
+            // Fewer iterations left than a round: the exact phase ends it.
+            self.set_aside.push(SetAside { group, zr, zi, iters: iters + k.round });
+        }
+        self.take(k)
+    }
+}
+
+/// A vector in the exact phase.
 #[derive(Clone, Copy)]
-struct Slot {
+struct Exact {
     /// Its group of eight pixels; `usize::MAX` when idle.
     group: usize,
     cr: __m512d,
@@ -157,57 +352,63 @@ struct Slot {
     /// Iterations per lane, counted in `f64` (exact below 2^53): a masked
     /// floating-point add is one instruction, a masked integer one two.
     count: __m512d,
+    /// Lanes that have not escaped (none when idle).
+    running: __mmask8,
     iters: u32,
 }
 
-impl Slot {
+impl Exact {
+    /// The next set-aside group, or an idle vector when none is left.
     #[inline(always)]
-    fn new() -> Slot {
-        // SAFETY: only built inside `mandel_span`, which requires AVX-512F.
-        unsafe {
-            let zero = _mm512_setzero_pd();
-            Slot { group: usize::MAX, cr: zero, zr: zero, zi: zero, count: zero, iters: 0 }
+    unsafe fn take(k: &Span, items: &[SetAside], next: &mut usize) -> Exact {
+        let zero = _mm512_setzero_pd();
+        match items.get(*next) {
+            Some(s) => {
+                *next += 1;
+                Exact {
+                    group: s.group,
+                    cr: _mm512_loadu_pd(k.cr.as_ptr().add(8 * s.group)),
+                    zr: s.zr,
+                    zi: s.zi,
+                    count: _mm512_set1_pd(f64::from(s.iters)),
+                    running: 0xff,
+                    iters: s.iters,
+                }
+            }
+            None => Exact { group: usize::MAX, cr: zero, zr: zero, zi: zero, count: zero, running: 0, iters: 0 },
         }
     }
 
+    /// One iteration, the reference's way: test, then step the lanes that
+    /// passed (an idle vector does nothing, harmlessly); stores the group and
+    /// takes the next when it is done.
     #[inline(always)]
-    fn live(&self) -> bool {
-        self.group != usize::MAX
-    }
-
-    /// Starts the next group of eight pixels, or goes idle when none is left.
-    #[inline(always)]
-    unsafe fn take(&mut self, k: &Span, next: &mut usize) {
-        *self = Slot::new();
-        if *next < k.groups {
-            self.group = *next;
-            self.cr = _mm512_loadu_pd(k.cr.as_ptr().add(8 * *next));
-            *next += 1;
-        }
-    }
-
-    /// One iteration of the eight lanes; stores them when they are done.
-    #[inline(always)]
-    unsafe fn step(&mut self, k: &Span, next: &mut usize, n: &mut [u32], m2: &mut [f64]) {
-        if !self.live() {
-            return;
-        }
-        let (a, b) = (self.zr, self.zi);
-        let aa = _mm512_mul_pd(a, a);
-        let bb = _mm512_mul_pd(b, b);
-        let active = _mm512_cmp_pd_mask::<_CMP_LE_OQ>(_mm512_add_pd(aa, bb), k.r2);
-        // Same operations, same order as `z * z + c` on Complex64.
-        let ab = _mm512_mul_pd(a, b);
-        self.zr = _mm512_mask_add_pd(a, active, _mm512_sub_pd(aa, bb), self.cr);
-        self.zi = _mm512_mask_add_pd(b, active, _mm512_add_pd(ab, ab), k.ci);
-        self.count = _mm512_mask_add_pd(self.count, active, self.count, _mm512_set1_pd(1.0));
+    unsafe fn iterate(&mut self, k: &Span, items: &[SetAside], next: &mut usize, out: &mut Out) {
+        self.running = _mm512_mask_cmp_pd_mask::<_CMP_LE_OQ>(self.running, norm(self.zr, self.zi), k.r2);
+        self.count = _mm512_mask_add_pd(self.count, self.running, self.count, _mm512_set1_pd(1.0));
+        step(&mut self.zr, &mut self.zi, self.cr, k.ci, self.running);
         self.iters += 1;
-        if active == 0 || self.iters == k.max_iter {
-            let at = 8 * self.group;
-            _mm256_storeu_si256(n.as_mut_ptr().add(at).cast(), _mm512_cvttpd_epu32(self.count));
-            let norm = _mm512_add_pd(_mm512_mul_pd(self.zr, self.zr), _mm512_mul_pd(self.zi, self.zi));
-            _mm512_storeu_pd(m2.as_mut_ptr().add(at), norm);
-            self.take(k, next);
+        if (self.running == 0 || self.iters == k.max_iter) && self.group != usize::MAX {
+            out.store(self.group, self.count, self.zr, self.zi);
+            *self = Exact::take(k, items, next);
         }
+    }
+}
+
+/// The exact phase of [`mandel_span`]: four vectors iterated in turn, each
+/// taking the next set-aside group as soon as its own is done, so no vector
+/// waits for another's slowest pixel.
+#[inline(always)]
+unsafe fn exact(k: &Span, out: &mut Out, items: &[SetAside]) {
+    let mut next = 0;
+    let mut e0 = Exact::take(k, items, &mut next);
+    let mut e1 = Exact::take(k, items, &mut next);
+    let mut e2 = Exact::take(k, items, &mut next);
+    let mut e3 = Exact::take(k, items, &mut next);
+    while e0.group != usize::MAX || e1.group != usize::MAX || e2.group != usize::MAX || e3.group != usize::MAX {
+        e0.iterate(k, items, &mut next, out);
+        e1.iterate(k, items, &mut next, out);
+        e2.iterate(k, items, &mut next, out);
+        e3.iterate(k, items, &mut next, out);
     }
 }

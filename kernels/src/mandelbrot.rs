@@ -4,12 +4,33 @@
 //! parameters and its coordinates, so rows computed anywhere assemble into
 //! the same image, byte for byte.
 //!
+//! **The iteration.** `z <- z^2 + c` is computed with fused multiply-adds,
+//! as [`step`] spells out: `re = fma(a, a, fma(-b, b, cr))`,
+//! `im = fma(2a, b, ci)`: four operations instead of seven, each FMA rounded
+//! once (IEEE 754 fixes its result, so every path and platform with an FMA
+//! gets the same bits; arm64 and x86-64 with FMA do it in one instruction).
+//! The escape test is `a*a + b*b <= R^2` before each step, as the reference
+//! [`escape_reference`] does.
+//!
+//! **Checking less often.** The fast path ([`crate::avx512`]) runs rounds of
+//! several iterations without the escape test and tests once at the end,
+//! replaying the round with a test per iteration only if some lane escaped.
+//! That gives the reference's counts because an escaped point stays escaped,
+//! provided `R >= 2` (checked by [`Params::validate`]) and `|c| <= R - 1/4`
+//! (checked per vector, [`block_c2`]): if `|z| > R` then
+//! `|z^2 + c| >= |z|^2 - |c| >= R|z| - R + 1/4 > |z| + 1/4`, since
+//! `R|z| - R >= 2|z| - 2 >= |z|` for `|z| > R >= 2`. The margin of 1/4 dwarfs
+//! the few rounding errors of a step (relative 2^-52), so the computed orbit
+//! grows too, until it overflows to infinity or NaN, which the final test
+//! also counts as escaped. The unit tests compare the fast path with the
+//! reference pixel by pixel, including points near `|c| = R`.
+//!
 //! The fast path iterates pixels in lock-step with branch-free lanes (32 at a
 //! time in AVX-512 vectors where the CPU has them, else eight in a portable
 //! loop; see [`crate::simd`]); the reference path, [`pixel_reference`],
 //! is a plain scalar loop on `num_complex::Complex64`. Both perform the same
-//! IEEE operations in the same order, so they agree exactly, and the run-time
-//! verification compares them.
+//! IEEE operations, so they agree exactly, and the run-time verification
+//! compares them.
 
 use crate::{colormap::Colormap, Tally};
 use num_complex::Complex64;
@@ -144,13 +165,27 @@ impl Params {
     }
 }
 
+/// One step `z^2 + c` of `z = a + bi`, `c = cr + ci i`: the definition every
+/// path follows (see the module documentation).
+#[inline(always)]
+pub fn step(a: f64, b: f64, cr: f64, ci: f64) -> (f64, f64) {
+    (a.mul_add(a, (-b).mul_add(b, cr)), (a + a).mul_add(b, ci))
+}
+
+/// The bound on `|c|^2` under which the fast path may test for escape only
+/// once per round: `(R - 1/4)^2` for escape radius `R` (module documentation).
+pub fn block_c2(bailout: f64) -> f64 {
+    (bailout - 0.25) * (bailout - 0.25)
+}
+
 /// Reference escape-time iteration of one point, on `Complex64`: the number of
 /// iterations `n` and the final `|z|^2`.
 pub fn escape_reference(c: Complex64, max_iter: u32, r2: f64) -> (u32, f64) {
     let mut z = Complex64::new(0.0, 0.0);
     let mut n = 0;
     while n < max_iter && z.norm_sqr() <= r2 {
-        z = z * z + c;
+        let (re, im) = step(z.re, z.im, c.re, c.im);
+        z = Complex64::new(re, im);
         n += 1;
     }
     (n, z.norm_sqr())
@@ -166,7 +201,7 @@ pub fn pixel_reference(p: &Params, col: u32, row: u32) -> ([u8; 3], u32) {
 /// Iterates eight points in lock-step; lanes that escape are frozen, exactly
 /// as the scalar loop stops.
 #[inline(always)]
-fn escape_lanes(cr: &[f64; LANES], ci: &[f64; LANES], max_iter: u32, r2: f64) -> ([u32; LANES], [f64; LANES]) {
+fn escape_lanes_body(cr: &[f64; LANES], ci: &[f64; LANES], max_iter: u32, r2: f64) -> ([u32; LANES], [f64; LANES]) {
     let mut zr = [0.0f64; LANES];
     let mut zi = [0.0f64; LANES];
     let mut n = [0u32; LANES];
@@ -175,10 +210,7 @@ fn escape_lanes(cr: &[f64; LANES], ci: &[f64; LANES], max_iter: u32, r2: f64) ->
         for l in 0..LANES {
             let (a, b) = (zr[l], zi[l]);
             let active = a * a + b * b <= r2;
-            // Same operations, same order as `z * z + c` on Complex64.
-            let ab = a * b;
-            let nr = (a * a - b * b) + cr[l];
-            let ni = (ab + ab) + ci[l];
+            let (nr, ni) = step(a, b, cr[l], ci[l]);
             zr[l] = if active { nr } else { a };
             zi[l] = if active { ni } else { b };
             n[l] += u32::from(active);
@@ -195,26 +227,79 @@ fn escape_lanes(cr: &[f64; LANES], ci: &[f64; LANES], max_iter: u32, r2: f64) ->
     (n, m2)
 }
 
-/// Escape counts and final `|z|^2` of every pixel of `row`, into `n` and
-/// `m2` (each `width` long).
-fn escape_row(p: &Params, row: u32, n: &mut [u32], m2: &mut [f64]) {
-    let done = escape_row_simd(p, row, n, m2);
-    escape_row_portable(p, row, done, n, m2);
+/// [`escape_lanes_body`] compiled for AVX2 and FMA, so that `mul_add` is one
+/// instruction on x86-64 CPUs without AVX-512 (the baseline build would call
+/// libm's `fma` for each one).
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn escape_lanes_fma(
+    cr: &[f64; LANES],
+    ci: &[f64; LANES],
+    max_iter: u32,
+    r2: f64,
+) -> ([u32; LANES], [f64; LANES]) {
+    escape_lanes_body(cr, ci, max_iter, r2)
+}
+
+/// [`escape_lanes_body`] on the best portable build this CPU runs.
+fn escape_lanes(cr: &[f64; LANES], ci: &[f64; LANES], max_iter: u32, r2: f64) -> ([u32; LANES], [f64; LANES]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if crate::simd::avx2_fma() {
+            // SAFETY: the CPU has AVX2 and FMA.
+            return unsafe { escape_lanes_fma(cr, ci, max_iter, r2) };
+        }
+    }
+    escape_lanes_body(cr, ci, max_iter, r2)
+}
+
+/// A thread's buffers for [`escape_row`]: the real part of every column's
+/// point (the same on every row, so computed once), and one row's escape
+/// counts and final `|z|^2`.
+struct Scratch {
+    cr: Vec<f64>,
+    n: Vec<u32>,
+    m2: Vec<f64>,
+}
+
+impl Scratch {
+    fn new(p: &Params) -> Scratch {
+        let w = p.width as usize;
+        // `n` starts at the most iterations, not 0: the AVX-512 path reads a
+        // row's previous counts as a hint of how the next row will go.
+        Scratch { cr: (0..p.width).map(|c| p.point(c, 0).0).collect(), n: vec![u32::MAX; w], m2: vec![0.0; w] }
+    }
+
+    /// The row's total iterations.
+    fn total(&self) -> u64 {
+        self.n.iter().map(|&k| u64::from(k)).sum()
+    }
+}
+
+/// Escape counts and final `|z|^2` of every pixel of `row`, into `s.n` and
+/// `s.m2`.
+fn escape_row(p: &Params, row: u32, s: &mut Scratch) {
+    let done = escape_row_simd(p, row, s);
+    escape_row_portable(p, row, done, s);
 }
 
 /// The AVX-512 path of [`escape_row`] where the CPU has it: fills whole
 /// groups of eight pixels from column 0 and returns how many columns it did.
 #[allow(unused_variables)]
-fn escape_row_simd(p: &Params, row: u32, n: &mut [u32], m2: &mut [f64]) -> usize {
+fn escape_row_simd(p: &Params, row: u32, s: &mut Scratch) -> usize {
     #[cfg(target_arch = "x86_64")]
     {
         if crate::simd::avx512() {
             let cols = p.width as usize / 8 * 8;
-            let cr: Vec<f64> = (0..cols).map(|c| p.point(c as u32, row).0).collect();
             let ci = p.point(0, row).1;
             let r2 = p.bailout * p.bailout;
+            let block_c2 = block_c2(p.bailout);
+            let (cr, n, m2) = (&s.cr[..cols], &mut s.n[..cols], &mut s.m2[..cols]);
             // SAFETY: the CPU has AVX-512F.
-            unsafe { crate::avx512::mandel_span(&cr, ci, p.max_iter, r2, &mut n[..cols], &mut m2[..cols]) };
+            unsafe { crate::avx512::mandel_span(cr, ci, p.max_iter, r2, block_c2, n, m2) };
             return cols;
         }
     }
@@ -222,33 +307,29 @@ fn escape_row_simd(p: &Params, row: u32, n: &mut [u32], m2: &mut [f64]) -> usize
 }
 
 /// The portable path of [`escape_row`], from column `from` on.
-fn escape_row_portable(p: &Params, row: u32, from: usize, n: &mut [u32], m2: &mut [f64]) {
+fn escape_row_portable(p: &Params, row: u32, from: usize, s: &mut Scratch) {
     let r2 = p.bailout * p.bailout;
     let width = p.width as usize;
+    let ci = [p.point(0, row).1; LANES];
     let mut col = from;
     while col < width {
         let lanes = (width - col).min(LANES);
-        let (mut cr, mut ci) = ([0.0; LANES], [0.0; LANES]);
-        for l in 0..LANES {
-            // Idle lanes repeat the last real pixel and are discarded.
-            (cr[l], ci[l]) = p.point((col + l.min(lanes - 1)) as u32, row);
-        }
+        // Idle lanes repeat the last real pixel and are discarded.
+        let cr: [f64; LANES] = std::array::from_fn(|l| s.cr[col + l.min(lanes - 1)]);
         let (ln, lm) = escape_lanes(&cr, &ci, p.max_iter, r2);
-        n[col..col + lanes].copy_from_slice(&ln[..lanes]);
-        m2[col..col + lanes].copy_from_slice(&lm[..lanes]);
+        s.n[col..col + lanes].copy_from_slice(&ln[..lanes]);
+        s.m2[col..col + lanes].copy_from_slice(&lm[..lanes]);
         col += LANES;
     }
 }
 
 /// Renders one row into `out` (RGB) and returns its total iterations.
-fn render_row(p: &Params, row: u32, out: &mut [u8]) -> u64 {
-    let width = p.width as usize;
-    let (mut n, mut m2) = (vec![0u32; width], vec![0.0f64; width]);
-    escape_row(p, row, &mut n, &mut m2);
+fn render_row(p: &Params, row: u32, s: &mut Scratch, out: &mut [u8]) -> u64 {
+    escape_row(p, row, s);
     for (col, px) in out.chunks_exact_mut(BYTES_PER_PIXEL).enumerate() {
-        px.copy_from_slice(&p.colour(n[col], m2[col]));
+        px.copy_from_slice(&p.colour(s.n[col], s.m2[col]));
     }
-    n.iter().map(|&k| u64::from(k)).sum()
+    s.total()
 }
 
 /// Bytes per row of [`escape_rows`]' output: the row's total iterations.
@@ -263,10 +344,10 @@ pub fn escape_rows(p: &Params, rows: Range<u64>, out: &mut [u8]) -> Tally {
         .par_chunks_mut(ESCAPE_ROW_BYTES)
         .enumerate()
         .map_init(
-            || (vec![0u32; p.width as usize], vec![0.0f64; p.width as usize]),
-            |(n, m2), (i, slot)| {
-                escape_row(p, (rows.start + i as u64) as u32, n, m2);
-                let t: u64 = n.iter().map(|&k| u64::from(k)).sum();
+            || Scratch::new(p),
+            |s, (i, slot)| {
+                escape_row(p, (rows.start + i as u64) as u32, s);
+                let t = s.total();
                 slot.copy_from_slice(&t.to_le_bytes());
                 t
             },
@@ -282,7 +363,7 @@ pub fn render_rows(p: &Params, rows: Range<u64>, out: &mut [u8]) -> Tally {
     let total: u64 = out
         .par_chunks_mut(p.row_bytes())
         .enumerate()
-        .map(|(i, row)| render_row(p, (rows.start + i as u64) as u32, row))
+        .map_init(|| Scratch::new(p), |s, (i, row)| render_row(p, (rows.start + i as u64) as u32, s, row))
         .sum();
     Tally::count(total)
 }
@@ -338,19 +419,54 @@ mod tests {
                 region: Region { xmin: -1.5, xmax: 0.5, ymin: -1.0, ymax: 1.0 },
                 ..Params::SEED
             };
-            let w = width as usize;
+            let (mut fast, mut portable) = (Scratch::new(&p), Scratch::new(&p));
             for row in 0..p.height {
-                let (mut n, mut m2) = (vec![0; w], vec![0.0; w]);
-                let (mut pn, mut pm2) = (vec![0; w], vec![0.0; w]);
-                escape_row(&p, row, &mut n, &mut m2);
-                escape_row_portable(&p, row, 0, &mut pn, &mut pm2);
-                assert_eq!(n, pn, "row {row}");
-                assert_eq!(
-                    m2.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
-                    pm2.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
-                );
+                escape_row(&p, row, &mut fast);
+                escape_row_portable(&p, row, 0, &mut portable);
+                assert_eq!(fast.n, portable.n, "row {row}");
+                let bits = |m2: &[f64]| m2.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&fast.m2), bits(&portable.m2));
             }
         }
+    }
+
+    /// Block mode's proof needs `|c| <= R - 1/4`: pixels on both sides of
+    /// that circle (and beyond `R`), for the smallest radius and a larger
+    /// one, many iterations, and every pixel against the reference.
+    #[test]
+    fn fast_path_equals_reference_around_the_block_bound() {
+        for bailout in [2.0, 2.5] {
+            let lim = bailout + 0.3;
+            let p = Params {
+                width: 203,
+                height: 41,
+                max_iter: 300,
+                bailout,
+                region: Region { xmin: -lim, xmax: lim, ymin: -lim, ymax: lim },
+                ..Params::SEED
+            };
+            let r2 = bailout * bailout;
+            let mut s = Scratch::new(&p);
+            for row in 0..p.height {
+                escape_row(&p, row, &mut s);
+                for col in 0..p.width {
+                    let (x, y) = p.point(col, row);
+                    let (rn, rm2) = escape_reference(Complex64::new(x, y), p.max_iter, r2);
+                    let c = col as usize;
+                    assert_eq!((s.n[c], s.m2[c].to_bits()), (rn, rm2.to_bits()), "R={bailout} ({x}, {y})");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn step_is_the_fused_square_plus_c() {
+        // Exact in any rounding: small integers.
+        assert_eq!(step(3.0, 2.0, 1.0, -1.0), (6.0, 11.0));
+        // One rounding, not two: a*a - b*b + c with a*a rounded would lose the 2^-60.
+        let a = 1.0 + 2f64.powi(-30);
+        let (re, _) = step(a, 0.0, -1.0, 0.0);
+        assert_eq!(re, 2f64.powi(-29) + 2f64.powi(-60));
     }
 
     #[test]
