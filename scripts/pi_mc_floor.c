@@ -1,8 +1,10 @@
 // The hardware floor of pi-mc's inner loop on an AVX-512 CPU: the same
-// stream and inside test as kernels/src/avx512.rs (xoshiro256+, four vectors
-// of eight lanes, exact centred-disc test), hand-scheduled in C intrinsics
-// with no seeding, no units and no threads, beside loops that do less, and a
-// clock measurement that turns the rates into cycles per eight samples.
+// generator and inside test as kernels/src/avx512.rs (xoshiro256+, four
+// vectors of eight lanes, exact centred-disc test, one compare and count per
+// two vectors), written with C intrinsics with no seeding, no units and no
+// threads, beside variants that do more or less, and a clock measurement
+// that turns the rates into cycles per eight samples. Each variant's
+// operation count over two (the 512-bit ports) is its floor in cycles.
 //
 //   gcc -O3 -march=native scripts/pi_mc_floor.c -o /tmp/pi_mc_floor && /tmp/pi_mc_floor
 //
@@ -59,7 +61,7 @@ static inline __mmask8 inside(__m512i r, __m512i limit) {
     return _mm512_cmplt_epu64_mask(sum, limit);
 }
 
-// The whole loop: generator, test, count (13 operations per 8 samples).
+// Generator, test and count per vector (13 operations per 8 samples).
 __attribute__((noinline)) static uint64_t full(uint64_t steps) {
     __m512i st[V][4];
     seed(st);
@@ -73,7 +75,7 @@ __attribute__((noinline)) static uint64_t full(uint64_t steps) {
     return (uint64_t)t;
 }
 
-// The same, with the compare and count shared by two vectors: the sums' high
+// pi-mc's loop: the compare and count shared by two vectors, the sums' high
 // halves (inside iff below 2^30) packed into one vector of sixteen (12.5 ops).
 static inline __m512i sum_sq(__m512i r) {
     __m512i x = _mm512_srli_epi64(r, 32);
@@ -207,11 +209,11 @@ int main(void) {
         loop_fn f;
         double ops;
     } loops[] = {
-        {"xoshiro256+ + exact test + count (pi-mc's loop)", full, 13},
-        {"the same, compare and count shared by 2 vectors", packed, 12.5},
-        {"xoroshiro128+ + the shared compare", xoro_packed, 11.5},
+        {"xoshiro256+, compare and count per vector", full, 13},
+        {"xoshiro256+, shared compare (pi-mc's loop)", packed, 12.5},
+        {"xoroshiro128+, shared compare", xoro_packed, 11.5},
         {"xoshiro256+ alone, outputs xor-folded", gen_only, 8},
-        {"SplitMix64 counter + exact test + count (before)", splitmix_full, 19},
+        {"SplitMix64 counter, compare per vector (before)", splitmix_full, 19},
     };
     for (int i = 0; i < 5; i++) {
         double r = best_rate(loops[i].f, &sink);
