@@ -131,11 +131,10 @@ pub fn sample_range(samples: u64, units: Range<u64>) -> Range<u64> {
 /// registers; four lanes spill there and run 8% slower.
 const CHUNK: usize = 2;
 
-/// [`CHUNK`] lanes' state, word by word, so each operation of [`next`] is
-/// one across the lanes. LLVM's cost model keeps it scalar on
-/// x86-64 (SSE2 has no 64-bit compare, rotate or signed multiply) and, to
-/// judge by clang on the same loop in C, on arm64 (64-bit scalar multiplies
-/// are as fast as NEON's two lanes there).
+/// [`CHUNK`] lanes' state, word by word: the layout a vectoriser wants,
+/// though LLVM's cost model keeps this loop scalar on x86-64 (SSE2 has no
+/// 64-bit compare, rotate or signed multiply) and, to judge by clang 14 on
+/// the same loop in C, on arm64.
 struct Chunk([[u64; CHUNK]; 4]);
 
 impl Chunk {
