@@ -59,51 +59,92 @@ fn group(x: __m512d) -> __m512d {
     _mm512_div_pd(n, _mm512_mul_pd(da, db))
 }
 
-/// pi-mc: hits among samples `start..end` of the stream `key`, 32 samples
-/// (four vectors) at a time; the remainder (under 32) is left to the caller,
-/// which passes `end` such that `end - start` is a multiple of 32.
+/// pi-mc: hits among the first `n` (at most [`UNIT`](crate::pi_mc::UNIT))
+/// samples of unit `unit` of the stream `key`, in the order of
+/// [`crate::pi_mc`]: lane `8 v + l` of the 32 is lane `l` of vector `v`.
+///
+/// Per eight samples: xoshiro256+ in seven operations (add, shift, rotate,
+/// two `vpternlogq` three-way xors and two xors) and `x^2 + y^2` in four
+/// (shift, two `vpmuldq`, add). The compare and the count are shared by two
+/// vectors: inside means `x^2 + y^2 < 2^62`, that is, a high half below
+/// 2^30, so one `vshufps` packs the sixteen high halves, one `vpcmpud`
+/// tests them and one masked add counts them. That is 12.5 operations per
+/// eight samples, 6.25 cycles on the two 512-bit ports, and the loop runs at
+/// that bound (`scripts/pi_mc_floor.c` measures it in C).
 ///
 /// # Safety
-/// The CPU must support AVX-512F and AVX-512DQ (`vpmullq`).
+/// The CPU must support AVX-512F and AVX-512DQ (`vpmullq` in the seeding).
 #[target_feature(enable = "avx512f,avx512dq")]
-pub(crate) unsafe fn pi_mc_count(key: u64, gamma: u64, c1: u64, c2: u64, start: u64, end: u64) -> u64 {
-    const V: usize = 4;
-    debug_assert_eq!((end - start) % (8 * V as u64), 0);
+pub(crate) unsafe fn pi_mc_unit(key: u64, unit: u64, n: u64) -> u64 {
+    use crate::pi_mc::{seed_input, LANES, MIX1, MIX2};
+    const V: usize = LANES / 8;
+    debug_assert!(n <= crate::pi_mc::UNIT);
     let s = |v: u64| _mm512_set1_epi64(v as i64);
-    let mut h: [__m512i; V] = std::array::from_fn(|v| {
-        let lanes: [u64; 8] =
-            std::array::from_fn(|l| key.wrapping_add((start + (8 * v + l) as u64).wrapping_mul(gamma)));
-        _mm512_loadu_si512(lanes.as_ptr().cast())
-    });
-    let step = s(gamma.wrapping_mul(8 * V as u64));
-    let (m1, m2) = (s(c1), s(c2));
-    // Hits per lane in `f64` (exact below 2^53): a masked floating-point add
-    // is one instruction, where LLVM turns a masked integer add into two.
-    let one = _mm512_set1_pd(1.0);
-    let mut count = [_mm512_setzero_pd(); V];
-    let mut i = start;
-    while i < end {
-        for v in 0..V {
-            let mut z = h[v];
-            z = _mm512_mullo_epi64(_mm512_xor_si512(z, _mm512_srli_epi64::<30>(z)), m1);
-            z = _mm512_mullo_epi64(_mm512_xor_si512(z, _mm512_srli_epi64::<27>(z)), m2);
-            z = _mm512_xor_si512(z, _mm512_srli_epi64::<31>(z));
-            // x = z >> 32 and y = z mod 2^32; mul_epu32 reads the low halves only.
-            let x = _mm512_srli_epi64::<32>(z);
-            let xx = _mm512_mul_epu32(x, x);
-            let yy = _mm512_mul_epu32(z, z);
-            // No carry out of xx + yy, i.e. x^2 + y^2 < 2^64, exactly when the sum is >= xx.
-            let inside = _mm512_cmpge_epu64_mask(_mm512_add_epi64(xx, yy), xx);
-            count[v] = _mm512_mask_add_pd(count[v], inside, count[v], one);
-            h[v] = _mm512_add_epi64(h[v], step);
+    // SplitMix64 of the seed inputs, eight lanes at a time.
+    let (m1, m2) = (s(MIX1), s(MIX2));
+    let word = |v: usize, k: usize| {
+        let z: [u64; 8] = std::array::from_fn(|l| seed_input(key, unit, 8 * v + l, k));
+        let mut z = _mm512_loadu_si512(z.as_ptr().cast());
+        z = _mm512_mullo_epi64(_mm512_xor_si512(z, _mm512_srli_epi64::<30>(z)), m1);
+        z = _mm512_mullo_epi64(_mm512_xor_si512(z, _mm512_srli_epi64::<27>(z)), m2);
+        _mm512_xor_si512(z, _mm512_srli_epi64::<31>(z))
+    };
+    let mut st: [[__m512i; 4]; V] = std::array::from_fn(|v| std::array::from_fn(|k| word(v, k)));
+    let limit = _mm512_set1_epi32(1 << 30);
+    // Hits per packed lane in `f32` (exact below 2^24; a lane counts at most
+    // 2048 per unit): LLVM keeps a masked floating-point add one instruction,
+    // but turns a masked integer add into `vpmovm2d` and a `vpsubd`.
+    let one = _mm512_set1_ps(1.0);
+    let mut count = [_mm512_setzero_ps(); V / 2];
+    let (steps, rem) = (n / LANES as u64, n % LANES as u64);
+    for _ in 0..steps {
+        for (p, c) in count.iter_mut().enumerate() {
+            let a = _mm512_castsi512_ps(pi_mc_sum(pi_mc_next(&mut st[2 * p])));
+            let b = _mm512_castsi512_ps(pi_mc_sum(pi_mc_next(&mut st[2 * p + 1])));
+            // Dwords 1 and 3 of each 128-bit block of a, then of b: the high halves.
+            let high = _mm512_castps_si512(_mm512_shuffle_ps::<0b11_01_11_01>(a, b));
+            *c = _mm512_mask_add_ps(*c, _mm512_cmplt_epu32_mask(high, limit), *c, one);
         }
-        i += 8 * V as u64;
     }
     let mut total = 0u64;
     for c in count {
-        total += _mm512_reduce_add_pd(c) as u64;
+        total += _mm512_reduce_add_ps(c) as u64;
+    }
+    // The partial step: lanes 8 v + l below `rem` only, with the full 64-bit compare.
+    let limit = s(1 << 62);
+    for (v, st) in st.iter_mut().enumerate() {
+        let live = rem.saturating_sub(8 * v as u64).min(8);
+        let inside = _mm512_cmplt_epu64_mask(pi_mc_sum(pi_mc_next(st)), limit);
+        total += u64::from((inside & ((1u16 << live) - 1) as u8).count_ones());
     }
     total
+}
+
+/// One xoshiro256+ step of eight lanes (state words `s[0..4]`): their outputs.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn pi_mc_next(s: &mut [__m512i; 4]) -> __m512i {
+    const XOR3: i32 = 0x96;
+    let [s0, s1, s2, s3] = *s;
+    let r = _mm512_add_epi64(s0, s3);
+    let t = _mm512_slli_epi64::<17>(s1);
+    let s3x = _mm512_xor_si512(s3, s1);
+    *s = [
+        _mm512_xor_si512(s0, s3x),
+        _mm512_ternarylogic_epi64::<XOR3>(s1, s2, s0),
+        _mm512_ternarylogic_epi64::<XOR3>(s2, s0, t),
+        _mm512_rol_epi64::<45>(s3x),
+    ];
+    r
+}
+
+/// `x^2 + y^2` for the outputs `r`, with `x, y` their signed high and low
+/// halves (`vpmuldq` sign-extends the low half of each lane); at most 2^63.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn pi_mc_sum(r: __m512i) -> __m512i {
+    let x = _mm512_srli_epi64::<32>(r);
+    _mm512_add_epi64(_mm512_mul_epi32(x, x), _mm512_mul_epi32(r, r))
 }
 
 /// Mandelbrot: escape counts and final `|z|^2` of the pixels `cr[i] + ci i`

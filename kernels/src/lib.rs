@@ -19,7 +19,7 @@
 //! let samples = 100_000;
 //! let units = pi_mc::units(samples);
 //! let parts: Tally = (0..3).map(|i| pi_mc::count_inside(7, samples, block_range(units, 3, i))).sum();
-//! assert_eq!(parts.to_count(), Some(pi_mc::count_inside_seq(7, 0..samples)));
+//! assert_eq!(parts.to_count(), Some(pi_mc::count_inside_seq(7, samples)));
 //! ```
 #![deny(missing_docs)]
 
