@@ -243,10 +243,10 @@ impl Out<'_> {
     }
 }
 
-/// `|z|^2` as the reference computes it: `a*a + b*b`, two roundings.
+/// `|z|^2` as [`crate::mandelbrot::norm`] computes it: `fma(a, a, b*b)`.
 #[inline(always)]
 unsafe fn norm(a: __m512d, b: __m512d) -> __m512d {
-    _mm512_add_pd(_mm512_mul_pd(a, a), _mm512_mul_pd(b, b))
+    _mm512_fmadd_pd(a, a, _mm512_mul_pd(b, b))
 }
 
 /// `z <- z^2 + c` with the operations of [`crate::mandelbrot::step`], on

@@ -9,8 +9,9 @@
 //! `im = fma(2a, b, ci)`: four operations instead of seven, each FMA rounded
 //! once (IEEE 754 fixes its result, so every path and platform with an FMA
 //! gets the same bits; arm64 and x86-64 with FMA do it in one instruction).
-//! The escape test is `a*a + b*b <= R^2` before each step, as the reference
-//! [`escape_reference`] does.
+//! The escape test is `|z|^2 <= R^2` before each step, with
+//! `|z|^2 = fma(a, a, b*b)` ([`norm`]), as the reference [`escape_reference`]
+//! does.
 //!
 //! **Checking less often.** The fast path ([`crate::avx512`]) runs rounds of
 //! several iterations without the escape test and tests once at the end,
@@ -172,6 +173,13 @@ pub fn step(a: f64, b: f64, cr: f64, ci: f64) -> (f64, f64) {
     (a.mul_add(a, (-b).mul_add(b, cr)), (a + a).mul_add(b, ci))
 }
 
+/// `|z|^2 = a^2 + b^2` as every path computes it: `fma(a, a, b*b)`, two
+/// operations and two roundings.
+#[inline(always)]
+pub fn norm(a: f64, b: f64) -> f64 {
+    a.mul_add(a, b * b)
+}
+
 /// The bound on `|c|^2` under which the fast path may test for escape only
 /// once per round: `(R - 1/4)^2` for escape radius `R` (module documentation).
 pub fn block_c2(bailout: f64) -> f64 {
@@ -183,12 +191,12 @@ pub fn block_c2(bailout: f64) -> f64 {
 pub fn escape_reference(c: Complex64, max_iter: u32, r2: f64) -> (u32, f64) {
     let mut z = Complex64::new(0.0, 0.0);
     let mut n = 0;
-    while n < max_iter && z.norm_sqr() <= r2 {
+    while n < max_iter && norm(z.re, z.im) <= r2 {
         let (re, im) = step(z.re, z.im, c.re, c.im);
         z = Complex64::new(re, im);
         n += 1;
     }
-    (n, z.norm_sqr())
+    (n, norm(z.re, z.im))
 }
 
 /// Reference colour and iteration count of pixel `(col, row)`.
@@ -209,7 +217,7 @@ fn escape_lanes_body(cr: &[f64; LANES], ci: &[f64; LANES], max_iter: u32, r2: f6
         let mut active_lanes = 0u32;
         for l in 0..LANES {
             let (a, b) = (zr[l], zi[l]);
-            let active = a * a + b * b <= r2;
+            let active = norm(a, b) <= r2;
             let (nr, ni) = step(a, b, cr[l], ci[l]);
             zr[l] = if active { nr } else { a };
             zi[l] = if active { ni } else { b };
@@ -222,7 +230,7 @@ fn escape_lanes_body(cr: &[f64; LANES], ci: &[f64; LANES], max_iter: u32, r2: f6
     }
     let mut m2 = [0.0f64; LANES];
     for l in 0..LANES {
-        m2[l] = zr[l] * zr[l] + zi[l] * zi[l];
+        m2[l] = norm(zr[l], zi[l]);
     }
     (n, m2)
 }
