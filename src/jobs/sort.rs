@@ -1,12 +1,16 @@
 //! `pikernels sort`: distributed sample sort of `u64` keys (issue 4).
 //!
 //! Each rank holds a block of the keys (generated in place, or cut from
-//! `--input` at rank 0 and scattered). The timed part is the sort itself:
-//! local radix sort, regular samples all-gathered, the same splitters chosen
-//! on every rank, one variable-count all-to-all, and a merge of the received
-//! sorted runs. Afterwards (untimed) every rank summarises its part, rank 0
-//! checks that the parts are sorted across rank boundaries and that the
-//! multiset's fingerprint is the input's, and writes `--out` if asked.
+//! `--input` at rank 0 and scattered). The timed part is the sort itself. On
+//! the fast path: strided samples of the unsorted keys all-gathered, the same
+//! splitters chosen on every rank, the keys grouped by destination in one
+//! partitioning step, one variable-count all-to-all, and one radix sort of
+//! what each rank received. If a rank would receive too many keys, every rank
+//! takes the sorted path instead (local sort, regular samples, all-to-all,
+//! merge of the received runs). Afterwards (untimed) every rank summarises
+//! its part, rank 0 checks that the parts are sorted across rank boundaries
+//! and that the multiset's fingerprint is the input's, and writes `--output`
+//! (or `--out`) if asked.
 
 use super::{Finished, Job, Preflight, UsageError};
 use crate::cli::{DistArg, LocalSortArg, SortArgs};
@@ -25,8 +29,8 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Instant;
 
-/// Samples each rank contributes per destination rank: enough that no rank
-/// receives much more than its share (regular sampling bounds the excess by
+/// Samples of its sorted keys each rank contributes per destination rank on
+/// the sorted path: enough that no rank receives much more than its share (regular sampling bounds the excess by
 /// about `n / SAMPLES_PER_PART` keys), few enough to all-gather in microseconds.
 pub const SAMPLES_PER_PART: usize = 64;
 
@@ -192,8 +196,11 @@ impl Job for Sort {
     }
 
     fn preflight(&self, ctx: &Preflight) -> Result<()> {
-        // Own keys, the radix sort's scratch copy, the received keys (at most
-        // about 1.25 shares with regular sampling) and the merge's output.
+        // The most either path holds at once. Sorted path: own keys, the
+        // radix sort's scratch copy, the received keys (at most about 1.25
+        // shares with regular sampling) and the merge's output. Fast path
+        // (less): own keys with room for 1.0625 shares, the send buffer and
+        // the radix sort's scratch.
         let share = self.n.div_ceil(ctx.size as u64) * 8;
         let mut need = 2 * share + 2 * (share + share / 4);
         if ctx.is_root() {

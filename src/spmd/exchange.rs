@@ -257,7 +257,7 @@ impl Team {
         Ok((recv, counts))
     }
 
-    /// [`Team::all_to_all`] into `recv` (cleared; its capacity is reused, so
+    /// [`Team::all_to_all`] into `recv` (overwritten; its capacity is reused, so
     /// a caller can receive into memory it has already touched). Returns the
     /// count from each source.
     pub fn all_to_all_into<T: Equivalence + Default + Clone>(
@@ -277,7 +277,8 @@ impl Team {
         if worst > MAX_COUNT {
             return Err(worst);
         }
-        recv.clear();
+        // MPI overwrites every element: keep the old ones rather than clear
+        // (a pass over the buffer); only growth is written.
         recv.resize(total, T::default());
         nonnull(recv);
         let (sc, sd) = mpi_counts(send_counts);
