@@ -295,10 +295,13 @@ pub struct SortArgs {
     /// Distribution of the generated keys.
     #[arg(long, value_enum, default_value_t = DistArg::Uniform, conflicts_with = "input")]
     pub dist: DistArg,
-    /// Read the keys from this file of raw little-endian u64 (rank 0 reads it); --out writes
-    /// the sorted keys in the same format.
+    /// Read the keys from this file of raw little-endian u64 (rank 0 reads it).
     #[arg(long, value_name = "FILE")]
     pub input: Option<PathBuf>,
+    /// Write the sorted keys to this file, raw little-endian u64 like --input (gathered at
+    /// rank 0); the same as the common --out.
+    #[arg(long, value_name = "FILE", conflicts_with = "out")]
+    pub output: Option<PathBuf>,
     /// Local sort of each rank: radix (voracious_radix_sort) or std (sort_unstable), for comparison.
     #[arg(long, value_enum, default_value_t = LocalSortArg::Radix)]
     pub local_sort: LocalSortArg,

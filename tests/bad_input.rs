@@ -86,6 +86,9 @@ const CASES: &[(&[&str], &str)] = &[
     (&["sort", "--comm", "dynamic"], "--comm dynamic does not apply"),
     (&["sort", "--dist", "bimodal"], "invalid value 'bimodal'"),
     (&["sort", "--input", "{dir}/none.bin"], "cannot read --input"),
+    (&["sort", "--keys", "1e3", "--output", "{dir}/no/such/dir/k.u64"], "does not exist"),
+    (&["sort", "--keys", "1e3", "--output", "{dir}/a.u64", "--out", "{dir}/b.u64"], "cannot be used with"),
+    (&["sort", "--keys", "1e3", "--output", ""], "a value is required for '--output"),
     // transcode.
     (&["transcode", "--input", "{dir}/none.mp4", "--output", "{dir}/o.mp4"], "none.mp4"),
     (&["transcode", "--input", "in.mp4", "--output", "out"], "has no extension"),

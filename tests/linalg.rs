@@ -225,6 +225,14 @@ fn sort_reads_raw_keys_and_rejects_bad_input() {
         assert_eq!(r["result"]["keys"], 10_007);
         assert!(read_keys(&out) == want, "np={np}");
     }
+    // `--output` (the spelling) writes the same bytes as `--out`.
+    let (by_out, by_output) = (dir.path().join("by-out.u64"), dir.path().join("by-output.u64"));
+    json_run(2, &["sort", "--keys", "5000", "--dist", "zipf", "--out", by_out.to_str().unwrap()]);
+    let r = json_run(2, &["sort", "--keys", "5000", "--dist", "zipf", "--output", by_output.to_str().unwrap()]);
+    assert_eq!(r["result"]["output"], by_output.to_str().unwrap());
+    let bytes = std::fs::read(&by_output).unwrap();
+    assert_eq!(bytes.len(), 5000 * 8);
+    assert!(bytes == std::fs::read(&by_out).unwrap(), "--output and --out differ");
 
     let odd = dir.path().join("odd.u64");
     std::fs::write(&odd, [0u8; 12]).unwrap();
@@ -241,6 +249,13 @@ fn sort_reads_raw_keys_and_rejects_bad_input() {
         (vec!["sort", "--comm", "dynamic"], "dynamic does not apply"),
         (vec!["sort", "--keys", "1e12"], "cannot pass through rank 0"),
     ];
+    // The same checks hold for `--output`.
+    refused(
+        &mpirun(3, &["sort", "--keys", "1e12", "--output", out.to_str().unwrap()]),
+        2,
+        "cannot pass through rank 0",
+    );
+    assert!(files_in(out_dir.path()).is_empty());
     for (mut args, needle) in cases {
         args.extend(["--out", out.to_str().unwrap()]);
         let run = mpirun(3, &args);

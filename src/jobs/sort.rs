@@ -1,12 +1,16 @@
 //! `pikernels sort`: distributed sample sort of `u64` keys (issue 4).
 //!
 //! Each rank holds a block of the keys (generated in place, or cut from
-//! `--input` at rank 0 and scattered). The timed part is the sort itself:
-//! local radix sort, regular samples all-gathered, the same splitters chosen
-//! on every rank, one variable-count all-to-all, and a merge of the received
-//! sorted runs. Afterwards (untimed) every rank summarises its part, rank 0
-//! checks that the parts are sorted across rank boundaries and that the
-//! multiset's fingerprint is the input's, and writes `--out` if asked.
+//! `--input` at rank 0 and scattered). The timed part is the sort itself. On
+//! the fast path: strided samples of the unsorted keys all-gathered, the same
+//! splitters chosen on every rank, the keys grouped by destination in one
+//! partitioning step, one variable-count all-to-all, and one radix sort of
+//! what each rank received. If a rank would receive too many keys, every rank
+//! takes the sorted path instead (local sort, regular samples, all-to-all,
+//! merge of the received runs). Afterwards (untimed) every rank summarises
+//! its part, rank 0 checks that the parts are sorted across rank boundaries
+//! and that the multiset's fingerprint is the input's, and writes `--output`
+//! (or `--out`) if asked.
 
 use super::{Finished, Job, Preflight, UsageError};
 use crate::cli::{DistArg, LocalSortArg, SortArgs};
@@ -25,10 +29,16 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Instant;
 
-/// Samples each rank contributes per destination rank: enough that no rank
-/// receives much more than its share (regular sampling bounds the excess by
+/// Samples of its sorted keys each rank contributes per destination rank on
+/// the sorted path: enough that no rank receives much more than its share (regular sampling bounds the excess by
 /// about `n / SAMPLES_PER_PART` keys), few enough to all-gather in microseconds.
 pub const SAMPLES_PER_PART: usize = 64;
+
+/// Samples of its unsorted keys each rank contributes on the fast path:
+/// the splitters then cut every share within a fraction of a percent of
+/// `n / p` for keys in no adversarial order, and the gathered samples sort in
+/// milliseconds.
+pub const STRIDED_SAMPLES: usize = 1 << 14;
 
 /// Most keys: far beyond any machine's memory, and the counts stay exact in
 /// the report's f64 fields.
@@ -100,24 +110,19 @@ impl Sort {
         if n > MAX_KEYS {
             return Err(UsageError(format!("{n} keys is more than the supported 2^40")));
         }
-        let gathered = a.common.out.is_some() || matches!(source, Source::File(_));
+        // `--output` is the issue's spelling, `--out` the common one.
+        let out = a.output.clone().or_else(|| a.common.out.clone());
+        let gathered = out.is_some() || matches!(source, Source::File(_));
         if gathered && n > MAX_COUNT as u64 {
             return Err(UsageError(format!(
-                "{n} keys cannot pass through rank 0 in one MPI call (at most {MAX_COUNT} with --input or --out)"
+                "{n} keys cannot pass through rank 0 in one MPI call (at most {MAX_COUNT} with --input or --output)"
             )));
         }
         let local_sort = match a.local_sort {
             LocalSortArg::Radix => LocalSort::Radix,
             LocalSortArg::Std => LocalSort::Std,
         };
-        Ok(Sort {
-            n,
-            source,
-            seed: a.common.seed,
-            local_sort,
-            out: a.common.out.clone(),
-            stash: Mutex::new(Stash::default()),
-        })
+        Ok(Sort { n, source, seed: a.common.seed, local_sort, out, stash: Mutex::new(Stash::default()) })
     }
 
     fn stash(&self) -> std::sync::MutexGuard<'_, Stash> {
@@ -191,8 +196,11 @@ impl Job for Sort {
     }
 
     fn preflight(&self, ctx: &Preflight) -> Result<()> {
-        // Own keys, the radix sort's scratch copy, the received keys (at most
-        // about 1.25 shares with regular sampling) and the merge's output.
+        // The most either path holds at once. Sorted path: own keys, the
+        // radix sort's scratch copy, the received keys (at most about 1.25
+        // shares with regular sampling) and the merge's output. Fast path
+        // (less): own keys with room for 1.0625 shares, the send buffer and
+        // the radix sort's scratch.
         let share = self.n.div_ceil(ctx.size as u64) * 8;
         let mut need = 2 * share + 2 * (share + share / 4);
         if ctx.is_root() {
@@ -226,39 +234,91 @@ impl Job for Sort {
         };
         let comm_time = |stats: &mut RankStats, t: Instant| stats.comm_s += t.elapsed().as_secs_f64();
 
+        // The fast path's buffers are allocated and touched here, untimed
+        // like the keys: the send buffer, and room in `keys` to receive the
+        // largest share the fast path accepts. (A first touch costs as much
+        // as a pass over the keys on the benchmark machine.)
+        let mut send = Vec::new();
+        if p > 1 {
+            let len = keys.len();
+            keys.reserve(sort::fast_path_limit(self.n, p).saturating_sub(len as u64) as usize);
+            keys.resize(keys.capacity(), 0);
+            keys.truncate(len);
+            send.resize(len, 0);
+        }
+
         team.barrier();
         let start = team.now();
-        compute(&mut stats, &mut || sort::sort_local_with(self.local_sort, &mut keys, spmd.threads()));
-        let mut splitters: Vec<Tagged> = Vec::new();
-        if p > 1 {
+        let mut sorted = Vec::new();
+        let mut too_many = None;
+        if p == 1 {
+            compute(&mut stats, &mut || sort::sort_local_with(self.local_sort, &mut keys, spmd.threads()));
+            sorted = std::mem::take(&mut keys);
+        } else {
+            // Fast path: splitters from samples of the unsorted keys, the
+            // keys partitioned in one pass, exchanged, and sorted once.
             let samples: Vec<u64> =
-                sort::regular_samples(&keys, rank as u64, SAMPLES_PER_PART * p).into_iter().flatten().collect();
+                sort::strided_samples(&keys, rank as u64, STRIDED_SAMPLES).into_iter().flatten().collect();
             let t = Instant::now();
             let (all, _) = team.all_gather_varcount(&samples);
             comm_time(&mut stats, t);
-            let tagged: Vec<Tagged> = all.chunks_exact(3).map(|c| [c[0], c[1], c[2]]).collect();
-            compute(&mut stats, &mut || splitters = sort::splitters(tagged.clone(), p));
-        }
-        let counts = sort::partition_counts(&keys, rank as u64, &splitters);
-        let t = Instant::now();
-        let exchanged = if p > 1 { team.all_to_all(&keys, &counts) } else { Ok((std::mem::take(&mut keys), counts)) };
-        comm_time(&mut stats, t);
-        let mut sorted = Vec::new();
-        match exchanged {
-            Ok((recv, recv_counts)) => {
-                drop(std::mem::take(&mut keys));
-                let mut recv = Some(recv);
-                compute(&mut stats, &mut || {
-                    sorted = sort::merge_runs(recv.take().expect("once"), &recv_counts);
-                });
-            }
-            Err(worst) => {
-                if rank == 0 {
-                    self.stash().error = Some(format!(
-                        "one rank would receive {worst} keys, more than one MPI call carries ({MAX_COUNT}); use more ranks"
-                    ));
+            let mut counts = Vec::new();
+            compute(&mut stats, &mut || {
+                let tagged: Vec<Tagged> = all.chunks_exact(3).map(|c| [c[0], c[1], c[2]]).collect();
+                counts = sort::partition_into(&keys, rank as u64, &sort::splitters(tagged, p), &mut send);
+            });
+            let t = Instant::now();
+            let shares = team.all_gather(&counts.iter().map(|&c| c as u64).collect::<Vec<u64>>());
+            comm_time(&mut stats, t);
+            let most = (0..p).map(|d| shares.iter().skip(d).step_by(p).sum::<u64>()).max().unwrap_or(0);
+            if most <= sort::fast_path_limit(self.n, p) {
+                // The keys are in `send` now: receive into their buffer.
+                let t = Instant::now();
+                let exchanged = team.all_to_all_into(&send, &counts, &mut keys);
+                comm_time(&mut stats, t);
+                drop(std::mem::take(&mut send));
+                match exchanged {
+                    Ok(_) => {
+                        sorted = std::mem::take(&mut keys);
+                        compute(&mut stats, &mut || {
+                            sort::sort_local_with(self.local_sort, &mut sorted, spmd.threads())
+                        });
+                    }
+                    Err(worst) => too_many = Some(worst),
+                }
+            } else {
+                // A share too large (keys whose order defeats strided
+                // samples): regular sampling of sorted keys bounds every share.
+                drop(std::mem::take(&mut send));
+                compute(&mut stats, &mut || sort::sort_local_with(self.local_sort, &mut keys, spmd.threads()));
+                let samples: Vec<u64> =
+                    sort::regular_samples(&keys, rank as u64, SAMPLES_PER_PART * p).into_iter().flatten().collect();
+                let t = Instant::now();
+                let (all, _) = team.all_gather_varcount(&samples);
+                comm_time(&mut stats, t);
+                let tagged: Vec<Tagged> = all.chunks_exact(3).map(|c| [c[0], c[1], c[2]]).collect();
+                let mut splitters = Vec::new();
+                compute(&mut stats, &mut || splitters = sort::splitters(tagged.clone(), p));
+                let counts = sort::partition_counts(&keys, rank as u64, &splitters);
+                let t = Instant::now();
+                let exchanged = team.all_to_all(&keys, &counts);
+                comm_time(&mut stats, t);
+                match exchanged {
+                    Ok((recv, recv_counts)) => {
+                        drop(std::mem::take(&mut keys));
+                        let mut recv = Some(recv);
+                        compute(&mut stats, &mut || {
+                            sorted = sort::merge_runs(recv.take().expect("once"), &recv_counts);
+                        });
+                    }
+                    Err(worst) => too_many = Some(worst),
                 }
             }
+        }
+        if let (Some(worst), 0) = (too_many, rank) {
+            self.stash().error = Some(format!(
+                "one rank would receive {worst} keys, more than one MPI call carries ({MAX_COUNT}); use more ranks"
+            ));
         }
         team.barrier();
         let wall_s = team.now() - start;

@@ -252,6 +252,20 @@ impl Team {
         send: &[T],
         send_counts: &[usize],
     ) -> Result<(Vec<T>, Vec<usize>), usize> {
+        let mut recv = Vec::new();
+        let counts = self.all_to_all_into(send, send_counts, &mut recv)?;
+        Ok((recv, counts))
+    }
+
+    /// [`Team::all_to_all`] into `recv` (overwritten; its capacity is reused, so
+    /// a caller can receive into memory it has already touched). Returns the
+    /// count from each source.
+    pub fn all_to_all_into<T: Equivalence + Default + Clone>(
+        &self,
+        send: &[T],
+        send_counts: &[usize],
+        recv: &mut Vec<T>,
+    ) -> Result<Vec<usize>, usize> {
         assert_eq!(send_counts.len(), self.size);
         assert_eq!(send.len(), send_counts.iter().sum::<usize>());
         let out: Vec<u64> = send_counts.iter().map(|&c| c as u64).collect();
@@ -263,15 +277,17 @@ impl Team {
         if worst > MAX_COUNT {
             return Err(worst);
         }
-        let mut recv = vec![T::default(); total];
-        nonnull(&mut recv);
+        // MPI overwrites every element: keep the old ones rather than clear
+        // (a pass over the buffer); only growth is written.
+        recv.resize(total, T::default());
+        nonnull(recv);
         let (sc, sd) = mpi_counts(send_counts);
         let (rc, rd) = mpi_counts(&recv_counts);
         self.comm.all_to_all_varcount_into(
             &Partition::new(send, sc, &sd[..]),
             &mut PartitionMut::new(&mut recv[..], rc, &rd[..]),
         );
-        Ok((recv, recv_counts))
+        Ok(recv_counts)
     }
 }
 
