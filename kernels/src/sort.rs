@@ -2,7 +2,7 @@
 //! selection, routing keys to ranks, the local sort, the merge of sorted runs
 //! and the checks. The all-to-all exchange between them is the runtime's.
 //!
-//! The fast path sorts once: splitters from [`strided_samples`] of the
+//! The fast path sorts once: splitters from [`regular_samples`] of the
 //! unsorted keys, [`partition_into`] groups the keys by destination, the
 //! exchange moves them, and each rank sorts what it received. Strided samples
 //! of unsorted keys bound no share, so when one would pass
@@ -126,11 +126,15 @@ pub fn sort_local_with(how: LocalSort, keys: &mut [u64], threads: usize) {
     }
 }
 
-/// A key with its position: `(key, rank, index in the rank's sorted keys)`.
+/// A key with its position: `(key, rank, index)`, the index in the rank's
+/// keys as they stand when sampled (see the module documentation).
 pub type Tagged = [u64; 3];
 
-/// `count` samples of rank `rank`'s sorted `keys` at regular positions
-/// (`count` is capped at the number of keys).
+/// `count` samples of rank `rank`'s `keys` at regular positions, as
+/// `(key, rank, index)` (`count` is capped at the number of keys). Both paths
+/// use it: on the sorted path the keys are sorted and regular sampling bounds
+/// every rank's share; on the fast path they are in their original order
+/// and bound nothing, so the caller checks the shares ([`fast_path_limit`]).
 pub fn regular_samples(keys: &[u64], rank: u64, count: usize) -> Vec<Tagged> {
     let n = keys.len();
     let count = count.min(n);
@@ -188,23 +192,8 @@ fn tie_count(keys: &[u64], rank: u64, s: &Tagged) -> usize {
     }
 }
 
-/// `count` samples of rank `rank`'s keys in their original order, at regular
-/// positions: `(key, rank, index)`. Unlike [`regular_samples`] they bound no
-/// rank's share (the keys are not sorted), so [`partition_into`]'s caller checks
-/// the shares and falls back to the sorted path when one is too large.
-pub fn strided_samples(keys: &[u64], rank: u64, count: usize) -> Vec<Tagged> {
-    let n = keys.len();
-    let count = count.min(n);
-    (0..count)
-        .map(|s| {
-            let j = ((2 * s + 1) as u128 * n as u128 / (2 * count) as u128) as usize;
-            [keys[j], rank, j as u64]
-        })
-        .collect()
-}
-
 /// The largest share of `n` keys that one of `parts` ranks may receive on
-/// the fast path (strided samples, [`partition_into`]): `n / parts` plus
+/// the fast path (samples of unsorted keys, [`partition_into`]): `n / parts` plus
 /// 1/16. When a rank would get more, every rank takes the sorted path
 /// instead ([`regular_samples`], [`partition_counts`], [`merge_runs`]), whose
 /// shares regular sampling bounds.
@@ -468,7 +457,7 @@ mod tests {
         let n = all.len() as u64;
         let mut locals = blocks(all, p);
         let samples: Vec<Tagged> =
-            locals.iter().enumerate().flat_map(|(r, l)| strided_samples(l, r as u64, strided)).collect();
+            locals.iter().enumerate().flat_map(|(r, l)| regular_samples(l, r as u64, strided)).collect();
         let spl = splitters(samples, p);
         let sent: Vec<(Vec<u64>, Vec<usize>)> = locals
             .iter()
@@ -539,7 +528,7 @@ mod tests {
         let (n, p, strided) = (4000usize, 4, 8);
         let mut all = generate(1, Dist::Uniform, n as u64, 0..n as u64);
         for (r, block) in all.chunks_mut(n / p).enumerate() {
-            for [_, _, j] in strided_samples(block, r as u64, strided) {
+            for [_, _, j] in regular_samples(block, r as u64, strided) {
                 block[j as usize] = 0;
             }
         }

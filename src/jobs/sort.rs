@@ -258,7 +258,7 @@ impl Job for Sort {
             // Fast path: splitters from samples of the unsorted keys, the
             // keys partitioned in one pass, exchanged, and sorted once.
             let samples: Vec<u64> =
-                sort::strided_samples(&keys, rank as u64, STRIDED_SAMPLES).into_iter().flatten().collect();
+                sort::regular_samples(&keys, rank as u64, STRIDED_SAMPLES).into_iter().flatten().collect();
             let t = Instant::now();
             let (all, _) = team.all_gather_varcount(&samples);
             comm_time(&mut stats, t);
