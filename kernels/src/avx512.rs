@@ -227,6 +227,15 @@ struct Span<'a> {
     round: u32,
 }
 
+impl Span<'_> {
+    /// The real parts of group `group`'s eight points.
+    #[inline(always)]
+    unsafe fn cr(&self, group: usize) -> __m512d {
+        let eight = &self.cr[8 * group..8 * group + 8]; // bounds-checked
+        _mm512_loadu_pd(eight.as_ptr())
+    }
+}
+
 /// Where results go.
 struct Out<'a> {
     n: &'a mut [u32],
@@ -338,8 +347,8 @@ impl Blocks<'_, '_> {
         while self.next < k.groups {
             let g = self.next;
             self.next += 1;
-            // SAFETY: `g < groups`, so the eight values are inside `cr`.
-            let c = unsafe { _mm512_loadu_pd(k.cr.as_ptr().add(8 * g)) };
+            // SAFETY: this function requires AVX-512F.
+            let c = unsafe { k.cr(g) };
             let near = _mm512_cmp_pd_mask::<_CMP_LE_OQ>(unsafe { norm(c, k.ci) }, k.block_c2) == 0xff;
             // `n` still holds what the caller left there: the row above's
             // counts, usually. Where all eight escaped within a round, this
@@ -408,7 +417,7 @@ impl Exact {
                 *next += 1;
                 Exact {
                     group: s.group,
-                    cr: _mm512_loadu_pd(k.cr.as_ptr().add(8 * s.group)),
+                    cr: k.cr(s.group),
                     zr: s.zr,
                     zi: s.zi,
                     count: _mm512_set1_pd(f64::from(s.iters)),
