@@ -1,10 +1,11 @@
 // The hardware floor of pi-mc's inner loop on an AVX-512 CPU: the same
-// generator and inside test as kernels/src/avx512.rs (xoshiro256+, four
-// vectors of eight lanes, exact centred-disc test, one compare and count per
-// two vectors), written with C intrinsics with no seeding, no units and no
-// threads, beside variants that do more or less, and a clock measurement
-// that turns the rates into cycles per eight samples. Each variant's
-// operation count over two (the 512-bit ports) is its floor in cycles.
+// generator and inside test as kernels/src/avx512.rs (xoshiro256++, four
+// vectors of eight lanes, two outputs per two samples, the top halves sorted
+// by one vpmaddwd and two compares, one kortestw per two vectors, the rare
+// band settled exactly), written with C intrinsics with no seeding, no
+// units and no threads, beside earlier and alternative loops, and a clock
+// measurement that turns the rates into cycles per eight samples. Each
+// loop's operation count over two (the 512-bit ports) is its floor in cycles.
 //
 //   gcc -O3 -march=native scripts/pi_mc_floor.c -o /tmp/pi_mc_floor && /tmp/pi_mc_floor
 //
@@ -75,7 +76,7 @@ __attribute__((noinline)) static uint64_t full(uint64_t steps) {
     return (uint64_t)t;
 }
 
-// pi-mc's loop: the compare and count shared by two vectors, the sums' high
+// The previous loop: the compare and count shared by two vectors, the sums' high
 // halves (inside iff below 2^30) packed into one vector of sixteen (12.5 ops).
 static inline __m512i sum_sq(__m512i r) {
     __m512i x = _mm512_srli_epi64(r, 32);
@@ -162,6 +163,70 @@ __attribute__((noinline)) static uint64_t splitmix_full(uint64_t steps) {
     return (uint64_t)t;
 }
 
+
+// One xoshiro256 state step without an output (six operations).
+static inline void advance(__m512i s[4]) {
+    __m512i t = _mm512_slli_epi64(s[1], 17);
+    __m512i s3x = _mm512_xor_si512(s[3], s[1]);
+    __m512i s0 = _mm512_xor_si512(s[0], s3x);
+    __m512i s1 = _mm512_ternarylogic_epi64(s[1], s[2], s[0], 0x96);
+    __m512i s2 = _mm512_ternarylogic_epi64(s[2], s[0], t, 0x96);
+    s[0] = s0, s[1] = s1, s[2] = s2, s[3] = _mm512_rol_epi64(s3x, 45);
+}
+
+// The xoshiro256++ output of a state (three operations).
+static inline __m512i output_pp(const __m512i s[4]) {
+    return _mm512_add_epi64(_mm512_rol_epi64(_mm512_add_epi64(s[0], s[3]), 23), s[0]);
+}
+
+// pi_mc::SURE_INSIDE and SURE_OUTSIDE.
+#define SURE_IN ((1u << 30) - 92681u)
+#define SURE_OUT ((1u << 30) + 131072u)
+
+// The exact test for the band's samples: x takes the low halves of the two
+// outputs' words, y the high halves, the first output's half on top.
+__attribute__((noinline, cold)) static uint64_t band(__m512i r1, __m512i r2, __mmask16 m) {
+    uint32_t h[16], l[16];
+    uint64_t n = 0;
+    _mm512_storeu_si512(h, r1);
+    _mm512_storeu_si512(l, r2);
+    for (int j = 0; j < 16; j++)
+        if (m >> j & 1) {
+            int64_t x = (int32_t)((h[j] << 16) | (l[j] & 0xffff));
+            int64_t y = (int32_t)((h[j] & 0xffff0000u) | (l[j] >> 16));
+            n += (uint64_t)(x * x) + (uint64_t)(y * y) < (1ULL << 62);
+        }
+    return n;
+}
+
+// pi-mc's loop: per sixteen samples 15 generator operations and 4.5 for the
+// test (vpmaddwd, two compares, the masked count, half of a kortestw).
+__attribute__((noinline)) static uint64_t pairs(uint64_t steps) {
+    __m512i st[V][4];
+    seed(st);
+    __m512i lo = _mm512_set1_epi32(SURE_IN), hi = _mm512_set1_epi32(SURE_OUT);
+    __m512 one = _mm512_set1_ps(1.0f), c[V / 2];
+    uint64_t extra = 0;
+    for (int v = 0; v < V / 2; v++) c[v] = _mm512_setzero_ps();
+    for (uint64_t i = 0; i < steps / 2; i++)
+        for (int v = 0; v < V; v += 2) {
+            __m512i *p = st[v], *q = st[v + 1];
+            __m512i h0 = output_pp(p), h1 = output_pp(q);
+            advance(p), advance(q);
+            __m512i s0 = _mm512_madd_epi16(h0, h0), s1 = _mm512_madd_epi16(h1, h1);
+            __mmask16 u0 = _mm512_cmpge_epu32_mask(s0, lo), u1 = _mm512_cmpge_epu32_mask(s1, lo);
+            __mmask16 b0 = _mm512_mask_cmplt_epu32_mask(u0, s0, hi), b1 = _mm512_mask_cmplt_epu32_mask(u1, s1, hi);
+            c[v / 2] = _mm512_mask_add_ps(c[v / 2], u0, c[v / 2], one);
+            c[v / 2] = _mm512_mask_add_ps(c[v / 2], u1, c[v / 2], one);
+            if (__builtin_expect(!_kortestz_mask16_u8(b0, b1), 0))
+                extra += band(h0, output_pp(p), b0) + band(h1, output_pp(q), b1);
+            advance(p), advance(q);
+        }
+    double t = 0;
+    for (int v = 0; v < V / 2; v++) t += _mm512_reduce_add_ps(c[v]);
+    return steps * V * 8 - (uint64_t)t + extra;
+}
+
 // Clock: a chain of dependent 64-bit imuls (3 cycles each), then a chain of
 // dependent zmm vpaddq (1 cycle each) for the AVX-512 clock.
 __attribute__((noinline)) static double ghz_scalar(void) {
@@ -209,13 +274,14 @@ int main(void) {
         loop_fn f;
         double ops;
     } loops[] = {
+        {"xoshiro256++, top-halves test (pi-mc's loop)", pairs, 9.75},
         {"xoshiro256+, compare and count per vector", full, 13},
-        {"xoshiro256+, shared compare (pi-mc's loop)", packed, 12.5},
+        {"xoshiro256+, shared compare (before)", packed, 12.5},
         {"xoroshiro128+, shared compare", xoro_packed, 11.5},
         {"xoshiro256+ alone, outputs xor-folded", gen_only, 8},
         {"SplitMix64 counter, compare per vector (before)", splitmix_full, 19},
     };
-    for (int i = 0; i < 5; i++) {
+    for (int i = 0; i < 6; i++) {
         double r = best_rate(loops[i].f, &sink);
         double cyc = 8 / r * gz * 1e9;
         printf("%-50s %.3e samples/s  %.2f cycles/8 samples  (%.1f ops: floor %.2f cycles on 2 ports)\n", loops[i].name,

@@ -34,7 +34,7 @@ pub struct Cli {
 pub enum Command {
     /// List the kernels with a one-line description each.
     List,
-    /// Monte Carlo pi: the fraction of random points in the unit square inside the quarter disc.
+    /// Monte Carlo pi: the fraction of random points in a square inside its inscribed disc.
     PiMc(PiMcArgs),
     /// Leibniz series pi: 4 (1 - 1/3 + 1/5 - ...), summed over N terms.
     Leibniz(LeibnizArgs),

@@ -5,47 +5,50 @@
 //! unit draws from its own [`LANES`] generators, so a unit's hits depend on
 //! the seed, the unit index and the unit's sample count only: any cut of the
 //! unit range, over any number of processes and threads, sees exactly the same
-//! points. Sample `j` of a unit is the output of lane `j % LANES` at its step
-//! `j / LANES`; a clipped last unit takes its whole steps and then one partial
-//! step (the lanes below the remainder).
+//! points. A step of a lane draws two outputs and makes two samples, one from
+//! each 32-bit word (see [`point`]); sample `j` of a unit is word
+//! `j / LANES % 2` of step `j / STEP` of lane `j % LANES` (a step of all
+//! lanes makes [`STEP`] samples). A clipped last unit takes its whole steps
+//! and then the samples of one more step below the remainder.
 //!
-//! **Generator.** Each lane is a xoshiro256+ (Blackman and Vigna, 2018), whose
-//! four state words are consecutive SplitMix64 outputs at counter
-//! `4 (unit * LANES + lane) + k` of the seed's key: the seeding the authors
-//! recommend, and never the all-zero state (SplitMix64 maps only 0 to 0).
-//! xoshiro256+ needs no multiply: seven vector operations per eight samples
-//! (an add, a shift, a rotate and four xors, two pairs of them fused into
-//! three-way `vpternlogq`s), where the counter-based SplitMix64 of earlier
-//! versions needed two 64-bit multiplies per sample, which neither AVX-512
-//! (`vpmullq`, three uops) nor NEON (none at all) does cheaply.
+//! **Generator.** Each lane is a xoshiro256++ (Blackman and Vigna, 2018), the
+//! authors' all-purpose generator, whose four state words are consecutive
+//! SplitMix64 outputs at counter `4 (unit * LANES + lane) + k` of the seed's
+//! key: the seeding the authors recommend, and never the all-zero state
+//! (SplitMix64 maps only 0 to 0). It needs no multiply: its state update is
+//! six vector operations (a shift, a rotate and four xors, two pairs of them
+//! fused into three-way `vpternlogq`s) and its output three (add, rotate,
+//! add), where the counter-based SplitMix64 of earlier versions needed two
+//! 64-bit multiplies per sample, which neither AVX-512 (`vpmullq`, three
+//! uops) nor NEON (none at all) does cheaply. Unlike xoshiro256+ (used before
+//! this version), every output bit is full quality, so how the bits are
+//! dealt to the coordinates does not matter.
 //!
-//! Its known weakness is the low linear complexity of its lowest bits (the
-//! lowest three fail linearity tests; each is still balanced). Here they are
-//! the lowest bits of `y`, and changing `y` by up to 7 moves `x^2 + y^2` by
-//! less than 2^35, which decides inside-or-out only for points that close to
-//! the circle: a fraction of about 6e-9. Even constant bits there could move
-//! pi by 2e-8 at most, under the statistical error of any run below 10^16
-//! samples. xoshiro256++ mends those bits with a rotate and an add more per
-//! eight samples (14.5 operations instead of 12.5, 16% slower), a price for
-//! bits this test barely reads.
+//! **Inside test.** The coordinates `x` and `y` of a sample are signed 32-bit
+//! integers in `[-2^31, 2^31)`, and the point is inside when
+//! `x^2 + y^2 < 2^62`: an exact integer test (no rounding, no platform
+//! difference) that cannot overflow a `u64` (the sum is at most 2^63). The
+//! disc is centred, so the grid points inside it are symmetric and their
+//! count differs from the disc's area by the Gauss circle error (2.0e5
+//! points, counted exactly by `scripts/pi_mc_grid.c`), not by a boundary's
+//! worth: the grid biases pi by -4.3e-14.
 //!
-//! **Inside test.** The two 32-bit halves of an output, read as signed
-//! integers, are the coordinates `x` (high half) and `y` (low half) in
-//! `[-2^31, 2^31)`, and the point is inside when `x^2 + y^2 < 2^62`: an exact
-//! integer test (no rounding, no platform difference) that cannot overflow a
-//! `u64` (the sum is at most 2^63). The disc is centred, so the grid points
-//! inside it are symmetric and their count differs from the disc's area by
-//! the Gauss circle error (2.0e5 points, counted exactly by
-//! `scripts/pi_mc_grid.c`), not by a boundary's worth: the grid biases pi by
-//! -4.3e-14. The quarter-disc test of earlier versions (`x^2 + y^2 < 2^64` on
-//! unsigned halves) biased it by +9.3e-10, and LLVM compiled its overflow
-//! test into a complement and a compare, one operation more.
+//! Each coordinate takes its top 16 bits from the step's first output and its
+//! low 16 from the second ([`point`]). Then the first output alone holds the
+//! top halves `a`, `b` of all of its samples, and `a^2 + b^2` decides all but
+//! about 1.6e-4 of them ([`SURE_INSIDE`], [`SURE_OUTSIDE`]): the AVX-512 loop
+//! computes it for sixteen samples with one `vpmaddwd`, and settles the rare
+//! band between the bounds with the exact test. The count is the same as the
+//! exact test's for every sample; the portable path simply runs the exact
+//! test.
 //!
-//! **Speed.** With AVX-512 a step of eight lanes costs 12.5 vector operations
-//! (see `avx512::pi_mc_unit`), which the two 512-bit ports of a
-//! Xeon retire in 6.25 cycles: the loop runs at that bound, 3.8e9 samples/s
-//! per core at 2.96 GHz. Other CPUs take the portable path, `count_unit_portable`
-//! (scalar code, about 7.7e8 samples/s per core on the same Xeon).
+//! **Speed.** With AVX-512 a step of eight lanes (sixteen samples) costs
+//! 19.5 vector operations (see `avx512::pi_mc_unit`), which the two 512-bit
+//! ports of a Xeon retire in 9.75 cycles: 4.9e9 samples/s per core at
+//! 2.96 GHz at best; the loop runs at about 4.4e9 (`scripts/pi_mc_floor.c`
+//! measures the same loop in C). Other CPUs take the portable path,
+//! `count_unit_portable` (scalar code, about 4.9e8 samples/s per core on
+//! the same Xeon).
 
 use crate::{partition, Tally};
 use rayon::prelude::*;
@@ -58,7 +61,10 @@ pub const UNIT: u64 = 1 << 16;
 /// independent chains to fill both vector ports. [`UNIT`] is a multiple.
 pub const LANES: usize = 32;
 
-const _: () = assert!(UNIT.is_multiple_of(LANES as u64));
+/// Samples per step of all the lanes: each lane's step makes two.
+pub(crate) const STEP: u64 = 2 * LANES as u64;
+
+const _: () = assert!(UNIT.is_multiple_of(STEP));
 
 const GAMMA: u64 = 0x9e37_79b9_7f4a_7c15;
 pub(crate) const MIX1: u64 = 0xbf58_476d_1ce4_e5b9;
@@ -92,10 +98,10 @@ fn seed_word(key: u64, unit: u64, lane: usize, k: usize) -> u64 {
     mix(seed_input(key, unit, lane, k))
 }
 
-/// One xoshiro256+ step of the state `s`: its output.
+/// One xoshiro256++ step of the state `s`: its output.
 #[inline(always)]
-fn next(s: &mut [u64; 4]) -> u64 {
-    let r = s[0].wrapping_add(s[3]);
+pub(crate) fn next(s: &mut [u64; 4]) -> u64 {
+    let r = s[0].wrapping_add(s[3]).rotate_left(23).wrapping_add(s[0]);
     let t = s[1] << 17;
     s[2] ^= s[0];
     s[3] ^= s[1];
@@ -106,15 +112,43 @@ fn next(s: &mut [u64; 4]) -> u64 {
     r
 }
 
-/// Whether the output `r` is a point inside the disc: `x` and `y` are its
-/// high and low halves as signed integers. `x^2, y^2 <= 2^62`, so the sum
-/// does not overflow.
+/// The point of one sample, from word `h` of a step's first output and the
+/// same word `l` of its second: `x` is the low halves of both, `y` the high
+/// halves, the first output's half on top.
 #[inline(always)]
-fn inside(r: u64) -> bool {
-    let x = i64::from((r >> 32) as i32);
-    let y = i64::from(r as i32);
+pub(crate) fn point(h: u32, l: u32) -> (i32, i32) {
+    ((h << 16 | l & 0xffff) as i32, (h & 0xffff_0000 | l >> 16) as i32)
+}
+
+/// Whether `(x, y)` is inside the disc: `x^2 + y^2 < 2^62`, exactly
+/// (`x^2, y^2 <= 2^62`, so the sum does not overflow).
+#[inline(always)]
+pub(crate) fn inside(x: i32, y: i32) -> bool {
+    let (x, y) = (i64::from(x), i64::from(y));
     ((x * x) as u64 + (y * y) as u64) < 1 << 62
 }
+
+/// The two samples of one step of a lane: its two outputs `h` and `l`, word
+/// by word ([`point`]); sample `k` is word `k` (word 0 the low 32 bits).
+#[inline(always)]
+fn step_points(h: u64, l: u64) -> [(i32, i32); 2] {
+    [point(h as u32, l as u32), point((h >> 32) as u32, (l >> 32) as u32)]
+}
+
+/// The sure-inside bound of the high-halves test (the AVX-512 path): with
+/// `a` and `b` the top 16 bits of `x` and `y` as signed integers (all of
+/// the first output's word, see [`point`]), `a^2 + b^2` below this means
+/// inside, whatever the low halves. Proof: `|x| < 2^16 (|a| + 1)`, so
+/// `x^2 + y^2 < 2^32 (a^2 + b^2 + 2 (|a| + |b|) + 2)`, and
+/// `(|a| + |b|)^2 <= 2 (a^2 + b^2) < 2^31 < 46341^2` gives `|a| + |b| <= 46340`;
+/// so `a^2 + b^2 <= 2^30 - 92682` keeps the sum below 2^62.
+pub(crate) const SURE_INSIDE: u32 = (1 << 30) - 92_681;
+
+/// The sure-outside bound: `a^2 + b^2` at or above this means outside.
+/// Proof: `|x| >= 2^16 (|a| - 1)` (and `|x| >= 0`), so
+/// `x^2 >= 2^32 (a^2 - 2 |a|)`, and with `|a| + |b| <= 2^16`,
+/// `x^2 + y^2 >= 2^32 (a^2 + b^2 - 2^17) >= 2^62`.
+pub(crate) const SURE_OUTSIDE: u32 = (1 << 30) + 131_072;
 
 /// Work units needed for `samples` samples.
 pub fn units(samples: u64) -> u64 {
@@ -128,13 +162,12 @@ pub fn sample_range(samples: u64, units: Range<u64>) -> Range<u64> {
 
 /// Lanes the portable path runs side by side: two independent chains keep
 /// the scalar ALUs busy and their eight state words stay in x86-64's
-/// registers; four lanes spill there and run 8% slower.
+/// registers.
 const CHUNK: usize = 2;
 
 /// [`CHUNK`] lanes' state, word by word: the layout a vectoriser wants,
 /// though LLVM's cost model keeps this loop scalar on x86-64 (SSE2 has no
-/// 64-bit compare, rotate or signed multiply) and, to judge by clang 14 on
-/// the same loop in C, on arm64.
+/// 64-bit rotate or signed multiply).
 struct Chunk([[u64; CHUNK]; 4]);
 
 impl Chunk {
@@ -143,36 +176,41 @@ impl Chunk {
         Chunk(std::array::from_fn(|k| std::array::from_fn(|l| seed_word(key, unit, first + l, k))))
     }
 
-    /// One step of every lane, adding the first `live` lanes' hits to `hits`.
+    /// One step of every lane, adding to `hits` the samples whose index in
+    /// the step is below `live` (lane `first + l` makes samples
+    /// `first + l` and `LANES + first + l`).
     #[inline(always)]
-    fn step(&mut self, hits: &mut [u64; CHUNK], live: usize) {
+    fn step(&mut self, hits: &mut [u64; CHUNK], first: usize, live: usize) {
         let s = &mut self.0;
         for l in 0..CHUNK {
             let mut lane = [s[0][l], s[1][l], s[2][l], s[3][l]];
-            let r = next(&mut lane);
+            let (h, o) = (next(&mut lane), next(&mut lane));
             [s[0][l], s[1][l], s[2][l], s[3][l]] = lane;
-            hits[l] += u64::from(inside(r) & (l < live));
+            for (k, (x, y)) in step_points(h, o).into_iter().enumerate() {
+                hits[l] += u64::from(inside(x, y) & (k * LANES + first + l < live));
+            }
         }
     }
 }
 
 /// Hits among the first `n` samples of unit `unit`: the portable path, plain
 /// Rust over lane arrays. It runs [`CHUNK`] lanes at a time through all
-/// their steps; the order of lanes does not matter, since lane `l`
-/// contributes its first `n / LANES` outputs plus one if `l < n % LANES`,
-/// whoever draws them first. (Not inlined: once per unit costs nothing, and
-/// the loop stays one symbol to disassemble.)
+/// their steps; the order of lanes does not matter, since each lane's
+/// samples are its own whoever draws them first. (Not inlined: once per unit
+/// costs nothing, and the loop stays one symbol to disassemble.)
 #[inline(never)]
 fn count_unit_portable(key: u64, unit: u64, n: u64) -> u64 {
     debug_assert!(n <= UNIT);
-    let (steps, rem) = (n / LANES as u64, (n % LANES as u64) as usize);
+    let (steps, rem) = (n / STEP, (n % STEP) as usize);
     let mut hits = [0u64; CHUNK];
     for first in (0..LANES).step_by(CHUNK) {
         let mut c = Chunk::seed(key, unit, first);
         for _ in 0..steps {
-            c.step(&mut hits, CHUNK);
+            c.step(&mut hits, first, STEP as usize);
         }
-        c.step(&mut hits, rem.saturating_sub(first));
+        if rem > 0 {
+            c.step(&mut hits, first, rem);
+        }
     }
     hits.iter().sum()
 }
@@ -204,14 +242,22 @@ pub fn count_inside(seed: u64, samples: u64, units: Range<u64>) -> Tally {
     Tally::count(hits)
 }
 
-/// Sequential reference for one unit: the samples in their stream order, one
-/// lane at a time, with the inside test in `i128`.
+/// Sequential reference for one unit: the samples in their stream order
+/// (sample `j` is word `j / LANES % 2` of step `j / STEP` of lane
+/// `j % LANES`), with the inside test in `i128`.
 fn count_unit_seq(key: u64, unit: u64, n: u64) -> u64 {
     let mut lanes: [[u64; 4]; LANES] = std::array::from_fn(|l| std::array::from_fn(|k| seed_word(key, unit, l, k)));
+    let mut outputs = [(0, 0); LANES];
     let mut hits = 0;
     for j in 0..n as usize {
-        let r = next(&mut lanes[j % LANES]);
-        let (x, y) = (i128::from((r >> 32) as i32), i128::from(r as i32));
+        let (lane, word) = (j % LANES, j / LANES % 2);
+        if word == 0 {
+            let s = &mut lanes[lane];
+            outputs[lane] = (next(s), next(s));
+        }
+        let (h, l) = outputs[lane];
+        let (x, y) = point((h >> (32 * word)) as u32, (l >> (32 * word)) as u32);
+        let (x, y) = (i128::from(x), i128::from(y));
         hits += u64::from(x * x + y * y < 1 << 62);
     }
     hits
@@ -309,7 +355,10 @@ mod tests {
             let mut lanes: [[u64; 4]; LANES] =
                 std::array::from_fn(|l| std::array::from_fn(|k| seed_word(key, u, l, k)));
             for (h, s) in hits.iter_mut().zip(&mut lanes) {
-                *h += (0..UNIT / LANES as u64).filter(|_| inside(next(s))).count() as u64;
+                for _ in 0..UNIT / STEP {
+                    let (a, b) = (next(s), next(s));
+                    *h += step_points(a, b).into_iter().filter(|&(x, y)| inside(x, y)).count() as u64;
+                }
             }
         }
         for (l, h) in hits.into_iter().enumerate() {
@@ -322,7 +371,7 @@ mod tests {
     fn simd_portable_and_sequential_paths_count_the_same() {
         // Every clip of a unit: whole steps only, a partial step in each of
         // the four vectors, one sample, a whole unit.
-        let clips = [1, 2, 7, 8, 9, 31, 32, 33, 40, 63, 64, 65, 1000, UNIT - 1, UNIT];
+        let clips = [1, 2, 7, 8, 9, 16, 17, 31, 32, 33, 40, 63, 64, 65, 100, 127, 128, 129, 1000, UNIT - 1, UNIT];
         let key = key(42);
         for unit in [0, 1, 12_345, units(u64::MAX) - 1] {
             for n in clips {
@@ -344,22 +393,78 @@ mod tests {
 
     #[test]
     fn exact_inside_test_matches_geometry() {
-        // Hand-checked points on the 2^32 grid: r holds x in its high half, y in its low half.
-        let at = |x: i32, y: i32| inside((u64::from(x as u32) << 32) | u64::from(y as u32));
-        assert!(at(0, 0));
-        assert!(at(i32::MAX, 0));
-        assert!(at(0, -i32::MAX));
-        assert!(!at(i32::MIN, 0)); // x^2 = 2^62 exactly: on the circle, outside
-        assert!(!at(i32::MIN, i32::MIN)); // the sum's largest value, 2^63
-        assert!(at(1_518_500_249, -1_518_500_249)); // just under 2^31 / sqrt 2
-        assert!(!at(-1_518_500_250, 1_518_500_250));
+        // Hand-checked points on the 2^32 grid.
+        assert!(inside(0, 0));
+        assert!(inside(i32::MAX, 0));
+        assert!(inside(0, -i32::MAX));
+        assert!(!inside(i32::MIN, 0)); // x^2 = 2^62 exactly: on the circle, outside
+        assert!(!inside(i32::MIN, i32::MIN)); // the sum's largest value, 2^63
+        assert!(inside(1_518_500_249, -1_518_500_249)); // just under 2^31 / sqrt 2
+        assert!(!inside(-1_518_500_250, 1_518_500_250));
     }
 
     #[test]
-    fn xoshiro256plus_matches_the_reference_outputs() {
+    fn points_take_their_top_halves_from_the_first_output() {
+        assert_eq!(point(0x1234_5678, 0x9abc_def0), (0x5678_def0, 0x1234_9abc));
+        assert_eq!(point(0xffff_0000, 0x0000_ffff), (0x0000_ffff, -1 << 16));
+        // Every bit of both words lands in exactly one coordinate.
+        for bit in 0..32 {
+            let (x, y) = point(1 << bit, 0);
+            let (u, v) = point(0, 1 << bit);
+            assert_eq!((x as u32 | y as u32).count_ones() + (u as u32 | v as u32).count_ones(), 2);
+        }
+    }
+
+    #[test]
+    fn high_halves_bounds_hold_at_their_worst_cases() {
+        // For a grid of top halves (a, b) with a^2 + b^2 just below
+        // SURE_INSIDE or just at SURE_OUTSIDE, the low halves that push
+        // x^2 + y^2 furthest the other way (0 or 0xffff) do not cross the
+        // circle; just past the bounds, some do (the bounds are not loose
+        // by more than 2^32 * 2^18).
+        let sq = |a: i64, b: i64| (a * a + b * b) as u64;
+        let extremes = |a: i64, b: i64| {
+            let h = (b as u32) << 16 | (a as u32 & 0xffff);
+            [0u32, 0xffff, 0xffff_0000, 0xffff_ffff].map(|l| {
+                let (x, y) = point(h, l);
+                inside(x, y)
+            })
+        };
+        let (mut below, mut above) = (0, 0);
+        for a in (-32_768i64..=32_767).step_by(97).chain([-32_768, -1, 0, 1, 32_767]) {
+            for sign in [-1, 1] {
+                let root = |t: u64| (t.saturating_sub((a * a) as u64) as f64).sqrt() as i64;
+                // The largest |b| with a^2 + b^2 < SURE_INSIDE, the smallest with >= SURE_OUTSIDE.
+                let mut b = root(u64::from(SURE_INSIDE)) + 1;
+                while b > 0 && sq(a, b) >= u64::from(SURE_INSIDE) {
+                    b -= 1;
+                }
+                if sq(a, b) < u64::from(SURE_INSIDE) && b <= 32_767 {
+                    assert!(extremes(a, sign * b).iter().all(|&i| i), "a {a} b {}", sign * b);
+                    below += 1;
+                }
+                let mut b = root(u64::from(SURE_OUTSIDE)).max(1) - 1;
+                while sq(a, b) < u64::from(SURE_OUTSIDE) {
+                    b += 1;
+                }
+                if b <= 32_768 && !(sign == 1 && b == 32_768) {
+                    assert!(extremes(a, sign * b).iter().all(|&i| !i), "a {a} b {}", sign * b);
+                    above += 1;
+                }
+            }
+        }
+        assert!(below > 500 && above > 500, "{below} {above}");
+        // Well inside the band the low halves decide.
+        let mid = (f64::from(1u32 << 30) / 2.0).sqrt() as i64;
+        let e = extremes(mid, mid);
+        assert!(e.contains(&true) && e.contains(&false), "{e:?}");
+    }
+
+    #[test]
+    fn xoshiro256plusplus_matches_the_reference_outputs() {
         // The reference C code's first outputs from the state {1, 2, 3, 4}.
         let mut s = [1, 2, 3, 4];
         let out: Vec<u64> = (0..4).map(|_| next(&mut s)).collect();
-        assert_eq!(out, [5, 211_106_232_532_999, 211_106_635_186_183, 9_223_759_065_350_669_058]);
+        assert_eq!(out, [41_943_041, 58_720_359, 3_588_806_011_781_223, 3_591_011_842_654_386]);
     }
 }
