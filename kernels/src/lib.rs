@@ -25,6 +25,7 @@
 
 #[cfg(target_arch = "x86_64")]
 mod avx512;
+pub mod buckets;
 pub mod colormap;
 mod counter;
 pub mod leibniz;

@@ -3,8 +3,10 @@
 //! and the checks. The all-to-all exchange between them is the runtime's.
 //!
 //! The fast path sorts once: splitters from [`regular_samples`] of the
-//! unsorted keys, [`partition_into`] groups the keys by destination, the
-//! exchange moves them, and each rank sorts what it received. Strided samples
+//! unsorted keys, [`partition_into`] groups the keys by destination and, within
+//! a destination, by the leading bits of its key range (the first step of the
+//! local radix sort, [`crate::buckets`]), the exchange moves them, and each
+//! rank sorts its buckets ([`crate::buckets::sort_buckets`]). Strided samples
 //! of unsorted keys bound no share, so when one would pass
 //! [`fast_path_limit`] the caller takes the sorted path instead: local sort,
 //! [`regular_samples`], [`partition_counts`], exchange, [`merge_runs`].
@@ -18,17 +20,19 @@
 //! splitter `s_0` go to rank 0, those above `s_{d-1}` and at or below `s_d`
 //! to rank `d`.
 //!
-//! The local sort is `voracious_radix_sort` (an LSD/MSD radix sort with a
-//! multithreaded variant), several times faster than a comparison sort on
-//! 10^8 keys; the sorted result of a multiset is unique, so the output is
-//! identical for any process count. (A hand-written MSD radix sort and the
-//! `rdst` crate were tried for issue 4 and were slower here: 1.2 and 1.6
-//! CPU-seconds for 5·10^7 uniform keys against voracious's 0.85.)
+//! The local sort is this crate's bucket radix sort ([`crate::buckets`]):
+//! leading bits first, then each bucket in cache, with `voracious_radix_sort`
+//! for buckets that skewed keys make large. It takes about 0.6 CPU-seconds
+//! for 5·10^7 uniform keys here, against 0.85 for `voracious_mt_sort` alone
+//! (and 1.2 for an earlier hand-written MSD sort, 1.6 for the `rdst` crate),
+//! and on the fast path its first pass is the partition for the exchange.
+//! The sorted result of a multiset is unique, so the output is identical for
+//! any process count.
 
+use crate::buckets::{self, Room, Span};
 use crate::counter;
 use rayon::prelude::*;
 use std::ops::Range;
-use voracious_radix_sort::RadixSort;
 
 /// How generated keys are distributed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -92,7 +96,7 @@ pub fn generate(seed: u64, dist: Dist, n: u64, range: Range<u64>) -> Vec<u64> {
 /// The algorithm of the local sort.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LocalSort {
-    /// `voracious_radix_sort` (radix; its multithreaded entry point, also for one thread).
+    /// The bucket radix sort of [`crate::buckets`].
     Radix,
     /// The standard library's `sort_unstable` (rayon's `par_sort_unstable`
     /// above one thread), for comparison.
@@ -109,18 +113,16 @@ impl LocalSort {
     }
 }
 
-/// Sorts `keys` with the radix sort on `threads` threads (sequential for 1).
-pub fn sort_local(keys: &mut [u64], threads: usize) {
-    sort_local_with(LocalSort::Radix, keys, threads);
+/// Sorts `keys` with the radix sort on the current rayon pool.
+pub fn sort_local(keys: &mut [u64]) {
+    sort_local_with(LocalSort::Radix, keys, &mut Room::default());
 }
 
-/// Sorts `keys` with `how` on `threads` threads of the current rayon pool.
-pub fn sort_local_with(how: LocalSort, keys: &mut [u64], threads: usize) {
-    match (how, threads <= 1) {
-        // The multithreaded entry point even for one thread: on 1e7 uniform
-        // keys here it sorted 52-69 M keys/s against `voracious_sort`'s 27
-        // and std's 41 (provisional, machine loaded).
-        (LocalSort::Radix, _) => keys.voracious_mt_sort(threads.max(1)),
+/// Sorts `keys` with `how` on the current rayon pool; the radix sort works
+/// in `room` ([`Room::touched`] keeps page faults out of a timing).
+pub fn sort_local_with(how: LocalSort, keys: &mut [u64], room: &mut Room) {
+    match (how, rayon::current_num_threads() <= 1) {
+        (LocalSort::Radix, _) => buckets::sort(keys, room),
         (LocalSort::Std, true) => keys.sort_unstable(),
         (LocalSort::Std, false) => keys.par_sort_unstable(),
     }
@@ -244,83 +246,59 @@ impl Router {
     }
 }
 
-/// Rank `rank`'s unsorted `keys` grouped by destination (in rank order, in
-/// no order within a destination) into `out` (its capacity reused), and the
-/// count for each of the `splitters.len() + 1` ranks: one counting pass and
-/// one scattering pass, in parallel over chunks (one pass for two ranks on
-/// one thread).
-pub fn partition_into(keys: &[u64], rank: u64, splitters: &[Tagged], out: &mut Vec<u64>) -> Vec<usize> {
-    let parts = splitters.len() + 1;
-    let router = Router::new(rank, splitters);
-    let chunk = keys.len().div_ceil(4 * rayon::current_num_threads()).max(1 << 16);
-    // Every position is written below: resize without clearing, so a
-    // buffer of the right length costs no pass.
-    out.resize(keys.len(), 0);
-    if parts == 2 && chunk >= keys.len() {
-        // Two ranks, one chunk: a single pass, rank 0's keys written from
-        // the front and rank 1's from the back (order within a destination
-        // does not matter: it sorts what it receives).
-        let (mut lo, mut hi) = (0, keys.len());
-        for (i, &k) in keys.iter().enumerate() {
-            let d = router.destination(k, i as u64);
-            // Branch-free choice of the end (a branch on random keys mispredicts).
-            let at = (lo & d.wrapping_sub(1)) | ((hi - 1) & d.wrapping_neg());
-            out[at] = k;
-            lo += 1 - d;
-            hi -= d;
-        }
-        return vec![lo, keys.len() - lo];
-    }
-    let dest = |c: usize, i: usize, k: u64| router.destination(k, (c * chunk + i) as u64);
-    let hists: Vec<Vec<usize>> = keys
-        .par_chunks(chunk)
-        .enumerate()
-        .map(|(c, ch)| {
-            let mut h = vec![0usize; parts];
-            for (i, &k) in ch.iter().enumerate() {
-                h[dest(c, i, k)] += 1;
-            }
-            h
+/// The key range of each of the `splitters.len() + 1` ranks, cut into
+/// `2^bits` buckets: rank `d` gets keys from `s_{d-1}`'s key to `s_d`'s
+/// (from 0, to `u64::MAX` at the ends). Every rank computes the same spans
+/// from the same splitters.
+pub fn spans(splitters: &[Tagged], bits: u32) -> Vec<Span> {
+    (0..=splitters.len())
+        .map(|d| {
+            let lo = d.checked_sub(1).map_or(0, |e| splitters[e][0]);
+            let hi = splitters.get(d).map_or(u64::MAX, |s| s[0]);
+            Span::new(lo, hi, bits)
         })
-        .collect();
-    let counts: Vec<usize> = (0..parts).map(|d| hists.iter().map(|h| h[d]).sum()).collect();
-    // Chunk c writes destination d's keys after those of earlier chunks.
-    let mut next: Vec<usize> = counts
-        .iter()
-        .scan(0, |at, &c| {
-            let d = *at;
-            *at += c;
-            Some(d)
-        })
-        .collect();
-    let mut offsets = Vec::with_capacity(hists.len());
-    for h in &hists {
-        offsets.push(next.clone());
-        for (n, c) in next.iter_mut().zip(h) {
-            *n += c;
-        }
-    }
-    let ptr = SharedOut(out.as_mut_ptr());
-    keys.par_chunks(chunk).zip(offsets).enumerate().for_each(|(c, (ch, mut offs))| {
-        let ptr = &ptr;
-        for (i, &k) in ch.iter().enumerate() {
-            let d = dest(c, i, k);
-            // SAFETY: chunk c owns positions offsets[c][d] .. offsets[c][d] +
-            // hists[c][d] of `out`, which no other chunk writes and which lie
-            // inside `out` (the counts add up to its length); `dest` gives
-            // the same answer in both passes.
-            unsafe { ptr.0.add(offs[d]).write(k) };
-            offs[d] += 1;
-        }
-    });
-    counts
+        .collect()
 }
 
-/// The output pointer [`partition_into`]'s chunks share; each writes only the
-/// positions its offsets reserve.
-struct SharedOut(*mut u64);
-// SAFETY: see `partition_into`: writes through it are disjoint.
-unsafe impl Sync for SharedOut {}
+/// Rank `rank`'s unsorted `keys` grouped by destination rank and, within a
+/// destination, by bucket of its span ([`spans`], `2^bits` buckets each)
+/// into `room.keys` (its capacity reused), in no order within a bucket.
+/// Returns the count of each (destination, bucket), destination-major:
+/// `(splitters.len() + 1) * 2^bits` counts, at most
+/// [`buckets::MAX_CLASSES`] ([`partition_bits`]). One counting pass and one
+/// scattering pass ([`buckets::scatter`]), in parallel over chunks.
+pub fn partition_into(keys: &[u64], rank: u64, splitters: &[Tagged], bits: u32, room: &mut Room) -> Vec<usize> {
+    let router = Router::new(rank, splitters);
+    let spans = spans(splitters, bits);
+    let per = 1usize << bits;
+    // Every position is written: resize without clearing, so a buffer of
+    // the right length costs no pass.
+    room.keys.resize(keys.len(), 0);
+    buckets::scatter(
+        keys,
+        spans.len() * per,
+        |i, k| {
+            let d = router.destination(k, i as u64);
+            d * per + spans[d].of(k)
+        },
+        &mut room.keys,
+        Some(&mut room.ids),
+    )
+}
+
+/// The bucket bits of the fast path for `n` keys on `parts` ranks: about
+/// 12,000 keys per bucket ([`buckets::bucket_bits`]), and few enough that
+/// `parts` ranks' buckets stay within [`buckets::MAX_CLASSES`] (below 1 for
+/// more than 32,768 ranks, which no caller has: the caller checks).
+pub fn partition_bits(n: u64, parts: usize) -> u32 {
+    let most = (buckets::MAX_CLASSES / parts.max(1)).max(1).ilog2();
+    buckets::bucket_bits(n / parts.max(1) as u64).min(most).max(1)
+}
+
+/// Per destination, the sum of its buckets' counts (from [`partition_into`]).
+pub fn destination_counts(counts: &[usize], bits: u32) -> Vec<usize> {
+    counts.chunks(1 << bits).map(|c| c.iter().sum()).collect()
+}
 
 /// Merges consecutive sorted runs of `data` (lengths `counts`) into one
 /// sorted vector, pairwise (each round halves the runs, in parallel).
@@ -459,28 +437,36 @@ mod tests {
         let samples: Vec<Tagged> =
             locals.iter().enumerate().flat_map(|(r, l)| regular_samples(l, r as u64, strided)).collect();
         let spl = splitters(samples, p);
+        let bits = partition_bits(n, p);
+        let per = 1usize << bits;
         let sent: Vec<(Vec<u64>, Vec<usize>)> = locals
             .iter()
             .enumerate()
             .map(|(r, l)| {
-                let mut out = vec![];
-                let counts = partition_into(l, r as u64, &spl, &mut out);
-                (out, counts)
+                let mut room = Room::default();
+                let counts = partition_into(l, r as u64, &spl, bits, &mut room);
+                (room.keys, counts)
             })
             .collect();
-        let most = (0..p).map(|d| sent.iter().map(|(_, c)| c[d] as u64).sum::<u64>()).max().unwrap_or(0);
+        let dests: Vec<(Vec<u64>, Vec<usize>)> =
+            sent.iter().map(|(out, counts)| (out.clone(), destination_counts(counts, bits))).collect();
+        let most = (0..p).map(|d| dests.iter().map(|(_, c)| c[d] as u64).sum::<u64>()).max().unwrap_or(0);
         let fast = most <= fast_path_limit(n, p);
         let outs: Vec<Vec<u64>> = if fast {
+            let spans = spans(&spl, bits);
             (0..p)
                 .map(|d| {
-                    let mut keys = exchange(&sent, d).0;
-                    sort_local(&mut keys, 1);
+                    let recv = exchange(&dests, d).0;
+                    let counts: Vec<usize> =
+                        sent.iter().flat_map(|(_, c)| c[d * per..(d + 1) * per].to_vec()).collect();
+                    let mut keys = vec![0; recv.len()];
+                    buckets::sort_buckets(&recv, &counts, per, spans[d], &mut keys);
                     keys
                 })
                 .collect()
         } else {
             for l in &mut locals {
-                sort_local(l, 1);
+                sort_local(l);
             }
             let samples: Vec<Tagged> =
                 locals.iter().enumerate().flat_map(|(r, l)| regular_samples(l, r as u64, 8 * p)).collect();
@@ -589,12 +575,35 @@ mod tests {
         for how in [LocalSort::Radix, LocalSort::Std] {
             for threads in [1, 2] {
                 let mut b = a.clone();
-                sort_local_with(how, &mut b, threads);
+                let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+                pool.install(|| sort_local_with(how, &mut b, &mut Room::default()));
                 assert_eq!(b, want, "{how:?} threads={threads}");
             }
         }
-        sort_local(&mut a, 1);
+        sort_local(&mut a);
         assert_eq!(a, want);
+    }
+
+    #[test]
+    fn partition_bits_keep_classes_within_bounds() {
+        assert_eq!(partition_bits(100_000_000, 2), 12);
+        assert_eq!(partition_bits(1000, 3), 1);
+        for p in [1, 2, 3, 16, 17, 1000, 32_768] {
+            let bits = partition_bits(u64::MAX, p);
+            assert!(bits >= 1 && p << bits <= buckets::MAX_CLASSES, "{p} {bits}");
+        }
+    }
+
+    #[test]
+    fn spans_cover_each_ranks_keys() {
+        let spl = vec![[100, 0, 5], [100, 1, 0], [1 << 40, 0, 9]];
+        let spans = spans(&spl, 4);
+        assert_eq!(spans.len(), 4);
+        // Each destination's keys, from the triple order, fall in its span's buckets in key order.
+        for (key, d) in [(0, 0), (100, 0), (100, 2), (101, 2), (1 << 40, 2), ((1 << 40) + 1, 3), (u64::MAX, 3)] {
+            assert!(spans[d].of(key) < 16, "{key} {d}");
+        }
+        assert!(spans[2].of(101) <= spans[2].of(1 << 39));
     }
 
     #[test]

@@ -19,6 +19,7 @@ use crate::spmd::exchange::{Team, MAX_COUNT};
 use crate::spmd::strategy::{Outcome, RankStats};
 use crate::spmd::{Comm, Spmd};
 use anyhow::{bail, Context, Result};
+use kernels::buckets::{self, Room};
 use kernels::partition::block_range;
 use kernels::sort::{self, Dist, Fingerprint, LocalSort, Tagged};
 use kernels::Tally;
@@ -234,17 +235,20 @@ impl Job for Sort {
         };
         let comm_time = |stats: &mut RankStats, t: Instant| stats.comm_s += t.elapsed().as_secs_f64();
 
-        // The fast path's buffers are allocated and touched here, untimed
-        // like the keys: the send buffer, and room in `keys` to receive the
-        // largest share the fast path accepts. (A first touch costs as much
-        // as a pass over the keys on the benchmark machine.)
-        let mut send = Vec::new();
-        if p > 1 {
+        // The buffers are allocated and touched here, untimed like the keys:
+        // room in `keys` to receive the largest share the fast path accepts,
+        // and as much in `room` (the partition's output and the keys'
+        // classes, then the sorted keys; the radix sort's room on one rank).
+        // A first touch costs as much as a pass over the keys on the
+        // benchmark machine.
+        let mut room = Room::default();
+        if p > 1 || self.local_sort == LocalSort::Radix {
+            let most = if p > 1 { sort::fast_path_limit(self.n, p) as usize } else { keys.len() };
             let len = keys.len();
-            keys.reserve(sort::fast_path_limit(self.n, p).saturating_sub(len as u64) as usize);
+            keys.reserve(most.saturating_sub(len));
             keys.resize(keys.capacity(), 0);
             keys.truncate(len);
-            send.resize(len, 0);
+            room = Room::touched(most);
         }
 
         team.barrier();
@@ -252,45 +256,56 @@ impl Job for Sort {
         let mut sorted = Vec::new();
         let mut too_many = None;
         if p == 1 {
-            compute(&mut stats, &mut || sort::sort_local_with(self.local_sort, &mut keys, spmd.threads()));
+            compute(&mut stats, &mut || sort::sort_local_with(self.local_sort, &mut keys, &mut room));
             sorted = std::mem::take(&mut keys);
         } else {
             // Fast path: splitters from samples of the unsorted keys, the
-            // keys partitioned in one pass, exchanged, and sorted once.
+            // keys partitioned by destination and bucket in one pass,
+            // exchanged, and each rank's buckets sorted.
             let samples: Vec<u64> =
                 sort::regular_samples(&keys, rank as u64, STRIDED_SAMPLES).into_iter().flatten().collect();
             let t = Instant::now();
             let (all, _) = team.all_gather_varcount(&samples);
             comm_time(&mut stats, t);
-            let mut counts = Vec::new();
+            // Every rank buckets alike: the same splitters, the same bits.
+            let bits = sort::partition_bits(self.n, p);
+            let (mut counts, mut splitters) = (Vec::new(), Vec::new());
             compute(&mut stats, &mut || {
                 let tagged: Vec<Tagged> = all.chunks_exact(3).map(|c| [c[0], c[1], c[2]]).collect();
-                counts = sort::partition_into(&keys, rank as u64, &sort::splitters(tagged, p), &mut send);
+                splitters = sort::splitters(tagged, p);
+                counts = sort::partition_into(&keys, rank as u64, &splitters, bits, &mut room);
             });
+            let to = sort::destination_counts(&counts, bits);
             let t = Instant::now();
-            let shares = team.all_gather(&counts.iter().map(|&c| c as u64).collect::<Vec<u64>>());
+            let shares = team.all_gather(&to.iter().map(|&c| c as u64).collect::<Vec<u64>>());
             comm_time(&mut stats, t);
             let most = (0..p).map(|d| shares.iter().skip(d).step_by(p).sum::<u64>()).max().unwrap_or(0);
             if most <= sort::fast_path_limit(self.n, p) {
-                // The keys are in `send` now: receive into their buffer.
+                // The keys are in `room` now: receive into their buffer,
+                // with each source's bucket counts.
                 let t = Instant::now();
-                let exchanged = team.all_to_all_into(&send, &counts, &mut keys);
+                let exchanged = team.all_to_all_into(&room.keys, &to, &mut keys);
+                let per = 1usize << bits;
+                let bucket_counts =
+                    team.all_to_all(&counts.iter().map(|&c| c as u64).collect::<Vec<u64>>(), &vec![per; p]);
                 comm_time(&mut stats, t);
-                drop(std::mem::take(&mut send));
-                match exchanged {
-                    Ok(_) => {
-                        sorted = std::mem::take(&mut keys);
+                match (exchanged, bucket_counts) {
+                    (Ok(_), Ok((from, _))) => {
+                        let from: Vec<usize> = from.into_iter().map(|c| c as usize).collect();
+                        let span = sort::spans(&splitters, bits)[rank];
                         compute(&mut stats, &mut || {
-                            sort::sort_local_with(self.local_sort, &mut sorted, spmd.threads())
+                            room.keys.resize(keys.len(), 0);
+                            buckets::sort_buckets(&keys, &from, per, span, &mut room.keys);
                         });
+                        sorted = std::mem::take(&mut room.keys);
                     }
-                    Err(worst) => too_many = Some(worst),
+                    (Err(worst), _) | (_, Err(worst)) => too_many = Some(worst),
                 }
             } else {
                 // A share too large (keys whose order defeats strided
                 // samples): regular sampling of sorted keys bounds every share.
-                drop(std::mem::take(&mut send));
-                compute(&mut stats, &mut || sort::sort_local_with(self.local_sort, &mut keys, spmd.threads()));
+                compute(&mut stats, &mut || sort::sort_local_with(self.local_sort, &mut keys, &mut room));
+                drop(std::mem::take(&mut room));
                 let samples: Vec<u64> =
                     sort::regular_samples(&keys, rank as u64, SAMPLES_PER_PART * p).into_iter().flatten().collect();
                 let t = Instant::now();
