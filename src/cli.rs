@@ -302,7 +302,8 @@ pub struct SortArgs {
     /// rank 0); the same as the common --out.
     #[arg(long, value_name = "FILE", conflicts_with = "out")]
     pub output: Option<PathBuf>,
-    /// Local sort of each rank: radix (voracious_radix_sort) or std (sort_unstable), for comparison.
+    /// Local sort of each rank: radix (pikernels' bucket radix sort, fused with the exchange) or
+    /// std (sort_unstable of the received keys), for comparison.
     #[arg(long, value_enum, default_value_t = LocalSortArg::Radix)]
     pub local_sort: LocalSortArg,
     #[command(flatten)]
@@ -312,7 +313,7 @@ pub struct SortArgs {
 /// `sort --local-sort`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LocalSortArg {
-    /// LSD/MSD radix sort (voracious_radix_sort).
+    /// Bucket radix sort: leading bits first (fused with the exchange), then each bucket in cache.
     Radix,
     /// The standard library's pattern-defeating quicksort.
     Std,

@@ -198,10 +198,10 @@ impl Job for Sort {
 
     fn preflight(&self, ctx: &Preflight) -> Result<()> {
         // The most either path holds at once. Sorted path: own keys, the
-        // radix sort's scratch copy, the received keys (at most about 1.25
-        // shares with regular sampling) and the merge's output. Fast path
-        // (less): own keys with room for 1.0625 shares, the send buffer and
-        // the radix sort's scratch.
+        // radix sort's room (a copy and 2 bytes a key), the received keys
+        // (at most about 1.25 shares with regular sampling) and the merge's
+        // output. Fast path (less): own keys with room for 1.0625 shares,
+        // as much room for the partition and 2 bytes a key for the classes.
         let share = self.n.div_ceil(ctx.size as u64) * 8;
         let mut need = 2 * share + 2 * (share + share / 4);
         if ctx.is_root() {
@@ -293,11 +293,16 @@ impl Job for Sort {
                     (Ok(_), Ok((from, _))) => {
                         let from: Vec<usize> = from.into_iter().map(|c| c as usize).collect();
                         let span = sort::spans(&splitters, bits)[rank];
-                        compute(&mut stats, &mut || {
-                            room.keys.resize(keys.len(), 0);
-                            buckets::sort_buckets(&keys, &from, per, span, &mut room.keys);
-                        });
-                        sorted = std::mem::take(&mut room.keys);
+                        if self.local_sort == LocalSort::Radix {
+                            compute(&mut stats, &mut || {
+                                room.keys.resize(keys.len(), 0);
+                                buckets::sort_buckets(&keys, &from, per, span, &mut room.keys);
+                            });
+                            sorted = std::mem::take(&mut room.keys);
+                        } else {
+                            compute(&mut stats, &mut || sort::sort_local_with(self.local_sort, &mut keys, &mut room));
+                            sorted = std::mem::take(&mut keys);
+                        }
                     }
                     (Err(worst), _) | (_, Err(worst)) => too_many = Some(worst),
                 }
