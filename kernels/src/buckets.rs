@@ -34,8 +34,9 @@ use voracious_radix_sort::RadixSort;
 /// scratch stay in a 1-2 MB L2 cache.
 const BUCKET_KEYS: u64 = 12 * 1024;
 
-/// Most bucket bits: 4096 buckets per range.
-const MAX_BITS: u32 = 12;
+/// Most bucket bits: 4096 buckets per range (more measured slower here:
+/// their line buffers no longer fit the L2 cache beside everything else).
+pub const MAX_BITS: u32 = 12;
 
 /// Bits each of the two in-cache passes sorts, at most.
 const DIGIT_BITS: u32 = 8;
@@ -46,11 +47,14 @@ const LARGE_BUCKET: usize = 1 << 16;
 /// Up to this many keys a bucket is sorted by insertion alone.
 const SMALL_BUCKET: usize = 32;
 
-/// How keys in `lo..=hi` map to `2^bits` buckets: by the leading bits of
-/// `key - lo`.
+/// How keys map to at most `2^bits` buckets: by the leading bits of their
+/// offset `key - lo` in a range `lo..=hi`, keys outside the range counted
+/// as its nearest end (so the map stays monotone whatever the keys: the
+/// sample sort takes its range from samples).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Span {
     lo: u64,
+    top: u64,
     shift: u32,
 }
 
@@ -61,14 +65,24 @@ impl Span {
     pub fn new(lo: u64, hi: u64, bits: u32) -> Span {
         assert!(lo <= hi && (1..=MAX_BITS).contains(&bits));
         let width = u64::BITS - (hi - lo).leading_zeros();
-        Span { lo, shift: width.saturating_sub(bits) }
+        Span { lo, top: hi - lo, shift: width.saturating_sub(bits) }
     }
 
-    /// The bucket of `key`, which must lie in the span's range.
+    /// The offset of `key` in the range, clamped to it.
+    #[inline(always)]
+    fn offset(&self, key: u64) -> u64 {
+        key.saturating_sub(self.lo).min(self.top)
+    }
+
+    /// The bucket of `key`.
     #[inline(always)]
     pub fn of(&self, key: u64) -> usize {
-        debug_assert!(key >= self.lo);
-        ((key - self.lo) >> self.shift) as usize
+        (self.offset(key) >> self.shift) as usize
+    }
+
+    /// How many buckets there are: the last one's number plus one.
+    pub fn buckets(&self) -> usize {
+        (self.top >> self.shift) as usize + 1
     }
 }
 
@@ -91,47 +105,37 @@ pub const MAX_CLASSES: usize = 1 << 16;
 /// `keys` grouped by class into `out` (the same length): class `c`'s keys
 /// (`class(i, key)` for key `i`, below `classes`, at most [`MAX_CLASSES`])
 /// follow those of the classes before it, in no particular order. Returns
-/// the count of each class. A counting pass, then a scattering pass, both
-/// in parallel over chunks of the keys on the current rayon pool.
-///
-/// With `ids`, the counting pass notes each key's class there (resized to
-/// the keys' length: pass a buffer already touched to keep page faults out
-/// of a timing) and `class` runs once per key; that pays when `class` costs
-/// more than reading two bytes (a destination rank and a bucket on the
-/// sample sort's fast path: 0.62 s against 0.45 for 5·10^7 keys here).
-/// Without, `class` runs in both passes.
+/// the count of each class. A counting pass notes each key's class in `ids`
+/// (resized to the keys' length: pass a buffer already touched to keep page
+/// faults out of a timing), and the scattering pass reads them back: two
+/// bytes a key cost less here than asking `class` again (measured on the
+/// sample sort's fast path). Both passes run in parallel over chunks of the
+/// keys on the current rayon pool.
 pub fn scatter(
     keys: &[u64],
     classes: usize,
     class: impl Fn(usize, u64) -> usize + Sync,
     out: &mut [u64],
-    mut ids: Option<&mut Vec<u16>>,
+    ids: &mut Vec<u16>,
 ) -> Vec<usize> {
     assert_eq!(keys.len(), out.len());
     assert!(classes <= MAX_CLASSES);
+    ids.resize(keys.len(), 0);
     let chunk = keys.len().div_ceil(4 * rayon::current_num_threads()).max(1 << 16);
-    let count = |c: usize, ch: &[u64], mut id: Option<&mut [u16]>| {
-        let mut h = vec![0usize; classes];
-        for (i, &k) in ch.iter().enumerate() {
-            let d = class(c * chunk + i, k);
-            h[d] += 1;
-            if let Some(id) = id.as_deref_mut() {
-                id[i] = d as u16;
+    let hists: Vec<Vec<usize>> = keys
+        .par_chunks(chunk)
+        .zip(ids.par_chunks_mut(chunk))
+        .enumerate()
+        .map(|(c, (ch, id))| {
+            let mut h = vec![0usize; classes];
+            for (i, (&k, id)) in ch.iter().zip(id).enumerate() {
+                let d = class(c * chunk + i, k);
+                h[d] += 1;
+                *id = d as u16;
             }
-        }
-        h
-    };
-    let hists: Vec<Vec<usize>> = match ids {
-        Some(ref mut ids) => {
-            ids.resize(keys.len(), 0);
-            keys.par_chunks(chunk)
-                .zip(ids.par_chunks_mut(chunk))
-                .enumerate()
-                .map(|(c, (ch, id))| count(c, ch, Some(id)))
-                .collect()
-        }
-        None => keys.par_chunks(chunk).enumerate().map(|(c, ch)| count(c, ch, None)).collect(),
-    };
+            h
+        })
+        .collect();
     let counts: Vec<usize> = (0..classes).map(|d| hists.iter().map(|h| h[d]).sum()).collect();
     // Chunk c writes class d's keys after those of earlier chunks.
     let mut next = starts(&counts);
@@ -143,19 +147,13 @@ pub fn scatter(
         }
     }
     let out = SharedOut(out.as_mut_ptr());
-    // SAFETY (both arms): chunk c owns positions first[d] .. first[d] + (its
-    // count of class d) of `out` for each class d: no other chunk writes
-    // them, and they lie inside `out` (the counts add up to its length);
-    // the classes are those counted (noted in `ids`, or `class` again, which
-    // answers the same each time).
-    match ids {
-        Some(ids) => keys.par_chunks(chunk).zip(ids.par_chunks(chunk)).zip(offsets).for_each(|((ch, id), first)| {
-            unsafe { scatter_chunk(ch, first, &out, |i, _| usize::from(id[i])) };
-        }),
-        None => keys.par_chunks(chunk).zip(offsets).enumerate().for_each(|(c, (ch, first))| {
-            unsafe { scatter_chunk(ch, first, &out, |i, k| class(c * chunk + i, k)) };
-        }),
-    }
+    keys.par_chunks(chunk).zip(ids.par_chunks(chunk)).zip(offsets).for_each(|((ch, id), first)| {
+        // SAFETY: this chunk owns positions first[d] .. first[d] + (its
+        // count of class d) of `out` for each class d: no other chunk
+        // writes them, and they lie inside `out` (the counts add up to its
+        // length); `id` holds the classes counted.
+        unsafe { scatter_chunk(ch, id, first, &out) };
+    });
     counts
 }
 
@@ -177,7 +175,7 @@ struct SharedOut(*mut u64);
 // SAFETY: see `scatter`: writes through it are disjoint.
 unsafe impl Sync for SharedOut {}
 
-/// Scatters one chunk (key `i` of it in class `class(i, key)`) through line
+/// Scatters one chunk (key `i` of it in class `ids[i]`) through line
 /// buffers. Positions are counted from the cache line that holds `out.0`, so
 /// that a position that is a multiple of 8 starts a line. A line buffer goes
 /// out when its last slot is filled: whole, streamed, if all of its line is
@@ -187,14 +185,14 @@ unsafe impl Sync for SharedOut {}
 /// # Safety
 /// As in [`scatter`]: `first[d]` plus the chunk's count of class `d` stays
 /// within `out`, and those positions are this chunk's alone.
-unsafe fn scatter_chunk(keys: &[u64], first: Vec<usize>, out: &SharedOut, class: impl Fn(usize, u64) -> usize) {
+unsafe fn scatter_chunk(keys: &[u64], ids: &[u16], first: Vec<usize>, out: &SharedOut) {
     let skew = (out.0 as usize / 8) % 8;
     let line0 = out.0.wrapping_sub(skew);
     let begin: Vec<usize> = first.iter().map(|&f| f + skew).collect();
     let mut at = begin.clone();
     let mut lines = vec![Line([0; 8]); begin.len()];
-    for (i, &k) in keys.iter().enumerate() {
-        let d = class(i, k);
+    for (&k, &d) in keys.iter().zip(ids) {
+        let d = usize::from(d);
         let (q, line) = (&mut at[d], &mut lines[d]);
         line.0[*q % 8] = k;
         *q += 1;
@@ -269,17 +267,21 @@ pub fn sort_buckets(recv: &[u64], counts: &[usize], buckets: usize, span: Span, 
     }
     dsts.into_par_iter().enumerate().for_each_init(Vec::new, |scratch, (b, dst)| {
         let pieces = (0..sources).map(|s| &recv[at[s * buckets + b]..][..counts[s * buckets + b]]);
-        sort_bucket(pieces, span, dst, scratch);
+        // Only the span's end buckets can hold keys from outside it, and
+        // those are the first and last of some caller's buckets.
+        sort_bucket(pieces, span, dst, scratch, b == 0 || b + 1 == buckets);
     });
 }
 
 /// Sorts the keys of one bucket, given as `pieces`, into `dst` (their total
-/// length), with `scratch` as room.
+/// length), with `scratch` as room. Only an `edge` bucket may hold keys from
+/// outside the span.
 fn sort_bucket<'a>(
     pieces: impl Iterator<Item = &'a [u64]> + Clone,
     span: Span,
     dst: &mut [u64],
     scratch: &mut Vec<u64>,
+    edge: bool,
 ) {
     let m = dst.len();
     let copy = |dst: &mut [u64]| {
@@ -289,28 +291,41 @@ fn sort_bucket<'a>(
             at += p.len();
         }
     };
-    if span.shift == 0 {
-        // The bucket is one key value.
-        copy(dst);
-    } else if m <= SMALL_BUCKET {
+    // Keys outside the span (clamped onto its end buckets) break the
+    // digit order; std's sort takes a bucket that has any.
+    let outside = |k: u64| edge && k.wrapping_sub(span.lo) > span.top;
+    if m <= SMALL_BUCKET {
         copy(dst);
         insertion_sort(dst);
     } else if m > LARGE_BUCKET {
         copy(dst);
         dst.voracious_mt_sort(1);
+    } else if span.shift == 0 {
+        // One offset: one key value, unless keys outside were clamped onto it.
+        copy(dst);
+        if dst.iter().any(|&k| outside(k)) {
+            dst.sort_unstable();
+        }
     } else {
         // Two LSD passes over the bits [low, span.shift), then insertion.
         let low = span.shift.saturating_sub(2 * DIGIT_BITS);
         let width = span.shift - low;
         let (w0, w1) = (width / 2, width - width / 2);
-        let digit0 = |k: u64| (((k - span.lo) >> low) & ((1 << w0) - 1)) as usize;
-        let digit1 = |k: u64| (((k - span.lo) >> (low + w0)) & ((1 << w1) - 1)) as usize;
+        let digit0 = |k: u64| (((k.wrapping_sub(span.lo)) >> low) & ((1 << w0) - 1)) as usize;
+        let digit1 = |k: u64| (((k.wrapping_sub(span.lo)) >> (low + w0)) & ((1 << w1) - 1)) as usize;
         let (mut h0, mut h1) = ([0u32; 1 << DIGIT_BITS], [0u32; 1 << DIGIT_BITS]);
+        let mut any_outside = false;
         for p in pieces.clone() {
             for &k in p {
                 h0[digit0(k)] += 1;
                 h1[digit1(k)] += 1;
             }
+            any_outside |= edge && p.iter().any(|&k| outside(k));
+        }
+        if any_outside {
+            copy(dst);
+            dst.sort_unstable();
+            return;
         }
         exclusive_prefix(&mut h0);
         exclusive_prefix(&mut h1);
@@ -328,6 +343,8 @@ fn sort_bucket<'a>(
             s1[*at as usize] = k;
             *at += 1;
         }
+        // Keys that agree on all the bits sorted so far are still in
+        // arrival order.
         if low > 0 {
             insertion_sort(s1);
         }
@@ -395,10 +412,9 @@ pub fn sort(keys: &mut [u64], room: &mut Room) {
         .reduce(|| (u64::MAX, 0), |a, b| (a.0.min(b.0), a.1.max(b.1)));
     let bits = bucket_bits(keys.len() as u64);
     let span = Span::new(lo, hi, bits);
-    let tmp = &mut room.keys;
-    tmp.resize(keys.len(), 0);
-    let counts = scatter(keys, 1 << bits, |_, k| span.of(k), tmp, None);
-    sort_buckets(tmp, &counts, 1 << bits, span, keys);
+    room.keys.resize(keys.len(), 0);
+    let counts = scatter(keys, span.buckets(), |_, k| span.of(k), &mut room.keys, &mut room.ids);
+    sort_buckets(&room.keys, &counts, span.buckets(), span, keys);
 }
 
 #[cfg(test)]
@@ -455,9 +471,7 @@ mod tests {
                 let mut backing = vec![0u64; n + 3];
                 let out = &mut backing[3..];
                 let class = |i: usize, key: u64| ((key % 7) as usize + i % 2) % 6;
-                let counts = pool.install(|| scatter(&k, 6, class, out, Some(&mut Vec::new())));
-                let mut again = vec![0; n];
-                assert_eq!(pool.install(|| scatter(&k, 6, class, &mut again, None)), counts);
+                let counts = pool.install(|| scatter(&k, 6, class, out, &mut Vec::new()));
                 let at = starts(&counts);
                 for d in 0..6 {
                     let mut got = out[at[d]..at[d] + counts[d]].to_vec();
@@ -486,5 +500,11 @@ mod tests {
         assert_eq!(bucket_bits(2 * BUCKET_KEYS), 1);
         assert_eq!(bucket_bits(2 * BUCKET_KEYS + 1), 2);
         assert_eq!(bucket_bits(50_000_000), 12);
+        assert_eq!(bucket_bits(100_000_000), 12);
+        assert_eq!(bucket_bits(u64::MAX), MAX_BITS);
+        // Keys outside the range go to the end buckets.
+        let s = Span::new(1000, 2000, 4);
+        assert_eq!((s.of(0), s.of(999), s.of(2001), s.of(u64::MAX)), (0, 0, s.of(2000), s.of(2000)));
+        assert_eq!(s.buckets(), s.of(2000) + 1);
     }
 }

@@ -267,15 +267,18 @@ impl Job for Sort {
             let t = Instant::now();
             let (all, _) = team.all_gather_varcount(&samples);
             comm_time(&mut stats, t);
-            // Every rank buckets alike: the same splitters, the same bits.
+            // Every rank buckets alike: the same samples, splitters and bits.
             let bits = sort::partition_bits(self.n, p);
-            let (mut counts, mut splitters) = (Vec::new(), Vec::new());
+            let (mut counts, mut classes) = (Vec::new(), None);
             compute(&mut stats, &mut || {
                 let tagged: Vec<Tagged> = all.chunks_exact(3).map(|c| [c[0], c[1], c[2]]).collect();
-                splitters = sort::splitters(tagged, p);
-                counts = sort::partition_into(&keys, rank as u64, &splitters, bits, &mut room);
+                let (lo, hi) = sort::sample_range(&tagged);
+                let c = sort::Classes::new(rank as u64, &sort::splitters(tagged, p), lo.min(hi), hi, bits);
+                counts = sort::partition_into(&keys, &c, &mut room);
+                classes = Some(c);
             });
-            let to = sort::destination_counts(&counts, bits);
+            let classes = classes.expect("set above");
+            let to = classes.destination_counts(&counts);
             let t = Instant::now();
             let shares = team.all_gather(&to.iter().map(|&c| c as u64).collect::<Vec<u64>>());
             comm_time(&mut stats, t);
@@ -285,18 +288,17 @@ impl Job for Sort {
                 // with each source's bucket counts.
                 let t = Instant::now();
                 let exchanged = team.all_to_all_into(&room.keys, &to, &mut keys);
-                let per = 1usize << bits;
-                let bucket_counts =
-                    team.all_to_all(&counts.iter().map(|&c| c as u64).collect::<Vec<u64>>(), &vec![per; p]);
+                let per: Vec<usize> = (0..p).map(|d| classes.of_destination(d).len()).collect();
+                let bucket_counts = team.all_to_all(&counts.iter().map(|&c| c as u64).collect::<Vec<u64>>(), &per);
                 comm_time(&mut stats, t);
                 match (exchanged, bucket_counts) {
                     (Ok(_), Ok((from, _))) => {
                         let from: Vec<usize> = from.into_iter().map(|c| c as usize).collect();
-                        let span = sort::spans(&splitters, bits)[rank];
                         if self.local_sort == LocalSort::Radix {
                             compute(&mut stats, &mut || {
                                 room.keys.resize(keys.len(), 0);
-                                buckets::sort_buckets(&keys, &from, per, span, &mut room.keys);
+                                let mine = classes.of_destination(rank).len();
+                                buckets::sort_buckets(&keys, &from, mine, classes.span(), &mut room.keys);
                             });
                             sorted = std::mem::take(&mut room.keys);
                         } else {
