@@ -5,27 +5,31 @@
 //! spends most of its time moving keys between memory and the core, so the
 //! design counts passes over memory:
 //!
-//! 1. [`scatter`] reads the keys twice (a histogram, then the scatter) and
-//!    writes them once, grouped by *class*. On the sample sort's fast path a
-//!    class is a destination rank and a bucket of that rank's key range
-//!    ([`Span`]), so this one pass both routes the keys for the exchange and
-//!    does the first radix step. Keys go to memory a cache line at a time:
-//!    each class fills a 64-byte line buffer, and a full line is written with
-//!    non-temporal stores on x86-64 (no read of the line it replaces).
-//! 2. [`sort_buckets`] sorts each bucket (about 12,000 keys, 100 KB) from
-//!    wherever its pieces arrived into its place in the output: two
-//!    least-significant-digit passes over the 16 bits below the bucket's
-//!    bits, in a scratch buffer that stays in the L2 cache, then an insertion
-//!    sort, which has almost nothing left to move (the bucket and the two
-//!    digits sort the leading `log2(n) + 16` bits, so keys that share them
-//!    are rare), and one copy out.
+//! 1. [`scatter`] reads the keys twice (a counting pass, which notes each
+//!    key's class in two bytes, then the scatter) and writes them once,
+//!    grouped by *class*. On the sample sort's fast path a class is a bucket
+//!    of the sampled key range on its way to one rank
+//!    ([`crate::sort::Classes`]), so this one pass both routes the keys for
+//!    the exchange and does the first radix step. Keys go to memory a cache
+//!    line at a time: each class fills a 64-byte line buffer, and a full line
+//!    is written with non-temporal stores on x86-64 (no read of the line it
+//!    replaces).
+//! 2. [`sort_buckets`] sorts each bucket (about 12,000 keys, 100 KB, up to a
+//!    few times that for large inputs) from wherever its pieces arrived into
+//!    its place in the output: two least-significant-digit passes over the 16
+//!    bits below the bucket's bits, in a scratch buffer that stays in the L2
+//!    cache, then an insertion sort, which has almost nothing left to move
+//!    (the bucket and the two digits sort the leading `log2(n) + 16` bits, so
+//!    keys that share them are rare), and one copy out.
 //!
 //! A bucket that holds far more than its share (skewed keys: few distinct
-//! values, Zipf) is sorted by `voracious_radix_sort` instead, so no
-//! distribution makes a bucket quadratic or its scratch large.
+//! values, Zipf) is sorted by `voracious_radix_sort` instead, and an end
+//! bucket that holds keys from beyond the span (the sample sort takes its
+//! span from samples) by std's sort, so no distribution makes a bucket
+//! quadratic or its scratch large.
 //!
-//! On the benchmark machine this takes about 0.6 CPU-seconds for 5·10^7
-//! uniform keys where `voracious_mt_sort` takes 0.85 (`docs/kernels.md`).
+//! On the benchmark machine this takes about 0.7 CPU-seconds for 5·10^7
+//! uniform keys where `voracious_mt_sort` takes 0.85–0.9 (`docs/kernels.md`).
 
 use rayon::prelude::*;
 use voracious_radix_sort::RadixSort;
