@@ -42,15 +42,20 @@ static void seed(__m512i st[V][4]) {
         }
 }
 
-// One xoshiro256+ step of eight lanes: seven operations.
-static inline __m512i next(__m512i s[4]) {
-    __m512i r = _mm512_add_epi64(s[0], s[3]);
+// One xoshiro256 state step without an output (six operations).
+static inline void advance(__m512i s[4]) {
     __m512i t = _mm512_slli_epi64(s[1], 17);
     __m512i s3x = _mm512_xor_si512(s[3], s[1]);
     __m512i s0 = _mm512_xor_si512(s[0], s3x);
     __m512i s1 = _mm512_ternarylogic_epi64(s[1], s[2], s[0], 0x96);
     __m512i s2 = _mm512_ternarylogic_epi64(s[2], s[0], t, 0x96);
     s[0] = s0, s[1] = s1, s[2] = s2, s[3] = _mm512_rol_epi64(s3x, 45);
+}
+
+// One xoshiro256+ step of eight lanes: its output and the update (seven operations).
+static inline __m512i next(__m512i s[4]) {
+    __m512i r = _mm512_add_epi64(s[0], s[3]);
+    advance(s);
     return r;
 }
 
@@ -164,15 +169,6 @@ __attribute__((noinline)) static uint64_t splitmix_full(uint64_t steps) {
 }
 
 
-// One xoshiro256 state step without an output (six operations).
-static inline void advance(__m512i s[4]) {
-    __m512i t = _mm512_slli_epi64(s[1], 17);
-    __m512i s3x = _mm512_xor_si512(s[3], s[1]);
-    __m512i s0 = _mm512_xor_si512(s[0], s3x);
-    __m512i s1 = _mm512_ternarylogic_epi64(s[1], s[2], s[0], 0x96);
-    __m512i s2 = _mm512_ternarylogic_epi64(s[2], s[0], t, 0x96);
-    s[0] = s0, s[1] = s1, s[2] = s2, s[3] = _mm512_rol_epi64(s3x, 45);
-}
 
 // The xoshiro256++ output of a state (three operations).
 static inline __m512i output_pp(const __m512i s[4]) {
