@@ -31,6 +31,7 @@
 //! On the benchmark machine this takes about 0.7 CPU-seconds for 5·10^7
 //! uniform keys where `voracious_mt_sort` takes 0.85–0.9 (`docs/kernels.md`).
 
+use crate::partition::offsets;
 use rayon::prelude::*;
 use voracious_radix_sort::RadixSort;
 
@@ -142,7 +143,7 @@ pub fn scatter(
         .collect();
     let counts: Vec<usize> = (0..classes).map(|d| hists.iter().map(|h| h[d]).sum()).collect();
     // Chunk c writes class d's keys after those of earlier chunks.
-    let mut next = starts(&counts);
+    let mut next = offsets(&counts);
     let mut offsets = Vec::with_capacity(hists.len());
     for h in &hists {
         offsets.push(next.clone());
@@ -159,18 +160,6 @@ pub fn scatter(
         unsafe { scatter_chunk(ch, id, first, &out) };
     });
     counts
-}
-
-/// Where each class starts: the prefix sums of `counts`.
-fn starts(counts: &[usize]) -> Vec<usize> {
-    counts
-        .iter()
-        .scan(0, |at, &c| {
-            let s = *at;
-            *at += c;
-            Some(s)
-        })
-        .collect()
 }
 
 /// The output pointer [`scatter`]'s chunks share; each writes only the
@@ -259,7 +248,7 @@ pub fn sort_buckets(recv: &[u64], counts: &[usize], buckets: usize, span: Span, 
     assert!(buckets > 0 && counts.len().is_multiple_of(buckets));
     assert_eq!(counts.iter().sum::<usize>(), recv.len());
     let sources = counts.len() / buckets;
-    let at = starts(counts);
+    let at = offsets(counts);
     // Each bucket's slice of `out`, in bucket order.
     let mut rest = out;
     let mut dsts = Vec::with_capacity(buckets);
@@ -476,7 +465,7 @@ mod tests {
                 let out = &mut backing[3..];
                 let class = |i: usize, key: u64| ((key % 7) as usize + i % 2) % 6;
                 let counts = pool.install(|| scatter(&k, 6, class, out, &mut Vec::new()));
-                let at = starts(&counts);
+                let at = offsets(&counts);
                 for d in 0..6 {
                     let mut got = out[at[d]..at[d] + counts[d]].to_vec();
                     let mut want: Vec<u64> =

@@ -22,6 +22,19 @@ pub fn block_range(n: u64, parts: u64, i: u64) -> Range<u64> {
     start..start + len
 }
 
+/// Where consecutive blocks of the given sizes start: the exclusive prefix
+/// sums of `counts` (MPI's displacements, a scatter's class starts).
+pub fn offsets(counts: &[usize]) -> Vec<usize> {
+    counts
+        .iter()
+        .scan(0, |at, &c| {
+            let start = *at;
+            *at += c;
+            Some(start)
+        })
+        .collect()
+}
+
 /// Consecutive chunks of at most `chunk` units covering `0..n`.
 ///
 /// # Panics
@@ -40,6 +53,12 @@ pub fn dynamic_chunk(n: u64, workers: u64, per_worker: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn offsets_are_exclusive_prefix_sums() {
+        assert_eq!(offsets(&[3, 0, 2, 5]), [0, 3, 3, 5]);
+        assert!(offsets(&[]).is_empty());
+    }
 
     fn covers_once(n: u64, parts: u64) {
         let mut next = 0;

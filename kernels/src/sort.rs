@@ -362,22 +362,22 @@ pub fn partition_bits(n: u64, parts: usize) -> u32 {
     buckets::bucket_bits(n).min(room.ilog2())
 }
 
-/// The range of the sampled keys: the buckets' range on the fast path.
+/// The range of the sampled keys, `lo <= hi` (`(0, 0)` for no samples): the
+/// buckets' range on the fast path.
 pub fn sample_range(samples: &[Tagged]) -> (u64, u64) {
-    samples.iter().fold((u64::MAX, 0), |(lo, hi), s| (lo.min(s[0]), hi.max(s[0])))
+    let lo = samples.iter().map(|s| s[0]).min().unwrap_or(0);
+    let hi = samples.iter().map(|s| s[0]).max().unwrap_or(0);
+    (lo, hi)
 }
 
 /// Merges consecutive sorted runs of `data` (lengths `counts`) into one
 /// sorted vector, pairwise (each round halves the runs, in parallel).
 pub fn merge_runs(data: Vec<u64>, counts: &[usize]) -> Vec<u64> {
     assert_eq!(data.len(), counts.iter().sum::<usize>());
-    let mut runs: Vec<Range<usize>> = counts
-        .iter()
-        .scan(0, |at, &c| {
-            let r = *at..*at + c;
-            *at += c;
-            Some(r)
-        })
+    let mut runs: Vec<Range<usize>> = crate::partition::offsets(counts)
+        .into_iter()
+        .zip(counts)
+        .map(|(start, &c)| start..start + c)
         .filter(|r| !r.is_empty())
         .collect();
     let mut src = data;
@@ -507,7 +507,7 @@ mod tests {
         let spl = splitters(samples, p);
         let bits = partition_bits(n, p);
         let (lo, hi) = sample_range(&samples_all);
-        let classes: Vec<Classes> = (0..p).map(|r| Classes::new(r as u64, &spl, lo.min(hi), hi, bits)).collect();
+        let classes: Vec<Classes> = (0..p).map(|r| Classes::new(r as u64, &spl, lo, hi, bits)).collect();
         let sent: Vec<(Vec<u64>, Vec<usize>)> = locals
             .iter()
             .enumerate()

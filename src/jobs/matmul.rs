@@ -16,14 +16,14 @@
 
 use super::{timed, Finished, Job, Preflight, UsageError};
 use crate::cli::{EntriesArg, MatmulAlgorithm, MatmulArgs};
-use crate::spmd::exchange::{displacements, Team};
+use crate::spmd::exchange::Team;
 use crate::spmd::grid::rank_at;
 use crate::spmd::strategy::{Outcome, RankStats};
 use crate::spmd::{self, Comm, Spmd};
 use crate::{npy, output};
 use anyhow::{bail, Result};
 use kernels::matmul::{self, Entries, View, Which};
-use kernels::partition::block_range;
+use kernels::partition::{block_range, offsets};
 use kernels::Tally;
 use serde_json::{json, Value};
 use std::ops::Range;
@@ -239,7 +239,7 @@ impl Matmul {
         });
         let c = if team.rank() == 0 {
             let mut c = vec![0.0; n * n];
-            let displs = displacements(&counts);
+            let displs = offsets(&counts);
             for gr in 0..pr {
                 for gc in 0..pc {
                     let (ri, cj) = (cut(pr, gr), cut(pc, gc));

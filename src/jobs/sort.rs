@@ -273,7 +273,7 @@ impl Job for Sort {
             compute(&mut stats, &mut || {
                 let tagged: Vec<Tagged> = all.chunks_exact(3).map(|c| [c[0], c[1], c[2]]).collect();
                 let (lo, hi) = sort::sample_range(&tagged);
-                let c = sort::Classes::new(rank as u64, &sort::splitters(tagged, p), lo.min(hi), hi, bits);
+                let c = sort::Classes::new(rank as u64, &sort::splitters(tagged, p), lo, hi, bits);
                 counts = sort::partition_into(&keys, &c, &mut room);
                 classes = Some(c);
             });

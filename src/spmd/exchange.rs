@@ -11,6 +11,7 @@
 
 use super::strategy::MAX_MESSAGE_BYTES;
 use super::Spmd;
+use kernels::partition::offsets;
 use mpi::collective::SystemOperation;
 use mpi::datatype::{Equivalence, Partition, PartitionMut};
 use mpi::point_to_point::{Destination, Source};
@@ -44,21 +45,9 @@ fn count(n: usize) -> Count {
     n as Count
 }
 
-/// Offsets of consecutive blocks of the given sizes.
-pub fn displacements(counts: &[usize]) -> Vec<usize> {
-    counts
-        .iter()
-        .scan(0, |at, &c| {
-            let d = *at;
-            *at += c;
-            Some(d)
-        })
-        .collect()
-}
-
 /// MPI counts and displacements of `counts`, checked against MPI's 32-bit limit.
 pub(crate) fn mpi_counts(counts: &[usize]) -> (Vec<Count>, Vec<Count>) {
-    let displs = displacements(counts);
+    let displs = offsets(counts);
     if let (Some(d), Some(c)) = (displs.last(), counts.last()) {
         count(d + c);
     }
@@ -150,7 +139,7 @@ impl Team {
         assert_eq!(recv.len(), counts[self.rank]);
         let piece = (MAX_MESSAGE_BYTES / std::mem::size_of::<T>().max(1)).max(1);
         if self.rank == root {
-            let displs = displacements(counts);
+            let displs = offsets(counts);
             for r in 0..self.size {
                 let part = &send[displs[r]..displs[r] + counts[r]];
                 if r == root {
@@ -193,7 +182,7 @@ impl Team {
         let piece = (MAX_MESSAGE_BYTES / std::mem::size_of::<T>().max(1)).max(1);
         if self.rank == root {
             let recv = recv.expect("the root receives");
-            let displs = displacements(counts);
+            let displs = offsets(counts);
             for r in 0..self.size {
                 let part = &mut recv[displs[r]..displs[r] + counts[r]];
                 if r == root {
@@ -288,16 +277,5 @@ impl Team {
             &mut PartitionMut::new(&mut recv[..], rc, &rd[..]),
         );
         Ok(recv_counts)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn displacements_are_prefix_sums() {
-        assert_eq!(displacements(&[3, 0, 2, 5]), [0, 3, 3, 5]);
-        assert!(displacements(&[]).is_empty());
     }
 }
