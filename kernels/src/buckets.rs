@@ -126,13 +126,14 @@ pub fn scatter(
     assert_eq!(keys.len(), out.len());
     assert!(classes <= MAX_CLASSES);
     ids.resize(keys.len(), 0);
-    let chunk = keys.len().div_ceil(4 * rayon::current_num_threads()).max(1 << 16);
-    let hists: Vec<Vec<usize>> = keys
+    let chunk = keys.len().div_ceil(4 * rayon::current_num_threads()).clamp(1 << 16, u32::MAX as usize);
+    let hists: Vec<Vec<u32>> = keys
         .par_chunks(chunk)
         .zip(ids.par_chunks_mut(chunk))
         .enumerate()
         .map(|(c, (ch, id))| {
-            let mut h = vec![0usize; classes];
+            // `u32` counts (a chunk holds fewer keys): half the cache lines.
+            let mut h = vec![0u32; classes];
             for (i, (&k, id)) in ch.iter().zip(id).enumerate() {
                 let d = class(c * chunk + i, k);
                 h[d] += 1;
@@ -141,14 +142,14 @@ pub fn scatter(
             h
         })
         .collect();
-    let counts: Vec<usize> = (0..classes).map(|d| hists.iter().map(|h| h[d]).sum()).collect();
+    let counts: Vec<usize> = (0..classes).map(|d| hists.iter().map(|h| h[d] as usize).sum()).collect();
     // Chunk c writes class d's keys after those of earlier chunks.
     let mut next = offsets(&counts);
     let mut offsets = Vec::with_capacity(hists.len());
     for h in &hists {
         offsets.push(next.clone());
-        for (n, c) in next.iter_mut().zip(h) {
-            *n += c;
+        for (n, &c) in next.iter_mut().zip(h) {
+            *n += c as usize;
         }
     }
     let out = SharedOut(out.as_mut_ptr());
@@ -238,28 +239,30 @@ unsafe fn write_line(to: *mut u64, line: &Line) {
     };
 }
 
-/// Sorts keys that arrived bucketed into `out`: `recv` holds `sources`
-/// pieces one after another, and piece `s` holds buckets `0..buckets` of
-/// `span` in order, `counts[s * buckets + b]` keys in bucket `b`. `out`
-/// (as long as `recv`) gets them all in order. Buckets run in parallel on
-/// the current rayon pool.
-pub fn sort_buckets(recv: &[u64], counts: &[usize], buckets: usize, span: Span, out: &mut [u64]) {
-    assert_eq!(recv.len(), out.len());
-    assert!(buckets > 0 && counts.len().is_multiple_of(buckets));
-    assert_eq!(counts.iter().sum::<usize>(), recv.len());
-    let sources = counts.len() / buckets;
-    let at = offsets(counts);
+/// Sorts keys that arrived bucketed into `out`: `sources[s]` holds buckets
+/// `0..buckets` of `span` in order, `counts[s * buckets + b]` keys in bucket
+/// `b`. `out` (as long as all the sources) gets them all in order. Buckets
+/// run in parallel on the current rayon pool.
+pub fn sort_buckets(sources: &[&[u64]], counts: &[usize], buckets: usize, span: Span, out: &mut [u64]) {
+    assert!(buckets > 0 && counts.len() == sources.len() * buckets);
+    for (s, source) in sources.iter().enumerate() {
+        assert_eq!(counts[s * buckets..(s + 1) * buckets].iter().sum::<usize>(), source.len());
+    }
+    assert_eq!(sources.iter().map(|s| s.len()).sum::<usize>(), out.len());
+    let n_sources = sources.len();
+    // Where each source's bucket starts in it.
+    let at: Vec<usize> = counts.chunks(buckets).flat_map(offsets).collect();
     // Each bucket's slice of `out`, in bucket order.
     let mut rest = out;
     let mut dsts = Vec::with_capacity(buckets);
     for b in 0..buckets {
-        let m: usize = (0..sources).map(|s| counts[s * buckets + b]).sum();
+        let m: usize = (0..n_sources).map(|s| counts[s * buckets + b]).sum();
         let (d, r) = std::mem::take(&mut rest).split_at_mut(m);
         dsts.push(d);
         rest = r;
     }
     dsts.into_par_iter().enumerate().for_each_init(Vec::new, |scratch, (b, dst)| {
-        let pieces = (0..sources).map(|s| &recv[at[s * buckets + b]..][..counts[s * buckets + b]]);
+        let pieces = (0..n_sources).map(|s| &sources[s][at[s * buckets + b]..][..counts[s * buckets + b]]);
         // Only the span's end buckets can hold keys from outside it, and
         // those are the first and last of some caller's buckets.
         sort_bucket(pieces, span, dst, scratch, b == 0 || b + 1 == buckets);
@@ -304,8 +307,9 @@ fn sort_bucket<'a>(
         let low = span.shift.saturating_sub(2 * DIGIT_BITS);
         let width = span.shift - low;
         let (w0, w1) = (width / 2, width - width / 2);
-        let digit0 = |k: u64| (((k.wrapping_sub(span.lo)) >> low) & ((1 << w0) - 1)) as usize;
-        let digit1 = |k: u64| (((k.wrapping_sub(span.lo)) >> (low + w0)) & ((1 << w1) - 1)) as usize;
+        // Below 2^8 by the mask, and then by the type: no bounds checks.
+        let digit0 = |k: u64| usize::from((((k.wrapping_sub(span.lo)) >> low) & ((1 << w0) - 1)) as u8);
+        let digit1 = |k: u64| usize::from((((k.wrapping_sub(span.lo)) >> (low + w0)) & ((1 << w1) - 1)) as u8);
         let (mut h0, mut h1) = ([0u32; 1 << DIGIT_BITS], [0u32; 1 << DIGIT_BITS]);
         let mut any_outside = false;
         for p in pieces.clone() {
@@ -339,9 +343,10 @@ fn sort_bucket<'a>(
         // Keys that agree on all the bits sorted so far are still in
         // arrival order.
         if low > 0 {
-            insertion_sort(s1);
+            insertion_sort_into(s1, dst);
+        } else {
+            dst.copy_from_slice(s1);
         }
-        dst.copy_from_slice(s1);
     }
 }
 
@@ -366,6 +371,38 @@ fn insertion_sort(a: &mut [u64]) {
     }
 }
 
+/// Insertion sort of `src` into `dst` (as long), for keys that are almost
+/// all at most one place from where they belong: each key is put in place
+/// with its predecessor by a branch-free min and max (the branch a plain
+/// insertion sort takes for every key that moves is a misprediction), and
+/// only a key that belongs further back takes the insertion loop.
+fn insertion_sort_into(src: &[u64], dst: &mut [u64]) {
+    assert_eq!(src.len(), dst.len());
+    let Some((&first, rest)) = src.split_first() else { return };
+    // dst[..=i] is sorted, `last` is dst[i] and `before` dst[i - 1] (0 below
+    // the start: no key is less).
+    dst[0] = first;
+    let (mut before, mut last) = (0, first);
+    for (i, &k) in (1..).zip(rest) {
+        let (lo, hi) = (last.min(k), last.max(k));
+        dst[i - 1] = lo;
+        dst[i] = hi;
+        if before > lo {
+            // `lo` is `k`, and belongs before `before`.
+            let mut j = i - 1;
+            while j > 0 && dst[j - 1] > lo {
+                dst[j] = dst[j - 1];
+                j -= 1;
+            }
+            dst[j] = lo;
+            before = dst[i - 1];
+        } else {
+            before = lo;
+        }
+        last = hi;
+    }
+}
+
 /// Working memory for [`sort`] and [`scatter`]: room for the keys and for
 /// their classes. A caller that times a sort creates it with
 /// [`Room::touched`] beforehand, so the first touch of its pages (as costly
@@ -379,18 +416,20 @@ pub struct Room {
 }
 
 impl Room {
-    /// Room for `n` keys, every page written once; both vectors are empty,
-    /// with their capacity ready.
+    /// Room for `n` keys, every page written once: both vectors are `n`
+    /// long, so that the users' `resize` to at most `n` writes nothing (a
+    /// resize up from empty would be one more timed pass of zeros).
     pub fn touched(n: usize) -> Room {
-        // Written element by element: `vec![0; n]` would take fresh zero
-        // pages from the system and leave them untouched.
-        let (mut keys, mut ids) = (Vec::with_capacity(n), Vec::with_capacity(n));
-        keys.resize(n, 0);
-        ids.resize(n, 0);
-        keys.clear();
-        ids.clear();
-        Room { keys, ids }
+        Room { keys: touched(n), ids: touched(n) }
     }
+}
+
+/// `n` zeros, every page written: `vec![0; n]` would take fresh zero pages
+/// from the system and leave them untouched, for a timed pass to fault in.
+pub fn touched<T: Clone + Default>(n: usize) -> Vec<T> {
+    let mut v = Vec::with_capacity(n);
+    v.resize(n, T::default());
+    v
 }
 
 /// Sorts `keys` with the bucket sort on the current rayon pool, with `room`
@@ -407,7 +446,7 @@ pub fn sort(keys: &mut [u64], room: &mut Room) {
     let span = Span::new(lo, hi, bits);
     room.keys.resize(keys.len(), 0);
     let counts = scatter(keys, span.buckets(), |_, k| span.of(k), &mut room.keys, &mut room.ids);
-    sort_buckets(&room.keys, &counts, span.buckets(), span, keys);
+    sort_buckets(&[&room.keys], &counts, span.buckets(), span, keys);
 }
 
 #[cfg(test)]
@@ -452,6 +491,36 @@ mod tests {
         let mut k = keys(100_000, 7, |q| q);
         k.extend([0, u64::MAX, 0, u64::MAX]);
         check(k);
+    }
+
+    #[test]
+    fn insertion_into_sorts_keys_near_and_far_from_their_places() {
+        let mut cases: Vec<Vec<u64>> = vec![vec![], vec![5], vec![2, 1], vec![0, 0, 0], vec![3, 2, 1, 0]];
+        // Sorted runs with keys moved one place, two, and to the front.
+        let sorted: Vec<u64> = (0..200).map(|i| 10 * i).collect();
+        for (from, to) in [(5, 4), (9, 7), (150, 0), (199, 1), (0, 0)] {
+            let mut v = sorted.clone();
+            let k = v.remove(from);
+            v.insert(to, k);
+            cases.push(v);
+        }
+        // Random keys, each within a few places of its own, ties included.
+        for spread in [1, 3, 50] {
+            cases.push(
+                keys(5000, spread, |q| q % 1000)
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, q)| i as u64 * 10 + q % (10 * spread))
+                    .collect(),
+            );
+        }
+        for src in cases {
+            let mut want = src.clone();
+            want.sort_unstable();
+            let mut got = vec![u64::MAX; src.len()];
+            insertion_sort_into(&src, &mut got);
+            assert_eq!(got, want, "{src:?}");
+        }
     }
 
     #[test]

@@ -528,7 +528,14 @@ mod tests {
                     let mine = classes[0].of_destination(d);
                     let counts: Vec<usize> = sent.iter().flat_map(|(_, c)| c[mine.clone()].to_vec()).collect();
                     let mut keys = vec![0; recv.len()];
-                    buckets::sort_buckets(&recv, &counts, mine.len(), classes[0].span(), &mut keys);
+                    let mut sources = Vec::new();
+                    let mut rest = &recv[..];
+                    for c in counts.chunks(mine.len()) {
+                        let (piece, r) = rest.split_at(c.iter().sum());
+                        sources.push(piece);
+                        rest = r;
+                    }
+                    buckets::sort_buckets(&sources, &counts, mine.len(), classes[0].span(), &mut keys);
                     keys
                 })
                 .collect()

@@ -20,7 +20,7 @@ use crate::spmd::strategy::{Outcome, RankStats};
 use crate::spmd::{Comm, Spmd};
 use anyhow::{bail, Context, Result};
 use kernels::buckets::{self, Room};
-use kernels::partition::block_range;
+use kernels::partition::{block_range, offsets};
 use kernels::sort::{self, Dist, Fingerprint, LocalSort, Tagged};
 use kernels::Tally;
 use serde_json::{json, Value};
@@ -238,7 +238,8 @@ impl Job for Sort {
         // The buffers are allocated and touched here, untimed like the keys:
         // room in `keys` to receive the largest share the fast path accepts,
         // and as much in `room` (the partition's output and the keys'
-        // classes, then the sorted keys; the radix sort's room on one rank).
+        // classes; the radix sort's room on one rank) and in `out` (the
+        // bucket sort's output, beside its input in `keys` and `room`).
         // A first touch costs as much as a pass over the keys on the
         // benchmark machine.
         let mut room = Room::default();
@@ -249,6 +250,10 @@ impl Job for Sort {
             keys.resize(keys.capacity(), 0);
             keys.truncate(len);
             room = Room::touched(most);
+        }
+        let mut out = Vec::new();
+        if p > 1 && self.local_sort == LocalSort::Radix {
+            out = buckets::touched(sort::fast_path_limit(self.n, p) as usize);
         }
 
         team.barrier();
@@ -285,22 +290,41 @@ impl Job for Sort {
             let most = (0..p).map(|d| shares.iter().skip(d).step_by(p).sum::<u64>()).max().unwrap_or(0);
             if most <= sort::fast_path_limit(self.n, p) {
                 // The keys are in `room` now: receive into their buffer,
-                // with each source's bucket counts.
+                // with each source's bucket counts. The bucket sort reads
+                // the rank's own piece where the partition left it (a copy
+                // saved); another local sort wants all the keys together.
+                let radix = self.local_sort == LocalSort::Radix;
                 let t = Instant::now();
-                let exchanged = team.all_to_all_into(&room.keys, &to, &mut keys);
+                let exchanged = if radix {
+                    team.all_to_all_others_into(&room.keys, &to, &mut keys)
+                } else {
+                    team.all_to_all_into(&room.keys, &to, &mut keys)
+                };
                 let per: Vec<usize> = (0..p).map(|d| classes.of_destination(d).len()).collect();
                 let bucket_counts = team.all_to_all(&counts.iter().map(|&c| c as u64).collect::<Vec<u64>>(), &per);
                 comm_time(&mut stats, t);
                 match (exchanged, bucket_counts) {
-                    (Ok(_), Ok((from, _))) => {
+                    (Ok(sizes), Ok((from, _))) => {
                         let from: Vec<usize> = from.into_iter().map(|c| c as usize).collect();
-                        if self.local_sort == LocalSort::Radix {
+                        if radix {
                             compute(&mut stats, &mut || {
-                                room.keys.resize(keys.len(), 0);
+                                let own = offsets(&to)[rank];
+                                let mut sources = Vec::with_capacity(p);
+                                let mut rest = &keys[..];
+                                for (s, &n) in sizes.iter().enumerate() {
+                                    if s == rank {
+                                        sources.push(&room.keys[own..own + n]);
+                                    } else {
+                                        let (piece, r) = rest.split_at(n);
+                                        sources.push(piece);
+                                        rest = r;
+                                    }
+                                }
+                                out.resize(sizes.iter().sum(), 0);
                                 let mine = classes.of_destination(rank).len();
-                                buckets::sort_buckets(&keys, &from, mine, classes.span(), &mut room.keys);
+                                buckets::sort_buckets(&sources, &from, mine, classes.span(), &mut out);
                             });
-                            sorted = std::mem::take(&mut room.keys);
+                            sorted = std::mem::take(&mut out);
                         } else {
                             compute(&mut stats, &mut || sort::sort_local_with(self.local_sort, &mut keys, &mut room));
                             sorted = std::mem::take(&mut keys);

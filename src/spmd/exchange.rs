@@ -278,4 +278,44 @@ impl Team {
         );
         Ok(recv_counts)
     }
+
+    /// [`Team::all_to_all_into`] for every piece but the rank's own, which
+    /// stays where it is in `send`: the copy MPI would make of it is saved.
+    /// `recv` gets the other ranks' pieces, in rank order. Returns the count
+    /// from each source, the rank's own count at its own place (those keys
+    /// being in `send`).
+    pub fn all_to_all_others_into<T: Equivalence + Default + Clone>(
+        &self,
+        send: &[T],
+        send_counts: &[usize],
+        recv: &mut Vec<T>,
+    ) -> Result<Vec<usize>, usize> {
+        assert_eq!(send_counts.len(), self.size);
+        assert_eq!(send.len(), send_counts.iter().sum::<usize>());
+        let own = send_counts[self.rank];
+        let mut out: Vec<u64> = send_counts.iter().map(|&c| c as u64).collect();
+        out[self.rank] = 0;
+        let mut inc = vec![0u64; self.size];
+        self.comm.all_to_all_into(&out[..], &mut inc[..]);
+        let recv_counts: Vec<usize> = inc.iter().map(|&c| c as usize).collect();
+        let total: usize = recv_counts.iter().sum();
+        let worst = self.max_u64((total + own).max(send.len()) as u64) as usize;
+        if worst > MAX_COUNT {
+            return Err(worst);
+        }
+        // As in `all_to_all_into`: only growth is written.
+        recv.resize(total, T::default());
+        nonnull(recv);
+        // The pieces keep their places in `send`; the rank's own is skipped.
+        let sc: Vec<Count> = out.iter().map(|&c| count(c as usize)).collect();
+        let sd: Vec<Count> = offsets(send_counts).into_iter().map(count).collect();
+        let (rc, rd) = mpi_counts(&recv_counts);
+        self.comm.all_to_all_varcount_into(
+            &Partition::new(send, sc, &sd[..]),
+            &mut PartitionMut::new(&mut recv[..], rc, &rd[..]),
+        );
+        let mut from = recv_counts;
+        from[self.rank] = own;
+        Ok(from)
+    }
 }
