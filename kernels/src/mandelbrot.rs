@@ -269,6 +269,9 @@ fn escape_lanes(cr: &[f64; LANES], ci: &[f64; LANES], max_iter: u32, r2: f64) ->
 /// counts and final `|z|^2`.
 struct Scratch {
     cr: Vec<f64>,
+    /// The element of `cr` of the largest magnitude (for the AVX-512 path).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    widest: f64,
     n: Vec<u32>,
     m2: Vec<f64>,
 }
@@ -278,7 +281,9 @@ impl Scratch {
         let w = p.width as usize;
         // `n` starts at the most iterations, not 0: the AVX-512 path reads a
         // row's previous counts as a hint of how the next row will go.
-        Scratch { cr: (0..p.width).map(|c| p.point(c, 0).0).collect(), n: vec![u32::MAX; w], m2: vec![0.0; w] }
+        let cr: Vec<f64> = (0..p.width).map(|c| p.point(c, 0).0).collect();
+        let widest = cr.iter().copied().fold(0.0, |w: f64, x| if x.abs() > w.abs() { x } else { w });
+        Scratch { cr, widest, n: vec![u32::MAX; w], m2: vec![0.0; w] }
     }
 
     /// The row's total iterations.
@@ -303,11 +308,9 @@ fn escape_row_simd(p: &Params, row: u32, s: &mut Scratch) -> usize {
         if crate::simd::avx512() {
             let cols = p.width as usize / 8 * 8;
             let ci = p.point(0, row).1;
-            let r2 = p.bailout * p.bailout;
-            let block_c2 = block_c2(p.bailout);
             let (cr, n, m2) = (&s.cr[..cols], &mut s.n[..cols], &mut s.m2[..cols]);
             // SAFETY: the CPU has AVX-512F.
-            unsafe { crate::avx512::mandel_span(cr, ci, p.max_iter, r2, block_c2, n, m2) };
+            unsafe { crate::avx512::mandel_span(cr, s.widest, ci, p.max_iter, p.bailout, n, m2) };
             return cols;
         }
     }
