@@ -249,8 +249,9 @@ pub(crate) unsafe fn mandel_span(
     let row_near = norm(_mm512_set1_pd(widest), k.ci);
     let row_near = _mm512_cmp_pd_mask::<_CMP_LE_OQ>(row_near, k.block_c2) == 0xff;
     lists.sort_groups(&k, out.n, row_near);
-    blocks(&k, &mut out, &lists.block, &mut lists.set_aside);
-    exact(&k, &mut out, &lists.fresh, &lists.set_aside);
+    let (block, fresh) = (&lists.block[..lists.lens.0], &lists.fresh[..lists.lens.1]);
+    blocks(&k, &mut out, block, &mut lists.set_aside);
+    exact(&k, &mut out, fresh, &lists.set_aside);
     LISTS.set(lists);
 }
 
@@ -262,21 +263,25 @@ thread_local! {
 /// A row's groups, by the phase they go through.
 #[derive(Default)]
 struct Lists {
-    /// Groups that start in the block phase.
+    /// Groups that start in the block phase (the first `lens.0`).
     block: Vec<u32>,
-    /// Groups that go straight to the exact phase, from `z = 0`.
+    /// Groups that go straight to the exact phase, from `z = 0` (the first
+    /// `lens.1`).
     fresh: Vec<u32>,
+    /// How many of `block` and `fresh` are this row's: the vectors keep
+    /// their length, so a row writes no zeros into them.
+    lens: (usize, usize),
     /// Groups the block phase hands on to the exact phase, with their state.
     set_aside: Vec<SetAside>,
 }
 
 impl Lists {
     const fn new() -> Lists {
-        Lists { block: Vec::new(), fresh: Vec::new(), set_aside: Vec::new() }
+        Lists { block: Vec::new(), fresh: Vec::new(), lens: (0, 0), set_aside: Vec::new() }
     }
 
-    /// Sorts the span's groups into `block` and `fresh`, in order, and
-    /// empties `set_aside`. A group starts in the block phase if its `c` is
+    /// Sorts the span's groups into `block` and `fresh`, in order (their
+    /// lengths in `lens`), and empties `set_aside`. A group starts in the block phase if its `c` is
     /// within the bound and `max_iter` allows a round, unless `n` shows all
     /// eight escaping within a round: `n` still holds the row above's
     /// counts, usually, and where those all escaped early this row's likely
@@ -295,8 +300,10 @@ impl Lists {
         // a record before it knows whether to keep it.
         self.set_aside.reserve(groups + 1);
         // Room for a whole vector of 16 entries past the last group.
-        self.block.resize(groups + 16, 0);
-        self.fresh.resize(groups + 16, 0);
+        if self.block.len() < groups + 16 {
+            self.block.resize(groups + 16, 0);
+            self.fresh.resize(groups + 16, 0);
+        }
         let rounds_fit = if k.max_iter >= k.round { u16::MAX } else { 0 };
         let round = _mm512_set1_epi32(k.round as i32);
         let lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
@@ -341,8 +348,7 @@ impl Lists {
             to_block += block.count_ones() as usize;
             to_fresh += fresh.count_ones() as usize;
         }
-        self.block.truncate(to_block);
-        self.fresh.truncate(to_fresh);
+        self.lens = (to_block, to_fresh);
     }
 }
 
