@@ -188,7 +188,8 @@ fn pi_mc_advance(s: &mut [__m512i; 4]) {
 }
 
 /// Mandelbrot: escape counts and final `|z|^2` of the pixels `cr[i] + ci i`
-/// (one row: `ci` is shared), into `n` and `m2`; all three slices have a
+/// (one row: `ci` is shared), into `n` and `m2`, and the counts' sum (the
+/// caller need not add up `n` again); all three slices have a
 /// length that is a multiple of 8. `widest` is the element of `cr` of the
 /// largest magnitude. A pixel escapes when `|z| > bailout`, and a vector may
 /// skip escape checks where `|c|^2` is within
@@ -219,8 +220,8 @@ fn pi_mc_advance(s: &mut [__m512i; 4]) {
 /// avoided was worth a few percent.
 ///
 /// # Safety
-/// The CPU must support AVX-512F.
-#[target_feature(enable = "avx512f")]
+/// The CPU must support AVX-512F and AVX-512DQ.
+#[target_feature(enable = "avx512f,avx512dq")]
 pub(crate) unsafe fn mandel_span(
     cr: &[f64],
     widest: f64,
@@ -229,7 +230,7 @@ pub(crate) unsafe fn mandel_span(
     bailout: f64,
     n: &mut [u32],
     m2: &mut [f64],
-) {
+) -> u64 {
     assert!(cr.len().is_multiple_of(8) && n.len() == cr.len() && m2.len() == cr.len());
     debug_assert!(cr.iter().all(|x| x.abs() <= widest.abs()));
     let k = Span {
@@ -241,7 +242,7 @@ pub(crate) unsafe fn mandel_span(
         max_iter,
         round: round_len(max_iter),
     };
-    let mut out = Out { n, m2 };
+    let mut out = Out { n, m2, total: _mm512_setzero_si512() };
     // The thread's lists from the previous row, so rows allocate nothing.
     let mut lists = LISTS.take();
     // `|c|^2 = fma(cr, cr, ci^2)` grows with `|cr|` (rounding is monotone),
@@ -253,6 +254,7 @@ pub(crate) unsafe fn mandel_span(
     blocks(&k, &mut out, block, &mut lists.set_aside);
     exact(&k, &mut out, fresh, &lists.set_aside);
     LISTS.set(lists);
+    _mm512_reduce_add_epi64(out.total) as u64
 }
 
 thread_local! {
@@ -393,15 +395,20 @@ impl Span<'_> {
 struct Out<'a> {
     n: &'a mut [u32],
     m2: &'a mut [f64],
+    /// The final counts added up, per lane.
+    total: __m512i,
 }
 
 impl Out<'_> {
-    /// Stores group `group`'s counts and final `|z|^2`.
+    /// Stores group `group`'s counts and final `|z|^2`, and adds the counts
+    /// to the total if `last` (all of them or none: a group the block phase
+    /// hands on is stored again when it is done).
     #[inline(always)]
-    unsafe fn store(&mut self, group: usize, count: __m512d, zr: __m512d, zi: __m512d) {
+    unsafe fn store(&mut self, group: usize, count: __m512d, zr: __m512d, zi: __m512d, last: __mmask8) {
         let at = 8 * group;
         _mm256_storeu_si256(self.n.as_mut_ptr().add(at).cast(), _mm512_cvttpd_epu32(count));
         _mm512_storeu_pd(self.m2.as_mut_ptr().add(at), norm(zr, zi));
+        self.total = _mm512_mask_add_epi64(self.total, last, self.total, _mm512_cvttpd_epu64(count));
     }
 }
 
@@ -565,7 +572,8 @@ impl Blocks<'_, '_> {
     ) -> (usize, __m512d) {
         let done = held && iters + k.round == k.max_iter;
         // SAFETY: `group` came from `take`, so its eight results fit.
-        unsafe { self.out.store(group, _mm512_set1_pd(f64::from(k.max_iter)), zr, zi) };
+        let last = if done { 0xff } else { 0 };
+        unsafe { self.out.store(group, _mm512_set1_pd(f64::from(k.max_iter)), zr, zi, last) };
         let after = if held { 0xff } else { 0 };
         let record = SetAside {
             group,
@@ -644,7 +652,7 @@ impl Exact {
             self.once(k);
         }
         if (self.running == 0 || self.iters == k.max_iter) && self.group != IDLE {
-            out.store(self.group, self.count, self.zr, self.zi);
+            out.store(self.group, self.count, self.zr, self.zi, 0xff);
             *self = Exact::take(k, q);
         }
     }

@@ -285,36 +285,33 @@ impl Scratch {
         let widest = cr.iter().copied().fold(0.0, |w: f64, x| if x.abs() > w.abs() { x } else { w });
         Scratch { cr, widest, n: vec![u32::MAX; w], m2: vec![0.0; w] }
     }
-
-    /// The row's total iterations.
-    fn total(&self) -> u64 {
-        self.n.iter().map(|&k| u64::from(k)).sum()
-    }
 }
 
 /// Escape counts and final `|z|^2` of every pixel of `row`, into `s.n` and
-/// `s.m2`.
-fn escape_row(p: &Params, row: u32, s: &mut Scratch) {
-    let done = escape_row_simd(p, row, s);
+/// `s.m2`; returns the row's total iterations.
+fn escape_row(p: &Params, row: u32, s: &mut Scratch) -> u64 {
+    let (done, total) = escape_row_simd(p, row, s);
     escape_row_portable(p, row, done, s);
+    total + s.n[done..].iter().map(|&k| u64::from(k)).sum::<u64>()
 }
 
 /// The AVX-512 path of [`escape_row`] where the CPU has it: fills whole
-/// groups of eight pixels from column 0 and returns how many columns it did.
+/// groups of eight pixels from column 0 and returns how many columns it did
+/// and their total iterations.
 #[allow(unused_variables)]
-fn escape_row_simd(p: &Params, row: u32, s: &mut Scratch) -> usize {
+fn escape_row_simd(p: &Params, row: u32, s: &mut Scratch) -> (usize, u64) {
     #[cfg(target_arch = "x86_64")]
     {
         if crate::simd::avx512() {
             let cols = p.width as usize / 8 * 8;
             let ci = p.point(0, row).1;
             let (cr, n, m2) = (&s.cr[..cols], &mut s.n[..cols], &mut s.m2[..cols]);
-            // SAFETY: the CPU has AVX-512F.
-            unsafe { crate::avx512::mandel_span(cr, s.widest, ci, p.max_iter, p.bailout, n, m2) };
-            return cols;
+            // SAFETY: the CPU has AVX-512F and AVX-512DQ.
+            let total = unsafe { crate::avx512::mandel_span(cr, s.widest, ci, p.max_iter, p.bailout, n, m2) };
+            return (cols, total);
         }
     }
-    0
+    (0, 0)
 }
 
 /// The portable path of [`escape_row`], from column `from` on.
@@ -336,11 +333,11 @@ fn escape_row_portable(p: &Params, row: u32, from: usize, s: &mut Scratch) {
 
 /// Renders one row into `out` (RGB) and returns its total iterations.
 fn render_row(p: &Params, row: u32, s: &mut Scratch, out: &mut [u8]) -> u64 {
-    escape_row(p, row, s);
+    let total = escape_row(p, row, s);
     for (col, px) in out.chunks_exact_mut(BYTES_PER_PIXEL).enumerate() {
         px.copy_from_slice(&p.colour(s.n[col], s.m2[col]));
     }
-    s.total()
+    total
 }
 
 /// Bytes per row of [`escape_rows`]' output: the row's total iterations.
@@ -357,8 +354,7 @@ pub fn escape_rows(p: &Params, rows: Range<u64>, out: &mut [u8]) -> Tally {
         .map_init(
             || Scratch::new(p),
             |s, (i, slot)| {
-                escape_row(p, (rows.start + i as u64) as u32, s);
-                let t = s.total();
+                let t = escape_row(p, (rows.start + i as u64) as u32, s);
                 slot.copy_from_slice(&t.to_le_bytes());
                 t
             },

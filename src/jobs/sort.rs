@@ -201,7 +201,9 @@ impl Job for Sort {
         // radix sort's room (a copy and 2 bytes a key), the received keys
         // (at most about 1.25 shares with regular sampling) and the merge's
         // output. Fast path (less): own keys with room for 1.0625 shares,
-        // as much room for the partition and 2 bytes a key for the classes.
+        // as much room for the partition, 2 bytes a key for the classes and
+        // as much again for the bucket sort's output (dropped before the
+        // sorted path allocates).
         let share = self.n.div_ceil(ctx.size as u64) * 8;
         let mut need = 2 * share + 2 * (share + share / 4);
         if ctx.is_root() {
@@ -335,6 +337,8 @@ impl Job for Sort {
             } else {
                 // A share too large (keys whose order defeats strided
                 // samples): regular sampling of sorted keys bounds every share.
+                // The fast path's output buffer is not needed here.
+                drop(std::mem::take(&mut out));
                 compute(&mut stats, &mut || sort::sort_local_with(self.local_sort, &mut keys, &mut room));
                 drop(std::mem::take(&mut room));
                 let samples: Vec<u64> =
