@@ -28,7 +28,7 @@
 //! span from samples) by std's sort, so no distribution makes a bucket
 //! quadratic or its scratch large.
 //!
-//! On the benchmark machine this takes about 0.7 CPU-seconds for 5·10^7
+//! On the benchmark machine this takes about 0.63 CPU-seconds for 5·10^7
 //! uniform keys where `voracious_mt_sort` takes 0.85–0.9 (`docs/kernels.md`).
 
 use crate::partition::offsets;
