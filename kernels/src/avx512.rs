@@ -247,8 +247,7 @@ pub(crate) unsafe fn mandel_span(
     let mut lists = LISTS.take();
     // `|c|^2 = fma(cr, cr, ci^2)` grows with `|cr|` (rounding is monotone),
     // so the widest `cr` decides for the whole row.
-    let row_near = norm(_mm512_set1_pd(widest), k.ci);
-    let row_near = _mm512_cmp_pd_mask::<_CMP_LE_OQ>(row_near, k.block_c2) == 0xff;
+    let row_near = k.within_bound(_mm512_set1_pd(widest));
     lists.sort_groups(&k, out.n, row_near);
     let (block, fresh) = (&lists.block[..lists.lens.0], &lists.fresh[..lists.lens.1]);
     blocks(&k, &mut out, block, &mut lists.set_aside);
@@ -380,7 +379,13 @@ impl Span<'_> {
     /// Whether all of group `group`'s points have `|c|^2` within `block_c2`.
     #[inline(always)]
     unsafe fn near(&self, group: usize) -> bool {
-        _mm512_cmp_pd_mask::<_CMP_LE_OQ>(norm(self.cr(group), self.ci), self.block_c2) == 0xff
+        self.within_bound(self.cr(group))
+    }
+
+    /// Whether all eight points `cr + ci i` have `|c|^2` within `block_c2`.
+    #[inline(always)]
+    unsafe fn within_bound(&self, cr: __m512d) -> bool {
+        _mm512_cmp_pd_mask::<_CMP_LE_OQ>(norm(cr, self.ci), self.block_c2) == 0xff
     }
 
     /// The real parts of group `group`'s eight points.

@@ -245,17 +245,17 @@ impl Job for Sort {
         // A first touch costs as much as a pass over the keys on the
         // benchmark machine.
         let mut room = Room::default();
+        let capacity = if p > 1 { sort::fast_path_limit(self.n, p) as usize } else { keys.len() };
         if p > 1 || self.local_sort == LocalSort::Radix {
-            let most = if p > 1 { sort::fast_path_limit(self.n, p) as usize } else { keys.len() };
             let len = keys.len();
-            keys.reserve(most.saturating_sub(len));
+            keys.reserve(capacity.saturating_sub(len));
             keys.resize(keys.capacity(), 0);
             keys.truncate(len);
-            room = Room::touched(most);
+            room = Room::touched(capacity);
         }
         let mut out = Vec::new();
         if p > 1 && self.local_sort == LocalSort::Radix {
-            out = buckets::touched(sort::fast_path_limit(self.n, p) as usize);
+            out = buckets::touched(capacity);
         }
 
         team.barrier();

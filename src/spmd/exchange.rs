@@ -255,28 +255,7 @@ impl Team {
         send_counts: &[usize],
         recv: &mut Vec<T>,
     ) -> Result<Vec<usize>, usize> {
-        assert_eq!(send_counts.len(), self.size);
-        assert_eq!(send.len(), send_counts.iter().sum::<usize>());
-        let out: Vec<u64> = send_counts.iter().map(|&c| c as u64).collect();
-        let mut inc = vec![0u64; self.size];
-        self.comm.all_to_all_into(&out[..], &mut inc[..]);
-        let recv_counts: Vec<usize> = inc.iter().map(|&c| c as usize).collect();
-        let total: usize = recv_counts.iter().sum();
-        let worst = self.max_u64(total.max(send.len()) as u64) as usize;
-        if worst > MAX_COUNT {
-            return Err(worst);
-        }
-        // MPI overwrites every element: keep the old ones rather than clear
-        // (a pass over the buffer); only growth is written.
-        recv.resize(total, T::default());
-        nonnull(recv);
-        let (sc, sd) = mpi_counts(send_counts);
-        let (rc, rd) = mpi_counts(&recv_counts);
-        self.comm.all_to_all_varcount_into(
-            &Partition::new(send, sc, &sd[..]),
-            &mut PartitionMut::new(&mut recv[..], rc, &rd[..]),
-        );
-        Ok(recv_counts)
+        self.exchange_into(send, send_counts, recv, false)
     }
 
     /// [`Team::all_to_all_into`] for every piece but the rank's own, which
@@ -290,32 +269,45 @@ impl Team {
         send_counts: &[usize],
         recv: &mut Vec<T>,
     ) -> Result<Vec<usize>, usize> {
+        self.exchange_into(send, send_counts, recv, true)
+    }
+
+    /// Both of the above: `keep_own` leaves the rank's own piece in `send`.
+    fn exchange_into<T: Equivalence + Default + Clone>(
+        &self,
+        send: &[T],
+        send_counts: &[usize],
+        recv: &mut Vec<T>,
+        keep_own: bool,
+    ) -> Result<Vec<usize>, usize> {
         assert_eq!(send_counts.len(), self.size);
         assert_eq!(send.len(), send_counts.iter().sum::<usize>());
-        let own = send_counts[self.rank];
-        let mut out: Vec<u64> = send_counts.iter().map(|&c| c as u64).collect();
-        out[self.rank] = 0;
+        let kept = if keep_own { send_counts[self.rank] } else { 0 };
+        let mut sent = send_counts.to_vec();
+        sent[self.rank] -= kept;
+        let out: Vec<u64> = sent.iter().map(|&c| c as u64).collect();
         let mut inc = vec![0u64; self.size];
         self.comm.all_to_all_into(&out[..], &mut inc[..]);
         let recv_counts: Vec<usize> = inc.iter().map(|&c| c as usize).collect();
         let total: usize = recv_counts.iter().sum();
-        let worst = self.max_u64((total + own).max(send.len()) as u64) as usize;
+        let worst = self.max_u64((total + kept).max(send.len()) as u64) as usize;
         if worst > MAX_COUNT {
             return Err(worst);
         }
-        // As in `all_to_all_into`: only growth is written.
+        // MPI overwrites every element: keep the old ones rather than clear
+        // (a pass over the buffer); only growth is written.
         recv.resize(total, T::default());
         nonnull(recv);
-        // The pieces keep their places in `send`; the rank's own is skipped.
-        let sc: Vec<Count> = out.iter().map(|&c| count(c as usize)).collect();
-        let sd: Vec<Count> = offsets(send_counts).into_iter().map(count).collect();
+        // The pieces keep their places in `send`; a kept one is not sent.
+        let (_, sd) = mpi_counts(send_counts);
+        let sc: Vec<Count> = sent.into_iter().map(count).collect();
         let (rc, rd) = mpi_counts(&recv_counts);
         self.comm.all_to_all_varcount_into(
             &Partition::new(send, sc, &sd[..]),
             &mut PartitionMut::new(&mut recv[..], rc, &rd[..]),
         );
         let mut from = recv_counts;
-        from[self.rank] = own;
+        from[self.rank] += kept;
         Ok(from)
     }
 }
