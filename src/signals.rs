@@ -58,6 +58,21 @@ pub fn install(whereabouts: String) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Whether a process with this pid exists on this host (it may belong to
+/// another user): how leftovers of dead runs, whose names carry the pid of
+/// the process that made them, are told from files of runs still going.
+pub fn pid_alive(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else { return false };
+    if pid <= 0 {
+        return false;
+    }
+    // SAFETY: signal 0 only checks that the process exists and may be signalled.
+    if unsafe { libc::kill(pid, 0) } == 0 {
+        return true;
+    }
+    std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
 /// Removes every tracked path; returns how many existed.
 fn remove_in_flight() -> usize {
     let paths = std::mem::take(&mut *lock());
@@ -111,5 +126,16 @@ mod tests {
         assert_eq!(remove(&mine), 2);
         assert!(!a.exists() && !b.exists());
         assert!(c.exists(), "forgetting does not delete");
+    }
+
+    #[test]
+    fn live_and_dead_pids_are_told_apart() {
+        assert!(pid_alive(std::process::id()));
+        assert!(pid_alive(1), "init exists (and may belong to another user)");
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        assert!(!pid_alive(pid), "a reaped child is gone");
+        assert!(!pid_alive(0) && !pid_alive(u32::MAX));
     }
 }
