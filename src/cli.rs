@@ -198,6 +198,10 @@ pub struct Common {
     /// report its exact partial tally; `pikernels merge` combines the parts (pi-mc, leibniz).
     #[arg(long, value_name = "INDEX/COUNT", value_parser = parse_partition, help_heading = "Common options")]
     pub partition: Option<Partition>,
+    /// End the whole job if it has not finished after DURATION (e.g. 90s, 2h, 1h30m, or
+    /// seconds): one message names the ranks that had not finished, exit status 4.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, help_heading = "Common options")]
+    pub timeout: Option<std::time::Duration>,
 }
 
 /// Part `index` of `count` equal parts of a job's work (`--partition`).
@@ -369,6 +373,49 @@ fn parse_threads(s: &str) -> Result<usize, String> {
     }
 }
 
+/// The longest duration a time limit may be: 30 days; more is surely a typo.
+pub const MAX_DURATION_S: f64 = 30.0 * 86_400.0;
+
+/// A time limit such as `90s`, `2h`, `1h30m`, `1.5m`, `500ms`, or plain seconds
+/// (`600`, as `activeDeadlineSeconds` counts). Written here rather than taken
+/// from `humantime`, which refuses plain seconds and fractions.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let text = s.trim();
+    let bad = || format!("'{s}' is not a duration: give e.g. 90s, 2h, 1h30m, 500ms or plain seconds");
+    if text.is_empty() {
+        return Err(bad());
+    }
+    let mut seconds = 0.0f64;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        if digits == 0 {
+            return Err(bad());
+        }
+        let value: f64 = rest[..digits].parse().map_err(|_| bad())?;
+        rest = &rest[digits..];
+        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let scale = match &rest[..unit_len] {
+            "" if digits == text.len() => 1.0,
+            "ms" => 1e-3,
+            "s" | "sec" => 1.0,
+            "m" | "min" => 60.0,
+            "h" => 3600.0,
+            "d" => 86_400.0,
+            _ => return Err(bad()),
+        };
+        rest = &rest[unit_len..];
+        seconds += value * scale;
+    }
+    if !(seconds > 0.0) {
+        return Err(format!("'{s}' is not a positive duration"));
+    }
+    if seconds > MAX_DURATION_S {
+        return Err(format!("'{s}' is longer than the supported 30 days"));
+    }
+    Ok(std::time::Duration::from_secs_f64(seconds))
+}
+
 fn parse_point(s: &str) -> Result<(f64, f64), String> {
     let (x, y) = s.split_once(',').ok_or_else(|| format!("'{s}' is not X,Y (two numbers separated by a comma)"))?;
     let num = |v: &str| v.trim().parse::<f64>().ok().filter(|v| v.is_finite());
@@ -418,6 +465,23 @@ mod tests {
         assert_eq!(parse_point("-0.5, 0.25"), Ok((-0.5, 0.25)));
         assert!(parse_point("1").is_err());
         assert!(parse_point("nan,1").is_err());
+    }
+
+    #[test]
+    fn durations_parse_and_explain() {
+        use std::time::Duration;
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("600"), Ok(Duration::from_secs(600)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("1.5m"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2d"), Ok(Duration::from_secs(172_800)));
+        for bad in ["", "s", "10x", "-5s", "1h-", "1..5s", "h1", "1 h"] {
+            assert!(parse_duration(bad).unwrap_err().contains("not a duration"), "{bad}");
+        }
+        assert!(parse_duration("0s").unwrap_err().contains("positive"));
+        assert!(parse_duration("31d").unwrap_err().contains("30 days"));
+        assert!(parse_duration("1e308").is_err());
     }
 
     #[test]

@@ -74,7 +74,7 @@ pub fn pid_alive(pid: u32) -> bool {
 }
 
 /// Removes every tracked path; returns how many existed.
-fn remove_in_flight() -> usize {
+pub(crate) fn remove_in_flight() -> usize {
     let paths = std::mem::take(&mut *lock());
     remove(&paths)
 }

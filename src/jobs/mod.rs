@@ -152,6 +152,8 @@ fn no_file_output(kernel: &str, common: &Common) -> Result<(), UsageError> {
 
 /// Runs `job` on every rank and, on rank 0, prints the report.
 pub fn execute(job: &dyn Job, common: &Common) -> ExitCode {
+    let launch = spmd::Launch::from_env();
+    spmd::deadline::arm(common.timeout, launch.rank as usize, launch.size as usize);
     let spmd = match Spmd::init(common.threads) {
         Ok(s) => s,
         Err(e) => {
@@ -170,6 +172,9 @@ pub fn execute(job: &dyn Job, common: &Common) -> ExitCode {
     }
 
     let hosts = spmd.gather_hosts();
+    if let Some(hosts) = &hosts {
+        spmd::deadline::know_hosts(hosts);
+    }
     // A partial run hands the runtime its part's units, renumbered from 0.
     let mine = partial::units(job, common.partition);
     let offset = mine.start;
@@ -177,7 +182,9 @@ pub fn execute(job: &dyn Job, common: &Common) -> ExitCode {
     let work = Work { units: mine.end - mine.start, unit_bytes: job.unit_bytes(), compute: &compute };
     let custom = if common.partition.is_none() { job.run_spmd(&spmd, common.comm) } else { None };
     let outcome = custom.unwrap_or_else(|| spmd::strategy::run(&spmd, common.comm, &work));
+    spmd::deadline::phase("sending its statistics");
     let stats = spmd.gather_stats(outcome.stats);
+    spmd::deadline::phase("verifying the result and writing outputs");
 
     let (Some(hosts), Some(stats), Some(data)) = (hosts, stats, outcome.data) else {
         return ExitCode::SUCCESS; // not rank 0: its part is done

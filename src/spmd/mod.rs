@@ -6,6 +6,7 @@
 //! kernel's work and results; [`Spmd::agree`] turns a per-rank check into one
 //! job-wide decision so that no rank waits on a rank that has given up.
 
+pub mod deadline;
 pub mod exchange;
 pub mod grid;
 pub mod strategy;
@@ -72,6 +73,9 @@ pub struct Spmd {
     // Dropped last: finalises MPI.
     _universe: mpi::environment::Universe,
     world: SimpleCommunicator,
+    /// A duplicate of `world` for the checkpoints' messages alone, so that
+    /// they never meet a strategy's or a kernel's.
+    watch: SimpleCommunicator,
     rank: usize,
     size: usize,
     threads: usize,
@@ -87,6 +91,7 @@ impl Spmd {
         let (universe, _provided) = mpi::initialize_with_threading(mpi::Threading::Funneled)
             .ok_or_else(|| anyhow!("MPI was already initialised"))?;
         let world = universe.world();
+        let watch = world.duplicate();
         let (rank, size) = (world.rank() as usize, world.size() as usize);
         let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
         let host = mpi::environment::processor_name().unwrap_or_else(|_| "unknown".into());
@@ -97,7 +102,7 @@ impl Spmd {
             .thread_name(|i| format!("pikernels-worker-{i}"))
             .build_global()
             .context("cannot start the rayon thread pool")?;
-        Ok(Spmd { _universe: universe, world, rank, size, threads, host })
+        Ok(Spmd { _universe: universe, world, watch, rank, size, threads, host })
     }
 
     /// This process's rank.
@@ -132,7 +137,12 @@ impl Spmd {
     pub fn agree(&self, local: Result<()>, message: impl FnOnce(&anyhow::Error)) -> Result<(), Failure> {
         let mine = if local.is_err() { self.rank as u64 } else { u64::MAX };
         let mut lowest = u64::MAX;
-        self.world.all_reduce_into(&mine, &mut lowest, SystemOperation::min());
+        // Non-blocking and polled: a rank waiting here for a stopped one
+        // sleeps, and the watchdog can end the job.
+        mpi::request::scope(|scope| {
+            let request = self.world.immediate_all_reduce_into(scope, &mine, &mut lowest, SystemOperation::min());
+            wait_gently(request);
+        });
         if lowest == u64::MAX {
             return Ok(());
         }
@@ -143,6 +153,49 @@ impl Spmd {
         }
         self.world.barrier();
         Err(Failure)
+    }
+
+    /// Where every rank has finished its share of the work and waits for the
+    /// others before results travel: rank 0 collects one note from every
+    /// rank, then all meet at a barrier. Both waits poll and sleep, so a rank
+    /// waiting here for a stopped or slow rank uses next to no CPU; when the
+    /// `--timeout` passes, rank 0 names the ranks that have not arrived and
+    /// ends the job (see [`deadline`]).
+    pub fn checkpoint(&self) {
+        deadline::phase("waiting for the other ranks to finish their share");
+        if self.size == 1 {
+            return;
+        }
+        if self.is_root() {
+            let mut arrived = vec![false; self.size];
+            arrived[0] = true;
+            let mut missing = self.size - 1;
+            let mut pause = deadline::Pause::new();
+            while missing > 0 {
+                if let Some(probed) = self.watch.any_process().immediate_matched_probe_with_tag(TAG_CHECKPOINT) {
+                    let (_, status): (Vec<u8>, _) = mpi::point_to_point::MatchedReceiveVec::matched_receive_vec(probed);
+                    let from = status.source_rank() as usize;
+                    if !std::mem::replace(&mut arrived[from], true) {
+                        missing -= 1;
+                    }
+                    pause.reset();
+                    continue;
+                }
+                if deadline::expired() {
+                    let names: Vec<String> = (0..self.size).filter(|&r| !arrived[r]).map(deadline::rank_name).collect();
+                    deadline::expire(&format!(
+                        "{} had not finished {} share (rank 0 and the others had)",
+                        names.join(", "),
+                        if names.len() == 1 { "its" } else { "their" }
+                    ));
+                }
+                pause.wait();
+            }
+        } else {
+            self.watch.process_at_rank(0).send_with_tag(&[1u8][..], TAG_CHECKPOINT);
+        }
+        wait_gently(self.watch.immediate_barrier());
+        deadline::phase("sending results");
     }
 
     /// A label for messages: empty for a one-rank job, else " on rank R (host)".
@@ -181,6 +234,29 @@ impl Spmd {
         let mut all = vec![0.0f64; RankStats::FIELDS * self.size];
         root.gather_into_root(&mine[..], &mut all[..]);
         Some(all.chunks(RankStats::FIELDS).map(RankStats::from_slice).collect())
+    }
+}
+
+/// The tag of [`Spmd::checkpoint`]'s notes (on its own communicator).
+const TAG_CHECKPOINT: mpi::Tag = 901;
+
+/// Waits for a non-blocking request by polling it, sleeping between polls;
+/// past the `--timeout` the job ends, naming rank 0 as the one not answering
+/// (a wait that rank 0 could have ended).
+pub fn wait_gently<'a, D: ?Sized, S: mpi::request::Scope<'a>>(mut request: mpi::request::Request<'a, D, S>) {
+    let mut pause = deadline::Pause::new();
+    loop {
+        match request.test() {
+            Ok(_) => return,
+            Err(pending) => request = pending,
+        }
+        if deadline::expired() {
+            deadline::expire(&format!(
+                "{} was still waiting for the other ranks, and no rank ended the job first",
+                deadline::rank_name(deadline::this_rank())
+            ));
+        }
+        pause.wait();
     }
 }
 

@@ -14,7 +14,7 @@
 //! All three produce the same tally and the same bytes, since unit results do
 //! not depend on where they were computed and tallies add exactly.
 
-use super::Spmd;
+use super::{deadline, Spmd};
 use crate::progress::{self, Progress};
 use kernels::{partition, Tally};
 use mpi::collective::SystemOperation;
@@ -156,6 +156,7 @@ impl<'a> Ctx<'a> {
     /// range goes in [`progress::PIECES`] pieces so a bar can show progress;
     /// units are independent and tallies exact, so the result is the same.
     fn compute(&mut self, units: Range<u64>, out: &mut [u8]) -> Tally {
+        deadline::phase("computing its share");
         let t = Instant::now();
         let n = units.end - units.start;
         let bar = Progress::new(self.spmd.is_root(), n, "rank 0's share");
@@ -215,6 +216,7 @@ impl<'a> Ctx<'a> {
         let mut local = vec![0u8; self.bytes_of(&range)];
         super::exchange::nonnull(&mut local);
         let tally = self.compute(range, &mut local);
+        self.comm(|| spmd.checkpoint());
 
         let limbs = tally.to_limbs();
         let mut total = [0i64; 4];
@@ -254,6 +256,7 @@ impl<'a> Ctx<'a> {
             let range = mine[0]..mine[1];
             let mut local = vec![0u8; self.bytes_of(&range)];
             let tally = self.compute(range, &mut local);
+            self.comm(|| spmd.checkpoint());
             self.comm(|| {
                 root.send_with_tag(&tally.to_limbs()[..], TAG_TALLY);
                 for piece in local.chunks(MAX_MESSAGE_BYTES) {
@@ -274,6 +277,7 @@ impl<'a> Ctx<'a> {
         let own = self.static_range(0);
         let own_bytes = self.bytes_of(&own);
         let mut total = self.compute(own, &mut all[..own_bytes]);
+        self.comm(|| spmd.checkpoint());
         for (r, range) in ranges.iter().enumerate().skip(1) {
             let at = range.start as usize * self.work.unit_bytes;
             let len = self.bytes_of(range);
@@ -317,6 +321,7 @@ impl<'a> Ctx<'a> {
             });
             let range = next[0]..next[1];
             if range.is_empty() {
+                self.comm(|| spmd.checkpoint());
                 return (total, None);
             }
             let mut out = vec![0u8; self.bytes_of(&range)];
@@ -362,8 +367,16 @@ impl<'a> Ctx<'a> {
             let mut tally = Tally::default();
             let mut comm_s = 0.0;
             let mut active = self.size() - 1;
+            // Ranks told there is no more work (rank 0 computes its own).
+            let mut done = vec![false; spmd.size()];
+            done[0] = true;
             while active > 0 {
                 let Some(probed) = world.any_process().immediate_matched_probe_with_tag(TAG_RESULT) else {
+                    if deadline::expired() {
+                        let names: Vec<String> =
+                            (0..spmd.size()).filter(|&r| !done[r]).map(deadline::rank_name).collect();
+                        deadline::expire(&format!("{} had not returned all their chunks", names.join(", ")));
+                    }
                     std::thread::sleep(DISPATCH_POLL);
                     continue;
                 };
@@ -380,6 +393,7 @@ impl<'a> Ctx<'a> {
                 let range = if c < n_chunks { chunk_range(c) } else { 0..0 };
                 if range.is_empty() {
                     active -= 1;
+                    done[status.source_rank() as usize] = true;
                 }
                 world.process_at_rank(status.source_rank()).send_with_tag(&[range.start, range.end][..], TAG_WORK);
                 comm_s += t.elapsed().as_secs_f64();
@@ -388,6 +402,7 @@ impl<'a> Ctx<'a> {
             bar.finish();
             (own, (tally, comm_s, stats))
         });
+        self.comm(|| spmd.checkpoint());
         let (served_tally, comm_s, stats) = served;
         self.stats.compute_s += stats.compute_s;
         self.stats.units += stats.units;
