@@ -122,7 +122,7 @@ pub fn expire(detail: &str) -> ! {
     let (limit, size) = LIMIT.get().map_or((Duration::ZERO, 1), |l| (l.limit, l.size));
     let of = if size > 1 { format!(" of {size} ranks") } else { String::new() };
     eprintln!(
-        "pikernels: error: timed out: the job did not finish within --timeout {}{of}; {detail} (exit status {EXIT_TIMEOUT})",
+        "pikernels: error: timed out: the job{of} did not finish within --timeout {}; {detail} (exit status {EXIT_TIMEOUT})",
         human(limit)
     );
     crate::signals::remove_in_flight();
@@ -135,6 +135,19 @@ pub fn expire(detail: &str) -> ! {
     }
     // SAFETY: ends the process at once (MPI is not up, or the abort returned).
     unsafe { libc::_exit(EXIT_TIMEOUT.into()) }
+}
+
+/// [`expire`] at a wait on rank 0 that knows which ranks have not finished
+/// their share of the work (the others had, and were waiting for them).
+pub fn expire_missing(ranks: impl Iterator<Item = usize>) -> ! {
+    let names: Vec<String> = ranks.map(rank_name).collect();
+    let one = names.len() == 1;
+    expire(&format!(
+        "{} had not finished {} share, and the other ranks were waiting for {}",
+        names.join(", "),
+        if one { "its" } else { "their" },
+        if one { "it" } else { "them" }
+    ))
 }
 
 /// `90s`, `2m 30s`, `1h 5m`: a limit as a person reads it.

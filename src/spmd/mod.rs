@@ -182,12 +182,7 @@ impl Spmd {
                     continue;
                 }
                 if deadline::expired() {
-                    let names: Vec<String> = (0..self.size).filter(|&r| !arrived[r]).map(deadline::rank_name).collect();
-                    deadline::expire(&format!(
-                        "{} had not finished {} share (rank 0 and the others had)",
-                        names.join(", "),
-                        if names.len() == 1 { "its" } else { "their" }
-                    ));
+                    deadline::expire_missing((0..self.size).filter(|&r| !arrived[r]));
                 }
                 pause.wait();
             }

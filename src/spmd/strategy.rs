@@ -373,9 +373,7 @@ impl<'a> Ctx<'a> {
             while active > 0 {
                 let Some(probed) = world.any_process().immediate_matched_probe_with_tag(TAG_RESULT) else {
                     if deadline::expired() {
-                        let names: Vec<String> =
-                            (0..spmd.size()).filter(|&r| !done[r]).map(deadline::rank_name).collect();
-                        deadline::expire(&format!("{} had not returned all their chunks", names.join(", ")));
+                        deadline::expire_missing((0..spmd.size()).filter(|&r| !done[r]));
                     }
                     std::thread::sleep(DISPATCH_POLL);
                     continue;
