@@ -25,6 +25,12 @@ pub fn run(args: &MergeArgs) -> ExitCode {
         }
     };
     if let Some(path) = &args.report {
+        let mut files: Vec<output::FileUse> = args.parts.iter().map(|p| output::FileUse::reads("PART", p)).collect();
+        files.push(output::FileUse::writes("--report", path));
+        if let Err(e) = output::check_distinct(&files) {
+            eprintln!("pikernels merge: error: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
         if let Err(e) = output::check_writable(path, "report") {
             eprintln!("pikernels merge: error: {e:#}");
             return ExitCode::from(EXIT_USAGE);

@@ -7,18 +7,150 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-/// The temporary name `path` is written under before the rename: a hidden
-/// file in the same directory (so the rename is atomic), tagged with the pid.
-pub fn temp_path(path: &Path) -> PathBuf {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "output".into());
-    path.with_file_name(format!(".{name}.pikernels-{}.tmp", std::process::id()))
+/// Where an output goes, decided from what its path points at before any work.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Dest {
+    /// A regular file, or nothing yet: written under a temporary name in the
+    /// same directory and renamed over this path, which is the path given
+    /// with every symbolic link resolved (so a link stays a link and its
+    /// target is replaced).
+    File(PathBuf),
+    /// A character device, a FIFO or a socket (`/dev/stdout`, a named pipe):
+    /// written directly; nothing is renamed or replaced.
+    Stream(PathBuf),
 }
 
-/// Writes `path` through `write` into a temporary file that is synced and
-/// renamed over `path` only if everything succeeded; on any error the
-/// temporary file is removed and `path` is left as it was.
+/// The most links followed when resolving an output path (Linux's own limit).
+const MAX_LINKS: usize = 40;
+
+/// Decides how `path` is written: see [`Dest`]. A directory, a block device
+/// or anything else is refused with the reason.
+pub fn destination(path: &Path, what: &str) -> Result<Dest> {
+    if path.as_os_str().is_empty() {
+        bail!("the {what} path is empty");
+    }
+    let mut at = path.to_path_buf();
+    for _ in 0..MAX_LINKS {
+        let meta = match std::fs::symlink_metadata(&at) {
+            Ok(m) => m,
+            // Nothing there yet (or a link's missing target): a new file.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Dest::File(at)),
+            Err(e) => bail!("cannot write the {what} {}: {e}", path.display()),
+        };
+        if !meta.file_type().is_symlink() {
+            return classify(path, at, &meta, false, what);
+        }
+        let link = std::fs::read_link(&at).with_context(|| format!("cannot read the link {}", at.display()))?;
+        at = if link.is_absolute() { link } else { parent_dir(&at).join(link) };
+        // /dev/stdout and /proc/self/fd/N name an open descriptor: its
+        // object is written through the path given, never replaced.
+        if at.starts_with("/proc/") {
+            return match std::fs::metadata(path) {
+                Ok(meta) => classify(path, path.to_path_buf(), &meta, true, what),
+                Err(e) => bail!("cannot write the {what} {}: {e}", path.display()),
+            };
+        }
+    }
+    bail!("cannot write the {what} {}: more than {MAX_LINKS} symbolic links to follow", path.display())
+}
+
+fn classify(given: &Path, at: PathBuf, meta: &std::fs::Metadata, direct: bool, what: &str) -> Result<Dest> {
+    use std::os::unix::fs::FileTypeExt;
+    let t = meta.file_type();
+    if t.is_file() {
+        return Ok(if direct { Dest::Stream(at) } else { Dest::File(at) });
+    }
+    if t.is_char_device() || t.is_fifo() || t.is_socket() {
+        return Ok(Dest::Stream(at));
+    }
+    if t.is_dir() {
+        bail!("the {what} path {} is a directory; give a file name", given.display())
+    }
+    let kind = if t.is_block_device() { "a block device" } else { "neither a file, a device, a FIFO nor a socket" };
+    bail!(
+        "the {what} path {} is {kind}; pikernels writes regular files (and links to them), character devices, FIFOs and sockets",
+        given.display()
+    )
+}
+
+/// This host's name as temporary names carry it (a directory may be shared
+/// between hosts, and a pid means something only on its own host).
+fn host_tag() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let host: String = host.trim().chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').take(64).collect();
+    if host.is_empty() {
+        "host".into()
+    } else {
+        host
+    }
+}
+
+/// Longest file name on the file systems pikernels writes to (NAME_MAX).
+const NAME_MAX: usize = 255;
+
+/// What every temporary output name holds before the host and the pid.
+const TEMP_MARK: &str = ".pikernels-";
+
+/// The temporary name `path` is written under before the rename: a hidden
+/// file in the same directory (so the rename is atomic), tagged with the host
+/// and the pid (so the leftovers of a killed run can be told from a live
+/// run's), with the output's name shortened if it would not fit NAME_MAX.
+pub fn temp_path(path: &Path) -> PathBuf {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "output".into());
+    let suffix = format!("{TEMP_MARK}{}-{}.tmp", host_tag(), std::process::id());
+    let room = NAME_MAX - 1 - suffix.len();
+    let mut cut = name.len().min(room);
+    while !name.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    path.with_file_name(format!(".{}{suffix}", &name[..cut]))
+}
+
+/// Removes the temporary files that runs on this host left in `dir` when
+/// they were killed (SIGKILL cannot be caught): those whose pid is no longer
+/// alive here. Says so on standard error; returns how many it removed.
+pub fn sweep_leftovers(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    let mark = format!("{TEMP_MARK}{}-", host_tag());
+    let mut removed = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix('.')
+            .and_then(|n| n.strip_suffix(".tmp"))
+            .and_then(|n| n.rsplit_once(&mark))
+            .and_then(|(_, pid)| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let regular = entry.file_type().is_ok_and(|t| t.is_file());
+        if regular && !crate::signals::pid_alive(pid) && std::fs::remove_file(entry.path()).is_ok() {
+            removed.push(name);
+        }
+    }
+    if !removed.is_empty() {
+        eprintln!(
+            "pikernels: removed {} leftover temporary file{} of killed runs in {}: {}",
+            removed.len(),
+            if removed.len() == 1 { "" } else { "s" },
+            dir.display(),
+            removed.join(", ")
+        );
+    }
+    removed.len()
+}
+
+/// Writes `path` through `write`. A regular file (or a link to one, or a new
+/// file) goes into a temporary file that is synced and renamed over the
+/// destination only if everything succeeded; on any error the temporary file
+/// is removed and the destination is left as it was. A device, FIFO or
+/// socket is written directly (see [`Dest`]).
 pub fn write_atomic(path: &Path, write: impl FnOnce(&mut BufWriter<File>) -> Result<()>) -> Result<()> {
-    let tmp = temp_path(path);
+    let dest = match destination(path, "output")? {
+        Dest::Stream(at) => return write_direct(path, &at, write),
+        Dest::File(at) => at,
+    };
+    let tmp = temp_path(&dest);
     let _tracked = crate::signals::track(&tmp);
     let result = (|| {
         let file = OpenOptions::new()
@@ -31,7 +163,7 @@ pub fn write_atomic(path: &Path, write: impl FnOnce(&mut BufWriter<File>) -> Res
         let file =
             w.into_inner().map_err(|e| e.into_error()).with_context(|| format!("cannot write {}", path.display()))?;
         file.sync_all().with_context(|| format!("cannot write {}", path.display()))?;
-        std::fs::rename(&tmp, path).with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))
+        std::fs::rename(&tmp, &dest).with_context(|| format!("cannot rename {} to {}", tmp.display(), dest.display()))
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
@@ -39,24 +171,123 @@ pub fn write_atomic(path: &Path, write: impl FnOnce(&mut BufWriter<File>) -> Res
     result
 }
 
-/// Checks that `path` can be written: it is not a directory, its directory
-/// exists, and a file can be created there (tried, then removed).
+/// Writes a device, FIFO or socket in place: opened for writing (a socket
+/// connected), written, flushed; never created, truncated or renamed.
+fn write_direct(path: &Path, at: &Path, write: impl FnOnce(&mut BufWriter<File>) -> Result<()>) -> Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    let is_socket = std::fs::metadata(at).is_ok_and(|m| m.file_type().is_socket());
+    let file = if is_socket {
+        let stream = std::os::unix::net::UnixStream::connect(at)
+            .with_context(|| format!("cannot connect to the socket {}", path.display()))?;
+        File::from(std::os::fd::OwnedFd::from(stream))
+    } else {
+        OpenOptions::new().write(true).open(at).with_context(|| format!("cannot open {}", path.display()))?
+    };
+    let mut w = BufWriter::new(file);
+    write(&mut w)?;
+    w.flush().with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Checks that `path` can be written: see [`destination`]; for a file, its
+/// directory exists and a file can be created there (tried, then removed),
+/// and the leftovers of killed runs there are removed; for a device, FIFO or
+/// socket, this process may write it.
 pub fn check_writable(path: &Path, what: &str) -> Result<()> {
-    if path.as_os_str().is_empty() {
-        bail!("the {what} path is empty");
-    }
-    if path.is_dir() {
-        bail!("the {what} path {} is a directory; give a file name", path.display());
-    }
-    let dir = parent_dir(path);
+    let dest = match destination(path, what)? {
+        Dest::Stream(at) => {
+            use std::os::unix::ffi::OsStrExt;
+            let c = std::ffi::CString::new(at.as_os_str().as_bytes())
+                .with_context(|| format!("the {what} path {} holds a NUL byte", path.display()))?;
+            // SAFETY: `c` is a valid C string.
+            if unsafe { libc::access(c.as_ptr(), libc::W_OK) } != 0 {
+                bail!("cannot write the {what} {}: {}", path.display(), std::io::Error::last_os_error());
+            }
+            return Ok(());
+        }
+        Dest::File(at) => at,
+    };
+    let dir = parent_dir(&dest);
     if !dir.is_dir() {
         bail!("cannot write the {what} {}: directory {} does not exist", path.display(), dir.display());
     }
-    let probe = temp_path(path);
+    sweep_leftovers(dir);
+    let probe = temp_path(&dest);
     OpenOptions::new().write(true).create_new(true).open(&probe).with_context(|| {
         format!("cannot write the {what} {}: cannot create files in {}", path.display(), dir.display())
     })?;
     let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
+
+/// A file a run reads or writes, named by the option that gave it.
+#[derive(Debug, Clone)]
+pub struct FileUse {
+    /// The option, e.g. `--out`.
+    pub option: &'static str,
+    /// The path as given.
+    pub path: PathBuf,
+    /// Whether the run writes it (else it only reads it).
+    pub writes: bool,
+}
+
+impl FileUse {
+    pub fn reads(option: &'static str, path: &Path) -> FileUse {
+        FileUse { option, path: path.to_path_buf(), writes: false }
+    }
+
+    pub fn writes(option: &'static str, path: &Path) -> FileUse {
+        FileUse { option, path: path.to_path_buf(), writes: true }
+    }
+}
+
+/// Which file a path names: the device and inode of what exists there (links
+/// followed, so hard and symbolic links to one file are one file), or for a
+/// file still to be created, its full name with the links of its directory
+/// resolved.
+#[derive(Debug, PartialEq, Eq)]
+enum Identity {
+    Inode(u64, u64),
+    Name(PathBuf),
+}
+
+fn identity(path: &Path) -> Option<Identity> {
+    use std::os::unix::fs::MetadataExt;
+    if let Ok(m) = std::fs::metadata(path) {
+        return Some(Identity::Inode(m.dev(), m.ino()));
+    }
+    let dest = match destination(path, "output") {
+        Ok(Dest::File(p)) | Ok(Dest::Stream(p)) => p,
+        Err(_) => path.to_path_buf(),
+    };
+    let dir = std::fs::canonicalize(parent_dir(&dest)).ok()?;
+    Some(Identity::Name(dir.join(dest.file_name()?)))
+}
+
+/// Refuses two uses of one file where either writes it: an output written
+/// over an input, or two outputs over each other, found by identity (after
+/// links, by device and inode), before any work.
+pub fn check_distinct(uses: &[FileUse]) -> Result<(), String> {
+    let ids: Vec<Option<Identity>> = uses.iter().map(|u| identity(&u.path)).collect();
+    for (i, a) in uses.iter().enumerate() {
+        for (j, b) in uses.iter().enumerate().skip(i + 1) {
+            if !(a.writes || b.writes) || ids[i].is_none() || ids[i] != ids[j] {
+                continue;
+            }
+            let how = if a.path == b.path { "" } else { " (after following links)" };
+            let harm = match (a.writes, b.writes) {
+                (true, true) => "one output would be written over the other".to_string(),
+                (true, false) => format!("the {} would be written over the {}", a.option, b.option),
+                _ => format!("the {} would be written over the {}", b.option, a.option),
+            };
+            return Err(format!(
+                "{} {} and {} {} are the same file{how}: {harm}; give different paths",
+                a.option,
+                a.path.display(),
+                b.option,
+                b.path.display()
+            ));
+        }
+    }
     Ok(())
 }
 
@@ -205,6 +436,111 @@ mod tests {
         let missing = dir.path().join("nope/a.png");
         assert!(check_writable(&missing, "image").unwrap_err().to_string().contains("does not exist"));
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "the probe file is removed");
+    }
+
+    #[test]
+    fn outputs_are_written_by_what_they_point_at() {
+        use std::os::unix::fs::symlink;
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        // A symlink to a file: the target is replaced, the link stays a link.
+        std::fs::write(d.join("target.txt"), "old").unwrap();
+        symlink("target.txt", d.join("link.txt")).unwrap();
+        assert_eq!(destination(&d.join("link.txt"), "x").unwrap(), Dest::File(d.join("target.txt")));
+        write_text(&d.join("link.txt"), "new").unwrap();
+        assert!(std::fs::symlink_metadata(d.join("link.txt")).unwrap().file_type().is_symlink());
+        assert_eq!(std::fs::read_to_string(d.join("target.txt")).unwrap(), "new");
+        // A dangling link: its target is created.
+        symlink("made.txt", d.join("dangling")).unwrap();
+        write_text(&d.join("dangling"), "made").unwrap();
+        assert!(std::fs::symlink_metadata(d.join("dangling")).unwrap().file_type().is_symlink());
+        assert_eq!(std::fs::read_to_string(d.join("made.txt")).unwrap(), "made");
+        // A FIFO is written in place, not replaced.
+        let fifo = d.join("pipe");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: `c` is a valid C string.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        assert_eq!(destination(&fifo, "x").unwrap(), Dest::Stream(fifo.clone()));
+        let reader = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || std::fs::read_to_string(fifo).unwrap())
+        };
+        write_text(&fifo, "through the pipe").unwrap();
+        assert_eq!(reader.join().unwrap(), "through the pipe");
+        use std::os::unix::fs::FileTypeExt;
+        assert!(std::fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo(), "still a FIFO");
+        // A socket: connected and written.
+        let sock = d.join("sock");
+        let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        let server = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut s, &mut text).unwrap();
+            text
+        });
+        write_text(&sock, "over the socket").unwrap();
+        assert_eq!(server.join().unwrap(), "over the socket");
+        // A directory is refused.
+        assert!(destination(d, "x").unwrap_err().to_string().contains("is a directory"));
+        // Nothing else was left behind.
+        let mut names: Vec<String> =
+            std::fs::read_dir(d).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        names.sort();
+        assert_eq!(names, ["dangling", "link.txt", "made.txt", "pipe", "sock", "target.txt"]);
+    }
+
+    #[test]
+    fn long_names_get_temporary_names_that_fit() {
+        let dir = tempfile::tempdir().unwrap();
+        let long = dir.path().join("x".repeat(250));
+        assert!(temp_path(&long).file_name().unwrap().len() <= NAME_MAX);
+        write_text(&long, "ok").unwrap();
+        assert_eq!(std::fs::read_to_string(&long).unwrap(), "ok");
+        let multibyte = dir.path().join("\u{e9}".repeat(120));
+        assert!(temp_path(&multibyte).file_name().unwrap().len() <= NAME_MAX);
+    }
+
+    #[test]
+    fn leftovers_of_dead_runs_are_swept_and_live_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let host = host_tag();
+        let dead_name = format!(".m.png{TEMP_MARK}{host}-{dead}.tmp");
+        let live_name = format!(".m.png{TEMP_MARK}{host}-{}.tmp", std::process::id());
+        let other_host = format!(".m.png{TEMP_MARK}elsewhere{host}-{dead}.tmp");
+        for n in [&dead_name, &live_name, &other_host] {
+            std::fs::write(dir.path().join(n), "x").unwrap();
+        }
+        assert_eq!(sweep_leftovers(dir.path()), 1);
+        assert!(!dir.path().join(&dead_name).exists());
+        assert!(dir.path().join(&live_name).exists() && dir.path().join(&other_host).exists());
+    }
+
+    #[test]
+    fn one_file_used_twice_is_refused_when_written() {
+        use std::os::unix::fs::symlink;
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("keys.bin"), "k").unwrap();
+        symlink(d.join("keys.bin"), d.join("alias.bin")).unwrap();
+        std::fs::hard_link(d.join("keys.bin"), d.join("hard.bin")).unwrap();
+        let input = FileUse::reads("--input", &d.join("keys.bin"));
+        for other in ["keys.bin", "alias.bin", "hard.bin"] {
+            let e = check_distinct(&[input.clone(), FileUse::writes("--report", &d.join(other))]).unwrap_err();
+            assert!(e.contains("--input") && e.contains("--report") && e.contains("written over the --input"), "{e}");
+        }
+        // Two new outputs at one name, spelled differently.
+        let e = check_distinct(&[
+            FileUse::writes("--out", &d.join("x.png")),
+            FileUse::writes("--report", &d.join("./x.png")),
+        ])
+        .unwrap_err();
+        assert!(e.contains("one output would be written over the other"), "{e}");
+        // Two reads of one file, and distinct files, are fine.
+        assert!(check_distinct(&[input.clone(), FileUse::reads("--b", &d.join("alias.bin"))]).is_ok());
+        assert!(check_distinct(&[input, FileUse::writes("--out", &d.join("new.bin"))]).is_ok());
     }
 
     #[test]

@@ -126,6 +126,10 @@ impl Job for Mandelbrot {
         }
     }
 
+    fn files(&self) -> Vec<output::FileUse> {
+        self.out.iter().map(|p| output::FileUse::writes("--out", p)).collect()
+    }
+
     fn preflight(&self, ctx: &Preflight) -> Result<()> {
         let image = self.units() * self.unit_bytes() as u64;
         let share = ctx.max_units_held(self.units()) * self.unit_bytes() as u64;

@@ -416,6 +416,14 @@ impl Job for Matmul {
         unreachable!("matmul runs its own distributed algorithm (run_spmd)")
     }
 
+    fn files(&self) -> Vec<output::FileUse> {
+        let mut files: Vec<output::FileUse> = self.out.iter().map(|p| output::FileUse::writes("--out", p)).collect();
+        if let Source::Files { a, b } = &self.source {
+            files.extend([output::FileUse::reads("--a", a), output::FileUse::reads("--b", b)]);
+        }
+        files
+    }
+
     fn preflight(&self, ctx: &Preflight) -> Result<()> {
         output::check_memory(self.memory_need(ctx), "this rank's share of A, B and C")?;
         if ctx.is_root() {

@@ -66,6 +66,11 @@ pub trait Job: Sync {
     fn partitionable(&self) -> bool {
         false
     }
+    /// The files the job reads and writes (its own options; `--report` is
+    /// added by the runtime), checked before any work for one file used twice.
+    fn files(&self) -> Vec<output::FileUse> {
+        Vec::new()
+    }
 }
 
 /// What a rank knows when it checks its resources.
@@ -120,6 +125,9 @@ pub fn from_cli(command: &Command) -> Result<Box<dyn Job>, UsageError> {
     let job = kernel_from_cli(command)?;
     if let Some(common) = command.common() {
         partial::check(job.as_ref(), common)?;
+        let mut files = job.files();
+        files.extend(common.report.as_deref().map(|r| output::FileUse::writes("--report", r)));
+        output::check_distinct(&files).map_err(UsageError)?;
     }
     Ok(job)
 }

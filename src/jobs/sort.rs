@@ -196,6 +196,14 @@ impl Job for Sort {
         unreachable!("sort runs its own distributed algorithm (run_spmd)")
     }
 
+    fn files(&self) -> Vec<output::FileUse> {
+        let mut files: Vec<output::FileUse> = self.out.iter().map(|p| output::FileUse::writes("--output", p)).collect();
+        if let Source::File(p) = &self.source {
+            files.push(output::FileUse::reads("--input", p));
+        }
+        files
+    }
+
     fn preflight(&self, ctx: &Preflight) -> Result<()> {
         // The most either path holds at once. Sorted path: own keys, the
         // radix sort's room (a copy and 2 bytes a key), the received keys

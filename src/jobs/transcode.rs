@@ -539,6 +539,10 @@ impl Job for Transcode {
         })
     }
 
+    fn files(&self) -> Vec<output::FileUse> {
+        vec![output::FileUse::reads("--input", &self.input), output::FileUse::writes("--output", &self.output)]
+    }
+
     fn finish(&self, _tally: Tally, _data: Vec<u8>) -> Result<Finished> {
         let (probe, run, dir) = {
             let mut s = self.lock();

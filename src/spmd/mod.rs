@@ -70,12 +70,13 @@ pub struct Failure;
 
 /// The running SPMD job as one process sees it.
 pub struct Spmd {
-    // Dropped last: finalises MPI.
+    /// A duplicate of `world` for the checkpoints' messages alone, so that
+    /// they never meet a strategy's or a kernel's. Declared (so dropped,
+    /// which frees it) before the universe.
+    watch: SimpleCommunicator,
+    // Dropped after the communicators: finalises MPI.
     _universe: mpi::environment::Universe,
     world: SimpleCommunicator,
-    /// A duplicate of `world` for the checkpoints' messages alone, so that
-    /// they never meet a strategy's or a kernel's.
-    watch: SimpleCommunicator,
     rank: usize,
     size: usize,
     threads: usize,
@@ -102,7 +103,7 @@ impl Spmd {
             .thread_name(|i| format!("pikernels-worker-{i}"))
             .build_global()
             .context("cannot start the rayon thread pool")?;
-        Ok(Spmd { _universe: universe, world, watch, rank, size, threads, host })
+        Ok(Spmd { watch, _universe: universe, world, rank, size, threads, host })
     }
 
     /// This process's rank.
