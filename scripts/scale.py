@@ -155,6 +155,7 @@ def main():
     ap.add_argument("--repeat", type=int, default=3, help="runs per point; the fastest counts")
     ap.add_argument("--svg", type=Path, help="plot path [default: scaling-KERNEL.svg]")
     ap.add_argument("--markdown", action="store_true", help="print the table as Markdown")
+    ap.add_argument("--json", type=Path, help="also write every row, unrounded, as JSON here")
     ap.add_argument("--bin", type=Path, default=ROOT / "target" / "release" / "pikernels")
     ap.add_argument("--timeout", type=float, default=600, help="seconds one run may take")
     args, extra = ap.parse_known_args()
@@ -164,6 +165,10 @@ def main():
         ap.error(f"{args.bin} not found: run `cargo build --release` first")
     rows = sweep(args, extra)
     print(table(rows, args.markdown))
+    if args.json:
+        # NaN (no Karp-Flatt for one core) is not JSON: null instead.
+        clean = [{k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()} for r in rows]
+        args.json.write_text(json.dumps(clean, indent=1) + "\n")
     path = args.svg or Path(f"scaling-{args.kernel}.svg")
     path.write_text(svg(rows, f"pikernels {args.kernel} {' '.join(extra)}".strip()))
     print(f"plot: {path}", file=sys.stderr)

@@ -12,7 +12,14 @@ export OMPI_MCA_rmaps_base_oversubscribe=1 OMPI_MCA_mpi_yield_when_idle=1
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
-cargo test --workspace --release --locked "$@" -- --nocapture 2>&1 | tee "$log" || status=$?
+# --no-fail-fast: every test binary runs even when an earlier one fails, so
+# one failure never hides the rest.
+cargo test --workspace --release --locked --no-fail-fast "$@" -- --nocapture 2>&1 | tee "$log" || status=$?
+# The reliability suites' figures, added up over every test that prints them:
+# "bad input...: N cases tried, M passed" and "fault injected: NAME: survived".
+awk '/bad input.*cases tried/ { for (i = 1; i <= NF; i++) { if ($i ~ /^tried,?$/) t += $(i-2); if ($i ~ /^passed,?$/) p += $(i-1) } }
+     /^fault injected: / { n++; if ($NF == "survived" && $(NF-1) != "NOT") s++ }
+     END { printf "bad input: %d cases tried, %d passed\nfaults: %d injected, %d survived\n", t, p, n, s }' "$log"
 # One closing line for the whole run: every test binary's counts added up.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1) } }
      END { printf "all tests: %d passed, %d failed\n", p, f }' "$log"

@@ -20,6 +20,7 @@ fn scale(args: &[&str]) -> util::Run {
 fn sweep_prints_the_table_and_draws_the_plot() {
     let dir = tempdir();
     let svg = dir.path().join("s.svg");
+    let json = dir.path().join("rows.json");
     let r = scale(&[
         "pi-mc",
         "--samples",
@@ -33,6 +34,8 @@ fn sweep_prints_the_table_and_draws_the_plot() {
         "--markdown",
         "--svg",
         svg.to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
     ]);
     assert!(r.success(), "{r}");
     let lines: Vec<&str> = r.stdout.lines().filter(|l| l.starts_with('|')).collect();
@@ -44,10 +47,18 @@ fn sweep_prints_the_table_and_draws_the_plot() {
     let (one, two) = (cells(lines[2]), cells(lines[3]));
     assert_eq!((one[0].as_str(), one[4].as_str(), one[5].as_str()), ("1", "1.000", "100.0%"), "{r}");
     assert_eq!(two[0], "2");
-    let (t1, t2, s2): (f64, f64, f64) = (one[3].parse().unwrap(), two[3].parse().unwrap(), two[4].parse().unwrap());
-    // The table rounds times to 1e-4 s and the speedup to 1e-3.
-    let tolerance = s2 * (0.5e-4 / t1 + 0.5e-4 / t2) + 0.5e-3;
-    assert!((s2 - t1 / t2).abs() <= tolerance, "speedup is time(1)/time(2): {r}");
+    // The relation on the unrounded values the script computed (the table
+    // rounds them: sub-millisecond times would make a check on it noise).
+    let rows: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let f = |i: usize, k: &str| rows[i][k].as_f64().unwrap_or_else(|| panic!("row {i} has no {k}: {rows}"));
+    let (t1, t2) = (f(0, "time"), f(1, "time"));
+    assert!(t1 > 0.0 && t2 > 0.0, "{rows}");
+    assert_eq!(f(0, "speedup"), 1.0);
+    assert!((f(1, "speedup") - t1 / t2).abs() <= 1e-12 * (t1 / t2), "speedup is time(1)/time(2): {rows}");
+    assert!((f(1, "eff") - f(1, "speedup") / 2.0).abs() <= 1e-12, "efficiency is speedup/cores: {rows}");
+    // And the table shows those values, rounded.
+    assert_eq!(two[3], format!("{t2:.4}"), "{r}");
+    assert_eq!(two[4], format!("{:.3}", f(1, "speedup")), "{r}");
     let plot = std::fs::read_to_string(&svg).expect("the SVG plot");
     assert!(plot.starts_with("<svg") && plot.trim_end().ends_with("</svg>"));
     assert!(plot.contains("ideal") && plot.contains("<polyline"), "{plot}");
