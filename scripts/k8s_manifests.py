@@ -16,6 +16,7 @@ against the Kubernetes schemas of kubernetes-validate. Then the rules the
 deployment depends on (docs/deploy-k3s.md) are checked one by one.
 """
 
+import re
 import copy
 import json
 import pathlib
@@ -106,6 +107,32 @@ def check_scheduling(p, where, pod_spec, spread):
         p.add(where, f"no {spread} podAntiAffinity spreading the pods over nodes")
 
 
+def duration_s(text):
+    """Seconds of a pikernels --timeout value: 90s, 29m, 1h30m, 500ms, or plain seconds."""
+    scale = {"ms": 1e-3, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
+    parts = re.findall(r"(\d+(?:\.\d+)?)([a-z]*)", text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        return None
+    if len(parts) == 1 and parts[0][1] == "":
+        return float(parts[0][0])
+    if any(u not in scale for _, u in parts):
+        return None
+    return sum(float(n) * scale[u] for n, u in parts)
+
+
+def check_timeout(p, name, argv, deadline):
+    """A pikernels run passes --timeout a little under the pod's deadline, so
+    the report explains a deadline instead of the pod vanishing."""
+    if "pikernels" not in argv or argv[argv.index("pikernels") + 1:][:1] == ["list"]:
+        return
+    if "--timeout" not in argv:
+        p.add(name, "pikernels runs without --timeout (set it a little under activeDeadlineSeconds)")
+        return
+    limit = duration_s(argv[argv.index("--timeout") + 1])
+    if limit is None or deadline is None or not (0.8 * deadline <= limit < deadline):
+        p.add(name, f"--timeout {argv[argv.index('--timeout') + 1]} is not a little under activeDeadlineSeconds {deadline}")
+
+
 def check_mpijob(p, name, job, validator):
     for e in validator.iter_errors(job):
         p.add(name, f"CRD schema: {'/'.join(map(str, e.absolute_path))}: {e.message}")
@@ -141,6 +168,7 @@ def check_mpijob(p, name, job, validator):
         p.add(name, f"the launcher does not pass --hostfile {HOSTFILE} (OpenMPI 5 ignores OMPI_MCA_orte_*)")
     if "--bind-to none" not in line:
         p.add(name, "the launcher does not pass --bind-to none (rayon threads would share one core)")
+    check_timeout(p, name, argv, run.get("activeDeadlineSeconds"))
     worker = replicas["Worker"]["template"]["spec"]["containers"][0]
     probe = worker.get("readinessProbe", {}).get("tcpSocket", {}).get("port")
     if probe != SSH_PORT:
@@ -159,6 +187,7 @@ def check_indexed_job(p, name, job):
     want = f"$(JOB_COMPLETION_INDEX)/{spec.get('completions')}"
     if want not in argv:
         p.add(name, f"args do not contain --partition {want} (parts must equal completions): {argv}")
+    check_timeout(p, name, argv, spec.get("activeDeadlineSeconds"))
     if not any(e.get("name") == "JOB_COMPLETION_INDEX" for e in c.get("env", [])):
         p.add(name, "JOB_COMPLETION_INDEX is not declared in env, so $(JOB_COMPLETION_INDEX) would not expand")
 
