@@ -419,3 +419,39 @@ fn a_job_still_computing_at_the_timeout_ends_with_exit_4() {
     tally("--timeout passed while every rank computes", ok);
     assert!(ok, "exit {code:?} after {:?}\n{err}\nleft {:?}", start.elapsed(), job.left(job.dir.path()));
 }
+
+/// SIGKILL (which nothing can catch) while the PNG is written leaves the
+/// temporary file; the next run writing to the same place removes it, says
+/// so, and writes its own picture.
+#[test]
+fn sigkill_while_writing_leaves_a_leftover_that_the_next_run_removes() {
+    let dir = tempdir();
+    let png = dir.path().join("m.png");
+    let mut cmd = Command::new(util::bin());
+    util::mpi_env(&mut cmd).args(["mandelbrot", "--width", "9000", "--height", "9000", "--max-iter", "8", "--out"]);
+    cmd.arg(&png);
+    let mut job = Job::start(cmd);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let caught = loop {
+        if files_in(dir.path()).iter().any(|f| f.ends_with(".tmp")) {
+            break true;
+        }
+        if job.child.try_wait().unwrap().is_some() || Instant::now() > deadline {
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    assert!(caught, "never saw the temporary file: {:?} {}", files_in(dir.path()), job.stderr());
+    // SAFETY: plain syscall on a process this test started.
+    unsafe { libc::kill(job.pid(), libc::SIGKILL) };
+    let _ = job.wait(ENDS_WITHIN);
+    let leftovers: Vec<String> = files_in(dir.path()).into_iter().filter(|f| f.ends_with(".tmp")).collect();
+    assert_eq!(leftovers.len(), 1, "SIGKILL leaves the temporary file: {:?}", files_in(dir.path()));
+    let r = util::direct(&["mandelbrot", "--width", "64", "--height", "48", "--out", png.to_str().unwrap()]);
+    let ok = r.success()
+        && r.stderr.contains(&format!("removed 1 leftover temporary file of killed runs in {}", dir.path().display()))
+        && r.stderr.contains(&leftovers[0])
+        && files_in(dir.path()) == ["m.png"];
+    tally("SIGKILL while writing the PNG, then a second run", ok);
+    assert!(ok, "{r}\nleft {:?}", files_in(dir.path()));
+}
