@@ -188,6 +188,7 @@ pub fn execute(job: &dyn Job, common: &Common) -> ExitCode {
     let offset = mine.start;
     let compute = |units: Range<u64>, out: &mut [u8]| job.compute(units.start + offset..units.end + offset, out);
     let work = Work { units: mine.end - mine.start, unit_bytes: job.unit_bytes(), compute: &compute };
+    spmd::deadline::phase("computing its share");
     let custom = if common.partition.is_none() { job.run_spmd(&spmd, common.comm) } else { None };
     let outcome = custom.unwrap_or_else(|| spmd::strategy::run(&spmd, common.comm, &work));
     spmd::deadline::phase("sending its statistics");

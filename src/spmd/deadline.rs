@@ -176,36 +176,36 @@ fn trim(s: f64) -> String {
     t.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
-/// Sleeps between polls of a wait: a few quick polls first (a wait that ends
-/// at once costs no latency), then sleeps growing to a few milliseconds, so
-/// that a long wait costs next to no CPU.
+/// Sleeps between polls of a wait: polls back to back for the first 100 µs
+/// (a wait that ends at once costs no latency), then sleeps an eighth of the
+/// time waited so far, at most 2 ms. A wait is thus lengthened by at most an
+/// eighth (or 2 ms), and a long one costs next to no CPU.
 pub struct Pause {
-    polls: u32,
+    since: Option<Instant>,
 }
 
 impl Pause {
-    const SPINS: u32 = 64;
-    const LONGEST: Duration = Duration::from_millis(5);
+    const SPIN: Duration = Duration::from_micros(100);
+    const SHORTEST: Duration = Duration::from_micros(20);
+    const LONGEST: Duration = Duration::from_millis(2);
 
     pub fn new() -> Pause {
-        Pause { polls: 0 }
+        Pause { since: None }
     }
 
     /// Starts over after progress.
     pub fn reset(&mut self) {
-        self.polls = 0;
+        self.since = None;
     }
 
     /// Waits before the next poll.
     pub fn wait(&mut self) {
-        self.polls = self.polls.saturating_add(1);
-        if self.polls <= Self::SPINS {
+        let waited = self.since.get_or_insert_with(Instant::now).elapsed();
+        if waited < Self::SPIN {
             std::hint::spin_loop();
             return;
         }
-        let step = (self.polls - Self::SPINS).min(16);
-        let sleep = Duration::from_micros(20u64 << step.min(8)).min(Self::LONGEST);
-        std::thread::sleep(sleep);
+        std::thread::sleep((waited / 8).clamp(Self::SHORTEST, Self::LONGEST));
     }
 }
 
@@ -232,15 +232,22 @@ mod tests {
     fn a_long_pause_sleeps_and_a_short_one_does_not() {
         let mut p = Pause::new();
         let t = Instant::now();
-        for _ in 0..Pause::SPINS {
+        let mut polls = 0u32;
+        while t.elapsed() < Pause::SPIN {
             p.wait();
+            polls += 1;
         }
-        assert!(t.elapsed() < Duration::from_millis(50), "the first polls do not sleep");
+        assert!(polls > 10, "the first 100 µs are polled back to back ({polls} polls)");
+        // Past a second of waiting every poll sleeps the longest pause.
+        p.since = Some(Instant::now() - Duration::from_secs(1));
         let t = Instant::now();
-        for _ in 0..20 {
+        for _ in 0..5 {
             p.wait();
         }
-        // 20 sleeps of 40 µs .. 5 ms each: well over a millisecond in all.
-        assert!(t.elapsed() >= Duration::from_millis(1));
+        assert!(t.elapsed() >= 5 * Pause::LONGEST);
+        p.reset();
+        let t = Instant::now();
+        p.wait();
+        assert!(t.elapsed() < Pause::LONGEST, "a reset pause polls at once again");
     }
 }

@@ -30,6 +30,8 @@ pub struct Team {
     comm: SimpleCommunicator,
     rank: usize,
     size: usize,
+    /// The job-wide rank of each member, for messages.
+    world_ranks: Vec<usize>,
 }
 
 impl Spmd {
@@ -67,7 +69,11 @@ pub(crate) fn nonnull<T: Equivalence + Default + Clone>(v: &mut Vec<T>) {
 impl Team {
     pub(crate) fn new(comm: SimpleCommunicator) -> Team {
         let (rank, size) = (comm.rank() as usize, comm.size() as usize);
-        Team { comm, rank, size }
+        let members: Vec<mpi::Rank> = (0..size as mpi::Rank).collect();
+        let world = SimpleCommunicator::world().group();
+        let world_ranks =
+            comm.group().translate_ranks(&members, &world).into_iter().map(|r| r.unwrap_or(0) as usize).collect();
+        Team { comm, rank, size, world_ranks }
     }
 
     /// This rank's place in the team.
@@ -82,7 +88,18 @@ impl Team {
 
     /// Waits until every rank of the team arrives.
     pub fn barrier(&self) {
-        self.comm.barrier();
+        self.arrive();
+    }
+
+    /// A barrier that polls and sleeps and knows who is missing (see
+    /// [`super::checkpoint_on`]). Every collective and point-to-point movement
+    /// below starts with it: once all ranks are there the movement itself
+    /// completes promptly, so a rank waiting for a stopped or slow one sleeps
+    /// here instead of spinning inside MPI, and at the `--timeout` the team's
+    /// first rank names the missing ranks. (The blocking calls are kept for
+    /// the data itself: their algorithms are the tuned ones.)
+    fn arrive(&self) {
+        super::checkpoint_on(&self.comm, &self.world_ranks);
     }
 
     /// Seconds on MPI's clock (`MPI_Wtime`).
@@ -92,6 +109,7 @@ impl Team {
 
     /// `MPI_Bcast` of `buf` from `root` (in pieces of at most `MAX_COUNT` elements).
     pub fn broadcast<T: Equivalence>(&self, root: usize, buf: &mut [T]) {
+        self.arrive();
         let root = self.comm.process_at_rank(root as i32);
         for piece in buf.chunks_mut(MAX_COUNT) {
             root.broadcast_into(piece);
@@ -102,6 +120,7 @@ impl Team {
     /// rank in turn (the root's link carries `size - 1` copies), in pieces of
     /// at most 64 MiB.
     pub fn broadcast_p2p<T: Equivalence>(&self, root: usize, buf: &mut [T]) {
+        self.arrive();
         let piece = (MAX_MESSAGE_BYTES / std::mem::size_of::<T>().max(1)).max(1);
         if self.rank == root {
             for r in (0..self.size).filter(|&r| r != root) {
@@ -121,6 +140,7 @@ impl Team {
     /// `MPI_Scatterv`: rank `r` receives `counts[r]` consecutive elements of
     /// the root's `send` (ignored elsewhere) into `recv` (`counts[rank]` long).
     pub fn scatter<T: Equivalence>(&self, root: usize, send: &[T], counts: &[usize], recv: &mut [T]) {
+        self.arrive();
         assert_eq!(counts.len(), self.size);
         assert_eq!(recv.len(), counts[self.rank]);
         let proc = self.comm.process_at_rank(root as i32);
@@ -135,6 +155,7 @@ impl Team {
 
     /// [`Team::scatter`] with `MPI_Send` / `MPI_Recv`, in pieces of at most 64 MiB.
     pub fn scatter_p2p<T: Equivalence + Copy>(&self, root: usize, send: &[T], counts: &[usize], recv: &mut [T]) {
+        self.arrive();
         assert_eq!(counts.len(), self.size);
         assert_eq!(recv.len(), counts[self.rank]);
         let piece = (MAX_MESSAGE_BYTES / std::mem::size_of::<T>().max(1)).max(1);
@@ -162,6 +183,7 @@ impl Team {
     /// `MPI_Gatherv`: every rank's `send` (`counts[rank]` elements) lands,
     /// in rank order, in the root's `recv` (`None` elsewhere).
     pub fn gather<T: Equivalence>(&self, root: usize, send: &[T], counts: &[usize], recv: Option<&mut [T]>) {
+        self.arrive();
         assert_eq!(counts.len(), self.size);
         assert_eq!(send.len(), counts[self.rank]);
         let proc = self.comm.process_at_rank(root as i32);
@@ -177,6 +199,7 @@ impl Team {
 
     /// [`Team::gather`] with `MPI_Send` / `MPI_Recv`, in pieces of at most 64 MiB.
     pub fn gather_p2p<T: Equivalence + Copy>(&self, root: usize, send: &[T], counts: &[usize], recv: Option<&mut [T]>) {
+        self.arrive();
         assert_eq!(counts.len(), self.size);
         assert_eq!(send.len(), counts[self.rank]);
         let piece = (MAX_MESSAGE_BYTES / std::mem::size_of::<T>().max(1)).max(1);
@@ -204,6 +227,7 @@ impl Team {
 
     /// `MPI_Allgather` of one equal-sized piece per rank, in rank order.
     pub fn all_gather<T: Equivalence + Default + Clone>(&self, mine: &[T]) -> Vec<T> {
+        self.arrive();
         let mut all = vec![T::default(); mine.len() * self.size];
         nonnull(&mut all);
         self.comm.all_gather_into(mine, &mut all[..]);
@@ -223,6 +247,7 @@ impl Team {
 
     /// `MPI_Allreduce` maximum of one `u64`.
     pub fn max_u64(&self, x: u64) -> u64 {
+        self.arrive();
         let mut out = 0u64;
         self.comm.all_reduce_into(&x, &mut out, SystemOperation::max());
         out
@@ -280,6 +305,7 @@ impl Team {
         recv: &mut Vec<T>,
         keep_own: bool,
     ) -> Result<Vec<usize>, usize> {
+        self.arrive();
         assert_eq!(send_counts.len(), self.size);
         assert_eq!(send.len(), send_counts.iter().sum::<usize>());
         let kept = if keep_own { send_counts[self.rank] } else { 0 };

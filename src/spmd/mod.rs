@@ -164,33 +164,8 @@ impl Spmd {
     /// ends the job (see [`deadline`]).
     pub fn checkpoint(&self) {
         deadline::phase("waiting for the other ranks to finish their share");
-        if self.size == 1 {
-            return;
-        }
-        if self.is_root() {
-            let mut arrived = vec![false; self.size];
-            arrived[0] = true;
-            let mut missing = self.size - 1;
-            let mut pause = deadline::Pause::new();
-            while missing > 0 {
-                if let Some(probed) = self.watch.any_process().immediate_matched_probe_with_tag(TAG_CHECKPOINT) {
-                    let (_, status): (Vec<u8>, _) = mpi::point_to_point::MatchedReceiveVec::matched_receive_vec(probed);
-                    let from = status.source_rank() as usize;
-                    if !std::mem::replace(&mut arrived[from], true) {
-                        missing -= 1;
-                    }
-                    pause.reset();
-                    continue;
-                }
-                if deadline::expired() {
-                    deadline::expire_missing((0..self.size).filter(|&r| !arrived[r]));
-                }
-                pause.wait();
-            }
-        } else {
-            self.watch.process_at_rank(0).send_with_tag(&[1u8][..], TAG_CHECKPOINT);
-        }
-        wait_gently(self.watch.immediate_barrier());
+        let everyone: Vec<usize> = (0..self.size).collect();
+        checkpoint_on(&self.watch, &everyone);
         deadline::phase("sending results");
     }
 
@@ -233,8 +208,44 @@ impl Spmd {
     }
 }
 
-/// The tag of [`Spmd::checkpoint`]'s notes (on its own communicator).
+/// The tag of a checkpoint's notes ([`checkpoint_on`]).
 const TAG_CHECKPOINT: mpi::Tag = 901;
+
+/// A barrier on `comm` that knows who is missing: every rank sends rank 0 of
+/// `comm` a note, rank 0 collects them, then all meet at a barrier. Both
+/// waits poll and sleep ([`deadline::Pause`]); when the `--timeout` passes,
+/// rank 0 names the ranks (`world_ranks[r]` for rank `r` of `comm`) whose
+/// note has not come and ends the job. No other message on `comm` may use
+/// [`TAG_CHECKPOINT`].
+pub(crate) fn checkpoint_on(comm: &SimpleCommunicator, world_ranks: &[usize]) {
+    let (rank, size) = (comm.rank() as usize, comm.size() as usize);
+    if size == 1 {
+        return;
+    }
+    if rank == 0 {
+        let mut arrived = vec![false; size];
+        arrived[0] = true;
+        let mut missing = size - 1;
+        let mut pause = deadline::Pause::new();
+        while missing > 0 {
+            if let Some(probed) = comm.any_process().immediate_matched_probe_with_tag(TAG_CHECKPOINT) {
+                let (_, status): (Vec<u8>, _) = mpi::point_to_point::MatchedReceiveVec::matched_receive_vec(probed);
+                if !std::mem::replace(&mut arrived[status.source_rank() as usize], true) {
+                    missing -= 1;
+                }
+                pause.reset();
+                continue;
+            }
+            if deadline::expired() {
+                deadline::expire_missing((0..size).filter(|&r| !arrived[r]).map(|r| world_ranks[r]));
+            }
+            pause.wait();
+        }
+    } else {
+        comm.process_at_rank(0).send_with_tag(&[1u8][..], TAG_CHECKPOINT);
+    }
+    wait_gently(comm.immediate_barrier());
+}
 
 /// Waits for a non-blocking request by polling it, sleeping between polls;
 /// past the `--timeout` the job ends, naming rank 0 as the one not answering

@@ -25,7 +25,7 @@ use mpi::Tag;
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// How work and results travel between ranks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
@@ -113,10 +113,6 @@ pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
 /// Chunks per rank the dynamic scheduler aims for: enough to even out uneven
 /// units, few enough that a request's round trip stays negligible.
 pub const CHUNKS_PER_RANK: u64 = 16;
-
-/// How long rank 0's dispatcher sleeps when no request is waiting, so that it
-/// does not spin on a core that rank 0's compute threads need.
-const DISPATCH_POLL: Duration = Duration::from_micros(100);
 
 /// Runs `work` on every rank with strategy `comm`.
 pub fn run(spmd: &Spmd, comm: Comm, work: &Work) -> Outcome {
@@ -370,14 +366,16 @@ impl<'a> Ctx<'a> {
             // Ranks told there is no more work (rank 0 computes its own).
             let mut done = vec![false; spmd.size()];
             done[0] = true;
+            let mut pause = deadline::Pause::new();
             while active > 0 {
                 let Some(probed) = world.any_process().immediate_matched_probe_with_tag(TAG_RESULT) else {
                     if deadline::expired() {
                         deadline::expire_missing((0..spmd.size()).filter(|&r| !done[r]));
                     }
-                    std::thread::sleep(DISPATCH_POLL);
+                    pause.wait();
                     continue;
                 };
+                pause.reset();
                 let t = Instant::now();
                 let (bytes, status) = probed.matched_receive_vec::<u8>();
                 let (header, data) = ResultHeader::decode(&bytes);
