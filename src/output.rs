@@ -371,8 +371,12 @@ pub fn check_memory(need: u64, what: &str) -> Result<()> {
     Ok(())
 }
 
-/// Fails with an estimate if `need` bytes will not fit where `path` goes.
+/// Fails with an estimate if `need` bytes will not fit where `path` goes (a
+/// device, FIFO or socket takes no disk space of its own).
 pub fn check_disk(path: &Path, need: u64, what: &str) -> Result<()> {
+    if matches!(destination(path, what), Ok(Dest::Stream(_))) {
+        return Ok(());
+    }
     if let Some(avail) = available_disk(path) {
         if need > avail {
             bail!(
