@@ -407,7 +407,7 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
         rest = &rest[unit_len..];
         seconds += value * scale;
     }
-    if !(seconds > 0.0) {
+    if seconds <= 0.0 {
         return Err(format!("'{s}' is not a positive duration"));
     }
     if seconds > MAX_DURATION_S {
