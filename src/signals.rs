@@ -31,6 +31,15 @@ static IN_FLIGHT: Mutex<Registry> = Mutex::new(Registry { paths: Vec::new(), chi
 /// `mpirun` may SIGKILL the rank itself soon after its SIGTERM.
 const KILLED_WITHIN: Duration = Duration::from_secs(1);
 
+/// How long a stopped rank of a job of several ranks waits after its cleanup
+/// before it exits. `mpirun` (OpenMPI 4.1, measured) answers SIGTERM with
+/// SIGCONT, then a second later SIGTERM to every rank, then SIGKILL to all
+/// the others as soon as *one* rank exits (or a second later): the first
+/// rank to finish its cleanup would cut the others' short and leave their
+/// files behind. Cleanup takes milliseconds, so waiting this long lets every
+/// rank finish it and still exit before the launcher's own second is up.
+const LINGER: Duration = Duration::from_millis(400);
+
 /// A temporary path that a signal must not leave behind. Dropping the guard
 /// forgets the path (it does not delete it: the owner renames or removes it).
 #[must_use = "the path is forgotten when the guard is dropped"]
@@ -140,6 +149,7 @@ fn kill_group(pid: u32) {
 pub fn install(whereabouts: String) -> std::io::Result<()> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])?;
+    let linger = crate::spmd::Launch::from_env().size > 1;
     std::thread::Builder::new().name("pikernels-signals".into()).spawn(move || {
         if let Some(sig) = signals.forever().next() {
             let removed = remove_in_flight();
@@ -149,9 +159,13 @@ pub fn install(whereabouts: String) -> std::io::Result<()> {
                 _ => "SIGHUP",
             };
             eprintln!(
-                "pikernels: stopped by {name}{whereabouts}; removed {removed} temporary path{}",
-                if removed == 1 { "" } else { "s" }
+                "pikernels: stopped by {name}{whereabouts}; removed {removed} temporary path{} (process {})",
+                if removed == 1 { "" } else { "s" },
+                std::process::id()
             );
+            if linger {
+                std::thread::sleep(LINGER);
+            }
             // _exit, not exit: MPI's atexit handlers may wait on threads
             // that will never finish now.
             // SAFETY: ends the process immediately; nothing after it runs.

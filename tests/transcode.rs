@@ -434,14 +434,34 @@ fn sigterm_mid_transcode_leaves_nothing_behind() {
             std::thread::sleep(Duration::from_millis(50));
         }
         assert!(processes_mentioning(&needle).is_empty(), "orphans: {:?}", processes_mentioning(&needle));
-        // A rank that got SIGTERM removed its directory; one that mpirun killed
-        // outright (it sometimes sends only SIGCONT then SIGKILL) could not, and
-        // the next run on this host sweeps such directories of dead processes.
+        // Every rank that got SIGTERM (each says so, naming its process)
+        // removed all its files. One that mpirun killed outright (it sends
+        // SIGKILL a second after SIGTERM, or as soon as one rank exits) could
+        // not; the next run on this host removes such leftovers and says so.
+        let stopped: Vec<String> = run
+            .stderr
+            .lines()
+            .filter(|l| l.contains("stopped by SIGTERM"))
+            .filter_map(|l| Some(l.rsplit_once("(process ")?.1.trim_end_matches(')').to_string()))
+            .collect();
+        assert!(!stopped.is_empty(), "{run}");
+        let pid_of = |name: &str| name.trim_start_matches('.').split('-').nth(3).map(str::to_string);
+        let left: Vec<String> = files_in(tmp.path())
+            .into_iter()
+            .filter(|f| f.starts_with("pikernels-transcode-"))
+            .chain(files_in(dir.path()).into_iter().filter(|f| f.starts_with(".pikernels-")))
+            .collect();
+        let of_stopped: Vec<&String> =
+            left.iter().filter(|f| pid_of(f).is_some_and(|p| stopped.contains(&p))).collect();
+        assert!(of_stopped.is_empty(), "ranks that got SIGTERM left {of_stopped:?}:\n{run}");
         let small = make(dir.path(), &CLIPS[2]);
         let next = dir.path().join("next.mp4");
         let run =
             transcode(2, tmp.path(), &[], &["--input", small.to_str().unwrap(), "--output", next.to_str().unwrap()]);
         assert!(run.success(), "{run}");
+        for f in &left {
+            assert_eq!(run.stderr.matches(f.as_str()).count(), 1, "the next run names the leftover {f}: {run}");
+        }
         std::fs::remove_file(&next).unwrap();
         nothing_left(tmp.path(), dir.path());
     });
