@@ -523,7 +523,7 @@ fn options_ffmpeg_refuses_are_refused_before_any_work() {
         (vec!["--output", "{dir}/o.wav"], "WAVE files have exactly one stream", true),
         (vec!["--ffmpeg-arg=-vf", "--ffmpeg-arg=nosuchfilter"], "No such filter: 'nosuchfilter'", true),
         (vec!["--ffmpeg-arg=-tune", "--ffmpeg-arg=bogus"], "invalid tune 'bogus'", true),
-        (vec!["--audio-bitrate", "-5k"], "for parameter 'b' out of range", true),
+        (vec!["--audio-bitrate=-5k"], "for parameter 'b' out of range", true),
         (vec!["--audio-codec", "libx264"], "Invalid encoder type 'libx264'", true),
         (vec!["--item-timeout", "0"], "is not a positive duration", false),
         (vec!["--item-timeout", "soon"], "is not a duration", false),
