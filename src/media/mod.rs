@@ -1,5 +1,10 @@
 //! ffmpeg and ffprobe: probing, splitting at keyframes, transcoding a
-//! segment, joining segments, and capturing what the tools say when they fail.
+//! segment, joining segments, a trial of all three on the input's first half
+//! second (so that options ffmpeg refuses are found before any work), and
+//! running the tools: what they say when they fail, a time limit past which
+//! a tool and every process it started are killed, and registration with
+//! `signals`, so that a stop signal kills a running tool before it removes
+//! the temporary files.
 //!
 //! This lives in the binary crate, not in `kernels`: it starts processes and
 //! touches files, which the kernels crate (pure compute) never does. It knows
