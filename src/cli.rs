@@ -162,6 +162,11 @@ pub struct TranscodeArgs {
     /// Largest MPI message carrying segment bytes, e.g. 8Mi.
     #[arg(long, value_name = "BYTES", default_value_t = Size(crate::spmd::tasks::DEFAULT_CHUNK_BYTES as u64))]
     pub chunk_bytes: Size,
+    /// How long one segment's ffmpeg may run before it is taken for stuck,
+    /// killed, and the segment retried on another rank, e.g. 90s, 20m, 1h
+    /// [default: 10 minutes plus 100 times the segment's length].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub item_timeout: Option<std::time::Duration>,
     /// The ffmpeg program to run on every rank.
     #[arg(long, value_name = "PATH", default_value = "ffmpeg")]
     pub ffmpeg: PathBuf,

@@ -101,6 +101,11 @@ const CASES: &[(&[&str], &str)] = &[
     ),
     (&["transcode", "--input", "v.mp4", "--output", "v.mp4"], "--output must differ from --input"),
     (&["transcode", "--output", "o.mp4"], "required arguments were not provided"),
+    (
+        &["transcode", "--input", "in.mp4", "--output", "o.mp4", "--segment-seconds", "1e308"],
+        "--segment-seconds must be at most 86400",
+    ),
+    (&["transcode", "--input", "in.mp4", "--output", "o.mp4", "--item-timeout", "soon"], "'soon' is not a duration"),
 ];
 
 #[test]

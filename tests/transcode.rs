@@ -2,14 +2,19 @@
 //! ffmpeg's lavfi sources, transcoded under `mpirun -np 1` and `-np 3`, then
 //! checked with ffprobe against the input and against the same transcode
 //! done by one ffmpeg process; and the error paths (bad inputs, missing
-//! tools, a segment whose ffmpeg fails once or twice).
+//! tools, options ffmpeg refuses, a segment whose ffmpeg fails or hangs once
+//! or on every try, a stop signal, leftovers of dead runs).
+//!
+//! Prints its figures: `bad input (transcode): N cases tried, M passed, K
+//! failed` for the options ffmpeg judges, and one `fault injected: NAME:
+//! survived` (or `NOT survived`) line per injected fault.
 
 mod util;
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use util::{files_in, tempdir, Run};
 
 /// The fault-injection hook of `media` (see `media::FAULT_ENV`).
@@ -113,6 +118,16 @@ fn nothing_left(tmp: &Path, dir: &Path) {
 
 fn within_one_frame(a: f64, b: f64, frame_s: f64) -> bool {
     (a - b).abs() <= frame_s
+}
+
+/// Runs `body`, a test of one injected fault, and prints its figure line
+/// whether it passed or not; a failure still fails the test.
+fn fault(name: &str, body: impl FnOnce()) {
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(body));
+    println!("fault injected: {name}: {}", if outcome.is_ok() { "survived" } else { "NOT survived" });
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e);
+    }
 }
 
 #[test]
@@ -238,12 +253,14 @@ fn a_segment_failing_once_is_retried() {
             "--format",
             "json",
         ];
-        let run = transcode(np, tmp.path(), &[(FAULT_ENV, "1:first")], &args);
-        assert!(run.success(), "{run}");
-        let report = run.report();
-        assert_eq!(report["result"]["retried_segments"], 1, "{run}");
-        assert_eq!(report["verified"], true);
-        assert_eq!(probe(&out).frames, probe(&input).frames);
+        fault(&format!("ffmpeg fails once, np {np}"), || {
+            let run = transcode(np, tmp.path(), &[(FAULT_ENV, "1:first")], &args);
+            assert!(run.success(), "{run}");
+            let report = run.report();
+            assert_eq!(report["result"]["retried_segments"], 1, "{run}");
+            assert_eq!(report["verified"], true);
+            assert_eq!(probe(&out).frames, probe(&input).frames);
+        });
     }
     nothing_left(tmp.path(), dir.path());
 }
@@ -254,25 +271,28 @@ fn a_segment_failing_twice_ends_the_job_with_ffmpegs_message_and_no_output() {
     let tmp = tempdir();
     let input = make(dir.path(), &CLIPS[0]);
     for np in [1, 3] {
-        let out = dir.path().join("never.mp4");
-        let args = ["--input", input.to_str().unwrap(), "--output", out.to_str().unwrap(), "--segment-seconds", "1"];
-        let run = transcode(np, tmp.path(), &[(FAULT_ENV, "2")], &args);
-        assert_eq!(run.code, Some(1), "{run}");
-        assert_eq!(run.stderr.matches("ffmpeg failed twice on segment 2").count(), 1, "once: {run}");
-        assert!(run.stderr.contains("Unrecognized option 'pikernels-injected-fault'"), "ffmpeg's stderr: {run}");
-        assert!(!run.stderr.contains("panicked"), "{run}");
-        let ranks: Vec<&str> = ["first on rank ", "then on rank "]
-            .iter()
-            .map(|p| {
-                let at = run.stderr.find(p).unwrap_or_else(|| panic!("{p} in {run}")) + p.len();
-                &run.stderr[at..at + 1]
-            })
-            .collect();
-        if np > 1 {
-            assert_ne!(ranks[0], ranks[1], "the retry ran on another rank: {run}");
-        }
-        assert!(!out.exists(), "no output");
-        nothing_left(tmp.path(), dir.path());
+        fault(&format!("ffmpeg fails on every try, np {np}"), || {
+            let out = dir.path().join("never.mp4");
+            let args =
+                ["--input", input.to_str().unwrap(), "--output", out.to_str().unwrap(), "--segment-seconds", "1"];
+            let run = transcode(np, tmp.path(), &[(FAULT_ENV, "2")], &args);
+            assert_eq!(run.code, Some(1), "{run}");
+            assert_eq!(run.stderr.matches("ffmpeg failed twice on segment 2").count(), 1, "once: {run}");
+            assert!(run.stderr.contains("Unrecognized option 'pikernels-injected-fault'"), "ffmpeg's stderr: {run}");
+            assert!(!run.stderr.contains("panicked"), "{run}");
+            let ranks: Vec<&str> = ["first on rank ", "then on rank "]
+                .iter()
+                .map(|p| {
+                    let at = run.stderr.find(p).unwrap_or_else(|| panic!("{p} in {run}")) + p.len();
+                    &run.stderr[at..at + 1]
+                })
+                .collect();
+            if np > 1 {
+                assert_ne!(ranks[0], ranks[1], "the retry ran on another rank: {run}");
+            }
+            assert!(!out.exists(), "no output");
+            nothing_left(tmp.path(), dir.path());
+        });
     }
 }
 
@@ -401,27 +421,50 @@ fn sigterm_mid_transcode_leaves_nothing_behind() {
                 .unwrap_or(false)
         })
     };
-    let run = util::run_signalled(cmd, ready, libc::SIGTERM, util::TIMEOUT);
-    assert_ne!(run.code, Some(0), "{run}");
-    assert!(run.stderr.contains("stopped by SIGTERM"), "{run}");
-    assert!(!out.exists(), "no output");
-    // Ranks may outlive mpirun for a moment (it kills them after a grace
-    // period); ffmpeg children die with their rank (PR_SET_PDEATHSIG).
-    let needle = tmp.path().to_string_lossy().into_owned();
-    let t = std::time::Instant::now();
-    while !processes_mentioning(&needle).is_empty() && t.elapsed() < Duration::from_secs(10) {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert!(processes_mentioning(&needle).is_empty(), "orphans: {:?}", processes_mentioning(&needle));
-    // A rank that got SIGTERM removed its directory; one that mpirun killed
-    // outright (it sometimes sends only SIGCONT then SIGKILL) could not, and
-    // the next run on this host sweeps such directories of dead processes.
-    let small = make(dir.path(), &CLIPS[2]);
-    let next = dir.path().join("next.mp4");
-    let run = transcode(2, tmp.path(), &[], &["--input", small.to_str().unwrap(), "--output", next.to_str().unwrap()]);
-    assert!(run.success(), "{run}");
-    std::fs::remove_file(&next).unwrap();
-    nothing_left(tmp.path(), dir.path());
+    fault("SIGTERM to mpirun mid-transcode", || {
+        let run = util::run_signalled(cmd, ready, libc::SIGTERM, util::TIMEOUT);
+        assert_ne!(run.code, Some(0), "{run}");
+        assert!(run.stderr.contains("stopped by SIGTERM"), "{run}");
+        assert!(!out.exists(), "no output");
+        // Ranks may outlive mpirun for a moment (it kills them after a grace
+        // period); ffmpeg children die with their rank (PR_SET_PDEATHSIG).
+        let needle = tmp.path().to_string_lossy().into_owned();
+        let t = std::time::Instant::now();
+        while !processes_mentioning(&needle).is_empty() && t.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(processes_mentioning(&needle).is_empty(), "orphans: {:?}", processes_mentioning(&needle));
+        // Every rank that got SIGTERM (each says so, naming its process)
+        // removed all its files. One that mpirun killed outright (it sends
+        // SIGKILL a second after SIGTERM, or as soon as one rank exits) could
+        // not; the next run on this host removes such leftovers and says so.
+        let stopped: Vec<String> = run
+            .stderr
+            .lines()
+            .filter(|l| l.contains("stopped by SIGTERM"))
+            .filter_map(|l| Some(l.rsplit_once("(process ")?.1.trim_end_matches(')').to_string()))
+            .collect();
+        assert!(!stopped.is_empty(), "{run}");
+        let pid_of = |name: &str| name.trim_start_matches('.').split('-').nth(3).map(str::to_string);
+        let left: Vec<String> = files_in(tmp.path())
+            .into_iter()
+            .filter(|f| f.starts_with("pikernels-transcode-"))
+            .chain(files_in(dir.path()).into_iter().filter(|f| f.starts_with(".pikernels-")))
+            .collect();
+        let of_stopped: Vec<&String> =
+            left.iter().filter(|f| pid_of(f).is_some_and(|p| stopped.contains(&p))).collect();
+        assert!(of_stopped.is_empty(), "ranks that got SIGTERM left {of_stopped:?}:\n{run}");
+        let small = make(dir.path(), &CLIPS[2]);
+        let next = dir.path().join("next.mp4");
+        let run =
+            transcode(2, tmp.path(), &[], &["--input", small.to_str().unwrap(), "--output", next.to_str().unwrap()]);
+        assert!(run.success(), "{run}");
+        for f in &left {
+            assert_eq!(run.stderr.matches(f.as_str()).count(), 1, "the next run names the leftover {f}: {run}");
+        }
+        std::fs::remove_file(&next).unwrap();
+        nothing_left(tmp.path(), dir.path());
+    });
 }
 
 #[test]
@@ -449,11 +492,250 @@ fn extra_ffmpeg_arguments_reach_every_segment() {
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&pix.stdout).trim(), "48,32");
-    // An option ffmpeg does not know fails every segment: the job stops with ffmpeg's words.
+    // An option ffmpeg does not know is refused before any work, in ffmpeg's words.
     let x = dir.path().join("x.mp4");
     let bad = ["--input", i, "--output", x.to_str().unwrap(), "--ffmpeg-arg=-no-such-option"];
     let run = transcode(2, tmp.path(), &[], &bad);
-    assert_eq!(run.code, Some(1), "{run}");
-    assert!(run.stderr.contains("Unrecognized option 'no-such-option'"), "{run}");
+    refused(&run, "Unrecognized option 'no-such-option'");
+    assert!(!x.exists());
+    nothing_left(tmp.path(), dir.path());
+}
+
+/// Options only ffmpeg can judge (and absurd numbers): each refused before
+/// any work, by the trial encode on rank 0 in pre-flight or by plain
+/// validation, with exit status 2, one message (quoting ffmpeg where ffmpeg
+/// judged), quickly, and no file left anywhere.
+#[test]
+fn options_ffmpeg_refuses_are_refused_before_any_work() {
+    let dir = tempdir();
+    let tmp = tempdir();
+    let input = make(dir.path(), &CLIPS[0]); // video and audio
+    let before = files_in(dir.path());
+    let (i, o) = (input.to_str().unwrap().to_string(), dir.path().join("o.mp4").to_str().unwrap().to_string());
+    let d = dir.path().to_str().unwrap().to_string();
+    // (extra arguments, phrase the one message must hold, whether ffmpeg is quoted)
+    let cases: Vec<(Vec<String>, String, bool)> = [
+        (vec!["--output", "{dir}/o.txt"], "Unable to find a suitable output format for '{dir}/o.txt'", true),
+        (vec!["--preset", "bogus"], "invalid preset 'bogus'", true),
+        (vec!["--audio-bitrate", "lots"], "Unable to parse option value \"lots\"", true),
+        (vec!["--ffmpeg-arg=-bogusflag"], "Unrecognized option 'bogusflag'", true),
+        (vec!["--segment-seconds", "1e308"], "--segment-seconds must be at most 86400", false),
+        (vec!["--output", "{dir}/o.wav"], "WAVE files have exactly one stream", true),
+        (vec!["--ffmpeg-arg=-vf", "--ffmpeg-arg=nosuchfilter"], "No such filter: 'nosuchfilter'", true),
+        (vec!["--ffmpeg-arg=-tune", "--ffmpeg-arg=bogus"], "invalid tune 'bogus'", true),
+        (vec!["--audio-bitrate=-5k"], "for parameter 'b' out of range", true),
+        (vec!["--audio-codec", "libx264"], "Invalid encoder type 'libx264'", true),
+        (vec!["--item-timeout", "0"], "is not a positive duration", false),
+        (vec!["--item-timeout", "soon"], "is not a duration", false),
+        (vec!["--item-timeout", "31d"], "longer than the supported 30 days", false),
+    ]
+    .into_iter()
+    .map(|(args, needle, quoted)| {
+        let args: Vec<String> = args.iter().map(|a| a.replace("{dir}", &d)).collect();
+        (args, needle.replace("{dir}", &d), quoted)
+    })
+    .collect();
+    let mut failures = Vec::new();
+    for (extra, needle, quoted) in &cases {
+        let mut args: Vec<&str> = vec!["--input", &i];
+        if !extra.iter().any(|a| a == "--output") {
+            args.extend(["--output", &o]);
+        }
+        args.extend(extra.iter().map(String::as_str));
+        let run = transcode(2, tmp.path(), &[], &args);
+        let mut why = Vec::new();
+        if run.code != Some(2) {
+            why.push(format!("exit {:?}, expected 2", run.code));
+        }
+        if run.elapsed > Duration::from_secs(30) {
+            why.push(format!("took {:?}", run.elapsed));
+        }
+        if run.stderr.matches(needle.as_str()).count() != 1 {
+            why.push(format!("'{needle}' not printed exactly once"));
+        }
+        let said = run.stderr.matches("ffmpeg said: ").count();
+        if said != usize::from(*quoted) {
+            why.push(format!("'ffmpeg said: ' printed {said} times"));
+        }
+        if *quoted && run.stderr.matches("so nothing was transcoded").count() != 1 {
+            why.push("does not say that nothing was transcoded".into());
+        }
+        if run.stderr.contains("panicked") || !run.stdout.is_empty() {
+            why.push("a panic or a report".into());
+        }
+        if files_in(dir.path()) != before {
+            why.push(format!("files written: {:?}", files_in(dir.path())));
+        }
+        if !why.is_empty() {
+            failures.push(format!("{extra:?}: {}\n{run}", why.join("; ")));
+        }
+    }
+    println!(
+        "bad input (transcode): {} cases tried, {} passed, {} failed",
+        cases.len(),
+        cases.len() - failures.len(),
+        failures.len()
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    nothing_left(tmp.path(), dir.path());
+}
+
+/// A stand-in for ffmpeg that sleeps instead of encoding segment 1 (the
+/// segment file a rank writes for it, `in-00001.nut`): on every try, or, with
+/// `HANG_ONCE` naming a directory that does not exist yet, on the first
+/// only (the try that creates it). Everything else goes to the real ffmpeg.
+fn hanging_ffmpeg(dir: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join("hanging-ffmpeg");
+    let script = r#"#!/bin/sh
+for a in "$@"; do
+  case "$a" in
+    */in-00001.nut)
+      if [ -z "$HANG_ONCE" ] || mkdir "$HANG_ONCE" 2>/dev/null; then sleep 600; fi ;;
+  esac
+done
+exec ffmpeg "$@"
+"#;
+    std::fs::write(&path, script).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+/// Waits (boundedly) until no process mentions `needle` any more: the ranks
+/// and every process they started, the wrapper's `sleep` included.
+fn no_processes_left(needle: &str) -> Vec<String> {
+    let t = Instant::now();
+    while !processes_mentioning(needle).is_empty() && t.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    processes_mentioning(needle)
+}
+
+#[test]
+fn a_hanging_ffmpeg_is_killed_at_the_item_limit_and_its_segment_retried() {
+    // Long enough that a real encode of these tiny segments never reaches it,
+    // even on a loaded machine; the hang itself lasts 600 s.
+    const LIMIT_S: u64 = 8;
+    let dir = tempdir();
+    let tmp = tempdir();
+    let input = make(dir.path(), &CLIPS[0]);
+    let wrapper = hanging_ffmpeg(dir.path());
+    let limit = format!("{LIMIT_S}s");
+    let needle = tmp.path().to_string_lossy().into_owned();
+
+    fault("ffmpeg hangs on one segment once", || {
+        let out = dir.path().join("hung-once.mp4");
+        let mark = dir.path().join("hung");
+        let args = [
+            "--input",
+            input.to_str().unwrap(),
+            "--output",
+            out.to_str().unwrap(),
+            "--segment-seconds",
+            "1",
+            "--ffmpeg",
+            wrapper.to_str().unwrap(),
+            "--item-timeout",
+            &limit,
+            "--format",
+            "json",
+        ];
+        let run = transcode(3, tmp.path(), &[("HANG_ONCE", mark.to_str().unwrap())], &args);
+        assert!(run.success(), "{run}");
+        assert!(mark.is_dir(), "the wrapper hung on a try: {run}");
+        assert!(run.elapsed >= Duration::from_secs(LIMIT_S), "the retry waited for the limit: {run}");
+        let report = run.report();
+        assert_eq!(report["result"]["retried_segments"], 1, "{run}");
+        assert_eq!(report["verified"], true, "{run}");
+        assert_eq!(probe(&out).frames, probe(&input).frames);
+        assert_eq!(no_processes_left(&needle), Vec::<String>::new(), "the hung try was killed with its children");
+        std::fs::remove_file(&out).unwrap();
+        nothing_left(tmp.path(), dir.path());
+    });
+
+    fault("ffmpeg hangs on one segment on every try", || {
+        let out = dir.path().join("never.mp4");
+        let args = [
+            "--input",
+            input.to_str().unwrap(),
+            "--output",
+            out.to_str().unwrap(),
+            "--segment-seconds",
+            "1",
+            "--ffmpeg",
+            wrapper.to_str().unwrap(),
+            "--item-timeout",
+            &limit,
+        ];
+        let run = transcode(3, tmp.path(), &[], &args);
+        assert_eq!(run.code, Some(1), "{run}");
+        assert_eq!(run.stderr.matches("ffmpeg failed twice on segment 1").count(), 1, "once: {run}");
+        let killed =
+            format!("did not finish segment 1 within {limit} (the per-segment limit, --item-timeout) and was killed");
+        assert_eq!(run.stderr.matches(&killed).count(), 2, "both tries timed out: {run}");
+        assert!(run.elapsed >= Duration::from_secs(2 * LIMIT_S), "both tries waited for the limit: {run}");
+        let ranks: Vec<&str> = ["first on rank ", "then on rank "]
+            .iter()
+            .map(|p| {
+                let at = run.stderr.find(p).unwrap_or_else(|| panic!("{p} in {run}")) + p.len();
+                &run.stderr[at..at + 1]
+            })
+            .collect();
+        assert_ne!(ranks[0], ranks[1], "the retry ran on another rank: {run}");
+        assert!(!run.stderr.contains("panicked"), "{run}");
+        assert!(!out.exists(), "no output");
+        assert_eq!(no_processes_left(&needle), Vec::<String>::new(), "every hung try was killed");
+        nothing_left(tmp.path(), dir.path());
+    });
+}
+
+/// This host's name as `pikernels` puts it in file names.
+fn host_in_names() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length.
+    assert_eq!(unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) }, 0);
+    let end = buf.iter().position(|&b| b == 0).unwrap();
+    String::from_utf8_lossy(&buf[..end]).replace(['/', '-'], "_")
+}
+
+#[test]
+fn leftovers_of_dead_runs_are_removed_and_said_and_live_ones_kept() {
+    let dir = tempdir();
+    let tmp = tempdir();
+    let input = make(dir.path(), &CLIPS[2]);
+    let out = dir.path().join("out.mp4");
+    let host = host_in_names();
+    // A pid that is surely not running: a child that has ended and been reaped.
+    let mut child = Command::new("true").spawn().unwrap();
+    let dead = child.id();
+    child.wait().unwrap();
+    let live = std::process::id();
+    let dead_dir = format!("pikernels-transcode-{host}-{dead}-0");
+    let live_dir = format!("pikernels-transcode-{host}-{live}-0");
+    let other_host = format!("pikernels-transcode-elsewhere-{dead}-0");
+    for d in [&dead_dir, &live_dir, &other_host] {
+        std::fs::create_dir(tmp.path().join(d)).unwrap();
+        std::fs::write(tmp.path().join(d).join("seg-00000.nut"), b"left over").unwrap();
+    }
+    let dead_out = format!(".pikernels-transcode-{host}-{dead}-out.mp4");
+    let live_out = format!(".pikernels-transcode-{host}-{live}-out.mp4");
+    for f in [&dead_out, &live_out] {
+        std::fs::write(dir.path().join(f), b"half a video").unwrap();
+    }
+    let run = transcode(2, tmp.path(), &[], &["--input", input.to_str().unwrap(), "--output", out.to_str().unwrap()]);
+    assert!(run.success(), "{run}");
+    let said_tmp = format!("removed 1 leftover of dead runs in {}: {dead_dir}\n", tmp.path().display());
+    let said_out = format!("removed 1 leftover of dead runs in {}: {dead_out}\n", dir.path().display());
+    assert_eq!(run.stderr.matches(&said_tmp).count(), 1, "{run}");
+    assert_eq!(run.stderr.matches(&said_out).count(), 1, "{run}");
+    assert_eq!(run.stderr.matches("leftover").count(), 2, "nothing else was taken for a leftover: {run}");
+    assert!(!tmp.path().join(&dead_dir).exists() && !dir.path().join(&dead_out).exists());
+    assert!(tmp.path().join(&live_dir).join("seg-00000.nut").exists(), "a live run's directory is kept");
+    assert!(dir.path().join(&live_out).exists(), "a live run's output is kept");
+    assert!(tmp.path().join(&other_host).exists(), "another host's pid says nothing here");
+    std::fs::remove_dir_all(tmp.path().join(&live_dir)).unwrap();
+    std::fs::remove_dir_all(tmp.path().join(&other_host)).unwrap();
+    std::fs::remove_file(dir.path().join(&live_out)).unwrap();
+    std::fs::remove_file(&out).unwrap();
     nothing_left(tmp.path(), dir.path());
 }

@@ -6,27 +6,47 @@
 //! item carries the segment's bytes (or, with `--shared-dir`, its path), and
 //! the transcoded bytes come back the same way, in bounded messages. Every
 //! rank works in a private temporary directory registered with
-//! `signals::track`. Meanwhile a thread on rank 0 encodes the audio once,
+//! `signals` (created and registered as one step). Meanwhile a thread on
+//! rank 0 encodes the audio once,
 //! from the input (see `media` for why). Rank 0 then joins the parts and the
 //! audio with the concat demuxer (stream copy) under a temporary name next to
 //! `--output`, checks the result with ffprobe and renames it.
+//!
+//! Before any of that, in pre-flight, rank 0 runs the job's own ffmpeg
+//! commands on the input's first half second (`media::trial`): every option
+//! ffmpeg judges (codec, preset, extra arguments, audio bit rate, the
+//! output's container) is judged there, and a refusal ends the job with exit
+//! status 2 and ffmpeg's reason, before anything is cut or sent.
+//!
+//! Every segment's ffmpeg runs under a time limit (`--item-timeout`, by
+//! default `media::default_item_limit` of the segment's length); past it
+//! ffmpeg is killed and the segment fails, so the farm retries it on another
+//! rank, and a second timeout ends the job as a second failure does.
+//!
+//! Names of everything a run creates carry this host and this process's id
+//! (`pikernels-transcode-HOST-PID-N` directories,
+//! `.pikernels-transcode-HOST-PID-NAME` temporary outputs): a rank killed
+//! outright (SIGKILL) cannot clean up, so the next run that writes to the
+//! same place removes the leftovers whose process is gone and says so on
+//! stderr.
 //!
 //! This job has its own schedule (`Job::run_spmd`), so `--comm` does not
 //! apply to it.
 
 use super::{timed, Finished, Job, Preflight, UsageError};
 use crate::cli::TranscodeArgs;
-use crate::media::{self, Probe, Segment, Settings, Tools};
+use crate::media::{self, Probe, Segment, Settings, Stage, ToolFailure, Tools};
 use crate::output;
 use crate::signals::{self, Tracked};
-use crate::spmd::{self, tasks, Spmd};
+use crate::spmd::{self, deadline, tasks, Spmd};
 use anyhow::{anyhow, bail, Context, Result};
 use kernels::Tally;
 use serde_json::{json, Value};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Largest `--chunk-bytes`: one MPI message's count is a 32-bit int.
 const MAX_CHUNK_BYTES: u64 = 1 << 30;
@@ -40,6 +60,9 @@ pub struct Transcode {
     shared_dir: Option<PathBuf>,
     baseline: bool,
     chunk_bytes: usize,
+    /// `--item-timeout`: the limit of every segment's encode (`None`: the
+    /// default, from each segment's length).
+    item_timeout: Option<Duration>,
     /// The fault-injection hook ([`media::FAULT_ENV`]).
     fault: Option<media::Fault>,
     state: Mutex<State>,
@@ -80,40 +103,41 @@ struct WorkDir {
 /// The start of every working directory's name; the host and process id
 /// follow, so that a later run can tell a dead run's directory from a live one.
 const WORKDIR_PREFIX: &str = "pikernels-transcode-";
+/// The start of the temporary output's name (in the output's directory);
+/// host, process id and the output's own name follow.
+const TEMP_OUTPUT_PREFIX: &str = ".pikernels-transcode-";
 
 impl WorkDir {
     /// A fresh private directory under `parent` (the system's temporary
     /// directory, or the shared directory), named
-    /// `pikernels-transcode-HOST-PID-XXXXXX`. Directories of earlier runs on
-    /// this host whose process is gone are removed first: a rank killed
-    /// outright (SIGKILL; `mpirun` sometimes sends a rank only SIGCONT and
-    /// SIGKILL when the job is stopped) cannot clean up after itself.
+    /// `pikernels-transcode-HOST-PID-N`, created and registered with
+    /// `signals` as one step. Leftovers of earlier runs on this host whose
+    /// process is gone are removed first: a rank killed outright (SIGKILL;
+    /// `mpirun` sometimes sends a rank only SIGCONT and SIGKILL when the job
+    /// is stopped) cannot clean up after itself.
     fn create(parent: &Path) -> Result<WorkDir> {
+        use std::os::unix::fs::DirBuilderExt;
         let own = format!("{WORKDIR_PREFIX}{}-", host_name());
         sweep_dead(parent, &own);
-        let path = tempfile::Builder::new()
-            .prefix(&format!("{own}{}-", std::process::id()))
-            .tempdir_in(parent)
-            .with_context(|| format!("cannot create a temporary directory in {}", parent.display()))?
-            .keep();
-        Ok(WorkDir { _tracked: signals::track(&path), path })
+        let pid = std::process::id();
+        for n in 0..1000 {
+            let path = parent.join(format!("{own}{pid}-{n}"));
+            match signals::create_tracked(&path, |p| std::fs::DirBuilder::new().mode(0o700).create(p)) {
+                Ok(tracked) => return Ok(WorkDir { _tracked: tracked, path }),
+                // A directory of a dead process that had this pid before.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => {
+                    return Err(e)
+                        .with_context(|| format!("cannot create a temporary directory in {}", parent.display()))
+                }
+            }
+        }
+        bail!("cannot create a temporary directory in {}: 1000 names taken", parent.display())
     }
 }
 
-/// Whether process `pid` is running. A zombie (killed, not yet reaped: a
-/// rank orphaned when `mpirun` exits first) counts as dead.
-fn process_alive(pid: i32) -> bool {
-    if let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        // The state follows the parenthesised command name.
-        let state = stat.rsplit_once(')').and_then(|(_, rest)| rest.trim_start().chars().next());
-        return !matches!(state, Some('Z' | 'X'));
-    }
-    // No /proc (or no such entry): ask the kernel; signal 0 only checks.
-    // SAFETY: plain syscall with no memory arguments.
-    unsafe { libc::kill(pid, 0) == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH) }
-}
-
-/// This machine's host name (`unknown` if it cannot be read).
+/// This machine's host name (`unknown` if it cannot be read), with `/` and
+/// `-` replaced, so that it can sit in a file name between dashes.
 fn host_name() -> String {
     let mut buf = [0u8; 256];
     // SAFETY: the buffer is valid for its length; gethostname NUL-terminates
@@ -128,18 +152,49 @@ fn host_name() -> String {
     }
 }
 
-/// Removes `prefix`-named directories in `parent` whose process (the number
-/// after the prefix) no longer exists on this host.
+/// Numbers the names under which this process claims leftovers.
+static CLAIMS: AtomicUsize = AtomicUsize::new(0);
+
+/// Removes the leftovers of dead runs in `parent`: entries named `prefix`
+/// (which includes this host) followed by the id of a process that no
+/// longer runs here (`signals::pid_alive`), then `-`. Several ranks of a job
+/// sweep the same directory at once, so each leftover is first claimed by
+/// renaming it to a name carrying this process's id (only one rename can
+/// succeed, and a sweeper killed halfway leaves a leftover the next run
+/// claims in turn), then removed. Prints one line naming what it removed.
 fn sweep_dead(parent: &Path, prefix: &str) {
     let Ok(entries) = std::fs::read_dir(parent) else { return };
+    let me = std::process::id();
+    let mut removed = Vec::new();
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        let Some(pid) = name.strip_prefix(prefix).and_then(|r| r.split('-').next()?.parse::<i32>().ok()) else {
+        let Some(pid) = name.strip_prefix(prefix).and_then(|r| r.split_once('-')?.0.parse::<u32>().ok()) else {
             continue;
         };
-        if !process_alive(pid) {
-            let _ = std::fs::remove_dir_all(e.path());
+        if pid == me || signals::pid_alive(pid) {
+            continue;
         }
+        let claimed = parent.join(format!("{prefix}{me}-swept-{}", CLAIMS.fetch_add(1, Ordering::Relaxed)));
+        // Fails when another process claimed it first (it is gone).
+        let Ok(tracked) = signals::create_tracked(&claimed, |to| std::fs::rename(e.path(), to)) else { continue };
+        let gone = match std::fs::symlink_metadata(&claimed) {
+            Ok(m) if m.is_dir() => std::fs::remove_dir_all(&claimed),
+            _ => std::fs::remove_file(&claimed),
+        };
+        drop(tracked);
+        if gone.is_ok() {
+            removed.push(name);
+        }
+    }
+    if !removed.is_empty() {
+        removed.sort();
+        eprintln!(
+            "pikernels: removed {} leftover{} of dead runs in {}: {}",
+            removed.len(),
+            if removed.len() == 1 { "" } else { "s" },
+            parent.display(),
+            removed.join(", ")
+        );
     }
 }
 
@@ -157,6 +212,12 @@ impl Transcode {
         if let Some(s) = a.segment_seconds {
             if !(s.is_finite() && s > 0.0) {
                 return Err(UsageError(format!("--segment-seconds must be a positive number of seconds (got {s})")));
+            }
+            if s > media::MAX_SEGMENT_OPTION_SECONDS {
+                return Err(UsageError(format!(
+                    "--segment-seconds must be at most {} (a day; one segment for any real video), got {s}",
+                    media::MAX_SEGMENT_OPTION_SECONDS
+                )));
             }
         }
         if !(0..=63).contains(&a.crf) {
@@ -207,6 +268,7 @@ impl Transcode {
             shared_dir: a.shared_dir.clone(),
             baseline: a.baseline,
             chunk_bytes: a.chunk_bytes.0 as usize,
+            item_timeout: a.item_timeout,
             fault,
             state: Mutex::new(State::default()),
         })
@@ -219,16 +281,77 @@ impl Transcode {
     /// The temporary name the output is written under: hidden, in the
     /// output's directory (so the rename is atomic), ending in the output's
     /// own name so that ffmpeg picks the same container from the extension.
+    /// Host and process id in the name let a later run tell a dead run's
+    /// leftover from a live run's file (`sweep_dead`).
     fn temp_output(&self) -> PathBuf {
         let name = self.output.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        self.output.with_file_name(format!(".pikernels-{}-{name}", std::process::id()))
+        self.output.with_file_name(format!("{TEMP_OUTPUT_PREFIX}{}-{}-{name}", host_name(), std::process::id()))
+    }
+
+    /// The directory the output goes to (`.` for a bare file name).
+    fn output_dir(&self) -> PathBuf {
+        match self.output.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        }
+    }
+
+    /// The time limit of the encode of a segment of `seconds`.
+    fn item_limit(&self, seconds: f64) -> Duration {
+        self.item_timeout.unwrap_or_else(|| media::default_item_limit(seconds))
+    }
+
+    /// The video options as given: what a refusal of the video encode names.
+    fn video_options(&self) -> String {
+        let s = &self.settings;
+        let mut text = format!("--codec {} --preset {} --crf {}", s.codec, s.preset, s.crf);
+        for arg in &s.extra {
+            text.push_str(&format!(" --ffmpeg-arg={arg}"));
+        }
+        text
+    }
+
+    /// Rank 0, in pre-flight: the job's own ffmpeg commands on the input's
+    /// first half second, in `dir/trial` (removed after), so that options
+    /// ffmpeg refuses end the job before any work, with ffmpeg's reason.
+    fn trial(&self, probe: &Probe, dir: &Path) -> Result<()> {
+        let trial = dir.join("trial");
+        std::fs::create_dir(&trial).with_context(|| format!("cannot create {}", trial.display()))?;
+        let name = self.output.file_name().unwrap_or_else(|| std::ffi::OsStr::new("output"));
+        let limit = self.item_limit(media::TRIAL_SECONDS);
+        let outcome =
+            media::trial(&self.tools, &self.settings, &self.input, probe.audio_streams > 0, &trial, name, Some(limit));
+        let _ = std::fs::remove_dir_all(&trial);
+        let Err(refusal) = outcome else { return Ok(()) };
+        let s = &self.settings;
+        let what = match refusal.stage {
+            Stage::Video => format!("the video settings ({})", self.video_options()),
+            Stage::Audio => {
+                format!("the audio settings (--audio-codec {} --audio-bitrate {})", s.audio_codec, s.audio_bitrate)
+            }
+            Stage::Container => {
+                format!("--output {} (ffmpeg picks the container from the extension)", self.output.display())
+            }
+        };
+        let seconds = media::TRIAL_SECONDS;
+        match refusal.failure {
+            ToolFailure::TimedOut { .. } => bail!(
+                "ffmpeg did not finish a trial encode of the input's first {seconds} s with {what} within {} (the per-segment limit, --item-timeout), so nothing was transcoded",
+                deadline::human(limit)
+            ),
+            ToolFailure::Failed { stderr, .. } => {
+                let said = media::reason(&stderr, 3).join("; ");
+                let said = said.replace(&trial.join(name).display().to_string(), &self.output.display().to_string());
+                bail!("ffmpeg refused {what} in a trial encode of the input's first {seconds} s, so nothing was transcoded; ffmpeg said: {said}")
+            }
+        }
     }
 
     /// Works on one farm item on any rank: `[segment index: u64 LE]
     /// [attempt: u64 LE][bytes]`, the bytes being the segment itself, or with
     /// `--shared-dir` its path relative to that directory (so each rank
     /// resolves it against its own `--shared-dir`).
-    fn work(&self, dir: &Path, rank: usize, payload: Vec<u8>) -> Result<Vec<u8>, String> {
+    fn work(&self, dir: &Path, rank: usize, payload: Vec<u8>, limit: Option<Duration>) -> Result<Vec<u8>, String> {
         if payload.len() < 16 {
             return Err(format!("malformed work item of {} bytes", payload.len()));
         }
@@ -237,17 +360,28 @@ impl Transcode {
         let fault = self.fault.is_some_and(|f| f.hits(index, attempt));
         let body = &payload[16..];
         let here = |e: String| format!("on rank {rank}: {e}");
+        let encode = |input: &Path, out: &Path| {
+            media::transcode_segment(&self.tools, &self.settings, input, out, fault, limit).map_err(|e| {
+                match e.downcast_ref::<ToolFailure>() {
+                    Some(ToolFailure::TimedOut { limit, .. }) => format!(
+                        "ffmpeg did not finish segment {index} within {} (the per-segment limit, --item-timeout) and was killed",
+                        deadline::human(*limit)
+                    ),
+                    _ => format!("{e:#}"),
+                }
+            })
+        };
         if let Some(shared) = &self.shared_dir {
             let input = shared.join(String::from_utf8_lossy(body).as_ref());
             let out = input.with_file_name(part_name(index));
-            media::transcode_segment(&self.tools, &self.settings, &input, &out, fault).map_err(here)?;
+            encode(&input, &out).map_err(here)?;
             return Ok(Vec::new());
         }
         let input = dir.join(format!("in-{index:05}.nut"));
         let out = dir.join(format!("enc-{index:05}.mp4"));
         let result = std::fs::write(&input, body)
             .map_err(|e| format!("cannot write {}: {e}", input.display()))
-            .and_then(|()| media::transcode_segment(&self.tools, &self.settings, &input, &out, fault))
+            .and_then(|()| encode(&input, &out))
             .and_then(|()| std::fs::read(&out).map_err(|e| format!("cannot read {}: {e}", out.display())));
         let _ = std::fs::remove_file(&input);
         let _ = std::fs::remove_file(&out);
@@ -302,7 +436,8 @@ impl Transcode {
             }
             Ok(payload)
         };
-        let work = |_item: usize, payload: Vec<u8>| self.work(&dir, rank, payload);
+        let work = |_item: usize, payload: Vec<u8>, limit: Option<Duration>| self.work(&dir, rank, payload, limit);
+        let limit = |item: usize| Some(self.item_limit(order[item].duration_s));
         let store = |item: usize, bytes: Vec<u8>| -> Result<(), String> {
             let path = dir.join(part_name(order[item].index));
             if shared {
@@ -310,8 +445,14 @@ impl Transcode {
             }
             std::fs::write(&path, bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))
         };
-        let farm =
-            tasks::Farm { items: order.len(), chunk_bytes: self.chunk_bytes, load: &load, work: &work, store: &store };
+        let farm = tasks::Farm {
+            items: order.len(),
+            chunk_bytes: self.chunk_bytes,
+            load: &load,
+            limit: &limit,
+            work: &work,
+            store: &store,
+        };
         // Rank 0 encodes the audio on a thread of its own (no MPI there)
         // while the farm runs, so it adds no serial tail.
         let audio_job = run.as_ref().filter(|r| r.error.is_none()).and_then(|r| r.audio.clone());
@@ -490,6 +631,7 @@ impl Job for Transcode {
             "shared_dir": self.shared_dir.as_ref().map(|p| p.display().to_string()),
             "baseline": self.baseline,
             "chunk_bytes": self.chunk_bytes,
+            "item_timeout_s": self.item_timeout.map(|d| d.as_secs_f64()),
         })
     }
 
@@ -522,7 +664,9 @@ impl Job for Transcode {
         let parent = self.shared_dir.clone().unwrap_or_else(std::env::temp_dir);
         output::check_disk(&parent.join("x"), 2 * input_bytes, "the segments and their transcoded parts")?;
         output::check_disk(&self.output, input_bytes, "the output")?;
+        sweep_dead(&self.output_dir(), &format!("{TEMP_OUTPUT_PREFIX}{}-", host_name()));
         let dir = WorkDir::create(&parent)?;
+        self.trial(&probe, &dir.path)?;
         let mut s = self.lock();
         s.probe = Some(probe);
         s.dir = Some(dir);

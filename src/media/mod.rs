@@ -1,5 +1,10 @@
 //! ffmpeg and ffprobe: probing, splitting at keyframes, transcoding a
-//! segment, joining segments, and capturing what the tools say when they fail.
+//! segment, joining segments, a trial of all three on the input's first half
+//! second (so that options ffmpeg refuses are found before any work), and
+//! running the tools: what they say when they fail, a time limit past which
+//! a tool and every process it started are killed, and registration with
+//! `signals`, so that a stop signal kills a running tool before it removes
+//! the temporary files.
 //!
 //! This lives in the binary crate, not in `kernels`: it starts processes and
 //! touches files, which the kernels crate (pure compute) never does. It knows
@@ -18,11 +23,14 @@
 //! input, into an MP4 while the ranks transcode the video (it is no serial
 //! tail: 30 s of AAC took 1.15 CPU-s here), and the join copies it.
 
+use crate::signals;
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::Value;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 /// Bytes of a failing tool's stderr kept for the error message.
 pub const STDERR_TAIL_BYTES: usize = 2048;
@@ -35,6 +43,19 @@ pub const SEGMENTS_PER_RANK: f64 = 4.0;
 pub const MIN_SEGMENT_SECONDS: f64 = 1.0;
 /// Longest default segment (seconds), the seed's 60-second pieces.
 pub const MAX_SEGMENT_SECONDS: f64 = 60.0;
+/// Longest `--segment-seconds` accepted: a day. A longer segment is one
+/// segment for any real video, and numbers far beyond it (1e308) are typos
+/// that ffmpeg's segment muxer would only refuse after the job had started.
+pub const MAX_SEGMENT_OPTION_SECONDS: f64 = 86_400.0;
+
+/// The default time limit of one segment's encode ([`default_item_limit`]):
+/// a fixed allowance for starting ffmpeg and its encoder on a loaded machine...
+pub const ITEM_LIMIT_BASE: Duration = Duration::from_secs(600);
+/// ... plus this many seconds per second of the segment: an encode a hundred
+/// times slower than real time. The default libx264 `veryfast` runs faster
+/// than real time at 1080p on one core, so only an ffmpeg that is stuck (or a
+/// deliberately slow encoder, which should set `--item-timeout`) reaches it.
+pub const ITEM_LIMIT_PER_SECOND: f64 = 100.0;
 
 /// A video whose readable frames cover less than this fraction of what its
 /// header's duration and frame rate promise is refused as truncated. (The
@@ -215,6 +236,15 @@ pub fn default_segment_seconds(duration_s: f64, ranks: usize) -> f64 {
     (duration_s / (ranks as f64 * SEGMENTS_PER_RANK)).clamp(MIN_SEGMENT_SECONDS, MAX_SEGMENT_SECONDS)
 }
 
+/// How long the encode of a segment of `segment_s` seconds may take by
+/// default before ffmpeg is taken for stuck and killed: [`ITEM_LIMIT_BASE`]
+/// plus [`ITEM_LIMIT_PER_SECOND`] times its length (10 minutes and 10
+/// seconds for a 0.1-second piece, 1 hour 50 minutes for a 60-second one).
+pub fn default_item_limit(segment_s: f64) -> Duration {
+    let extra = (segment_s.max(0.0) * ITEM_LIMIT_PER_SECOND).min(MAX_SEGMENT_OPTION_SECONDS * ITEM_LIMIT_PER_SECOND);
+    ITEM_LIMIT_BASE + Duration::from_secs_f64(extra)
+}
+
 /// One piece of the input, cut at a keyframe.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Segment {
@@ -274,30 +304,60 @@ pub fn longest_first(mut segments: Vec<Segment>) -> Vec<Segment> {
     segments
 }
 
-/// Transcodes one segment's video; `Err` carries ffmpeg's stderr tail.
-/// `fault` adds the fault hook's unknown option (see [`FAULT_ENV`]).
+/// Transcodes one segment's video; `Err` carries ffmpeg's stderr tail (a
+/// [`ToolFailure`]). `fault` adds the fault hook's unknown option (see
+/// [`FAULT_ENV`]); past `limit`, ffmpeg is killed.
 pub fn transcode_segment(
     tools: &Tools,
     settings: &Settings,
     input: &Path,
     output: &Path,
     fault: bool,
-) -> Result<(), String> {
+    limit: Option<Duration>,
+) -> Result<()> {
+    let mut cmd = video_command(tools, settings, &[], input, fault);
+    cmd.arg(output);
+    capture_within(cmd, limit).map(drop)
+}
+
+/// ffmpeg encoding the first video stream of `input` (after the input
+/// options `before`) exactly as every segment is encoded; the output path
+/// is still to be added.
+fn video_command(tools: &Tools, settings: &Settings, before: &[&str], input: &Path, fault: bool) -> Command {
     let mut cmd = tools.ffmpeg();
-    cmd.arg("-i").arg(input).args(["-map", "0:v:0"]).args(settings.video_args());
+    cmd.args(before).arg("-i").arg(input).args(["-map", "0:v:0"]).args(settings.video_args());
     if fault {
         cmd.arg(FAULT_OPTION);
     }
-    cmd.arg(output);
-    capture(cmd).map(drop).map_err(|e| format!("{e:#}"))
+    cmd
+}
+
+/// ffmpeg encoding every audio stream of `input` as the job does; the output
+/// path is still to be added.
+fn audio_command(tools: &Tools, settings: &Settings, before: &[&str], input: &Path) -> Command {
+    let mut cmd = tools.ffmpeg();
+    cmd.args(before).arg("-i").arg(input).args(["-vn", "-map", "0:a"]).args(settings.audio_args());
+    cmd
+}
+
+/// ffmpeg joining the parts listed in `list` and the `audio` by stream copy;
+/// the output path is still to be added.
+fn concat_command(tools: &Tools, list: &Path, audio: Option<&Path>) -> Command {
+    let mut cmd = tools.ffmpeg();
+    cmd.args(["-f", "concat", "-safe", "0", "-i"]).arg(list);
+    if let Some(audio) = audio {
+        cmd.arg("-i").arg(audio).args(["-map", "1:a"]);
+    }
+    cmd.args(["-map", "0:v", "-c", "copy"]);
+    cmd
 }
 
 /// Encodes every audio stream of `input` once into `output` (an MP4, which
 /// keeps the encoder's priming in its edit list, so the join's stream copy
 /// stays aligned with the video).
 pub fn encode_audio(tools: &Tools, settings: &Settings, input: &Path, output: &Path) -> Result<()> {
-    let mut cmd = tools.ffmpeg();
-    cmd.arg("-i").arg(input).args(["-vn", "-map", "0:a"]).args(settings.audio_args()).arg(output);
+    let mut cmd = audio_command(tools, settings, &[], input);
+    cmd.arg(output);
     capture(cmd).with_context(|| format!("cannot encode the audio of {}", input.display()))?;
     Ok(())
 }
@@ -306,12 +366,8 @@ pub fn encode_audio(tools: &Tools, settings: &Settings, input: &Path, output: &P
 /// copy, writing `output` (format from its extension).
 pub fn concat(tools: &Tools, parts: &[PathBuf], list: &Path, audio: Option<&Path>, output: &Path) -> Result<()> {
     std::fs::write(list, concat_list(parts)).with_context(|| format!("cannot write {}", list.display()))?;
-    let mut cmd = tools.ffmpeg();
-    cmd.args(["-f", "concat", "-safe", "0", "-i"]).arg(list);
-    if let Some(audio) = audio {
-        cmd.arg("-i").arg(audio).args(["-map", "1:a"]);
-    }
-    cmd.args(["-map", "0:v", "-c", "copy"]).arg(output);
+    let mut cmd = concat_command(tools, list, audio);
+    cmd.arg(output);
     capture(cmd).with_context(|| format!("cannot join the segments into {}", output.display()))?;
     Ok(())
 }
@@ -325,15 +381,167 @@ pub fn transcode_whole(tools: &Tools, settings: &Settings, input: &Path, output:
     Ok(())
 }
 
+/// Seconds of the input the trial run ([`trial`]) encodes.
+pub const TRIAL_SECONDS: f64 = 0.5;
+
+/// Which step of the job's pipeline ffmpeg refused in [`trial`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// Encoding the video as every segment is (codec, preset, CRF, extra arguments).
+    Video,
+    /// Encoding the audio (audio codec and bit rate).
+    Audio,
+    /// Joining video and audio into the output's container (its extension).
+    Container,
+}
+
+/// What [`trial`] found wrong.
+#[derive(Debug)]
+pub struct Refusal {
+    pub stage: Stage,
+    /// The tool's failure (its stderr tail, or the time limit).
+    pub failure: ToolFailure,
+}
+
+/// The job's own pipeline on the first [`TRIAL_SECONDS`] of `input`, in
+/// `dir`: the video encoded by the very command every segment uses, the
+/// audio (when `audio`) by the command of the job's audio encode, both
+/// joined by the join's command into a file named `output_name` (so the
+/// container comes from the same extension). Every option ffmpeg judges is
+/// judged here, in a second or so, before any segment is cut. Each step is
+/// killed past `limit`. The caller removes `dir`.
+pub fn trial(
+    tools: &Tools,
+    settings: &Settings,
+    input: &Path,
+    audio: bool,
+    dir: &Path,
+    output_name: &std::ffi::OsStr,
+    limit: Option<Duration>,
+) -> std::result::Result<(), Refusal> {
+    let seconds = format!("{TRIAL_SECONDS}");
+    let before = ["-t", seconds.as_str()];
+    let refused = |stage: Stage| {
+        move |e: anyhow::Error| {
+            let failure = match e.downcast::<ToolFailure>() {
+                Ok(f) => f,
+                Err(e) => {
+                    ToolFailure::Failed { program: "ffmpeg".into(), status: "not run".into(), stderr: format!("{e:#}") }
+                }
+            };
+            Refusal { stage, failure }
+        }
+    };
+    let video = dir.join("video.mp4");
+    let mut cmd = video_command(tools, settings, &before, input, false);
+    cmd.arg(&video);
+    capture_within(cmd, limit).map_err(refused(Stage::Video))?;
+    let audio = audio.then(|| dir.join("audio.mp4"));
+    if let Some(path) = &audio {
+        let mut cmd = audio_command(tools, settings, &before, input);
+        cmd.arg(path);
+        capture_within(cmd, limit).map_err(refused(Stage::Audio))?;
+    }
+    let list = dir.join("concat.txt");
+    std::fs::write(&list, concat_list(std::slice::from_ref(&video)))
+        .map_err(|e| refused(Stage::Container)(anyhow!("cannot write {}: {e}", list.display())))?;
+    let mut cmd = concat_command(tools, &list, audio.as_deref());
+    cmd.arg(dir.join(output_name));
+    capture_within(cmd, limit).map_err(refused(Stage::Container))?;
+    Ok(())
+}
+
+/// The lines of a tool's stderr that say what went wrong: at most `max`,
+/// without the `[component @ 0x...]` prefixes, skipping ffmpeg's generic
+/// follow-ups ("Error initializing output stream ...") when a specific line
+/// precedes them; the last line when nothing else is left.
+pub fn reason(stderr: &str, max: usize) -> Vec<String> {
+    const GENERIC: [&str; 10] = [
+        "Error initializing output stream",
+        "Could not write header for output file",
+        "Error splitting the argument list",
+        "Error while processing the decoded data",
+        "Failed to inject frame into filter network",
+        "Error reinitializing filters",
+        "Conversion failed",
+        "Error opening output file",
+        "Error while opening encoder",
+        "...",
+    ];
+    let lines: Vec<String> = stderr.lines().map(strip_component).filter(|l| !l.is_empty()).collect();
+    let mut said: Vec<String> = Vec::new();
+    for l in &lines {
+        if !GENERIC.iter().any(|g| l.starts_with(g)) && !said.contains(l) && said.len() < max {
+            said.push(l.clone());
+        }
+    }
+    if said.is_empty() {
+        said.extend(lines.last().cloned());
+    }
+    said
+}
+
+/// `[libx264 @ 0x55d0c8a3b3c0] Error setting ...` -> `libx264: Error setting ...`
+/// (the address says nothing to a reader); nested prefixes likewise.
+fn strip_component(line: &str) -> String {
+    let mut rest = line.trim();
+    let mut names = Vec::new();
+    while let Some(inner) = rest.strip_prefix('[') {
+        let Some((tag, after)) = inner.split_once(']') else { break };
+        let Some((name, _addr)) = tag.split_once(" @ ") else { break };
+        names.push(name.trim());
+        rest = after.trim_start();
+    }
+    match names.last() {
+        Some(&name) if name != "NULL" => format!("{name}: {rest}"),
+        _ => rest.to_string(),
+    }
+}
+
 /// A concat demuxer script naming `parts` in order, each path quoted.
 pub fn concat_list(parts: &[PathBuf]) -> String {
     parts.iter().map(|p| format!("file '{}'\n", p.to_string_lossy().replace('\'', "'\\''"))).collect()
 }
 
 /// Runs `cmd`, returning its stdout; on failure the error carries the exit
-/// status and the last [`STDERR_TAIL_BYTES`] of stderr. stderr is drained on
-/// a thread while stdout is read, so neither pipe can fill and stall the tool.
-pub fn capture(mut cmd: Command) -> Result<Vec<u8>> {
+/// status and the last [`STDERR_TAIL_BYTES`] of stderr (a [`ToolFailure`]).
+pub fn capture(cmd: Command) -> Result<Vec<u8>> {
+    capture_within(cmd, None)
+}
+
+/// Why a tool run by [`capture_within`] did not succeed; the error chain of
+/// its `Err` holds one (see `anyhow::Error::downcast_ref`).
+#[derive(Debug)]
+pub enum ToolFailure {
+    /// It ended unsuccessfully: its exit status and the tail of its stderr.
+    Failed { program: String, status: String, stderr: String },
+    /// It was still running when its time limit passed, and was killed.
+    TimedOut { program: String, limit: Duration },
+}
+
+impl std::fmt::Display for ToolFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ToolFailure::Failed { program, status, stderr } => {
+                let said = stderr.trim();
+                write!(f, "{program} failed ({status}){}{said}", if said.is_empty() { "" } else { ": " })
+            }
+            ToolFailure::TimedOut { program, limit } => {
+                write!(f, "{program} did not finish within {:?} and was killed", limit)
+            }
+        }
+    }
+}
+
+impl std::error::Error for ToolFailure {}
+
+/// Runs `cmd` as [`capture`] does, killing it (and every process it started)
+/// once `limit` has passed. The tool runs in a process group of its own,
+/// registered with `signals` so that a stop signal kills it before the
+/// temporary files are removed, and it gets SIGKILL if this process dies.
+/// stdout and stderr are drained on threads, so neither pipe can fill and
+/// stall the tool; the wait polls and sleeps only when there is a limit.
+pub fn capture_within(mut cmd: Command, limit: Option<Duration>) -> Result<Vec<u8>> {
     let program = cmd.get_program().to_string_lossy().into_owned();
     #[cfg(target_os = "linux")]
     {
@@ -348,35 +556,58 @@ pub fn capture(mut cmd: Command) -> Result<Vec<u8>> {
             });
         }
     }
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("cannot start {program}"))?;
-    let mut err = child.stderr.take().expect("piped stderr");
-    let tail = std::thread::spawn(move || {
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let (mut child, running) = signals::spawn(&mut cmd).with_context(|| format!("cannot start {program}"))?;
+    let start = Instant::now();
+    let (out_tx, out_rx) = mpsc::channel();
+    let mut out_pipe = child.stdout.take().expect("piped stdout");
+    std::thread::spawn(move || {
+        let mut out = Vec::new();
+        let _ = out_tx.send(out_pipe.read_to_end(&mut out).map(|_| out));
+    });
+    let (err_tx, err_rx) = mpsc::channel();
+    let mut err_pipe = child.stderr.take().expect("piped stderr");
+    std::thread::spawn(move || {
         let mut tail = Tail::new(STDERR_TAIL_BYTES);
         let mut buf = [0u8; 8192];
-        while let Ok(n) = err.read(&mut buf) {
+        while let Ok(n) = err_pipe.read(&mut buf) {
             if n == 0 {
                 break;
             }
             tail.push(&buf[..n]);
         }
-        tail.text()
+        let _ = err_tx.send(tail.text());
     });
-    let mut out = Vec::new();
-    let read = child.stdout.take().expect("piped stdout").read_to_end(&mut out);
+    let mut killed = false;
+    while !running.exited() {
+        if !killed && limit.is_some_and(|l| start.elapsed() >= l) {
+            running.kill();
+            killed = true;
+        }
+        std::thread::sleep(TOOL_POLL);
+    }
+    drop(running); // forgotten before it is reaped (see signals::Running)
     let status = child.wait().with_context(|| format!("cannot wait for {program}"))?;
-    let tail = tail.join().unwrap_or_default();
-    read.with_context(|| format!("cannot read the output of {program}"))?;
+    if killed {
+        return Err(ToolFailure::TimedOut { program, limit: limit.unwrap_or_default() }.into());
+    }
+    // The pipes close when the tool ends, unless it left a process behind
+    // holding them: do not wait for that one for long.
+    let out = out_rx.recv_timeout(PIPES_GRACE).unwrap_or_else(|_| Ok(Vec::new()));
+    let stderr = err_rx.recv_timeout(PIPES_GRACE).unwrap_or_default();
+    let out = out.with_context(|| format!("cannot read the output of {program}"))?;
     if !status.success() {
-        let said = tail.trim();
-        bail!("{program} failed ({status}){}{said}", if said.is_empty() { "" } else { ": " });
+        return Err(ToolFailure::Failed { program, status: status.to_string(), stderr }.into());
     }
     Ok(out)
 }
+
+/// How often [`capture_within`] looks whether its tool has ended. Tools run
+/// for a tenth of a second at least, so this costs nothing measurable, and
+/// the waiting thread sleeps in between.
+const TOOL_POLL: Duration = Duration::from_millis(5);
+/// How long [`capture_within`] waits for a tool's pipes to close after it ended.
+const PIPES_GRACE: Duration = Duration::from_secs(5);
 
 /// The last `cap` bytes of a stream, starting at a line boundary where one
 /// falls inside them.
@@ -496,6 +727,47 @@ mod tests {
         assert_eq!(default_segment_seconds(3600.0, 4), 60.0);
         assert_eq!(default_segment_seconds(480.0, 4), 30.0);
         assert_eq!(default_segment_seconds(3.0, 8), MIN_SEGMENT_SECONDS);
+    }
+
+    #[test]
+    fn the_reason_is_the_specific_lines_without_addresses() {
+        let preset = "x264 [error]: invalid preset 'bogus'\n[libx264 @ 0x5593f7e27b80] Error setting preset/tune bogus/(null).\nError initializing output stream 0:0 -- Error while opening encoder for output stream #0:0 - maybe incorrect parameters such as bit_rate, rate, width or height\n";
+        assert_eq!(
+            reason(preset, 3),
+            ["x264 [error]: invalid preset 'bogus'", "libx264: Error setting preset/tune bogus/(null)."]
+        );
+        let nested = "[aac @ 0x55] [Eval @ 0x7f] Undefined constant or missing '(' in 'lots'\n[aac @ 0x55] Unable to parse option value \"lots\"\n";
+        assert_eq!(reason(nested, 1), ["Eval: Undefined constant or missing '(' in 'lots'"]);
+        let format = "[NULL @ 0x55e1] Unable to find a suitable output format for 'o.txt'\no.txt: Invalid argument\n";
+        assert_eq!(
+            reason(format, 3),
+            ["Unable to find a suitable output format for 'o.txt'", "o.txt: Invalid argument"]
+        );
+        assert_eq!(reason("Conversion failed!\n", 3), ["Conversion failed!"], "only generic lines: the last one");
+        assert!(reason("", 3).is_empty());
+    }
+
+    #[test]
+    fn the_default_item_limit_grows_with_the_segment() {
+        assert_eq!(default_item_limit(0.0), ITEM_LIMIT_BASE);
+        assert_eq!(default_item_limit(60.0), Duration::from_secs(600 + 6000));
+        assert!(default_item_limit(2.0) < default_item_limit(3.0));
+        assert_eq!(default_item_limit(f64::NAN), ITEM_LIMIT_BASE, "a missing length gets the base");
+        assert!(default_item_limit(1e308) <= Duration::from_secs(600 + 8_640_000));
+    }
+
+    #[test]
+    fn a_tool_past_its_limit_is_killed_with_its_children() {
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "sleep 60 & sleep 60; echo never"]);
+        let t = Instant::now();
+        let e = capture_within(cmd, Some(Duration::from_millis(300))).unwrap_err();
+        assert!(t.elapsed() < Duration::from_secs(30), "killed at the limit, not after the sleeps");
+        assert!(matches!(e.downcast_ref::<ToolFailure>(), Some(ToolFailure::TimedOut { .. })), "{e:#}");
+        assert!(format!("{e:#}").contains("did not finish within"), "{e:#}");
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "echo quick"]);
+        assert_eq!(capture_within(cmd, Some(Duration::from_secs(60))).unwrap(), b"quick\n");
     }
 
     #[test]

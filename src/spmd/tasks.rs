@@ -12,7 +12,7 @@
 //! |--------------------|-------------|---------------|-----------------------------------------|
 //! | ask                | worker → 0  | `TAG_ASK`     | `[kind, item, len]`: ready, done, failed |
 //! | ask data           | worker → 0  | `TAG_ASK_DATA`| the result or error text, in chunks     |
-//! | give               | 0 → worker  | `TAG_GIVE`    | `[kind, item, len]`: stop or an item    |
+//! | give               | 0 → worker  | `TAG_GIVE`    | `[kind, item, len, limit_ms]`: stop or an item |
 //! | give data          | 0 → worker  | `TAG_GIVE_DATA`| the item's payload, in chunks          |
 //!
 //! A worker sends an ask and then waits for a give, so every exchange is
@@ -26,8 +26,20 @@
 //! rank). A second failure ends the farm: no new items go out, items in
 //! flight finish, every rank is told to stop, and rank 0 returns the error.
 //! No rank is ever left waiting.
+//!
+//! Per-item time limit: rank 0 gives every item a limit (`Farm::limit`,
+//! sent with it, in milliseconds, 0 for none) and the work function must
+//! give up at the limit and return `Err` (transcode kills its ffmpeg and the
+//! processes it started). A stuck item is thus a failed one: retried once on
+//! another rank, and an item stuck on both tries ends the farm with both
+//! reasons, instead of looping or hanging. A rank that is itself stuck (not
+//! its tool) is the job-wide `--timeout`'s business.
+//!
+//! Waiting ranks do not spin: workers waiting for an answer and every rank
+//! at the closing checkpoint poll and sleep (`deadline::Pause`), and rank 0's
+//! main thread sleeps on the board between polls.
 
-use super::{RankStats, Spmd};
+use super::{deadline, RankStats, Spmd};
 use mpi::point_to_point::{Destination, Source};
 use mpi::traits::*;
 use mpi::Tag;
@@ -52,9 +64,6 @@ pub const DEFAULT_CHUNK_BYTES: usize = 8 << 20;
 /// How long rank 0's main thread sleeps when no ask is waiting, so that it
 /// does not spin on a core its own worker thread (and its ffmpeg) needs.
 const SERVE_POLL: Duration = Duration::from_millis(1);
-/// How long a waiting worker (or a rank at the closing barrier) sleeps
-/// between polls; items take seconds, so this costs nothing measurable.
-const IDLE_POLL: Duration = Duration::from_millis(2);
 
 /// What the farm needs from the kernel.
 pub struct Farm<'a> {
@@ -66,9 +75,13 @@ pub struct Farm<'a> {
     /// retry), read when it is handed out, so only items in flight are held
     /// in memory.
     pub load: &'a (dyn Fn(usize, u32) -> Result<Vec<u8>, String> + Sync),
-    /// On every rank: works on an item's payload; `Err` carries the reason
-    /// (for transcode, ffmpeg's stderr tail).
-    pub work: &'a (dyn Fn(usize, Vec<u8>) -> Result<Vec<u8>, String> + Sync),
+    /// On rank 0: how long the work on an item may take (`None`: no limit);
+    /// it travels with the item to the rank that works on it.
+    pub limit: &'a (dyn Fn(usize) -> Option<Duration> + Sync),
+    /// On every rank: works on an item's payload within the item's limit
+    /// (the third argument), giving up with `Err` when it passes; `Err`
+    /// carries the reason (for transcode, ffmpeg's stderr tail).
+    pub work: &'a (dyn Fn(usize, Vec<u8>, Option<Duration>) -> Result<Vec<u8>, String> + Sync),
     /// On rank 0: takes an item's result as it arrives.
     pub store: &'a (dyn Fn(usize, Vec<u8>) -> Result<(), String> + Sync),
 }
@@ -99,15 +112,12 @@ pub fn run(spmd: &Spmd, farm: &Farm) -> FarmOutcome {
     let world = spmd.world();
     world.barrier();
     let stats = RankStats { threads: spmd.threads() as u64, ..RankStats::default() };
+    deadline::phase("working on its items");
     let (stats, error, retried) = if spmd.is_root() { serve(spmd, farm, stats) } else { ask(spmd, farm, stats) };
     // Ranks that finish early wait here for the last item, which may take
-    // minutes: poll a non-blocking barrier instead of spinning in a blocking
-    // one on a core that another rank's ffmpeg may need.
-    let mut barrier = world.immediate_barrier();
-    while let Err(pending) = barrier.test() {
-        barrier = pending;
-        std::thread::sleep(IDLE_POLL);
-    }
+    // minutes: the checkpoint polls and sleeps instead of spinning on a core
+    // that another rank's ffmpeg may need.
+    spmd.checkpoint();
     FarmOutcome { stats, error, retried }
 }
 
@@ -123,13 +133,14 @@ fn ask(spmd: &Spmd, farm: &Farm, mut stats: RankStats) -> (RankStats, Option<Tas
         send_chunks(&root, &reply.2, farm.chunk_bytes, TAG_ASK_DATA);
         // Rank 0 may defer its answer (nothing this rank may take yet):
         // wait by polling, not in a blocking receive that spins a core.
+        let mut pause = deadline::Pause::new();
         let msg = loop {
             if let Some((msg, _)) = root.immediate_matched_probe_with_tag(TAG_GIVE) {
                 break msg;
             }
-            std::thread::sleep(IDLE_POLL);
+            pause.wait();
         };
-        let mut give = [0u64; 3];
+        let mut give = [0u64; 4];
         msg.matched_receive_into(&mut give[..]);
         if give[0] == GIVE_STOP {
             stats.comm_s += t.elapsed().as_secs_f64();
@@ -138,8 +149,9 @@ fn ask(spmd: &Spmd, farm: &Farm, mut stats: RankStats) -> (RankStats, Option<Tas
         let payload = receive_chunks(&root, give[2] as usize, farm.chunk_bytes, TAG_GIVE_DATA);
         stats.comm_s += t.elapsed().as_secs_f64();
         let item = give[1] as usize;
+        let limit = (give[3] > 0).then(|| Duration::from_millis(give[3]));
         let t = Instant::now();
-        let result = (farm.work)(item, payload);
+        let result = (farm.work)(item, payload, limit);
         stats.compute_s += t.elapsed().as_secs_f64();
         stats.chunks += 1;
         reply = match result {
@@ -163,7 +175,7 @@ fn serve(spmd: &Spmd, farm: &Farm, mut stats: RankStats) -> (RankStats, Option<T
             while let Some(item) = board.take_blocking(0) {
                 let outcome = (farm.load)(item, board.attempt(item)).map_err(|e| (false, e)).and_then(|payload| {
                     let t = Instant::now();
-                    let r = (farm.work)(item, payload);
+                    let r = (farm.work)(item, payload, (farm.limit)(item));
                     own.compute_s += t.elapsed().as_secs_f64();
                     own.chunks += 1;
                     r.map_err(|e| (true, e))
@@ -195,7 +207,9 @@ fn serve(spmd: &Spmd, farm: &Farm, mut stats: RankStats) -> (RankStats, Option<T
                 match board.take(rank as usize) {
                     Take::Item(item) => match (farm.load)(item, board.attempt(item)) {
                         Ok(payload) => {
-                            dest.send_with_tag(&[GIVE_ITEM, item as u64, payload.len() as u64][..], TAG_GIVE);
+                            let limit_ms = (farm.limit)(item).map_or(0, limit_ms);
+                            let give = [GIVE_ITEM, item as u64, payload.len() as u64, limit_ms];
+                            dest.send_with_tag(&give[..], TAG_GIVE);
                             send_chunks(&dest, &payload, farm.chunk_bytes, TAG_GIVE_DATA);
                         }
                         Err(e) => {
@@ -204,7 +218,7 @@ fn serve(spmd: &Spmd, farm: &Farm, mut stats: RankStats) -> (RankStats, Option<T
                         }
                     },
                     Take::Stop => {
-                        dest.send_with_tag(&[GIVE_STOP, 0, 0][..], TAG_GIVE);
+                        dest.send_with_tag(&[GIVE_STOP, 0, 0, 0][..], TAG_GIVE);
                         stopped += 1;
                     }
                     Take::Wait => still.push(rank),
@@ -245,6 +259,11 @@ fn serve(spmd: &Spmd, farm: &Farm, mut stats: RankStats) -> (RankStats, Option<T
     stats.comm_s += comm_s;
     let state = board.state.into_inner().unwrap_or_else(|e| e.into_inner());
     (stats, state.error, state.retried)
+}
+
+/// A limit as sent with an item: whole milliseconds, at least 1 (0 means none).
+fn limit_ms(limit: Duration) -> u64 {
+    u64::try_from(limit.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
 /// Sends `data` as `ceil(len / chunk)` messages (none when empty).
@@ -443,6 +462,13 @@ mod tests {
         let e = b.lock().error.clone().unwrap();
         assert_eq!(e.item, Some(0));
         assert_eq!(e.attempts, vec![(1, "first".to_string()), (2, "second".to_string())]);
+    }
+
+    #[test]
+    fn limits_travel_as_whole_milliseconds_never_as_none() {
+        assert_eq!(limit_ms(Duration::from_secs(90)), 90_000);
+        assert_eq!(limit_ms(Duration::from_micros(10)), 1, "a tiny limit is not 'no limit'");
+        assert_eq!(limit_ms(Duration::MAX), u64::MAX);
     }
 
     #[test]
