@@ -70,8 +70,6 @@ pub struct Failure;
 
 /// The running SPMD job as one process sees it.
 pub struct Spmd {
-    // Dropped last: finalises MPI.
-    _universe: mpi::environment::Universe,
     world: SimpleCommunicator,
     /// A duplicate of `world` for the checkpoints' messages alone, so that
     /// they never meet a strategy's or a kernel's.
@@ -80,6 +78,9 @@ pub struct Spmd {
     size: usize,
     threads: usize,
     host: String,
+    // Dropped last (fields drop in declaration order): finalises MPI, after
+    // `watch` has been freed.
+    _universe: mpi::environment::Universe,
 }
 
 static PANICKED: AtomicBool = AtomicBool::new(false);
