@@ -236,12 +236,18 @@ pub fn execute(job: &dyn Job, common: &Common) -> ExitCode {
         partial,
     };
     let rendered = report.render(common.format);
-    print!("{rendered}");
+    let printed = output::to_stdout(&rendered, "the report");
     if let Some(path) = &common.report {
         if let Err(e) = output::write_text(path, &rendered) {
             eprintln!("pikernels: error: {e:#}");
             return ExitCode::from(EXIT_FAILURE);
         }
+    }
+    if let Err(e) = printed {
+        // A full or closed standard output: the run's report is lost (unless
+        // --report kept it), an ordinary failure rather than a panic.
+        eprintln!("pikernels: error: {e:#}");
+        return ExitCode::from(EXIT_FAILURE);
     }
     if report.verified || report.partial.is_some() {
         ExitCode::SUCCESS
