@@ -20,7 +20,7 @@ use crate::spmd::{self, Spmd, Work};
 use anyhow::Result;
 use kernels::Tally;
 use serde_json::Value;
-use std::ops::Range;
+use std::ops::{Range, RangeInclusive};
 use std::process::ExitCode;
 
 /// Exit status of a run whose own verification failed.
@@ -65,6 +65,13 @@ pub trait Job: Sync {
     /// if it were the whole).
     fn partitionable(&self) -> bool {
         false
+    }
+    /// The tallies a part that computed `units` (in the job's numbering) can
+    /// give: `pikernels merge` refuses a part whose tally lies outside, since
+    /// a part is data from outside (edited, truncated, from another job).
+    /// `None` (the default) for kernels that cannot be partitioned.
+    fn tally_bounds(&self, _units: Range<u64>) -> Option<RangeInclusive<i128>> {
+        None
     }
 }
 
