@@ -23,7 +23,7 @@ const CASES: &[(&[&str], &str)] = &[
     (&["pi-mc", "--threads", "0"], "must be at least 1"),
     (&["pi-mc", "--threads", "-1"], "is not a whole number of threads"),
     (&["pi-mc", "--threads", "many"], "is not a whole number of threads"),
-    (&["pi-mc", "--threads", "100000"], "more than the supported 4096"),
+    (&["pi-mc", "--threads", "100000"], "is more than 16 for each of the"),
     (&["pi-mc", "--seed", "-1"], "invalid value '-1'"),
     (&["pi-mc", "--seed", "1.5"], "invalid value '1.5'"),
     // pi-mc sizes.

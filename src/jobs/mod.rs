@@ -170,12 +170,23 @@ pub fn execute(job: &dyn Job, common: &Common) -> ExitCode {
     };
 
     let ctx = Preflight { rank: spmd.rank(), size: spmd.size(), comm: common.comm };
-    let local = job.preflight(&ctx).and_then(|()| match (&common.report, spmd.is_root()) {
-        (Some(path), true) => output::check_writable(path, "report"),
-        _ => Ok(()),
-    });
+    // The thread count is checked against this rank's cores here, agreed
+    // job-wide, not by the argument parser: ranks on different hosts (or
+    // bound to different cores) may have different limits, and a rank that
+    // refused alone would leave the others waiting.
+    let local = crate::cli::check_threads(spmd.threads())
+        .map_err(anyhow::Error::msg)
+        .and_then(|()| job.preflight(&ctx))
+        .and_then(|()| match (&common.report, spmd.is_root()) {
+            (Some(path), true) => output::check_writable(path, "report"),
+            _ => Ok(()),
+        });
     if spmd.agree(local, |e| eprintln!("pikernels: error{}: {e:#}", spmd.whereabouts())).is_err() {
         return ExitCode::from(EXIT_USAGE);
+    }
+    if let Err(e) = spmd.start_pool() {
+        eprintln!("pikernels: error{}: {e:#}", spmd.whereabouts());
+        return ExitCode::from(EXIT_FAILURE);
     }
 
     let hosts = spmd.gather_hosts();
