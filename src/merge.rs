@@ -5,6 +5,13 @@
 //! The parts' tallies are exact integers, so their sum is bit for bit the
 //! whole job's tally; the job is rebuilt from the reports' parameters and
 //! finished (verified) exactly as a single run finishes. No MPI is involved.
+//!
+//! A part is data from outside (a pod's log, a file anyone may edit), so
+//! every field is checked before it is used, in an order where nothing is
+//! allocated or indexed by an unchecked field: the file's size (read at most
+//! [`MAX_PART_BYTES`]), its schema version, the part's number, count and
+//! unit range, its tally (an integer within [`crate::jobs::Job::tally_bounds`]
+//! of the rebuilt job). Every refusal is exit 2 and names the file.
 
 use crate::cli::{MergeArgs, MAX_PARTITIONS};
 use crate::jobs::{partial, UsageError, EXIT_FAILURE, EXIT_UNVERIFIED, EXIT_USAGE};

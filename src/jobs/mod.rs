@@ -3,7 +3,8 @@
 //!
 //! A run goes: CLI parsed and every parameter validated on every rank (no
 //! MPI yet) → MPI up → per-rank resource checks, agreed job-wide → the
-//! strategy runs the work → rank 0 verifies, writes outputs, reports.
+//! rayon pool starts → the strategy runs the work → rank 0 verifies, writes
+//! outputs, reports (an unwritable standard output is a failure, exit 1).
 
 mod leibniz;
 mod mandelbrot;
