@@ -97,7 +97,7 @@ impl From<UsageError> for MergeError {
 /// this build writes. Every message names the file.
 fn read_part(path: &Path) -> Result<Report, String> {
     let name = name(path);
-    let mut file = open_input(path).map_err(|e| format!("cannot read {name}: {e}"))?;
+    let mut file = std::fs::File::open(path).map_err(|e| format!("cannot read {name}: {e}"))?;
     let mut bytes = Vec::new();
     (&mut file).take(MAX_PART_BYTES + 1).read_to_end(&mut bytes).map_err(|e| format!("cannot read {name}: {e}"))?;
     if bytes.len() as u64 > MAX_PART_BYTES {
@@ -107,24 +107,6 @@ fn read_part(path: &Path) -> Result<Report, String> {
         ));
     }
     parse_part(&name, &bytes)
-}
-
-/// Opens `path` for reading without waiting for a writer if it is a FIFO
-/// (a FIFO nobody writes then reads as empty instead of blocking the open).
-fn open_input(path: &Path) -> std::io::Result<std::fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    use std::os::unix::io::AsRawFd;
-    let file = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path)?;
-    // Reads block again (a pipe's writer may be slower than this process).
-    // SAFETY: fcntl on a descriptor this function owns.
-    unsafe {
-        let fd = file.as_raw_fd();
-        let flags = libc::fcntl(fd, libc::F_GETFL);
-        if flags != -1 {
-            libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK);
-        }
-    }
-    Ok(file)
 }
 
 /// A part's report from its bytes: the schema version first (so a report
