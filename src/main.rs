@@ -40,7 +40,10 @@ fn main() -> ExitCode {
     };
     if let cli::Command::List = cli.command {
         if launch.is_root() {
-            print!("{}", jobs::list());
+            if let Err(e) = output::to_stdout(&jobs::list(), "the list of kernels") {
+                eprintln!("pikernels: error: {e:#}");
+                return ExitCode::from(jobs::EXIT_FAILURE);
+            }
         }
         return ExitCode::SUCCESS;
     }

@@ -411,6 +411,48 @@ pub fn write_text(path: &Path, text: &str) -> Result<()> {
     write_atomic(path, |w| w.write_all(text.as_bytes()).with_context(|| format!("cannot write {}", path.display())))
 }
 
+/// Writes `what` (the report, the list of kernels) to standard output and
+/// flushes it. A full disk (ENOSPC), a reader that went away (EPIPE: Rust
+/// ignores SIGPIPE, so the write fails instead of killing the process) or a
+/// standard output that was closed when the process started is an ordinary
+/// error for the caller to report (exit 1), never a panic as `print!` would
+/// give.
+pub fn to_stdout(text: &str, what: &str) -> Result<()> {
+    if stdout_was_closed() {
+        bail!("cannot write {what} to standard output: it was closed when pikernels started");
+    }
+    write_flushed(&mut std::io::stdout().lock(), text, what)
+}
+
+fn write_flushed(w: &mut impl Write, text: &str, what: &str) -> Result<()> {
+    w.write_all(text.as_bytes())
+        .and_then(|()| w.flush())
+        .with_context(|| format!("cannot write {what} to standard output"))
+}
+
+/// Whether file descriptor 1 was closed when the process was started
+/// (`pikernels ... >&-`). Rust's runtime then opens `/dev/null` on it before
+/// `main`, so writes would succeed and the report would vanish; a probe that
+/// runs before the runtime's start-up (an ELF constructor) notes it first.
+fn stdout_was_closed() -> bool {
+    STDOUT_CLOSED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+static STDOUT_CLOSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+#[cfg(target_os = "linux")]
+#[used]
+#[link_section = ".init_array"]
+static PROBE_STDOUT: extern "C" fn() = probe_stdout;
+
+#[cfg(target_os = "linux")]
+extern "C" fn probe_stdout() {
+    // SAFETY: fcntl(F_GETFD) only reads the descriptor table; no Rust state
+    // is touched but an atomic.
+    let closed = unsafe { libc::fcntl(1, libc::F_GETFD) } == -1;
+    STDOUT_CLOSED.store(closed, std::sync::atomic::Ordering::Relaxed);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -554,5 +596,26 @@ mod tests {
         assert!(check_memory(u64::MAX, "this").unwrap_err().to_string().contains("needs about"));
         assert_eq!(human_bytes(1536), "1.5 KiB");
         assert_eq!(human_bytes(10), "10 B");
+    }
+
+    #[test]
+    fn stdout_errors_are_errors() {
+        struct Full;
+        impl Write for Full {
+            fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+                Err(std::io::Error::from_raw_os_error(libc::ENOSPC))
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let e = write_flushed(&mut Full, "report\n", "the report").unwrap_err();
+        let line = format!("{e:#}");
+        assert!(line.starts_with("cannot write the report to standard output: "), "{line}");
+        assert!(line.contains("No space left on device"), "{line}");
+        let mut sink = Vec::new();
+        write_flushed(&mut sink, "report\n", "the report").unwrap();
+        assert_eq!(sink, b"report\n");
+        assert!(!stdout_was_closed(), "the test harness's standard output is open");
     }
 }

@@ -116,19 +116,28 @@ impl Params {
             }
         }
         if r.xmin >= r.xmax || r.ymin >= r.ymax {
+            // {:?}: the shortest exact form, in exponent notation when large or small.
             return Err(format!(
-                "the region is empty: need xmin < xmax and ymin < ymax (got x [{}, {}], y [{}, {}])",
+                "the region is empty: need xmin < xmax and ymin < ymax (got x [{:?}, {:?}], y [{:?}, {:?}])",
                 r.xmin, r.xmax, r.ymin, r.ymax
             ));
         }
-        let (dx, dy) = ((r.xmax - r.xmin) / f64::from(self.width), (r.ymax - r.ymin) / f64::from(self.height));
-        if dx <= r.xmin.abs().max(r.xmax.abs()) * 1e-15 || dy <= r.ymin.abs().max(r.ymax.abs()) * 1e-15 {
+        if !self.resolvable() {
             return Err("the region is too small for f64 precision: neighbouring pixels would coincide".into());
         }
         if !(self.bailout.is_finite() && self.bailout >= 2.0) {
             return Err(format!("--bailout must be a finite number of at least 2 (got {})", self.bailout));
         }
         Ok(())
+    }
+
+    /// Whether the region is not empty and neighbouring pixels have distinct
+    /// coordinates: a pixel is wider than 1e-15 of its edges' magnitude
+    /// (a few of f64's steps there).
+    pub fn resolvable(&self) -> bool {
+        let r = &self.region;
+        let (dx, dy) = ((r.xmax - r.xmin) / f64::from(self.width), (r.ymax - r.ymin) / f64::from(self.height));
+        dx > r.xmin.abs().max(r.xmax.abs()) * 1e-15 && dy > r.ymin.abs().max(r.ymax.abs()) * 1e-15
     }
 
     /// Bytes of one RGB row.
@@ -523,6 +532,18 @@ mod tests {
         assert!(bad(Params { region: nan, ..small() }).contains("finite"));
         assert!(bad(Params { bailout: 1.0, ..small() }).contains("bailout"));
         assert!(small().validate().is_ok());
+    }
+
+    #[test]
+    fn views_finer_than_f64_are_told_apart_from_empty_ones() {
+        assert!(small().resolvable());
+        let far = Params { region: Region::centered(1e308, 1e308, 1.0, 1.0), ..small() };
+        assert!(!far.resolvable(), "3 wide at 1e308 is below f64's spacing there");
+        let deep = Params { region: Region::centered(-0.75, 0.1, 1e12, 1.0), ..small() };
+        assert!(deep.resolvable(), "a 1e12 zoom near the set still resolves");
+        let huge = Region { xmin: 1e308, xmax: -1e308, ..Region::SEED };
+        let msg = Params { region: huge, ..small() }.validate().unwrap_err();
+        assert!(msg.contains("x [1e308, -1e308]") && msg.len() < 200, "{msg}");
     }
 
     #[test]

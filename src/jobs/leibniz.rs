@@ -7,11 +7,17 @@ use anyhow::Result;
 use kernels::{leibniz, Tally};
 use serde_json::{json, Value};
 use std::f64::consts::PI;
-use std::ops::Range;
+use std::ops::{Range, RangeInclusive};
 
 /// Rounding allowance added to the truncation bound: the blocked sum's own
 /// floating-point error stays far below it for any supported term count.
 const ROUNDING: f64 = 1e-14;
+
+/// What a unit's floating-point sum may differ from its exact value by, for
+/// [`Job::tally_bounds`], in tally units: 2^-40, far above the error of a
+/// few hundred rounded additions (below 1e-14 for the first unit, whose sum
+/// is about pi/4, and less for the later, smaller ones).
+const UNIT_SLACK: i128 = 1 << (Tally::FRACTION_BITS - 40);
 
 pub struct Leibniz {
     terms: u64,
@@ -39,6 +45,21 @@ impl Job for Leibniz {
 
     fn partitionable(&self) -> bool {
         true // the tally is the whole result
+    }
+
+    fn tally_bounds(&self, units: Range<u64>) -> Option<RangeInclusive<i128>> {
+        let at = |u: u64| u.saturating_mul(leibniz::UNIT).min(self.terms);
+        let (first, end) = (at(units.start), at(units.end));
+        if first >= end {
+            return Some(0..=0); // no terms: an empty sum
+        }
+        // Terms first..end alternate in sign from a positive one (units start
+        // at even terms) and shrink, so their exact sum lies in
+        // [0, 1/(2 first + 1)]. Each unit's sum adds its floating-point error
+        // and its rounding to fixed point.
+        let slack = i128::from(units.end - units.start) * (UNIT_SLACK + 1);
+        let first_term = (1i128 << Tally::FRACTION_BITS) / (2 * i128::from(first) + 1) + 1;
+        Some(-slack..=first_term + slack)
     }
 
     fn params(&self) -> Value {

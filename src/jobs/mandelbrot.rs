@@ -55,6 +55,11 @@ impl Mandelbrot {
             colormap: a.colormap.into(),
             smooth: !a.banded,
         };
+        if let (Some((cx, cy)), true) = (a.center, width > 0 && height > 0) {
+            if !p.resolvable() {
+                return Err(UsageError(too_fine(cx, cy, a.zoom.unwrap_or(1.0), width)));
+            }
+        }
         p.validate().map_err(UsageError)?;
         if p.image_bytes() > MAX_IMAGE_BYTES {
             return Err(UsageError(format!(
@@ -89,6 +94,20 @@ impl Mandelbrot {
         })?;
         Ok(std::fs::metadata(path).map(|m| m.len()).unwrap_or(0))
     }
+}
+
+/// Why a view from `--center` and `--zoom` cannot be drawn: narrower than
+/// f64 resolves at that centre (numbers in exponent form, never 300 digits).
+fn too_fine(cx: f64, cy: f64, zoom: f64, width: u32) -> String {
+    let at = cx.abs().max(cy.abs());
+    let spacing = at.next_up() - at;
+    let view = 3.0 / zoom;
+    format!(
+        "--center {cx:?},{cy:?} with --zoom {zoom:?} asks for a view {view:.3e} wide, narrower than f64 can \
+         resolve there: near {at:.3e} neighbouring f64 numbers are {spacing:.3e} apart, so the {width} pixels \
+         across (steps of {:.3e}) would coincide; use a smaller --zoom or a centre nearer 0",
+        view / f64::from(width)
+    )
 }
 
 impl Job for Mandelbrot {

@@ -3,7 +3,8 @@
 //!
 //! A run goes: CLI parsed and every parameter validated on every rank (no
 //! MPI yet) → MPI up → per-rank resource checks, agreed job-wide → the
-//! strategy runs the work → rank 0 verifies, writes outputs, reports.
+//! rayon pool starts → the strategy runs the work → rank 0 verifies, writes
+//! outputs, reports (an unwritable standard output is a failure, exit 1).
 
 mod leibniz;
 mod mandelbrot;
@@ -20,7 +21,7 @@ use crate::spmd::{self, Spmd, Work};
 use anyhow::Result;
 use kernels::Tally;
 use serde_json::Value;
-use std::ops::Range;
+use std::ops::{Range, RangeInclusive};
 use std::process::ExitCode;
 
 /// Exit status of a run whose own verification failed.
@@ -70,6 +71,13 @@ pub trait Job: Sync {
     /// added by the runtime), checked before any work for one file used twice.
     fn files(&self) -> Vec<output::FileUse> {
         Vec::new()
+    }
+    /// The tallies a part that computed `units` (in the job's numbering) can
+    /// give: `pikernels merge` refuses a part whose tally lies outside, since
+    /// a part is data from outside (edited, truncated, from another job).
+    /// `None` (the default) for kernels that cannot be partitioned.
+    fn tally_bounds(&self, _units: Range<u64>) -> Option<RangeInclusive<i128>> {
+        None
     }
 }
 
@@ -171,12 +179,23 @@ pub fn execute(job: &dyn Job, common: &Common) -> ExitCode {
     };
 
     let ctx = Preflight { rank: spmd.rank(), size: spmd.size(), comm: common.comm };
-    let local = job.preflight(&ctx).and_then(|()| match (&common.report, spmd.is_root()) {
-        (Some(path), true) => output::check_writable(path, "report"),
-        _ => Ok(()),
-    });
+    // The thread count is checked against this rank's cores here, agreed
+    // job-wide, not by the argument parser: ranks on different hosts (or
+    // bound to different cores) may have different limits, and a rank that
+    // refused alone would leave the others waiting.
+    let local = crate::cli::check_threads(spmd.threads())
+        .map_err(anyhow::Error::msg)
+        .and_then(|()| job.preflight(&ctx))
+        .and_then(|()| match (&common.report, spmd.is_root()) {
+            (Some(path), true) => output::check_writable(path, "report"),
+            _ => Ok(()),
+        });
     if spmd.agree(local, |e| eprintln!("pikernels: error{}: {e:#}", spmd.whereabouts())).is_err() {
         return ExitCode::from(EXIT_USAGE);
+    }
+    if let Err(e) = spmd.start_pool() {
+        eprintln!("pikernels: error{}: {e:#}", spmd.whereabouts());
+        return ExitCode::from(EXIT_FAILURE);
     }
 
     let hosts = spmd.gather_hosts();
@@ -245,12 +264,18 @@ pub fn execute(job: &dyn Job, common: &Common) -> ExitCode {
         partial,
     };
     let rendered = report.render(common.format);
-    print!("{rendered}");
+    let printed = output::to_stdout(&rendered, "the report");
     if let Some(path) = &common.report {
         if let Err(e) = output::write_text(path, &rendered) {
             eprintln!("pikernels: error: {e:#}");
             return ExitCode::from(EXIT_FAILURE);
         }
+    }
+    if let Err(e) = printed {
+        // A full or closed standard output: the run's report is lost (unless
+        // --report kept it), an ordinary failure rather than a panic.
+        eprintln!("pikernels: error: {e:#}");
+        return ExitCode::from(EXIT_FAILURE);
     }
     if report.verified || report.partial.is_some() {
         ExitCode::SUCCESS

@@ -6,7 +6,7 @@ use anyhow::{anyhow, Result};
 use kernels::{pi_mc, Tally};
 use serde_json::{json, Value};
 use std::f64::consts::PI;
-use std::ops::Range;
+use std::ops::{Range, RangeInclusive};
 
 /// How many standard errors from pi an estimate may be and still pass.
 pub const SIGMAS: f64 = 5.0;
@@ -33,6 +33,12 @@ impl Job for PiMc {
 
     fn partitionable(&self) -> bool {
         true // the tally is the whole result
+    }
+
+    fn tally_bounds(&self, units: Range<u64>) -> Option<RangeInclusive<i128>> {
+        // Each sample of the units is a hit or not.
+        let at = |u: u64| u.saturating_mul(pi_mc::UNIT).min(self.samples);
+        Some(0..=i128::from(at(units.end) - at(units.start)))
     }
 
     fn params(&self) -> Value {

@@ -71,23 +71,25 @@ pub struct Failure;
 /// The running SPMD job as one process sees it.
 pub struct Spmd {
     /// A duplicate of `world` for the checkpoints' messages alone, so that
-    /// they never meet a strategy's or a kernel's. Declared (so dropped,
-    /// which frees it) before the universe.
+    /// they never meet a strategy's or a kernel's (freed before the universe).
     watch: SimpleCommunicator,
-    // Dropped after the communicators: finalises MPI.
-    _universe: mpi::environment::Universe,
     world: SimpleCommunicator,
     rank: usize,
     size: usize,
     threads: usize,
     host: String,
+    // Dropped last (fields drop in declaration order): finalises MPI, after
+    // `watch` has been freed.
+    _universe: mpi::environment::Universe,
 }
 
 static PANICKED: AtomicBool = AtomicBool::new(false);
 
 impl Spmd {
-    /// Initialises MPI and this rank's rayon pool of `threads` threads
-    /// (default: the cores available to this process).
+    /// Initialises MPI for a rank that will run `threads` rayon threads
+    /// (default: the cores available to this process); the pool itself is
+    /// started by [`Spmd::start_pool`], once the job has agreed that every
+    /// rank's thread count is sane.
     pub fn init(threads: Option<usize>) -> Result<Spmd> {
         let (universe, _provided) = mpi::initialize_with_threading(mpi::Threading::Funneled)
             .ok_or_else(|| anyhow!("MPI was already initialised"))?;
@@ -98,12 +100,17 @@ impl Spmd {
         let host = mpi::environment::processor_name().unwrap_or_else(|_| "unknown".into());
         install_panic_hook(rank, host.clone());
         crate::signals::install(whereabouts(rank, size, &host)).context("cannot install the signal handler")?;
+        Ok(Spmd { _universe: universe, world, watch, rank, size, threads, host })
+    }
+
+    /// Starts this rank's rayon pool of [`Spmd::threads`] threads (before
+    /// any parallel work: the first use of rayon would start a default pool).
+    pub fn start_pool(&self) -> Result<()> {
         rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
+            .num_threads(self.threads)
             .thread_name(|i| format!("pikernels-worker-{i}"))
             .build_global()
-            .context("cannot start the rayon thread pool")?;
-        Ok(Spmd { watch, _universe: universe, world, rank, size, threads, host })
+            .context("cannot start the rayon thread pool")
     }
 
     /// This process's rank.
