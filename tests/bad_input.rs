@@ -254,6 +254,7 @@ fn clashing_and_unwritable_outputs_are_refused_and_lose_nothing() {
         failures.len()
     );
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
 
 /// What is wrong with a run that should have been refused with exit 2 and
 /// `needle` (beyond mpirun's own banner, when `one_line`: nothing else on stderr).
