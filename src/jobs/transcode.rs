@@ -284,13 +284,30 @@ impl Transcode {
     /// Host and process id in the name let a later run tell a dead run's
     /// leftover from a live run's file (`sweep_dead`).
     fn temp_output(&self) -> PathBuf {
-        let name = self.output.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        self.output.with_file_name(format!("{TEMP_OUTPUT_PREFIX}{}-{}-{name}", host_name(), std::process::id()))
+        let dest = self.destination().unwrap_or_else(|_| self.output.clone());
+        let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        dest.with_file_name(format!("{TEMP_OUTPUT_PREFIX}{}-{}-{name}", host_name(), std::process::id()))
+    }
+
+    /// Where the output is renamed to: `--output` with its links resolved (a
+    /// link stays a link and its target gets the video). A device, FIFO or
+    /// socket is refused: the output is joined under a temporary name and
+    /// renamed, and its container is written with seeks.
+    fn destination(&self) -> Result<PathBuf> {
+        match output::destination(&self.output, "output")? {
+            output::Dest::File(p) => Ok(p),
+            output::Dest::Stream(_) => bail!(
+                "--output {} is a device, FIFO or socket: transcode writes a regular file (or a link to one), \
+                 since the video is joined under a temporary name and renamed",
+                self.output.display()
+            ),
+        }
     }
 
     /// The directory the output goes to (`.` for a bare file name).
     fn output_dir(&self) -> PathBuf {
-        match self.output.parent() {
+        let dest = self.destination().unwrap_or_else(|_| self.output.clone());
+        match dest.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         }
@@ -511,8 +528,9 @@ impl Transcode {
         // leaves no file behind (exit 3 with the report says why).
         let written = frames_ok && duration_ok && streams_ok;
         if written {
-            std::fs::rename(&tmp, &self.output)
-                .with_context(|| format!("cannot rename {} to {}", tmp.display(), self.output.display()))?;
+            let dest = self.destination()?;
+            std::fs::rename(&tmp, &dest)
+                .with_context(|| format!("cannot rename {} to {}", tmp.display(), dest.display()))?;
         } else {
             let _ = std::fs::remove_file(&tmp);
         }
@@ -658,6 +676,7 @@ impl Job for Transcode {
             return Ok(());
         }
         let probe = media::probe(&self.tools, &self.input)?;
+        self.destination()?;
         output::check_writable(&self.output, "output")?;
         let input_bytes = std::fs::metadata(&self.input).map(|m| m.len()).unwrap_or(0);
         // Segments (a copy of the input's video) and the transcoded parts.
