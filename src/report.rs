@@ -176,6 +176,12 @@ pub struct Build {
     pub arch: String,
     /// Vector instruction set the kernels use on rank 0.
     pub isa: String,
+    /// The MPI library rank 0 runs with, as it names itself
+    /// (`MPI_Get_library_version`'s first line, e.g. "Open MPI v4.1.4" or
+    /// "MPICH Version: 4.0.2"): the one loaded, which is not always the one
+    /// the binary was built with. Empty in reports of older versions.
+    #[serde(default)]
+    pub mpi: String,
 }
 
 impl Build {
@@ -185,8 +191,17 @@ impl Build {
             version: env!("CARGO_PKG_VERSION").into(),
             arch: std::env::consts::ARCH.into(),
             isa: kernels::isa().into(),
+            mpi: mpi_library(),
         }
     }
+}
+
+/// The first line of `MPI_Get_library_version` (callable before `MPI_Init`),
+/// without OpenMPI's package and date details.
+fn mpi_library() -> String {
+    let full = mpi::environment::library_version().unwrap_or_default();
+    let first = full.lines().next().unwrap_or("").trim_matches(char::from(0)).trim();
+    first.split(", package:").next().unwrap_or(first).trim().to_string()
 }
 
 impl Report {
