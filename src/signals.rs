@@ -24,6 +24,15 @@ struct Registry {
     children: Vec<u32>,
 }
 
+/// Set once a stop signal has arrived: the job is ending that way, so the
+/// `--timeout` watchdog stays quiet (see `spmd::deadline::expire`).
+static STOPPING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether a stop signal has arrived and this process is cleaning up to exit.
+pub fn stopping() -> bool {
+    STOPPING.load(std::sync::atomic::Ordering::SeqCst)
+}
+
 static IN_FLIGHT: Mutex<Registry> = Mutex::new(Registry { paths: Vec::new(), children: Vec::new() });
 
 /// How long the stop path waits for killed tools to be gone: SIGKILL ends a
@@ -152,6 +161,7 @@ pub fn install(whereabouts: String) -> std::io::Result<()> {
     let linger = crate::spmd::Launch::from_env().size > 1;
     std::thread::Builder::new().name("pikernels-signals".into()).spawn(move || {
         if let Some(sig) = signals.forever().next() {
+            STOPPING.store(true, std::sync::atomic::Ordering::SeqCst);
             let removed = remove_in_flight();
             let name = match sig {
                 SIGTERM => "SIGTERM",

