@@ -30,11 +30,11 @@ JOBS = [
 ]
 NPS = [1, 2, 3]
 # Fields that describe the run rather than its result.
-VOLATILE = {"output", "output_bytes"}
+VOLATILE = {"output", "output_bytes", "gflops"}
 
 
 def run(binary, launcher, np, args, out_flag, workdir):
-    argv = launcher.split() + ["-n", str(np), binary] + args + ["--threads", "1", "--format", "json"]
+    argv = launcher.split() + ["-np", str(np), binary] + args + ["--threads", "1", "--format", "json"]
     out = None
     if out_flag:
         out = os.path.join(workdir, "out.bin")
@@ -57,7 +57,7 @@ def main():
     for spec in sys.argv[1:]:
         name, rest = spec.split("=", 1)
         binary, launcher, expected = rest.split(":", 2)
-        builds.append((name, binary, launcher, expected))
+        builds.append((name, os.path.abspath(binary), launcher, expected))
     if len(builds) < 2:
         sys.exit("usage: mpi_matrix.py NAME=BINARY:LAUNCHER:EXPECTED NAME=... (two builds at least)")
     runs = same = 0

@@ -201,7 +201,8 @@ impl Build {
 fn mpi_library() -> String {
     let full = mpi::environment::library_version().unwrap_or_default();
     let first = full.lines().next().unwrap_or("").trim_matches(char::from(0)).trim();
-    first.split(", package:").next().unwrap_or(first).trim().to_string()
+    let name = first.split(", package:").next().unwrap_or(first);
+    name.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 impl Report {
