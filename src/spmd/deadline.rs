@@ -179,16 +179,17 @@ fn trim(s: f64) -> String {
     t.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
-/// Sleeps between polls of a wait: polls back to back for the first 100 µs
-/// (a wait that ends at once costs no latency), then sleeps an eighth of the
-/// time waited so far, at most 2 ms. A wait is thus lengthened by at most an
-/// eighth (or 2 ms), and a long one costs next to no CPU.
+/// Sleeps between polls of a wait: for the first 50 ms it polls back to back,
+/// yielding the core between polls (an ordinary wait for a rank a little
+/// behind costs no latency: a barrier's rounds need both sides polling), then
+/// sleeps an eighth of the time waited so far, at most 2 ms. A long wait (a
+/// stopped rank) thus costs next to no CPU and is lengthened by at most 2 ms.
 pub struct Pause {
     since: Option<Instant>,
 }
 
 impl Pause {
-    const SPIN: Duration = Duration::from_micros(100);
+    const SPIN: Duration = Duration::from_millis(50);
     const SHORTEST: Duration = Duration::from_micros(20);
     const LONGEST: Duration = Duration::from_millis(2);
 
@@ -205,7 +206,7 @@ impl Pause {
     pub fn wait(&mut self) {
         let waited = self.since.get_or_insert_with(Instant::now).elapsed();
         if waited < Self::SPIN {
-            std::hint::spin_loop();
+            std::thread::yield_now();
             return;
         }
         std::thread::sleep((waited / 8).clamp(Self::SHORTEST, Self::LONGEST));
@@ -240,7 +241,7 @@ mod tests {
             p.wait();
             polls += 1;
         }
-        assert!(polls > 10, "the first 100 µs are polled back to back ({polls} polls)");
+        assert!(polls > 10, "the first 50 ms are polled back to back ({polls} polls)");
         // Past a second of waiting every poll sleeps the longest pause.
         p.since = Some(Instant::now() - Duration::from_secs(1));
         let t = Instant::now();
