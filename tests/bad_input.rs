@@ -119,24 +119,7 @@ fn every_bad_input_is_refused_cleanly() {
         let mut cmd = mpirun_cmd(3, &argv);
         cmd.current_dir(dir.path());
         let r = run(cmd, TIMEOUT);
-        let mut why = Vec::new();
-        if r.code != Some(2) {
-            why.push(format!("exit {:?}, expected 2", r.code));
-        }
-        if r.elapsed > QUICK {
-            why.push(format!("took {:?}", r.elapsed));
-        }
-        match r.stderr.matches(needle).count() {
-            1 => {}
-            0 => why.push(format!("no '{needle}' in stderr")),
-            n => why.push(format!("'{needle}' printed {n} times")),
-        }
-        if r.stderr.contains("panicked") || r.stderr.contains("RUST_BACKTRACE") {
-            why.push("a panic".into());
-        }
-        if !r.stdout.is_empty() && !args.is_empty() {
-            why.push("printed a report".into());
-        }
+        let mut why = refusal_problems(&r, needle, false);
         let left = files_in(dir.path());
         if !left.is_empty() {
             why.push(format!("left files {left:?}"));
@@ -222,16 +205,7 @@ fn clashing_and_unwritable_outputs_are_refused_and_lose_nothing() {
     for (args, needle) in &cases {
         let argv: Vec<&str> = args.iter().map(String::as_str).collect();
         let r = run(mpirun_cmd(3, &argv), TIMEOUT);
-        let mut why = Vec::new();
-        if r.code != Some(2) {
-            why.push(format!("exit {:?}, expected 2", r.code));
-        }
-        if r.stderr.matches(needle).count() != 1 {
-            why.push(format!("'{needle}' not printed once"));
-        }
-        if !r.stdout.is_empty() {
-            why.push("printed a report".into());
-        }
+        let mut why = refusal_problems(&r, needle, false);
         let now: Vec<(String, Vec<u8>)> = files_in(d)
             .into_iter()
             .filter(|n| n != "blk")
@@ -274,7 +248,8 @@ fn refusal_problems(r: &util::Run, needle: &str, one_line: bool) -> Vec<String> 
     if one_line && r.stderr.lines().filter(|l| !l.trim().is_empty()).count() != 1 {
         why.push("not one line on stderr".into());
     }
-    if r.stderr.contains("panicked") || r.stderr.contains("internal error") || r.stderr.contains("MPI_ABORT") {
+    let aborted = ["panicked", "RUST_BACKTRACE", "internal error", "MPI_ABORT"];
+    if aborted.iter().any(|a| r.stderr.contains(a)) {
         why.push("a panic or an abort".into());
     }
     if !r.stdout.is_empty() {

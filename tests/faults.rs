@@ -207,18 +207,17 @@ fn ctrl_c_stops_every_rank() {
     check_end(&mut job, "SIGINT to the process group", "pikernels: stopped by SIG", &ranks);
 }
 
-#[test]
-fn sigterm_while_writing_removes_the_temporary_file() {
-    // No launcher: the process writes the PNG itself. A big picture makes the
-    // encoding take long enough to be caught with the temporary file open.
-    let dir = tempdir();
+/// A big picture written to `dir/m.png` with no launcher (the process writes
+/// the PNG itself), returned once its temporary file exists: the encoding
+/// takes long enough to be caught with the file open.
+fn writing_a_big_png(dir: &Path) -> Job {
     let mut cmd = Command::new(util::bin());
     util::mpi_env(&mut cmd).args(["mandelbrot", "--width", "9000", "--height", "9000", "--max-iter", "8", "--out"]);
-    cmd.arg(dir.path().join("m.png"));
+    cmd.arg(dir.join("m.png"));
     let mut job = Job::start(cmd);
     let deadline = Instant::now() + Duration::from_secs(120);
     let caught = loop {
-        if files_in(dir.path()).iter().any(|f| f.ends_with(".tmp")) {
+        if files_in(dir).iter().any(|f| f.ends_with(".tmp")) {
             break true;
         }
         if job.child.try_wait().unwrap().is_some() || Instant::now() > deadline {
@@ -226,7 +225,14 @@ fn sigterm_while_writing_removes_the_temporary_file() {
         }
         std::thread::sleep(Duration::from_millis(2));
     };
-    assert!(caught, "never saw the temporary file: {:?} {}", files_in(dir.path()), job.stderr());
+    assert!(caught, "never saw the temporary file: {:?} {}", files_in(dir), job.stderr());
+    job
+}
+
+#[test]
+fn sigterm_while_writing_removes_the_temporary_file() {
+    let dir = tempdir();
+    let mut job = writing_a_big_png(dir.path());
     // SAFETY: plain syscall on a process this test started.
     unsafe { libc::kill(job.pid(), libc::SIGTERM) };
     let code = job.wait(ENDS_WITHIN);
@@ -427,21 +433,7 @@ fn a_job_still_computing_at_the_timeout_ends_with_exit_4() {
 fn sigkill_while_writing_leaves_a_leftover_that_the_next_run_removes() {
     let dir = tempdir();
     let png = dir.path().join("m.png");
-    let mut cmd = Command::new(util::bin());
-    util::mpi_env(&mut cmd).args(["mandelbrot", "--width", "9000", "--height", "9000", "--max-iter", "8", "--out"]);
-    cmd.arg(&png);
-    let mut job = Job::start(cmd);
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let caught = loop {
-        if files_in(dir.path()).iter().any(|f| f.ends_with(".tmp")) {
-            break true;
-        }
-        if job.child.try_wait().unwrap().is_some() || Instant::now() > deadline {
-            break false;
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    };
-    assert!(caught, "never saw the temporary file: {:?} {}", files_in(dir.path()), job.stderr());
+    let mut job = writing_a_big_png(dir.path());
     // SAFETY: plain syscall on a process this test started.
     unsafe { libc::kill(job.pid(), libc::SIGKILL) };
     let _ = job.wait(ENDS_WITHIN);
