@@ -74,14 +74,20 @@ fn classify(given: &Path, at: PathBuf, meta: &std::fs::Metadata, direct: bool, w
 }
 
 /// This host's name as temporary names carry it (a directory may be shared
-/// between hosts, and a pid means something only on its own host).
-fn host_tag() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-    let host: String = host.trim().chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').take(64).collect();
-    if host.is_empty() {
-        "host".into()
+/// between hosts, and a pid means something only on its own host): the host
+/// name (`unknown` if it cannot be read) with `/` and `-` replaced, so that it
+/// can sit in a file name between dashes. Transcode's names use it too.
+pub fn host_tag() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates
+    // within it on success.
+    let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(0);
+    let name = if ok { String::from_utf8_lossy(&buf[..end]).replace(['/', '-'], "_") } else { String::new() };
+    if name.is_empty() {
+        "unknown".into()
     } else {
-        host
+        name
     }
 }
 

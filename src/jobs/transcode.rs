@@ -117,7 +117,7 @@ impl WorkDir {
     /// is stopped) cannot clean up after itself.
     fn create(parent: &Path) -> Result<WorkDir> {
         use std::os::unix::fs::DirBuilderExt;
-        let own = format!("{WORKDIR_PREFIX}{}-", host_name());
+        let own = format!("{WORKDIR_PREFIX}{}-", output::host_tag());
         sweep_dead(parent, &own);
         let pid = std::process::id();
         for n in 0..1000 {
@@ -133,22 +133,6 @@ impl WorkDir {
             }
         }
         bail!("cannot create a temporary directory in {}: 1000 names taken", parent.display())
-    }
-}
-
-/// This machine's host name (`unknown` if it cannot be read), with `/` and
-/// `-` replaced, so that it can sit in a file name between dashes.
-fn host_name() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates
-    // within it on success.
-    let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
-    let end = buf.iter().position(|&b| b == 0).unwrap_or(0);
-    let name = if ok { String::from_utf8_lossy(&buf[..end]).replace(['/', '-'], "_") } else { String::new() };
-    if name.is_empty() {
-        "unknown".into()
-    } else {
-        name
     }
 }
 
@@ -286,7 +270,7 @@ impl Transcode {
     fn temp_output(&self) -> PathBuf {
         let dest = self.destination().unwrap_or_else(|_| self.output.clone());
         let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        dest.with_file_name(format!("{TEMP_OUTPUT_PREFIX}{}-{}-{name}", host_name(), std::process::id()))
+        dest.with_file_name(format!("{TEMP_OUTPUT_PREFIX}{}-{}-{name}", output::host_tag(), std::process::id()))
     }
 
     /// Where the output is renamed to: `--output` with its links resolved (a
@@ -683,7 +667,7 @@ impl Job for Transcode {
         let parent = self.shared_dir.clone().unwrap_or_else(std::env::temp_dir);
         output::check_disk(&parent.join("x"), 2 * input_bytes, "the segments and their transcoded parts")?;
         output::check_disk(&self.output, input_bytes, "the output")?;
-        sweep_dead(&self.output_dir(), &format!("{TEMP_OUTPUT_PREFIX}{}-", host_name()));
+        sweep_dead(&self.output_dir(), &format!("{TEMP_OUTPUT_PREFIX}{}-", output::host_tag()));
         let dir = WorkDir::create(&parent)?;
         self.trial(&probe, &dir.path)?;
         let mut s = self.lock();
