@@ -4,6 +4,9 @@
     k8s_manifests.py validate    render every kustomization, validate every object
     k8s_manifests.py launchers   print each MPIJob's launcher as JSON (for the
                                  emulation test in tests/k8s.rs)
+    k8s_manifests.py containers IMAGE
+                                 run each MPIJob as containers of IMAGE
+                                 (scripts/k8s_containers.py; image-check.sh)
 
 Run it through scripts/k8s-check.sh, which makes the Python environment.
 
@@ -169,6 +172,11 @@ def check_mpijob(p, name, job, validator):
     if "--bind-to none" not in line:
         p.add(name, "the launcher does not pass --bind-to none (rayon threads would share one core)")
     check_timeout(p, name, argv, run.get("activeDeadlineSeconds"))
+    images = {c["image"] for r in ("Launcher", "Worker") for c in containers(replicas[r]["template"]["spec"])}
+    mpich_tag = {i.endswith("-mpich") for i in images}
+    if mpich_tag != {spec.get("mpiImplementation") == "MPICH"}:
+        p.add(name, f"mpiImplementation {spec.get('mpiImplementation')} with images {sorted(images)} "
+                    "(the MPICH build's tags end in -mpich, the OpenMPI build's do not)")
     worker = replicas["Worker"]["template"]["spec"]["containers"][0]
     probe = worker.get("readinessProbe", {}).get("tcpSocket", {}).get("port")
     if probe != SSH_PORT:
@@ -201,10 +209,10 @@ def check_image(p):
         p.add("k8s/Dockerfile", "is not two stages (builder and runtime)")
         return
     builder, runtime = stages[1], stages[2]
-    for pkg in ("libopenmpi-dev", "libclang-dev"):
+    for pkg in ("libopenmpi-dev", "libmpich-dev", "libclang-dev"):
         if pkg not in builder:
             p.add("k8s/Dockerfile", f"the builder stage does not install {pkg}")
-    for pkg in ("openmpi-bin", "openssh-server", "ffmpeg"):
+    for pkg in ("openmpi-bin", "mpich", "openssh-server", "ffmpeg"):
         if pkg not in runtime:
             p.add("k8s/Dockerfile", f"the runtime stage does not install {pkg}")
     for needle, why in (
@@ -255,7 +263,33 @@ def validate():
     print(f"ok: {seen} objects from {len(kustomizations())} kustomizations valid")
 
 
-def launchers():
+def operator_env(mpi, slots):
+    """What the MPI operator sets in a launcher's environment for each MPI
+    (kubeflow/mpi-operator, pkg/controller/mpi_job_controller.go, v2beta1).
+    Both emulations use it: tests/k8s.rs and scripts/k8s_containers.py."""
+    env = {"K_MPI_JOB_ROLE": "launcher", "NVIDIA_VISIBLE_DEVICES": "", "NVIDIA_DRIVER_CAPABILITIES": ""}
+    hostfile = "/etc/mpi/hostfile"
+    if mpi == "OpenMPI":
+        env |= {
+            "OMPI_MCA_orte_keep_fqdn_hostnames": "true",
+            "OMPI_MCA_orte_default_hostfile": hostfile,
+            "OMPI_MCA_plm_rsh_args": "-o ConnectionAttempts=10",
+            "OMPI_MCA_orte_set_default_slots": str(slots),
+        }
+    elif mpi == "MPICH":
+        env |= {"HYDRA_HOST_FILE": hostfile, "HYDRA_LAUNCH_EXTRA_ARGS": "-o ConnectionAttempts=10"}
+    else:
+        env |= {
+            "I_MPI_HYDRA_HOST_FILE": hostfile,
+            "I_MPI_HYDRA_BOOTSTRAP_EXEC_EXTRA_ARGS": "-o ConnectionAttempts=10",
+            "I_MPI_PERHOST": str(slots),
+        }
+    return env
+
+
+def launcher_specs():
+    """Each MPIJob's launcher and workers, and the Indexed Job's command, as
+    rendered: what the emulations run."""
     out = []
     for directory in kustomizations():
         for obj in render(directory):
@@ -271,6 +305,13 @@ def launchers():
                         "workers": spec["mpiReplicaSpecs"]["Worker"]["replicas"],
                         "argv": c.get("command", []) + c.get("args", []),
                         "env": {e["name"]: e["value"] for e in c.get("env", []) if "value" in e},
+                        "mpi": spec.get("mpiImplementation", "OpenMPI"),
+                        "operator_env": operator_env(
+                            spec.get("mpiImplementation", "OpenMPI"), spec.get("slotsPerWorker", 1)
+                        ),
+                        "ssh_mount": spec.get("sshAuthMountPath", "/root/.ssh"),
+                        "launcher": replica_pod(spec, "Launcher"),
+                        "worker": replica_pod(spec, "Worker"),
                         "out_mount": next(
                             (
                                 m["mountPath"]
@@ -292,11 +333,42 @@ def launchers():
                         "argv": c.get("command", []) + c.get("args", []),
                     }
                 )
-    print(json.dumps(out, indent=1))
+    return out
+
+
+def replica_pod(spec, role):
+    """What an emulation needs of one replica's pod: its first container's
+    command, user, env, and its init containers' commands."""
+    pod = spec["mpiReplicaSpecs"][role]["template"]["spec"]
+    c = pod["containers"][0]
+    user = pod.get("securityContext", {}).get("runAsUser")
+    return {
+        "image": c["image"],
+        "argv": c.get("command", []) + c.get("args", []),
+        "user": user,
+        "env": {e["name"]: e["value"] for e in c.get("env", []) if "value" in e},
+        "init": [
+            {
+                "argv": i.get("command", []) + i.get("args", []),
+                "user": i.get("securityContext", {}).get("runAsUser", user),
+                "mounts": [m["mountPath"] for m in i.get("volumeMounts", [])],
+            }
+            for i in pod.get("initContainers", [])
+        ],
+    }
+
+
+def launchers():
+    print(json.dumps(launcher_specs(), indent=1))
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["containers"] and len(sys.argv) == 3:
+        import k8s_containers
+
+        k8s_containers.main(launcher_specs(), sys.argv[2])
+        raise SystemExit(0)
     commands = {"validate": validate, "launchers": launchers}
     if len(sys.argv) != 2 or sys.argv[1] not in commands:
-        raise SystemExit(f"usage: {shlex.quote(sys.argv[0])} {'|'.join(commands)}")
+        raise SystemExit(f"usage: {shlex.quote(sys.argv[0])} {'|'.join(commands)} | containers IMAGE")
     commands[sys.argv[1]]()

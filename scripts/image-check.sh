@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# Builds the container image from k8s/Dockerfile, exactly as written, with
+# podman, then checks it as its users run it:
+#
+#   scripts/image-check.sh [--install]     # --install: Debian packages first (root)
+#
+# 1. base: `debian:bookworm-slim` made with debootstrap (no registry is
+#    reachable here) and imported under the name the Dockerfile's FROM uses,
+#    with the official image's apt sources; cached in target/image.
+# 2. builder: `rust:1-slim-bookworm` is pulled if it can be; otherwise a
+#    stand-in (scripts/image/rust-standin.Containerfile, Debian's Rust) is
+#    built from the base and tagged with that name.
+# 3. the images: `podman build -f k8s/Dockerfile .`, once per MPI (OpenMPI,
+#    and `--build-arg MPI=mpich`), the host's cargo registry mounted for the
+#    builder's `cargo build --locked` (an overlay: the build's writes are
+#    thrown away).
+# 4. smoke checks of each as the image's user: `pikernels list`, a verified
+#    leibniz, a two-rank mpirun inside one container, the MPI it loaded.
+# 5. the MPIJobs run as containers of the image, laid out as the MPI operator
+#    lays out pods (scripts/k8s_containers.py).
+#
+# Every step prints its duration. Podman's settings live in
+# target/image/containers.conf (CONTAINERS_CONF); /etc/containers is untouched.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+TAG=localhost/pikernels:ci
+BASE=docker.io/library/debian:bookworm-slim
+BUILDER=docker.io/library/rust:1-slim-bookworm
+work=target/image
+mkdir -p "$work"
+
+if [[ ${1:-} == --install ]]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        podman runc debootstrap uidmap slirp4netns openssh-client >/dev/null
+fi
+for tool in podman runc debootstrap ssh-keygen; do
+    command -v "$tool" >/dev/null || { echo "image check: $tool is missing (run with --install)" >&2; exit 1; }
+done
+
+# runc: crun refuses the hybrid cgroup v1/v2 layout of some VMs (this one).
+# cgroupfs and file events: CI has no systemd session or journald. Ulimits:
+# podman's defaults (1048576 files, more processes than the machine's hard
+# limit) make runc fail with "error setting rlimit ... operation not
+# permitted" here; so do process limits above 32768 (this VM's pid_max),
+# even under the hard limit. Modest limits, never above the hard ones.
+nofile=$(ulimit -Hn); [[ $nofile =~ ^[0-9]+$ ]] && (( nofile <= 65536 )) || nofile=65536
+nproc=$(ulimit -Hu); [[ $nproc =~ ^[0-9]+$ ]] && (( nproc <= 16384 )) || nproc=16384
+cat >"$work/containers.conf" <<CONF
+[containers]
+default_ulimits = ["nofile=$nofile:$nofile", "nproc=$nproc:$nproc"]
+
+[engine]
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+CONF
+export CONTAINERS_CONF=$PWD/$work/containers.conf
+
+step_start=$SECONDS
+step() { echo "image check: $1: $(( SECONDS - step_start )) s"; step_start=$SECONDS; }
+
+# 1. The base image.
+if ! podman image exists "$BASE"; then
+    if [[ ! -s $work/bookworm-slim.tar ]]; then
+        rm -rf "$work/rootfs"
+        debootstrap --variant=minbase bookworm "$work/rootfs" http://deb.debian.org/debian >"$work/debootstrap.log" 2>&1 \
+            || { tail -20 "$work/debootstrap.log" >&2; exit 1; }
+        # The official slim image's apt sources (updates and security too).
+        rm -f "$work/rootfs/etc/apt/sources.list"
+        cat >"$work/rootfs/etc/apt/sources.list.d/debian.sources" <<SRC
+Types: deb
+URIs: http://deb.debian.org/debian
+Suites: bookworm bookworm-updates
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+
+Types: deb
+URIs: http://deb.debian.org/debian-security
+Suites: bookworm-security
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+        rm -rf "$work/rootfs/var/cache/apt/archives/"*.deb "$work/rootfs/var/lib/apt/lists/"*
+        tar -C "$work/rootfs" -cf "$work/bookworm-slim.tar.tmp" . && mv "$work/bookworm-slim.tar.tmp" "$work/bookworm-slim.tar"
+        rm -rf "$work/rootfs"
+    fi
+    podman import -q "$work/bookworm-slim.tar" "$BASE" >/dev/null
+fi
+step "base image $BASE"
+
+# 2. The builder image.
+if ! podman image exists "$BUILDER" && ! timeout 120 podman pull -q "$BUILDER" >/dev/null 2>&1; then
+    podman build -q --pull=never -t "$BUILDER" -f scripts/image/rust-standin.Containerfile scripts/image >/dev/null
+    echo "image check: $BUILDER cannot be pulled here; built the stand-in (Debian's Rust)"
+fi
+step "builder image $BUILDER ($(podman run --rm "$BUILDER" cargo --version))"
+
+# 3. The images, from the Dockerfile as it is: the default (OpenMPI) and
+# the MPICH build (`--build-arg MPI=mpich`, tag suffix -mpich).
+registry=$(realpath -m "${CARGO_HOME:-$HOME/.cargo}/registry")
+[[ -d $registry ]] || { echo "image check: no cargo registry at $registry (build pikernels on the host first)" >&2; exit 1; }
+fail() { echo "image check: $*" >&2; exit 1; }
+for mpi in openmpi mpich; do
+    tag=$TAG; [[ $mpi == openmpi ]] || tag=$TAG-$mpi
+    podman build --pull=never -f k8s/Dockerfile -t "$tag" --build-arg MPI=$mpi \
+        -v "$registry:/usr/local/cargo/registry:O" . >"$work/build-$mpi.log" 2>&1 \
+        || { tail -40 "$work/build-$mpi.log" >&2; fail "podman build -f k8s/Dockerfile --build-arg MPI=$mpi failed (log: $work/build-$mpi.log)"; }
+    step "podman build -f k8s/Dockerfile --build-arg MPI=$mpi ($(podman image inspect "$tag" --format '{{.Size}}' | awk '{ printf "%.0f MB", $1 / 1e6 }'))"
+
+    # 4. Smoke checks, as the image runs by default (USER mpiuser).
+    user=$(podman run --rm "$tag" id -un)
+    [[ $user == mpiuser ]] || fail "$tag runs as '$user', not mpiuser"
+    list=$(podman run --rm "$tag")
+    for k in pi-mc leibniz mandelbrot transcode matmul sort; do
+        grep -qw -- "$k" <<<"$list" || fail "'pikernels list' (the CMD of $tag) does not list $k:"$'\n'"$list"
+    done
+    out=$(podman run --rm "$tag" pikernels leibniz --terms 1e8 --format json)
+    grep -q '"verified": *true' <<<"$out" || fail "leibniz in $tag did not verify:"$'\n'"$out"
+    oversubscribe=; [[ $mpi == openmpi ]] && oversubscribe=--oversubscribe
+    out=$(timeout 300 podman run --rm "$tag" mpirun -np 2 $oversubscribe pikernels pi-mc --samples 1e8 --format json)
+    grep -q '"verified": *true' <<<"$out" && grep -q '"ranks": *2' <<<"$out" \
+        || fail "mpirun -np 2 in $tag:"$'\n'"$out"
+    lib=$(grep -o '"mpi": *"[^"]*"' <<<"$out" | head -1)
+    case $mpi in openmpi) want='Open MPI v4' ;; mpich) want='MPICH Version' ;; esac
+    grep -q "$want" <<<"$lib" || fail "$tag runs $lib, not $want"
+    step "smoke checks of $tag as mpiuser (list, leibniz, mpirun -np 2 pi-mc on $lib)"
+done
+
+# 5. The MPIJobs as containers.
+scripts/k8s-check.sh containers "$TAG"
+step "MPIJobs as containers"
