@@ -3,7 +3,12 @@ Kubeflow MPI operator (v2beta1 controller) lays out their pods:
 
 - one network per job; workers named `<job>-worker-<i>` (their hostname),
   reachable from the launcher as `<job>-worker-<i>.<job>.<namespace>.svc`
-  (written into its /etc/hosts: there is no cluster DNS);
+  (the job's headless Service); the workers also reach the launcher and each
+  other by short name (`<job>-launcher`), because the operator adds the
+  Service's domain to the workers' DNS search list, which MPICH's and Intel
+  MPI's proxies need to call the launcher back; the launcher gets no such
+  search domain. There is no cluster DNS here: these names go into each
+  container's /etc/hosts, with addresses fixed before the containers start;
 - the ssh Secret (an ECDSA P-521 key in PEM, as the operator generates it)
   mounted read-only at the job's `sshAuthMountPath` in launcher and workers,
   with the operator's items: `id_rsa`, `id_rsa.pub`, `authorized_keys`, mode
@@ -25,6 +30,7 @@ one container of the image.
 Run through scripts/k8s-check.sh containers IMAGE (scripts/image-check.sh).
 """
 
+import ipaddress
 import json
 import os
 import pathlib
@@ -36,12 +42,15 @@ import tempfile
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-LAUNCH_TIMEOUT_S = 600
+LAUNCH_TIMEOUT_S = 300
 PODMAN_TIMEOUT_S = 120
 
 
 def podman(*args, timeout=PODMAN_TIMEOUT_S, check=True):
-    r = subprocess.run(["podman", *args], capture_output=True, text=True, timeout=timeout)
+    try:
+        r = subprocess.run(["podman", *args], capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as e:
+        raise SystemExit(f"podman {' '.join(args)} ran over {timeout} s:\n{e.stdout or ''}{e.stderr or ''}")
     if check and r.returncode != 0:
         raise SystemExit(f"podman {' '.join(args)} failed ({r.returncode}):\n{r.stdout}{r.stderr}")
     return r
@@ -146,7 +155,14 @@ def run_job(job, image, tmp, control=False):
     podman("network", "rm", "-f", net, check=False)
     podman("network", "create", net)
     try:
-        ips = []
+        subnet = ipaddress.ip_network(podman("network", "inspect", net, "--format", "{{range .Subnets}}{{.Subnet}}{{end}}").stdout.strip())
+        launcher_ip = str(subnet.network_address + 9)
+        ips = [str(subnet.network_address + 10 + i) for i in range(workers)]
+        launcher = f"{name}-launcher"
+        # The workers' view: the Service's domain is in their search list.
+        worker_hosts = [f"--add-host={launcher}:{launcher_ip}", f"--add-host={launcher}.{name}.{ns}.svc:{launcher_ip}"]
+        worker_hosts += [f"--add-host={h}:{ip}" for h, ip in zip(hostnames, ips)]
+        worker_hosts += [f"--add-host={f}:{ip}" for f, ip in zip(fqdns, ips)]
         for i, host in enumerate(hostnames):
             nodes[i].mkdir()  # the node's hostPath directory, root-owned as kubelet makes it
             vol = ["-v", f"{nodes[i]}:{out_mount}"] if out_mount else []
@@ -156,25 +172,24 @@ def run_job(job, image, tmp, control=False):
             ep, rest = entrypoint(job["worker"]["argv"])
             env = [f"--env={k}={v}" for k, v in (job["worker"]["env"] | {"K_MPI_JOB_ROLE": "worker"}).items()]
             podman(
-                "run", "--pull=never", "-d", "--name", host, "--hostname", host, "--network", net,
+                "run", "--pull=never", "-d", "--name", host, "--hostname", host, "--network", net, "--ip", ips[i],
+                *[h for h in worker_hosts if not h.startswith(f"--add-host={host}:")],
                 *user_flag(job["worker"]["user"]), *env, "-v", f"{secret}:{ssh_mount}:ro", *vol, *ep, image, *rest,
             )  # fmt: skip
             started.append(host)
-            ip = podman("inspect", host, "--format", "{{(index .NetworkSettings.Networks \"%s\").IPAddress}}" % net)
-            ips.append(ip.stdout.strip())
         deadline = time.monotonic() + 60
         for host, ip in zip(hostnames, ips):
             if not wait_ready(ip, 2222, deadline):
                 logs = podman("logs", host, check=False)
                 raise SystemExit(f"{name}: worker {host} never accepted on 2222 (its sshd):\n{logs.stdout}{logs.stderr}")
-        launcher = f"{name}-launcher"
         ep, rest = entrypoint(job["launcher"]["argv"])
         env = job["operator_env"] | job["launcher"]["env"]
         if control:
             env = {k: v for k, v in env.items() if not k.startswith("OMPI_MCA_orte_")}
         t = time.monotonic()
+        started.append(launcher)
         r = podman(
-            "run", "--pull=never", "--rm", "--name", launcher, "--hostname", launcher, "--network", net,
+            "run", "--pull=never", "--rm", "--name", launcher, "--hostname", launcher, "--network", net, "--ip", launcher_ip,
             *user_flag(job["launcher"]["user"]), *[f"--env={k}={v}" for k, v in env.items()],
             *[f"--add-host={f}:{ip}" for f, ip in zip(fqdns, ips)],
             "-v", f"{secret}:{ssh_mount}:ro", "-v", f"{config}:/etc/mpi:ro", *ep, image, *rest,
