@@ -51,6 +51,29 @@ fn paths_agree_on_every_kernel() {
     }
 }
 
+/// The coloured picture (smooth colouring, every map) is the same PNG, byte
+/// for byte, on every path.
+#[test]
+fn paths_write_the_same_png() {
+    let dir = tempfile::tempdir().unwrap();
+    for cmap in ["rainbow", "hot", "gray"] {
+        let mut first: Option<Vec<u8>> = None;
+        for p in paths() {
+            let out = dir.path().join(format!("{cmap}-{p}.png"));
+            let args = ["mandelbrot", "--width", "211", "--height", "70", "--max-iter", "60", "--colormap", cmap];
+            let mut cmd = Command::new(bin());
+            mpi_env(&mut cmd).args(args).arg("--out").arg(&out).env(kernels::ENV_SIMD, p);
+            let r = run(cmd, TIMEOUT);
+            assert!(r.success(), "{p}: {r}");
+            let png = std::fs::read(&out).unwrap();
+            match &first {
+                None => first = Some(png),
+                Some(f) => assert!(f == &png, "{cmap}: the {p} PNG differs"),
+            }
+        }
+    }
+}
+
 #[test]
 fn unknown_or_missing_paths_are_usage_errors_listing_this_cpu() {
     let missing = if cfg!(target_arch = "aarch64") { "avx2" } else { "neon" };

@@ -184,6 +184,8 @@ pub fn dispatch_on<K: Kernel>(path: Path, kernel: K) -> K::Output {
 pub trait Lanes: pulp::Simd {
     /// Each 64-bit lane shifted left by `N`.
     fn shl_u64s<const N: i32>(self, a: Self::u64s) -> Self::u64s;
+    /// Each 64-bit lane shifted right (logically) by `N`.
+    fn shr_u64s<const N: i32>(self, a: Self::u64s) -> Self::u64s;
     /// Each 64-bit lane rotated left by `L`; `R` must be `64 - L` (stable
     /// Rust cannot compute it from `L` in a constant argument).
     fn rotl_u64s<const L: i32, const R: i32>(self, a: Self::u64s) -> Self::u64s;
@@ -196,6 +198,32 @@ pub trait Lanes: pulp::Simd {
     fn any_m64s(self, m: Self::m64s) -> bool;
     /// Whether every lane of `m` is set.
     fn all_m64s(self, m: Self::m64s) -> bool;
+
+    /// A vector from exactly one vector's worth of `a`. (pulp's
+    /// `partial_load` calls a masked-load routine, which costs more than a
+    /// colour's arithmetic; a whole vector needs no mask.)
+    ///
+    /// # Panics
+    /// If `a` is not one vector long.
+    #[inline(always)]
+    fn load_f64s(self, a: &[f64]) -> Self::f64s {
+        pulp::bytemuck::pod_read_unaligned(pulp::bytemuck::cast_slice(a))
+    }
+    /// [`load_f64s`](Lanes::load_f64s) for `u64`.
+    #[inline(always)]
+    fn load_u64s(self, a: &[u64]) -> Self::u64s {
+        pulp::bytemuck::pod_read_unaligned(pulp::bytemuck::cast_slice(a))
+    }
+    /// Stores `v` into exactly one vector's worth of `a`.
+    #[inline(always)]
+    fn store_f64s(self, a: &mut [f64], v: Self::f64s) {
+        a.copy_from_slice(pulp::bytemuck::cast_slice(std::slice::from_ref(&v)));
+    }
+    /// [`store_f64s`](Lanes::store_f64s) for `u64`.
+    #[inline(always)]
+    fn store_u64s(self, a: &mut [u64], v: Self::u64s) {
+        a.copy_from_slice(pulp::bytemuck::cast_slice(std::slice::from_ref(&v)));
+    }
 }
 
 /// The sum of squared signed 16-bit halves of one 32-bit word (the
@@ -211,6 +239,11 @@ impl Lanes for pulp::Scalar128b {
     fn shl_u64s<const N: i32>(self, a: Self::u64s) -> Self::u64s {
         let a: [u64; 2] = pulp::bytemuck::cast(a);
         pulp::bytemuck::cast(a.map(|x| x << N))
+    }
+    #[inline(always)]
+    fn shr_u64s<const N: i32>(self, a: Self::u64s) -> Self::u64s {
+        let a: [u64; 2] = pulp::bytemuck::cast(a);
+        pulp::bytemuck::cast(a.map(|x| x >> N))
     }
     #[inline(always)]
     fn rotl_u64s<const L: i32, const R: i32>(self, a: Self::u64s) -> Self::u64s {
@@ -258,6 +291,10 @@ mod x86 {
             cast(self.avx2._mm256_slli_epi64::<N>(cast(a)))
         }
         #[inline(always)]
+        fn shr_u64s<const N: i32>(self, a: Self::u64s) -> Self::u64s {
+            cast(self.avx2._mm256_srli_epi64::<N>(cast(a)))
+        }
+        #[inline(always)]
         fn rotl_u64s<const L: i32, const R: i32>(self, a: Self::u64s) -> Self::u64s {
             const { assert!(L + R == 64) };
             let a = cast(a);
@@ -286,6 +323,11 @@ mod x86 {
         fn shl_u64s<const N: i32>(self, a: Self::u64s) -> Self::u64s {
             // SAFETY: see the module comment (AVX-512F).
             unsafe { cast(_mm512_sll_epi64(cast(a), _mm_cvtsi32_si128(N))) }
+        }
+        #[inline(always)]
+        fn shr_u64s<const N: i32>(self, a: Self::u64s) -> Self::u64s {
+            // SAFETY: see the module comment (AVX-512F).
+            unsafe { cast(_mm512_srl_epi64(cast(a), _mm_cvtsi32_si128(N))) }
         }
         #[inline(always)]
         fn rotl_u64s<const L: i32, const R: i32>(self, a: Self::u64s) -> Self::u64s {
@@ -329,6 +371,11 @@ mod arm {
         fn shl_u64s<const N: i32>(self, a: Self::u64s) -> Self::u64s {
             // SAFETY: see the module comment.
             unsafe { cast(vshlq_n_u64::<N>(cast(a))) }
+        }
+        #[inline(always)]
+        fn shr_u64s<const N: i32>(self, a: Self::u64s) -> Self::u64s {
+            // SAFETY: see the module comment.
+            unsafe { cast(vshrq_n_u64::<N>(cast(a))) }
         }
         #[inline(always)]
         fn rotl_u64s<const L: i32, const R: i32>(self, a: Self::u64s) -> Self::u64s {
@@ -405,11 +452,12 @@ mod tests {
                 let input: Vec<u64> =
                     (0..w as u64).map(|i| 0x8000_7fff_1234_ffffu64.rotate_left(7 * i as u32) ^ i).collect();
                 let a = s.partial_load_u64s(&input);
-                let mut out = vec![0u64; 3 * w];
+                let mut out = vec![0u64; 4 * w];
+                s.partial_store_u64s(&mut out[3 * w..], s.shr_u64s::<13>(a));
                 s.partial_store_u64s(&mut out[..w], s.shl_u64s::<17>(a));
                 s.partial_store_u64s(&mut out[w..2 * w], s.rotl_u64s::<23, 41>(a));
                 let sq: S::u64s = pulp::bytemuck::cast(s.sq_halves_u32s(a));
-                s.partial_store_u64s(&mut out[2 * w..], sq);
+                s.partial_store_u64s(&mut out[2 * w..3 * w], sq);
                 let ones = s.equal_u64s(a, a);
                 assert!(s.all_m64s(ones) && s.any_m64s(ones));
                 assert!(!s.any_m64s(s.not_m64s(ones)));
@@ -419,10 +467,11 @@ mod tests {
         }
         for p in supported() {
             let out = dispatch_on(p, Probe);
-            let w = out.len() / 4;
-            let input = &out[3 * w..];
+            let w = out.len() / 5;
+            let input = &out[4 * w..];
             for (i, &x) in input.iter().enumerate() {
                 assert_eq!(out[i], x << 17, "{p:?}");
+                assert_eq!(out[3 * w + i], x >> 13, "{p:?}");
                 assert_eq!(out[w + i], x.rotate_left(23), "{p:?}");
                 let sq = u64::from(sq_halves(x as u32)) | u64::from(sq_halves((x >> 32) as u32)) << 32;
                 assert_eq!(out[2 * w + i], sq, "{p:?}");

@@ -21,8 +21,10 @@ impl Kernel for Rounds {
         let w = S::F64_LANES;
         let vectors = LANES / w;
         let span = (2 * GROUP) as f64; // x advances by 2 per term
-        let offsets: [f64; LANES] = std::array::from_fn(|l| span * l as f64);
-        let offs: [S::f64s; MAX_VECTORS] = std::array::from_fn(|v| s.partial_load_f64s(&offsets[(v * w).min(LANES)..]));
+                                       // Room for MAX_VECTORS whole vectors of the widest path; those past
+                                       // LANES are never used.
+        let offsets: [f64; 8 * MAX_VECTORS] = std::array::from_fn(|l| span * l as f64);
+        let offs: [S::f64s; MAX_VECTORS] = std::array::from_fn(|v| s.load_f64s(&offsets[v * w..(v + 1) * w]));
         let mut acc = [s.splat_f64s(0.0); MAX_VECTORS];
         for r in 0..self.rounds {
             // Exact: every value here is an integer below 2^53.
@@ -33,7 +35,7 @@ impl Kernel for Rounds {
         }
         let mut out = [0.0; LANES];
         for v in 0..vectors {
-            s.partial_store_f64s(&mut out[v * w..(v + 1) * w], acc[v]);
+            s.store_f64s(&mut out[v * w..(v + 1) * w], acc[v]);
         }
         out
     }

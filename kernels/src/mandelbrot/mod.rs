@@ -40,6 +40,7 @@
 #[cfg(target_arch = "x86_64")]
 mod avx512;
 pub mod colormap;
+mod colour;
 mod simd;
 
 use crate::simd::Path;
@@ -169,18 +170,10 @@ impl Params {
         (r.xmin + (f64::from(col) + 0.5) * dx, r.ymax - (f64::from(row) + 0.5) * dy)
     }
 
-    /// The colour of a pixel that took `n` iterations and ended at `|z|^2 = m2`.
+    /// The colour of a pixel that took `n` iterations and ended at `|z|^2 = m2`
+    /// (the SIMD colouring of `colour.rs`, one pixel on the scalar path).
     fn colour(&self, n: u32, m2: f64) -> [u8; 3] {
-        if m2 <= self.bailout * self.bailout {
-            return [0, 0, 0]; // never escaped: inside the set
-        }
-        let nu = if self.smooth {
-            // Continuous escape count: n + 1 - log2(ln |z|).
-            f64::from(n) + 1.0 - (0.5 * m2.ln()).log2()
-        } else {
-            f64::from(n)
-        };
-        self.colormap.rgb(nu / f64::from(self.max_iter))
+        colour::colour_one(self, n, m2)
     }
 }
 
@@ -309,9 +302,7 @@ fn escape_row_on(path: Path, p: &Params, row: u32, s: &mut Scratch) -> u64 {
 /// Renders one row into `out` (RGB) and returns its total iterations.
 fn render_row(p: &Params, row: u32, s: &mut Scratch, out: &mut [u8]) -> u64 {
     let total = escape_row(p, row, s);
-    for (col, px) in out.chunks_exact_mut(BYTES_PER_PIXEL).enumerate() {
-        px.copy_from_slice(&p.colour(s.n[col], s.m2[col]));
-    }
+    crate::simd::dispatch(colour::ColourRow { p, n: &s.n, m2: &s.m2, out });
     total
 }
 

@@ -88,7 +88,7 @@ struct Consts<S: Lanes> {
 fn group_escape<S: Lanes>(s: S, k: &Consts<S>, crs: &[f64], blocks: bool, counts: &mut [f64], m2: &mut [f64]) {
     let w = S::F64_LANES;
     let zero = s.splat_f64s(0.0);
-    let cr: [S::f64s; VECTORS] = std::array::from_fn(|v| s.partial_load_f64s(&crs[v * w..(v + 1) * w]));
+    let cr: [S::f64s; VECTORS] = std::array::from_fn(|v| s.load_f64s(&crs[v * w..(v + 1) * w]));
     let (mut zr, mut zi) = ([zero; VECTORS], [zero; VECTORS]);
     let mut iters = 0;
     if blocks {
@@ -137,8 +137,8 @@ fn group_escape<S: Lanes>(s: S, k: &Consts<S>, crs: &[f64], blocks: bool, counts
         }
     }
     for v in 0..VECTORS {
-        s.partial_store_f64s(&mut counts[v * w..(v + 1) * w], count[v]);
-        s.partial_store_f64s(&mut m2[v * w..(v + 1) * w], norm_v(s, zr[v], zi[v]));
+        s.store_f64s(&mut counts[v * w..(v + 1) * w], count[v]);
+        s.store_f64s(&mut m2[v * w..(v + 1) * w], norm_v(s, zr[v], zi[v]));
     }
 }
 

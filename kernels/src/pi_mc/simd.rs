@@ -40,7 +40,7 @@ impl Kernel for Unit {
                 std::array::from_fn(|k| {
                     let words: [u64; 8] =
                         std::array::from_fn(|l| seed_word(key, unit, first + j * w + l.min(w - 1), k));
-                    s.partial_load_u64s(&words[..w])
+                    s.load_u64s(&words[..w])
                 })
             });
             for _ in 0..steps {
