@@ -94,11 +94,7 @@ fn group_escape<S: Lanes>(s: S, k: &Consts<S>, crs: &[f64], blocks: bool, counts
     if blocks {
         loop {
             let (zr0, zi0) = (zr, zi);
-            for _ in 0..k.round {
-                for v in 0..VECTORS {
-                    (zr[v], zi[v]) = step(s, zr[v], zi[v], cr[v], k.ci);
-                }
-            }
+            round_steps(s, k.round, &mut zr, &mut zi, &cr, k.ci);
             // Ordered: a NaN, from overflow, fails, i.e. counts as escaped.
             let mut held = s.less_than_or_equal_f64s(norm_v(s, zr[0], zi[0]), k.r2);
             for v in 1..VECTORS {
@@ -139,6 +135,68 @@ fn group_escape<S: Lanes>(s: S, k: &Consts<S>, crs: &[f64], blocks: bool, counts
     for v in 0..VECTORS {
         s.store_f64s(&mut counts[v * w..(v + 1) * w], count[v]);
         s.store_f64s(&mut m2[v * w..(v + 1) * w], norm_v(s, zr[v], zi[v]));
+    }
+}
+
+/// `round` unmasked steps of every vector (the block phase's round).
+#[inline(always)]
+fn round_steps<S: Lanes>(
+    s: S,
+    round: u32,
+    zr: &mut [S::f64s; VECTORS],
+    zi: &mut [S::f64s; VECTORS],
+    cr: &[S::f64s; VECTORS],
+    ci: S::f64s,
+) {
+    #[cfg(target_arch = "aarch64")]
+    if std::any::TypeId::of::<S>() == std::any::TypeId::of::<pulp::aarch64::Neon>() {
+        use pulp::bytemuck::{cast_slice, cast_slice_mut};
+        let ci: &[f64] = cast_slice(std::slice::from_ref(&ci));
+        return neon::round_steps(round, cast_slice_mut(zr), cast_slice_mut(zi), cast_slice(cr), ci[0]);
+    }
+    for _ in 0..round {
+        for v in 0..VECTORS {
+            (zr[v], zi[v]) = step(s, zr[v], zi[v], cr[v], ci);
+        }
+    }
+}
+
+/// The block phase's round on NEON with `std::arch` vectors: the same
+/// operations as [`step`], but LLVM keeps `float64x2_t` state whole across
+/// the loop, where it splits pulp's two-lane `f64x2` into halves and moves
+/// them back every step (`scripts/arm64-mca.sh` counted 51 instructions
+/// for the 16 of four steps; docs/benchmarks.md).
+#[cfg(target_arch = "aarch64")]
+mod neon {
+    use super::VECTORS;
+    use std::arch::aarch64::*;
+
+    /// `round` steps of the `VECTORS` two-lane vectors `zr + zi i` with
+    /// `c = cr + ci i` (each slice `2 VECTORS` long).
+    #[inline(always)]
+    pub(super) fn round_steps(round: u32, zr: &mut [f64], zi: &mut [f64], cr: &[f64], ci: f64) {
+        assert!(zr.len() == 2 * VECTORS && zi.len() == 2 * VECTORS && cr.len() == 2 * VECTORS);
+        // SAFETY: NEON is part of the aarch64 baseline, and every load and
+        // store reads or writes two elements of a slice just checked to hold
+        // `2 VECTORS`.
+        unsafe {
+            let load =
+                |a: &[f64]| -> [float64x2_t; VECTORS] { std::array::from_fn(|v| vld1q_f64(a.as_ptr().add(2 * v))) };
+            let (mut a, mut b, c) = (load(zr), load(zi), load(cr));
+            let ci = vdupq_n_f64(ci);
+            for _ in 0..round {
+                for v in 0..VECTORS {
+                    let (x, y) = (a[v], b[v]);
+                    // fma(x, x, fma(-y, y, cr)), fma(2x, y, ci): `step`'s operations.
+                    a[v] = vfmaq_f64(vfmsq_f64(c[v], y, y), x, x);
+                    b[v] = vfmaq_f64(ci, vaddq_f64(x, x), y);
+                }
+            }
+            for v in 0..VECTORS {
+                vst1q_f64(zr.as_mut_ptr().add(2 * v), a[v]);
+                vst1q_f64(zi.as_mut_ptr().add(2 * v), b[v]);
+            }
+        }
     }
 }
 
