@@ -53,17 +53,21 @@ echo "Machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | xargs), $(
 echo
 echo "### Per-core rates (1 rank, 1 thread, best of $REPEAT)"
 echo
-echo "| case | command | path | rate per core | compute s | portable path | portable s |"
+echo "| case | command | path | rate per core | compute s | scalar path | scalar s |"
 echo "|---|---|---|---|---|---|---|"
 for c in "${ORDER[@]}"; do
   # shellcheck disable=SC2086
   read -r r item s isa < <(rate auto ${CASES[$c]})
   # shellcheck disable=SC2086
-  read -r pr _ ps _ < <(rate portable ${CASES[$c]})
+  read -r pr _ ps _ < <(rate scalar ${CASES[$c]})
   echo "| $c | \`pikernels ${CASES[$c]}\` | $isa | $r $item/s | $s | $pr $item/s | $ps |"
 done
 echo
 echo "Leibniz ns per term per core: divide 1e9 by the rate above."
+echo
+echo "### Every SIMD path (1 rank, 1 thread, one interleaved run, best of $REPEAT)"
+echo
+python3 scripts/bench_paths.py --repeat "$REPEAT" --bin "$BIN"
 echo
 echo "### Scaling (ranks x threads; compute time of the slowest rank; launch = mpirun's own cost)"
 for c in leibniz pi-mc mandelbrot-escape; do

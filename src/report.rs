@@ -174,7 +174,9 @@ pub struct Build {
     pub version: String,
     /// CPU architecture of rank 0.
     pub arch: String,
-    /// Vector instruction set the kernels use on rank 0.
+    /// The SIMD path the kernels run on rank 0 (`PIKERNELS_SIMD`): `avx512`,
+    /// `avx2`, `neon` or `scalar`, with the loop of each kernel where one
+    /// runs hand-written `std::arch` code (`kernels::isa`).
     pub isa: String,
     /// The MPI library rank 0 runs with, as it names itself
     /// (`MPI_Get_library_version`'s first line, e.g. "Open MPI v4.1.4" or
@@ -190,7 +192,7 @@ impl Build {
         Build {
             version: env!("CARGO_PKG_VERSION").into(),
             arch: std::env::consts::ARCH.into(),
-            isa: kernels::isa().into(),
+            isa: kernels::isa(),
             mpi: mpi_library(),
         }
     }

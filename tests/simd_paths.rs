@@ -1,7 +1,8 @@
-//! The AVX-512 paths (where the CPU has them) and the portable paths give the
-//! same bits end to end, and `mandelbrot --escape-only` is decomposition-free
-//! and checked against the reference. `PIKERNELS_SIMD=portable` forces the
-//! portable paths (on CPUs without AVX-512 both runs take them).
+//! Every SIMD path this CPU has (`PIKERNELS_SIMD=avx512|avx2|neon|scalar`)
+//! gives the same bits end to end, the report names the path that ran, a
+//! path the CPU lacks or an unknown name is a usage error listing what the
+//! CPU supports, and `mandelbrot --escape-only` is decomposition-free and
+//! checked against the reference.
 
 mod util;
 
@@ -9,20 +10,27 @@ use serde_json::Value;
 use std::process::Command;
 use util::{bin, mpi_env, mpirun, run, TIMEOUT};
 
-fn report(portable: bool, args: &[&str]) -> Value {
+/// The report of one run on `path` (`None`: the default, `auto`).
+fn report(path: Option<&str>, args: &[&str]) -> Value {
     let mut cmd = Command::new(bin());
     mpi_env(&mut cmd).args(args).args(["--format", "json"]);
-    if portable {
-        cmd.env(kernels::ENV_SIMD, "portable");
+    if let Some(p) = path {
+        cmd.env(kernels::ENV_SIMD, p);
     }
     let r = run(cmd, TIMEOUT);
     assert!(r.success(), "{args:?}:\n{r}");
     let rep = r.report();
     assert_eq!(rep["verified"], true, "{r}");
-    if portable {
-        assert!(rep["build"]["isa"].as_str().unwrap().contains("portable"), "{r}");
+    if let Some(p) = path {
+        let isa = rep["build"]["isa"].as_str().unwrap();
+        assert!(isa.starts_with(if p == "portable" { "scalar" } else { p }), "{p}: {isa}");
     }
     rep
+}
+
+/// The paths this machine runs.
+fn paths() -> Vec<&'static str> {
+    kernels::simd::supported().iter().map(|p| p.name()).collect()
 }
 
 #[test]
@@ -34,9 +42,48 @@ fn paths_agree_on_every_kernel() {
         (&["mandelbrot", "--width", "203", "--height", "64", "--escape-only"], "total_iterations"),
     ];
     for (args, field) in cases {
-        let fast = report(false, args);
-        let portable = report(true, args);
-        assert_eq!(fast["result"][field], portable["result"][field], "{args:?}");
+        let auto = report(None, args);
+        // `portable`, the earlier versions' name, is kept as an alias of `scalar`.
+        for p in paths().into_iter().chain(["portable"]) {
+            let other = report(Some(p), args);
+            assert_eq!(auto["result"][field], other["result"][field], "{p} {args:?}");
+        }
+    }
+}
+
+/// The coloured picture (smooth colouring, every map) is the same PNG, byte
+/// for byte, on every path.
+#[test]
+fn paths_write_the_same_png() {
+    let dir = tempfile::tempdir().unwrap();
+    for cmap in ["rainbow", "hot", "gray"] {
+        let mut first: Option<Vec<u8>> = None;
+        for p in paths() {
+            let out = dir.path().join(format!("{cmap}-{p}.png"));
+            let args = ["mandelbrot", "--width", "211", "--height", "70", "--max-iter", "60", "--colormap", cmap];
+            let mut cmd = Command::new(bin());
+            mpi_env(&mut cmd).args(args).arg("--out").arg(&out).env(kernels::ENV_SIMD, p);
+            let r = run(cmd, TIMEOUT);
+            assert!(r.success(), "{p}: {r}");
+            let png = std::fs::read(&out).unwrap();
+            match &first {
+                None => first = Some(png),
+                Some(f) => assert!(f == &png, "{cmap}: the {p} PNG differs"),
+            }
+        }
+    }
+}
+
+#[test]
+fn unknown_or_missing_paths_are_usage_errors_listing_this_cpu() {
+    let missing = if cfg!(target_arch = "aarch64") { "avx2" } else { "neon" };
+    for value in ["sse9", missing] {
+        let mut cmd = Command::new(bin());
+        mpi_env(&mut cmd).args(["pi-mc", "--samples", "1000"]).env(kernels::ENV_SIMD, value);
+        let r = run(cmd, TIMEOUT);
+        assert_eq!(r.code, Some(2), "{value}: {r}");
+        let supported = paths().join(", ");
+        assert!(r.stderr.contains(value) && r.stderr.contains(&supported), "{value}: {r}");
     }
 }
 
@@ -64,7 +111,7 @@ fn escape_only_is_identical_for_any_rank_count() {
         "--format",
         "json",
     ];
-    let one = report(false, &args[..args.len() - 2]);
+    let one = report(None, &args[..args.len() - 2]);
     assert_eq!(one["params"]["escape_only"], true);
     assert_eq!(one["result"]["png_bytes"], Value::Null, "escape-only writes no image");
     assert!(one["verification"].as_str().unwrap().contains("iteration totals"));

@@ -130,6 +130,9 @@ pub struct UsageError(pub String);
 /// The job a command line asks for; every parameter is checked here, before
 /// MPI starts, identically on every rank.
 pub fn from_cli(command: &Command) -> Result<Box<dyn Job>, UsageError> {
+    // A SIMD path this CPU lacks is refused here, before any message, on
+    // every rank alike (the kernels would otherwise panic mid-run).
+    kernels::simd::from_env().map_err(UsageError)?;
     let job = kernel_from_cli(command)?;
     if let Some(common) = command.common() {
         partial::check(job.as_ref(), common)?;

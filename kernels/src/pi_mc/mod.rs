@@ -39,17 +39,27 @@
 //! about 1.6e-4 of them ([`SURE_INSIDE`], [`SURE_OUTSIDE`]): the AVX-512 loop
 //! computes it for sixteen samples with one `vpmaddwd`, and settles the rare
 //! band between the bounds with the exact test. The count is the same as the
-//! exact test's for every sample; the portable path simply runs the exact
-//! test.
+//! exact test's for every sample. The generic loop (`simd.rs`, every path)
+//! does the same with the layer's `sq_halves_u32s` (`vpmaddwd` on x86, four
+//! NEON operations on arm64).
 //!
 //! **Speed.** With AVX-512 a step of eight lanes (sixteen samples) costs
 //! 19.5 vector operations (see `avx512::pi_mc_unit`), which the two 512-bit
 //! ports of a Xeon retire in 9.75 cycles: 4.9e9 samples/s per core at
-//! 2.96 GHz at best; the loop runs at about 4.4e9 (`scripts/pi_mc_floor.c`
-//! measures the same loop in C). Other CPUs take the portable path,
-//! `count_unit_portable` (scalar code, about 4.9e8 samples/s per core on
-//! the same Xeon).
+//! 2.96 GHz at best (`scripts/pi_mc_floor.c` measures the same loop in C).
+//! That hand-written loop beats the generic one on AVX-512 (its three-way
+//! `vpternlogq` xors and register-resident four vectors; docs/benchmarks.md
+//! has the numbers), so it runs there; every other path runs the generic
+//! loop.
+//!
+//! Layout: this file holds the parameters, the stream, the reference and the
+//! units; `simd.rs` the generic loop; `avx512.rs` the hand-written one.
 
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+mod simd;
+
+use crate::simd::Path;
 use crate::{partition, Tally};
 use rayon::prelude::*;
 use std::ops::Range;
@@ -131,6 +141,7 @@ pub(crate) fn inside(x: i32, y: i32) -> bool {
 /// The two samples of one step of a lane: its two outputs `h` and `l`, word
 /// by word ([`point`]); sample `k` is word `k` (word 0 the low 32 bits).
 #[inline(always)]
+#[cfg(test)]
 fn step_points(h: u64, l: u64) -> [(i32, i32); 2] {
     [point(h as u32, l as u32), point((h >> 32) as u32, (l >> 32) as u32)]
 }
@@ -160,72 +171,34 @@ pub fn sample_range(samples: u64, units: Range<u64>) -> Range<u64> {
     (units.start * UNIT).min(samples)..units.end.saturating_mul(UNIT).min(samples)
 }
 
-/// Lanes the portable path runs side by side: two independent chains keep
-/// the scalar ALUs busy and their eight state words stay in x86-64's
-/// registers.
-const CHUNK: usize = 2;
-
-/// [`CHUNK`] lanes' state, word by word: the layout a vectoriser wants,
-/// though LLVM's cost model keeps this loop scalar on x86-64 (SSE2 has no
-/// 64-bit rotate or signed multiply).
-struct Chunk([[u64; CHUNK]; 4]);
-
-impl Chunk {
-    /// Lanes `first..first + CHUNK` of unit `unit`.
-    fn seed(key: u64, unit: u64, first: usize) -> Chunk {
-        Chunk(std::array::from_fn(|k| std::array::from_fn(|l| seed_word(key, unit, first + l, k))))
-    }
-
-    /// One step of every lane, adding to `hits` the samples whose index in
-    /// the step is below `live` (lane `first + l` makes samples
-    /// `first + l` and `LANES + first + l`).
-    #[inline(always)]
-    fn step(&mut self, hits: &mut [u64; CHUNK], first: usize, live: usize) {
-        let s = &mut self.0;
-        for l in 0..CHUNK {
-            let mut lane = [s[0][l], s[1][l], s[2][l], s[3][l]];
-            let (h, o) = (next(&mut lane), next(&mut lane));
-            [s[0][l], s[1][l], s[2][l], s[3][l]] = lane;
-            for (k, (x, y)) in step_points(h, o).into_iter().enumerate() {
-                hits[l] += u64::from(inside(x, y) & (k * LANES + first + l < live));
-            }
-        }
-    }
-}
-
-/// Hits among the first `n` samples of unit `unit`: the portable path, plain
-/// Rust over lane arrays. It runs [`CHUNK`] lanes at a time through all
-/// their steps; the order of lanes does not matter, since each lane's
-/// samples are its own whoever draws them first. (Not inlined: once per unit
-/// costs nothing, and the loop stays one symbol to disassemble.)
-#[inline(never)]
-fn count_unit_portable(key: u64, unit: u64, n: u64) -> u64 {
-    debug_assert!(n <= UNIT);
-    let (steps, rem) = (n / STEP, (n % STEP) as usize);
-    let mut hits = [0u64; CHUNK];
-    for first in (0..LANES).step_by(CHUNK) {
-        let mut c = Chunk::seed(key, unit, first);
-        for _ in 0..steps {
-            c.step(&mut hits, first, STEP as usize);
-        }
-        if rem > 0 {
-            c.step(&mut hits, first, rem);
-        }
-    }
-    hits.iter().sum()
-}
-
-/// Hits among the first `n` samples of unit `unit`, on the fastest path this
-/// CPU has.
-fn count_unit(key: u64, unit: u64, n: u64) -> u64 {
+/// Hits among the first `n` samples of unit `unit` on `path`: the generic
+/// loop ([`simd::Unit`]), or on AVX-512 the hand-written one
+/// ([`avx512::pi_mc_unit`]) where [`HAND_WRITTEN`] says it wins.
+fn count_unit_on(path: Path, key: u64, unit: u64, n: u64) -> u64 {
     #[cfg(target_arch = "x86_64")]
-    {
-        if crate::simd::avx512() {
-            // SAFETY: the CPU has AVX-512F and AVX-512DQ.
-            return unsafe { crate::avx512::pi_mc_unit(key, unit, n) };
-        }
+    if HAND_WRITTEN && path == Path::Avx512 {
+        // SAFETY: the CPU has the AVX-512 path (AVX-512F, DQ and BW).
+        return unsafe { avx512::pi_mc_unit(key, unit, n) };
     }
-    count_unit_portable(key, unit, n)
+    crate::simd::dispatch_on(path, simd::Unit { key, unit, n })
+}
+
+/// Whether the AVX-512 path runs the hand-written loop rather than the
+/// generic one (docs/benchmarks.md has the measurement).
+const HAND_WRITTEN: bool = true;
+
+/// The name of the loop this process runs, for reports.
+pub fn implementation() -> &'static str {
+    if HAND_WRITTEN && crate::simd::path() == Path::Avx512 {
+        "avx512 (std::arch)"
+    } else {
+        crate::simd::path().name()
+    }
+}
+
+/// Hits among the first `n` samples of unit `unit`, on this process's path.
+fn count_unit(key: u64, unit: u64, n: u64) -> u64 {
+    count_unit_on(crate::simd::path(), key, unit, n)
 }
 
 /// Hits inside the disc among the samples of `units` (of a run of `samples`
@@ -368,7 +341,7 @@ mod tests {
     }
 
     #[test]
-    fn simd_portable_and_sequential_paths_count_the_same() {
+    fn every_path_counts_like_the_sequential_reference() {
         // Every clip of a unit: whole steps only, a partial step in each of
         // the four vectors, one sample, a whole unit.
         let clips = [1, 2, 7, 8, 9, 16, 17, 31, 32, 33, 40, 63, 64, 65, 100, 127, 128, 129, 1000, UNIT - 1, UNIT];
@@ -376,8 +349,14 @@ mod tests {
         for unit in [0, 1, 12_345, units(u64::MAX) - 1] {
             for n in clips {
                 let seq = count_unit_seq(key, unit, n);
-                assert_eq!(count_unit(key, unit, n), seq, "unit {unit}, n {n}");
-                assert_eq!(count_unit_portable(key, unit, n), seq, "unit {unit}, n {n}");
+                for path in crate::simd::supported() {
+                    assert_eq!(count_unit_on(path, key, unit, n), seq, "{path:?} unit {unit}, n {n}");
+                }
+                #[cfg(target_arch = "x86_64")]
+                if Path::Avx512.available() {
+                    // SAFETY: the CPU has the AVX-512 path.
+                    assert_eq!(unsafe { avx512::pi_mc_unit(key, unit, n) }, seq, "unit {unit}, n {n}");
+                }
             }
         }
     }

@@ -13,7 +13,7 @@
 //! `|z|^2 = fma(a, a, b*b)` ([`norm`]), as the reference [`escape_reference`]
 //! does.
 //!
-//! **Checking less often.** The fast path ([`crate::avx512`]) runs rounds of
+//! **Checking less often.** The fast paths run rounds of
 //! several iterations without the escape test and tests once at the end,
 //! replaying the round with a test per iteration only if some lane escaped.
 //! That gives the reference's counts because an escaped point stays escaped,
@@ -26,22 +26,32 @@
 //! also counts as escaped. The unit tests compare the fast path with the
 //! reference pixel by pixel, including points near `|c| = R`.
 //!
-//! The fast path iterates pixels in lock-step with branch-free lanes (32 at a
-//! time in AVX-512 vectors where the CPU has them, else eight in a portable
-//! loop; see [`crate::simd`]); the reference path, [`pixel_reference`],
-//! is a plain scalar loop on `num_complex::Complex64`. Both perform the same
-//! IEEE operations, so they agree exactly, and the run-time verification
+//! The fast path iterates pixels in lock-step with branch-free lanes: the
+//! generic loop (`simd.rs`, four vectors of any path of [`crate::simd`]),
+//! or on AVX-512 the hand-written `avx512.rs`, which measured faster there
+//! (docs/benchmarks.md); the reference path, [`pixel_reference`], is a plain
+//! scalar loop on `num_complex::Complex64`. All perform the same IEEE
+//! operations, so they agree exactly, and the run-time verification
 //! compares them.
+//!
+//! Layout: this file holds the parameters, the reference and the rows;
+//! `simd.rs` and `avx512.rs` the escape loops, `colormap.rs` the colours.
 
-use crate::{colormap::Colormap, Tally};
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+pub mod colormap;
+mod colour;
+mod simd;
+
+use crate::simd::Path;
+use crate::Tally;
+use colormap::Colormap;
 use num_complex::Complex64;
 use rayon::prelude::*;
 use std::ops::Range;
 
 /// Bytes per pixel of the RGB output.
 pub const BYTES_PER_PIXEL: usize = 3;
-
-const LANES: usize = 8;
 
 /// The rectangle of the complex plane shown.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -160,18 +170,10 @@ impl Params {
         (r.xmin + (f64::from(col) + 0.5) * dx, r.ymax - (f64::from(row) + 0.5) * dy)
     }
 
-    /// The colour of a pixel that took `n` iterations and ended at `|z|^2 = m2`.
+    /// The colour of a pixel that took `n` iterations and ended at `|z|^2 = m2`
+    /// (the SIMD colouring of `colour.rs`, one pixel on the scalar path).
     fn colour(&self, n: u32, m2: f64) -> [u8; 3] {
-        if m2 <= self.bailout * self.bailout {
-            return [0, 0, 0]; // never escaped: inside the set
-        }
-        let nu = if self.smooth {
-            // Continuous escape count: n + 1 - log2(ln |z|).
-            f64::from(n) + 1.0 - (0.5 * m2.ln()).log2()
-        } else {
-            f64::from(n)
-        };
-        self.colormap.rgb(nu / f64::from(self.max_iter))
+        colour::colour_one(self, n, m2)
     }
 }
 
@@ -215,62 +217,27 @@ pub fn pixel_reference(p: &Params, col: u32, row: u32) -> ([u8; 3], u32) {
     (p.colour(n, m2), n)
 }
 
-/// Iterates eight points in lock-step; lanes that escape are frozen, exactly
-/// as the scalar loop stops.
-#[inline(always)]
-fn escape_lanes_body(cr: &[f64; LANES], ci: &[f64; LANES], max_iter: u32, r2: f64) -> ([u32; LANES], [f64; LANES]) {
-    let mut zr = [0.0f64; LANES];
-    let mut zi = [0.0f64; LANES];
-    let mut n = [0u32; LANES];
-    for _ in 0..max_iter {
-        let mut active_lanes = 0u32;
-        for l in 0..LANES {
-            let (a, b) = (zr[l], zi[l]);
-            let active = norm(a, b) <= r2;
-            let (nr, ni) = step(a, b, cr[l], ci[l]);
-            zr[l] = if active { nr } else { a };
-            zi[l] = if active { ni } else { b };
-            n[l] += u32::from(active);
-            active_lanes += u32::from(active);
-        }
-        if active_lanes == 0 {
-            break;
-        }
-    }
-    let mut m2 = [0.0f64; LANES];
-    for l in 0..LANES {
-        m2[l] = norm(zr[l], zi[l]);
-    }
-    (n, m2)
+/// Iterations per round of the block phase: long enough that the test after
+/// a round is cheap beside it, short enough that the round lost when a lane
+/// escapes costs little: the largest divisor of `max_iter` from 8 to 25, so
+/// that points inside the set finish in this phase (25 for 50 iterations;
+/// 10 measured about 3% slower there), else 8 (the exact phase finishes
+/// what is left).
+fn round_len(max_iter: u32) -> u32 {
+    (8..=25).rev().find(|b| max_iter.is_multiple_of(*b)).unwrap_or(8)
 }
 
-/// [`escape_lanes_body`] compiled for AVX2 and FMA, so that `mul_add` is one
-/// instruction on x86-64 CPUs without AVX-512 (the baseline build would call
-/// libm's `fma` for each one).
-///
-/// # Safety
-/// The CPU must support AVX2 and FMA.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn escape_lanes_fma(
-    cr: &[f64; LANES],
-    ci: &[f64; LANES],
-    max_iter: u32,
-    r2: f64,
-) -> ([u32; LANES], [f64; LANES]) {
-    escape_lanes_body(cr, ci, max_iter, r2)
-}
+/// Whether the AVX-512 path runs the hand-written escape loop rather than
+/// the generic one (docs/benchmarks.md has the measurement).
+const HAND_WRITTEN: bool = true;
 
-/// [`escape_lanes_body`] on the best portable build this CPU runs.
-fn escape_lanes(cr: &[f64; LANES], ci: &[f64; LANES], max_iter: u32, r2: f64) -> ([u32; LANES], [f64; LANES]) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if crate::simd::avx2_fma() {
-            // SAFETY: the CPU has AVX2 and FMA.
-            return unsafe { escape_lanes_fma(cr, ci, max_iter, r2) };
-        }
+/// The name of the escape loop this process runs, for reports.
+pub fn implementation() -> &'static str {
+    if HAND_WRITTEN && crate::simd::path() == Path::Avx512 {
+        "avx512 (std::arch)"
+    } else {
+        crate::simd::path().name()
     }
-    escape_lanes_body(cr, ci, max_iter, r2)
 }
 
 /// A thread's buffers for [`escape_row`]: the real part of every column's
@@ -299,53 +266,43 @@ impl Scratch {
 /// Escape counts and final `|z|^2` of every pixel of `row`, into `s.n` and
 /// `s.m2`; returns the row's total iterations.
 fn escape_row(p: &Params, row: u32, s: &mut Scratch) -> u64 {
-    let (done, total) = escape_row_simd(p, row, s);
-    escape_row_portable(p, row, done, s);
-    total + s.n[done..].iter().map(|&k| u64::from(k)).sum::<u64>()
+    escape_row_on(crate::simd::path(), p, row, s)
 }
 
-/// The AVX-512 path of [`escape_row`] where the CPU has it: fills whole
-/// groups of eight pixels from column 0 and returns how many columns it did
-/// and their total iterations.
-#[allow(unused_variables)]
-fn escape_row_simd(p: &Params, row: u32, s: &mut Scratch) -> (usize, u64) {
+/// [`escape_row`] on `path`: the generic loop ([`simd::Span`]), or on
+/// AVX-512 the hand-written one ([`avx512::mandel_span`]) for whole groups
+/// of eight pixels where [`HAND_WRITTEN`] says it wins, and the generic one
+/// for the rest.
+fn escape_row_on(path: Path, p: &Params, row: u32, s: &mut Scratch) -> u64 {
+    let ci = p.point(0, row).1;
+    #[allow(unused_mut)]
+    let (mut done, mut total) = (0, 0);
     #[cfg(target_arch = "x86_64")]
-    {
-        if crate::simd::avx512() {
-            let cols = p.width as usize / 8 * 8;
-            let ci = p.point(0, row).1;
-            let (cr, n, m2) = (&s.cr[..cols], &mut s.n[..cols], &mut s.m2[..cols]);
-            // SAFETY: the CPU has AVX-512F and AVX-512DQ.
-            let total = unsafe { crate::avx512::mandel_span(cr, s.widest, ci, p.max_iter, p.bailout, n, m2) };
-            return (cols, total);
-        }
+    if HAND_WRITTEN && path == Path::Avx512 {
+        done = p.width as usize / 8 * 8;
+        let (cr, n, m2) = (&s.cr[..done], &mut s.n[..done], &mut s.m2[..done]);
+        // SAFETY: the CPU has the AVX-512 path (AVX-512F and DQ).
+        total = unsafe { avx512::mandel_span(cr, s.widest, ci, p.max_iter, p.bailout, n, m2) };
     }
-    (0, 0)
-}
-
-/// The portable path of [`escape_row`], from column `from` on.
-fn escape_row_portable(p: &Params, row: u32, from: usize, s: &mut Scratch) {
-    let r2 = p.bailout * p.bailout;
-    let width = p.width as usize;
-    let ci = [p.point(0, row).1; LANES];
-    let mut col = from;
-    while col < width {
-        let lanes = (width - col).min(LANES);
-        // Idle lanes repeat the last real pixel and are discarded.
-        let cr: [f64; LANES] = std::array::from_fn(|l| s.cr[col + l.min(lanes - 1)]);
-        let (ln, lm) = escape_lanes(&cr, &ci, p.max_iter, r2);
-        s.n[col..col + lanes].copy_from_slice(&ln[..lanes]);
-        s.m2[col..col + lanes].copy_from_slice(&lm[..lanes]);
-        col += LANES;
+    if done < s.cr.len() {
+        let span = simd::Span {
+            cr: &s.cr[done..],
+            ci,
+            max_iter: p.max_iter,
+            bailout: p.bailout,
+            round: round_len(p.max_iter),
+            n: &mut s.n[done..],
+            m2: &mut s.m2[done..],
+        };
+        total += crate::simd::dispatch_on(path, span);
     }
+    total
 }
 
 /// Renders one row into `out` (RGB) and returns its total iterations.
 fn render_row(p: &Params, row: u32, s: &mut Scratch, out: &mut [u8]) -> u64 {
     let total = escape_row(p, row, s);
-    for (col, px) in out.chunks_exact_mut(BYTES_PER_PIXEL).enumerate() {
-        px.copy_from_slice(&p.colour(s.n[col], s.m2[col]));
-    }
+    crate::simd::dispatch(colour::ColourRow { p, n: &s.n, m2: &s.m2, out });
     total
 }
 
@@ -425,23 +382,30 @@ mod tests {
     }
 
     #[test]
-    fn simd_and_portable_paths_agree() {
-        for (width, bailout) in [(101, 200.0), (64, 2.0), (7, 2.0)] {
+    fn every_path_agrees_with_the_reference() {
+        for (width, bailout, max_iter) in [(101, 200.0, 50), (64, 2.0, 50), (7, 2.0, 50), (203, 2.0, 37)] {
             let p = Params {
                 width,
                 height: 9,
-                max_iter: 50,
+                max_iter,
                 bailout,
                 region: Region { xmin: -1.5, xmax: 0.5, ymin: -1.0, ymax: 1.0 },
                 ..Params::SEED
             };
-            let (mut fast, mut portable) = (Scratch::new(&p), Scratch::new(&p));
-            for row in 0..p.height {
-                escape_row(&p, row, &mut fast);
-                escape_row_portable(&p, row, 0, &mut portable);
-                assert_eq!(fast.n, portable.n, "row {row}");
-                let bits = |m2: &[f64]| m2.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
-                assert_eq!(bits(&fast.m2), bits(&portable.m2));
+            for path in crate::simd::supported() {
+                let mut s = Scratch::new(&p);
+                for row in 0..p.height {
+                    let total = escape_row_on(path, &p, row, &mut s);
+                    let mut sum = 0;
+                    for col in 0..p.width {
+                        let (x, y) = p.point(col, row);
+                        let (rn, rm2) = escape_reference(Complex64::new(x, y), p.max_iter, bailout * bailout);
+                        let c = col as usize;
+                        assert_eq!((s.n[c], s.m2[c].to_bits()), (rn, rm2.to_bits()), "{path:?} row {row} col {col}");
+                        sum += u64::from(rn);
+                    }
+                    assert_eq!(total, sum, "{path:?} row {row}");
+                }
             }
         }
     }
@@ -462,14 +426,16 @@ mod tests {
                 ..Params::SEED
             };
             let r2 = bailout * bailout;
-            let mut s = Scratch::new(&p);
-            for row in 0..p.height {
-                escape_row(&p, row, &mut s);
-                for col in 0..p.width {
-                    let (x, y) = p.point(col, row);
-                    let (rn, rm2) = escape_reference(Complex64::new(x, y), p.max_iter, r2);
-                    let c = col as usize;
-                    assert_eq!((s.n[c], s.m2[c].to_bits()), (rn, rm2.to_bits()), "R={bailout} ({x}, {y})");
+            for path in crate::simd::supported() {
+                let mut s = Scratch::new(&p);
+                for row in 0..p.height {
+                    escape_row_on(path, &p, row, &mut s);
+                    for col in 0..p.width {
+                        let (x, y) = p.point(col, row);
+                        let (rn, rm2) = escape_reference(Complex64::new(x, y), p.max_iter, r2);
+                        let c = col as usize;
+                        assert_eq!((s.n[c], s.m2[c].to_bits()), (rn, rm2.to_bits()), "{path:?} R={bailout} ({x}, {y})");
+                    }
                 }
             }
         }

@@ -7,12 +7,19 @@
 //! like `x^16`, at most `2^816` for the largest supported term count, well
 //! inside the `f64` range.
 //!
-//! Groups are spread over [`LANES`] fixed accumulators (two AVX-512 vectors)
-//! in a fixed order; each work unit of [`UNIT`] terms is rounded once into a
-//! fixed-point [`Tally`], and tallies add exactly, so the sum is
-//! bit-identical however the units are spread over processes and threads,
-//! and the AVX-512 and portable paths give the same bits.
+//! Groups are spread over [`LANES`] fixed accumulators (two AVX-512
+//! vectors, four AVX2 ones, eight NEON or scalar pairs) in a fixed order;
+//! each work unit of [`UNIT`] terms is rounded once into a fixed-point
+//! [`Tally`], and tallies add exactly, so the sum is bit-identical however
+//! the units are spread over processes and threads, and every SIMD path
+//! gives the same bits.
+//!
+//! Layout: this file holds the parameters, the group, the reference and
+//! the units; `simd.rs` the hot loop, written once over [`crate::simd`].
 
+mod simd;
+
+use crate::simd::Path;
 use crate::Tally;
 use rayon::prelude::*;
 use std::ops::Range;
@@ -78,26 +85,10 @@ fn term(k: u64) -> f64 {
     }
 }
 
-/// The lane accumulators after `rounds` rounds from group `g0`; the portable
-/// twin of [`crate::avx512::leibniz_rounds`].
-fn rounds_portable(g0: u64, rounds: u64) -> [f64; LANES] {
-    rounds_body(g0, rounds)
-}
-
-/// [`rounds_portable`] compiled for AVX2 and FMA, so that `mul_add` is one
-/// instruction on x86-64 CPUs without AVX-512 (the baseline build would call
-/// libm's `fma` for each one).
-///
-/// # Safety
-/// The CPU must support AVX2 and FMA.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn rounds_fma(g0: u64, rounds: u64) -> [f64; LANES] {
-    rounds_body(g0, rounds)
-}
-
-#[inline(always)]
-fn rounds_body(g0: u64, rounds: u64) -> [f64; LANES] {
+/// The lane accumulators after `rounds` rounds from group `g0`, term by
+/// term in plain Rust: the reference the SIMD paths are tested against.
+#[cfg(test)]
+fn rounds_reference(g0: u64, rounds: u64) -> [f64; LANES] {
     let mut acc = [0.0f64; LANES];
     for r in 0..rounds {
         // Exact: every value here is an integer below 2^53.
@@ -109,20 +100,21 @@ fn rounds_body(g0: u64, rounds: u64) -> [f64; LANES] {
     acc
 }
 
-/// The lane accumulators, on the fastest path this CPU has.
+/// The lane accumulators on `path` ([`simd::Rounds`]). (An AVX-512
+/// `std::arch` twin of this loop ran no faster, within the noise of
+/// docs/benchmarks.md's run, so there is none.)
+fn rounds_on(path: Path, g0: u64, rounds: u64) -> [f64; LANES] {
+    crate::simd::dispatch_on(path, simd::Rounds { g0, rounds })
+}
+
+/// The name of the loop this process runs, for reports.
+pub fn implementation() -> &'static str {
+    crate::simd::path().name()
+}
+
+/// The lane accumulators, on this process's path.
 fn rounds(g0: u64, rounds: u64) -> [f64; LANES] {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if crate::simd::avx512() {
-            // SAFETY: the CPU has AVX-512F.
-            return unsafe { crate::avx512::leibniz_rounds(g0, rounds) };
-        }
-        if crate::simd::avx2_fma() {
-            // SAFETY: the CPU has AVX2 and FMA.
-            return unsafe { rounds_fma(g0, rounds) };
-        }
-    }
-    rounds_portable(g0, rounds)
+    rounds_on(crate::simd::path(), g0, rounds)
 }
 
 /// The sum of terms `range`, where `range.start` is a multiple of [`ROUND`],
@@ -214,20 +206,17 @@ mod tests {
     }
 
     #[test]
-    fn simd_and_portable_paths_give_identical_bits() {
-        for terms in [ROUND, 3 * ROUND + 17, UNIT, 2 * UNIT + 100, MAX_TERMS] {
-            let last = units(terms) - 1;
-            let start = last * UNIT;
-            let range = start..(start + UNIT).min(terms);
-            let fast = block_sum(range.clone(), rounds);
-            let portable = block_sum(range, rounds_portable);
-            assert_eq!(fast.to_bits(), portable.to_bits(), "terms={terms}");
-        }
-        assert_eq!(rounds(12_345, 7), rounds_portable(12_345, 7));
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-            // SAFETY: checked just above.
-            assert_eq!(unsafe { rounds_fma(99, 9) }, rounds_portable(99, 9));
+    fn every_path_gives_identical_bits() {
+        for path in crate::simd::supported() {
+            for terms in [ROUND, 3 * ROUND + 17, UNIT, 2 * UNIT + 100, MAX_TERMS] {
+                let last = units(terms) - 1;
+                let start = last * UNIT;
+                let range = start..(start + UNIT).min(terms);
+                let fast = block_sum(range.clone(), |g, r| rounds_on(path, g, r));
+                let reference = block_sum(range, rounds_reference);
+                assert_eq!(fast.to_bits(), reference.to_bits(), "{path:?} terms={terms}");
+            }
+            assert_eq!(rounds_on(path, 12_345, 7), rounds_reference(12_345, 7), "{path:?}");
         }
     }
 

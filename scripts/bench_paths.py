@@ -1,0 +1,56 @@
+#!/usr/bin/env python3
+"""Per-core rate of each kernel on every SIMD path this CPU has, in one
+interleaved run (each repetition runs every case on every path in turn, so a
+noisy machine slows all paths alike), as a Markdown table on stdout. Used by
+scripts/bench.sh; runnable alone:
+
+    python3 scripts/bench_paths.py [--repeat 3] [--bin target/release/pikernels]
+
+One rank, one thread (`--threads 1`), no launcher. Rates are the report's own
+(compute time, not process start); the best of the repetitions is shown, with
+each path's rate as a fraction of the fastest path's. The coloured Mandelbrot
+row also gives the coloured compute time over the escape-only compute time of
+the same picture, per path."""
+import argparse, json, os, subprocess
+
+BG = "--width 4000 --height 4000 --max-iter 50 --xmin -1.5 --xmax 0.5 --ymin -1 --ymax 1 --bailout 2"
+CASES = [
+    ("leibniz", "leibniz --terms 2e9"),
+    ("pi-mc", "pi-mc --samples 1e9"),
+    ("mandelbrot escape", f"mandelbrot {BG} --escape-only"),
+    ("mandelbrot coloured", f"mandelbrot {BG} --no-output"),
+]
+
+ap = argparse.ArgumentParser()
+ap.add_argument("--repeat", type=int, default=3)
+ap.add_argument("--bin", default="target/release/pikernels")
+a = ap.parse_args()
+
+paths = [p for p in ["avx512", "avx2", "neon", "scalar"]
+         if subprocess.run([a.bin, "pi-mc", "--samples", "1"], env={**os.environ, "PIKERNELS_SIMD": p},
+                           capture_output=True).returncode == 0]
+best = {}
+for _ in range(a.repeat):
+    for name, cmd in CASES:
+        for p in paths:
+            out = subprocess.run([a.bin, *cmd.split(), "--threads", "1", "--format", "json"],
+                                 env={**os.environ, "PIKERNELS_SIMD": p}, capture_output=True, text=True, check=True)
+            r = json.loads(out.stdout)
+            assert r["verified"], r["verification"]
+            key = (name, p)
+            t = r["timing"]["compute_s"]["max"]
+            if key not in best or t < best[key][1]:
+                best[key] = (r["throughput"]["per_core_per_s"], t, r["throughput"]["item"], r["build"]["isa"])
+
+print("| kernel | command | " + " | ".join(paths) + " |")
+print("|---|---|" + "---|" * len(paths))
+for name, cmd in CASES:
+    top = max(best[(name, p)][0] for p in paths)
+    cells = []
+    for p in paths:
+        rate, t, item, isa = best[(name, p)]
+        loop = " (std::arch)" if "std::arch" in isa and (name.startswith("mandelbrot") and "mandelbrot avx512 (std::arch)" in isa or name == "pi-mc" and "pi-mc avx512 (std::arch)" in isa) else ""
+        cells.append(f"{rate:.3g} {item}/s{loop}, {t:.3f} s ({rate / top:.0%})")
+    print(f"| {name} | `{cmd}` | " + " | ".join(cells) + " |")
+ratios = [f"{p} {best[('mandelbrot coloured', p)][1] / best[('mandelbrot escape', p)][1]:.2f}x" for p in paths]
+print(f"\nColoured over escape-only compute, same picture: {', '.join(ratios)}.")
