@@ -314,6 +314,7 @@ pub fn merge(mut parts: Vec<(String, Report)>) -> Result<Report, MergeError> {
             wall_s,
             compute_s: Spread::of(per_rank.iter().map(|r| r.compute_s).collect()),
             comm_s: Spread::of(per_rank.iter().map(|r| r.comm_s).collect()),
+            pack_s: Spread::of(per_rank.iter().map(|r| r.pack_s).collect()),
             verify_s: finished.verify_s,
             output_s: 0.0,
         },
@@ -359,6 +360,7 @@ mod tests {
             chunks: 1,
             compute_s: 0.1,
             comm_s: 0.0,
+            pack_s: 0.0,
         };
         let report = Report {
             schema_version: SCHEMA_VERSION,
@@ -375,6 +377,7 @@ mod tests {
                 wall_s: 0.1,
                 compute_s: Spread::of(vec![0.1]),
                 comm_s: Spread::of(vec![0.0]),
+                pack_s: Spread::of(vec![0.0]),
                 verify_s: 0.0,
                 output_s: 0.0,
             },

@@ -91,6 +91,11 @@ pub struct Timing {
     pub compute_s: Spread,
     /// Time each rank spent in MPI calls (waiting included).
     pub comm_s: Spread,
+    /// Time each rank spent packing its computed bytes before they travel
+    /// (mandelbrot: filtering and deflating its blocks of the PNG); zeros
+    /// for kernels that send their bytes as they are. Absent in older reports.
+    #[serde(default)]
+    pub pack_s: Spread,
     /// Verification on rank 0.
     pub verify_s: f64,
     /// Writing the file output on rank 0.
@@ -98,7 +103,7 @@ pub struct Timing {
 }
 
 /// A per-rank quantity with its summary.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Spread {
     /// Smallest value.
     pub min: f64,
@@ -165,6 +170,9 @@ pub struct RankRow {
     pub compute_s: f64,
     /// Seconds in MPI calls.
     pub comm_s: f64,
+    /// Seconds packing computed bytes (absent in older reports).
+    #[serde(default)]
+    pub pack_s: f64,
 }
 
 /// Build and machine facts.
@@ -220,6 +228,7 @@ impl Report {
                 chunks: s.chunks,
                 compute_s: s.compute_s,
                 comm_s: s.comm_s,
+                pack_s: s.pack_s,
             })
             .collect()
     }
@@ -262,9 +271,10 @@ impl Report {
         let _ = writeln!(s, "  params    {}", pairs(&self.params).join("  "));
         let _ = writeln!(s, "  result    {}", pairs(&self.result).join("  "));
         let _ = writeln!(s, "  verified  {}: {}", if self.verified { "yes" } else { "NO" }, self.verification);
+        let pack = if t.pack_s.max > 0.0 { format!(" | pack max {:.4} s", t.pack_s.max) } else { String::new() };
         let _ = writeln!(
             s,
-            "  time      wall {:.4} s | compute min {:.4} / median {:.4} / max {:.4} s, imbalance {:.3} | comm max {:.4} s | verify {:.3} s | output {:.3} s",
+            "  time      wall {:.4} s | compute min {:.4} / median {:.4} / max {:.4} s, imbalance {:.3}{pack} | comm max {:.4} s | verify {:.3} s | output {:.3} s",
             t.wall_s, t.compute_s.min, t.compute_s.median, t.compute_s.max, t.compute_s.imbalance, t.comm_s.max, t.verify_s, t.output_s
         );
         let _ = writeln!(
@@ -312,6 +322,7 @@ impl Report {
             ("compute_max_s".into(), t.compute_s.max.to_string()),
             ("imbalance".into(), t.compute_s.imbalance.to_string()),
             ("comm_max_s".into(), t.comm_s.max.to_string()),
+            ("pack_max_s".into(), t.pack_s.max.to_string()),
             ("items_per_s".into(), self.throughput.per_s.to_string()),
             ("items_per_core_per_s".into(), self.throughput.per_core_per_s.to_string()),
         ]);
@@ -406,8 +417,8 @@ mod tests {
 
     fn sample() -> Report {
         let stats = [
-            RankStats { compute_s: 1.0, comm_s: 0.1, units: 10, chunks: 1, threads: 2 },
-            RankStats { compute_s: 3.0, comm_s: 0.2, units: 20, chunks: 1, threads: 2 },
+            RankStats { compute_s: 1.0, comm_s: 0.1, units: 10, chunks: 1, threads: 2, pack_s: 0.0 },
+            RankStats { compute_s: 3.0, comm_s: 0.2, units: 20, chunks: 1, threads: 2, pack_s: 0.0 },
         ];
         let hosts = vec!["a".to_string(), "b".to_string()];
         Report {
@@ -426,6 +437,7 @@ mod tests {
                 wall_s: 3.5,
                 compute_s: Spread::of(vec![1.0, 3.0]),
                 comm_s: Spread::of(vec![0.1, 0.2]),
+                pack_s: Spread::of(vec![0.0, 0.0]),
                 verify_s: 0.0,
                 output_s: 0.0,
             },

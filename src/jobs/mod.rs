@@ -45,6 +45,18 @@ pub trait Job: Sync {
     }
     /// Computes `units` into `out` and returns their tally.
     fn compute(&self, units: Range<u64>, out: &mut [u8]) -> Tally;
+    /// Units per packed block when the job packs its computed bytes on the
+    /// rank that computed them ([`Job::pack`]) instead of sending them as they
+    /// are; `None` (the default) sends them as they are.
+    fn pack_grain(&self) -> Option<u64> {
+        None
+    }
+    /// Packs the computed bytes of `units` (starting at a multiple of
+    /// [`Job::pack_grain`]); packed forms of consecutive ranges concatenate.
+    /// [`Job::finish`] then receives the packed form of the whole.
+    fn pack(&self, _units: Range<u64>, raw: &[u8]) -> Vec<u8> {
+        raw.to_vec()
+    }
     /// Checks this machine's resources for this rank's share; runs on every
     /// rank before any message.
     fn preflight(&self, _ctx: &Preflight) -> Result<()> {
@@ -89,6 +101,8 @@ pub struct Preflight {
     pub size: usize,
     /// Communication strategy.
     pub comm: spmd::Comm,
+    /// This rank's rayon threads.
+    pub threads: usize,
 }
 
 impl Preflight {
@@ -97,13 +111,10 @@ impl Preflight {
         self.rank == 0
     }
 
-    /// The most units one non-root rank holds at a time under the strategy.
-    pub fn max_units_held(&self, units: u64) -> u64 {
-        let size = self.size as u64;
-        match self.comm {
-            spmd::Comm::Dynamic => kernels::partition::dynamic_chunk(units, size, spmd::strategy::CHUNKS_PER_RANK),
-            _ => units.div_ceil(size),
-        }
+    /// The most units one rank computes in one piece under the strategy,
+    /// shares cut in grains of `grain` units.
+    pub fn max_units_held(&self, units: u64, grain: u64) -> u64 {
+        spmd::strategy::largest_share(self.comm, units, grain, self.size as u64)
     }
 }
 
@@ -178,7 +189,7 @@ pub fn execute(job: &dyn Job, common: &Common) -> ExitCode {
         }
     };
 
-    let ctx = Preflight { rank: spmd.rank(), size: spmd.size(), comm: common.comm };
+    let ctx = Preflight { rank: spmd.rank(), size: spmd.size(), comm: common.comm, threads: spmd.threads() };
     // The thread count is checked against this rank's cores here, agreed
     // job-wide, not by the argument parser: ranks on different hosts (or
     // bound to different cores) may have different limits, and a rank that
@@ -206,7 +217,13 @@ pub fn execute(job: &dyn Job, common: &Common) -> ExitCode {
     let mine = partial::units(job, common.partition);
     let offset = mine.start;
     let compute = |units: Range<u64>, out: &mut [u8]| job.compute(units.start + offset..units.end + offset, out);
-    let work = Work { units: mine.end - mine.start, unit_bytes: job.unit_bytes(), compute: &compute };
+    let pack = |units: Range<u64>, raw: &[u8]| job.pack(units.start + offset..units.end + offset, raw);
+    let work = Work {
+        units: mine.end - mine.start,
+        unit_bytes: job.unit_bytes(),
+        compute: &compute,
+        pack: job.pack_grain().map(|grain| spmd::strategy::Pack { grain, pack: &pack }),
+    };
     spmd::deadline::phase("computing its share");
     let custom = if common.partition.is_none() { job.run_spmd(&spmd, common.comm) } else { None };
     let outcome = custom.unwrap_or_else(|| spmd::strategy::run(&spmd, common.comm, &work));
@@ -251,6 +268,7 @@ pub fn execute(job: &dyn Job, common: &Common) -> ExitCode {
             wall_s: outcome.wall_s,
             compute_s,
             comm_s: Spread::of(stats.iter().map(|s| s.comm_s).collect()),
+            pack_s: Spread::of(stats.iter().map(|s| s.pack_s).collect()),
             verify_s: finished.verify_s,
             output_s: finished.output_s,
         },
