@@ -16,7 +16,7 @@ mod transcode;
 
 use crate::cli::{Command, Common};
 use crate::output;
-use crate::report::{Build, Report, Spread, Throughput, Timing, SCHEMA_VERSION};
+use crate::report::{Build, CoreUse, Report, Spread, Throughput, Timing, SCHEMA_VERSION};
 use crate::spmd::{self, Spmd, Work};
 use anyhow::Result;
 use kernels::Tally;
@@ -250,7 +250,8 @@ pub fn execute(job: &dyn Job, common: &Common) -> ExitCode {
     };
 
     let compute_s = Spread::of(stats.iter().map(|s| s.compute_s).collect());
-    let core_seconds: f64 = stats.iter().map(|s| s.compute_s * s.threads as f64).sum();
+    let per_rank = Report::rows(&hosts, &stats);
+    let cores = CoreUse::of(&per_rank);
     let (item, count) = finished.item;
     let report = Report {
         schema_version: SCHEMA_VERSION,
@@ -259,7 +260,10 @@ pub fn execute(job: &dyn Job, common: &Common) -> ExitCode {
         ranks: spmd.size(),
         threads_per_rank: stats.iter().map(|s| s.threads as usize).max().unwrap_or(1),
         comm: common.comm,
-        per_rank: Report::rows(&hosts, &stats),
+        per_rank,
+        nodes: cores.nodes,
+        cores_used: cores.cores_used,
+        oversubscribed: cores.oversubscribed,
         hosts,
         result: finished.result,
         verified: finished.verified,
@@ -276,7 +280,7 @@ pub fn execute(job: &dyn Job, common: &Common) -> ExitCode {
             item: item.into(),
             count,
             per_s: rate(count, outcome.wall_s),
-            per_core_per_s: rate(count, core_seconds),
+            per_core_per_s: rate(count, cores.core_seconds),
         },
         build: Build::current(),
         partial,

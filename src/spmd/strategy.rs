@@ -135,14 +135,17 @@ pub struct RankStats {
     pub threads: u64,
     /// Seconds inside the kernel's packing of its bytes (0 without packing).
     pub pack_s: f64,
+    /// Cores of this rank's node ([`super::Node::cores`]; set by `gather_stats`).
+    pub node_cores: u64,
 }
 
 impl RankStats {
-    pub(crate) const FIELDS: usize = 6;
+    pub(crate) const FIELDS: usize = 7;
 
     pub(crate) fn to_array(self) -> [f64; Self::FIELDS] {
         // Counts stay exact as f64 below 2^53.
-        [self.compute_s, self.comm_s, self.units as f64, self.chunks as f64, self.threads as f64, self.pack_s]
+        let counts = [self.units, self.chunks, self.threads, self.node_cores].map(|c| c as f64);
+        [self.compute_s, self.comm_s, counts[0], counts[1], counts[2], self.pack_s, counts[3]]
     }
 
     pub(crate) fn from_slice(a: &[f64]) -> RankStats {
@@ -153,6 +156,7 @@ impl RankStats {
             chunks: a[3] as u64,
             threads: a[4] as u64,
             pack_s: a[5],
+            node_cores: a[6] as u64,
         }
     }
 }
@@ -563,7 +567,15 @@ mod tests {
 
     #[test]
     fn rank_stats_round_trip() {
-        let s = RankStats { compute_s: 1.5, comm_s: 0.25, units: 1 << 40, chunks: 16, threads: 2, pack_s: 0.125 };
+        let s = RankStats {
+            compute_s: 1.5,
+            comm_s: 0.25,
+            units: 1 << 40,
+            chunks: 16,
+            threads: 2,
+            pack_s: 0.125,
+            node_cores: 96,
+        };
         assert_eq!(RankStats::from_slice(&s.to_array()), s);
     }
 }
