@@ -184,7 +184,7 @@ pub struct Common {
     /// p2p (the same with explicit send/receive), dynamic (rank 0 hands out chunks on request).
     #[arg(long, value_enum, default_value_t = Comm::Collective, help_heading = "Common options")]
     pub comm: Comm,
-    /// Rayon threads per rank [default: the cores available to this rank].
+    /// Rayon threads per rank [default: the cores available to this rank, shared among the ranks on its node that may use them].
     #[arg(long, value_name = "N", allow_hyphen_values = true, value_parser = parse_threads, help_heading = "Common options")]
     pub threads: Option<usize>,
     /// Report format on standard output.

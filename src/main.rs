@@ -9,6 +9,7 @@ mod media;
 mod merge;
 mod npy;
 mod output;
+mod png;
 mod progress;
 mod report;
 mod signals;

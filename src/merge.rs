@@ -16,7 +16,7 @@
 use crate::cli::{MergeArgs, MAX_PARTITIONS};
 use crate::jobs::{partial, UsageError, EXIT_FAILURE, EXIT_UNVERIFIED, EXIT_USAGE};
 use crate::output;
-use crate::report::{Partial, RankRow, Report, Spread, Throughput, Timing, SCHEMA_VERSION};
+use crate::report::{CoreUse, Partial, RankRow, Report, Spread, Throughput, Timing, SCHEMA_VERSION};
 use kernels::{partition, Tally};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -295,7 +295,7 @@ pub fn merge(mut parts: Vec<(String, Report)>) -> Result<Report, MergeError> {
     }
     // The parts of an Indexed Job run at the same time: the job took as long as its slowest part.
     let wall_s = parts.iter().map(|(_, r)| r.timing.wall_s).fold(0.0, f64::max);
-    let core_seconds: f64 = per_rank.iter().map(|r| r.compute_s * r.threads as f64).sum();
+    let cores = CoreUse::of(&per_rank);
     let (item, n) = finished.item;
     let rate = |s: f64| if s > 0.0 { n / s } else { 0.0 };
     let first = &parts[0].1;
@@ -314,11 +314,20 @@ pub fn merge(mut parts: Vec<(String, Report)>) -> Result<Report, MergeError> {
             wall_s,
             compute_s: Spread::of(per_rank.iter().map(|r| r.compute_s).collect()),
             comm_s: Spread::of(per_rank.iter().map(|r| r.comm_s).collect()),
+            pack_s: Spread::of(per_rank.iter().map(|r| r.pack_s).collect()),
             verify_s: finished.verify_s,
             output_s: 0.0,
         },
-        throughput: Throughput { item: item.into(), count: n, per_s: rate(wall_s), per_core_per_s: rate(core_seconds) },
+        throughput: Throughput {
+            item: item.into(),
+            count: n,
+            per_s: rate(wall_s),
+            per_core_per_s: rate(cores.core_seconds),
+        },
         per_rank,
+        nodes: cores.nodes,
+        cores_used: cores.cores_used,
+        oversubscribed: cores.oversubscribed,
         build: first.build.clone(),
         partial: None,
     })
@@ -359,6 +368,8 @@ mod tests {
             chunks: 1,
             compute_s: 0.1,
             comm_s: 0.0,
+            pack_s: 0.0,
+            node_cores: 1,
         };
         let report = Report {
             schema_version: SCHEMA_VERSION,
@@ -375,11 +386,15 @@ mod tests {
                 wall_s: 0.1,
                 compute_s: Spread::of(vec![0.1]),
                 comm_s: Spread::of(vec![0.0]),
+                pack_s: Spread::of(vec![0.0]),
                 verify_s: 0.0,
                 output_s: 0.0,
             },
             throughput: Throughput { item: "samples".into(), count: 0.0, per_s: 0.0, per_core_per_s: 0.0 },
             per_rank: vec![row],
+            nodes: Vec::new(),
+            cores_used: 1,
+            oversubscribed: false,
             build: Build::current(),
             partial: Some(Partial {
                 index,

@@ -38,6 +38,11 @@ impl Progress {
         Progress { bar, start: Instant::now() }
     }
 
+    /// A bar that never shows (ranks and threads that draw nothing).
+    pub fn none() -> Progress {
+        Progress { bar: None, start: Instant::now() }
+    }
+
     /// Whether anything may be drawn (callers split work only then).
     pub fn active(&self) -> bool {
         self.bar.is_some()

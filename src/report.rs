@@ -55,6 +55,18 @@ pub struct Report {
     pub throughput: Throughput,
     /// Per-rank details, in rank order.
     pub per_rank: Vec<RankRow>,
+    /// Each node (ranks grouped by host name): its ranks, their threads and
+    /// its cores. Empty in older reports.
+    #[serde(default)]
+    pub nodes: Vec<NodeUse>,
+    /// Cores the threads ran on: per node the smaller of its threads and
+    /// its cores, summed over nodes (0 in older reports).
+    #[serde(default)]
+    pub cores_used: u64,
+    /// Whether some node ran more threads than it has cores (the threads
+    /// then took turns, and per-core rates are per core used, not per thread).
+    #[serde(default)]
+    pub oversubscribed: bool,
     /// The build and machine that produced the report.
     pub build: Build,
     /// Set only by a `--partition I/N` run: which part it computed and its
@@ -91,6 +103,11 @@ pub struct Timing {
     pub compute_s: Spread,
     /// Time each rank spent in MPI calls (waiting included).
     pub comm_s: Spread,
+    /// Time each rank spent packing its computed bytes before they travel
+    /// (mandelbrot: filtering and deflating its blocks of the PNG); zeros
+    /// for kernels that send their bytes as they are. Absent in older reports.
+    #[serde(default)]
+    pub pack_s: Spread,
     /// Verification on rank 0.
     pub verify_s: f64,
     /// Writing the file output on rank 0.
@@ -98,7 +115,7 @@ pub struct Timing {
 }
 
 /// A per-rank quantity with its summary.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Spread {
     /// Smallest value.
     pub min: f64,
@@ -144,7 +161,9 @@ pub struct Throughput {
     pub count: f64,
     /// Items per second of wall time.
     pub per_s: f64,
-    /// Items per second per core: `count / sum over ranks of (compute_s * threads)`.
+    /// Items per second per core: `count / sum over ranks of (compute_s *
+    /// threads)`, each node's sum scaled by `cores / threads` where it ran
+    /// more threads than cores, so that it counts the cores used.
     pub per_core_per_s: f64,
 }
 
@@ -165,6 +184,76 @@ pub struct RankRow {
     pub compute_s: f64,
     /// Seconds in MPI calls.
     pub comm_s: f64,
+    /// Seconds packing computed bytes (absent in older reports).
+    #[serde(default)]
+    pub pack_s: f64,
+    /// Cores of the rank's node (0 where unknown: older reports).
+    #[serde(default)]
+    pub node_cores: u64,
+}
+
+/// One node's use of its cores.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeUse {
+    /// Host name.
+    pub host: String,
+    /// Ranks on the node.
+    pub ranks: u64,
+    /// Their threads, summed.
+    pub threads: u64,
+    /// Cores the node's ranks may use between them.
+    pub cores: u64,
+}
+
+impl NodeUse {
+    /// Cores its threads ran on.
+    pub fn cores_used(&self) -> u64 {
+        self.threads.min(self.cores)
+    }
+}
+
+/// How a job's ranks used their nodes' cores.
+pub struct CoreUse {
+    /// Per node, in order of first rank.
+    pub nodes: Vec<NodeUse>,
+    /// Cores the threads ran on, summed over nodes.
+    pub cores_used: u64,
+    /// Whether some node ran more threads than cores.
+    pub oversubscribed: bool,
+    /// Core-seconds of compute: threads x compute seconds, each node's
+    /// scaled down to its cores where it ran more threads than cores.
+    pub core_seconds: f64,
+}
+
+impl CoreUse {
+    /// From per-rank rows (a row whose node's cores are unknown counts as
+    /// one core per thread).
+    pub fn of(rows: &[RankRow]) -> CoreUse {
+        let mut nodes: Vec<(NodeUse, f64)> = Vec::new();
+        for r in rows {
+            let cores = if r.node_cores == 0 { r.threads } else { r.node_cores };
+            let i = match nodes.iter().position(|(n, _)| n.host == r.host) {
+                Some(i) => i,
+                None => {
+                    nodes.push((NodeUse { host: r.host.clone(), ranks: 0, threads: 0, cores: 0 }, 0.0));
+                    nodes.len() - 1
+                }
+            };
+            let (n, thread_s) = &mut nodes[i];
+            n.ranks += 1;
+            n.threads += r.threads;
+            n.cores = n.cores.max(cores);
+            *thread_s += r.compute_s * r.threads as f64;
+        }
+        let core_seconds =
+            nodes.iter().map(|(n, thread_s)| thread_s * (n.cores_used() as f64 / n.threads.max(1) as f64)).sum();
+        CoreUse {
+            cores_used: nodes.iter().map(|(n, _)| n.cores_used()).sum(),
+            oversubscribed: nodes.iter().any(|(n, _)| n.threads > n.cores),
+            nodes: nodes.into_iter().map(|(n, _)| n).collect(),
+            core_seconds,
+        }
+    }
 }
 
 /// Build and machine facts.
@@ -222,6 +311,8 @@ impl Report {
                 chunks: s.chunks,
                 compute_s: s.compute_s,
                 comm_s: s.comm_s,
+                pack_s: s.pack_s,
+                node_cores: s.node_cores,
             })
             .collect()
     }
@@ -264,9 +355,10 @@ impl Report {
         let _ = writeln!(s, "  params    {}", pairs(&self.params).join("  "));
         let _ = writeln!(s, "  result    {}", pairs(&self.result).join("  "));
         let _ = writeln!(s, "  verified  {}: {}", if self.verified { "yes" } else { "NO" }, self.verification);
+        let pack = if t.pack_s.max > 0.0 { format!(" | pack max {:.4} s", t.pack_s.max) } else { String::new() };
         let _ = writeln!(
             s,
-            "  time      wall {:.4} s | compute min {:.4} / median {:.4} / max {:.4} s, imbalance {:.3} | comm max {:.4} s | verify {:.3} s | output {:.3} s",
+            "  time      wall {:.4} s | compute min {:.4} / median {:.4} / max {:.4} s, imbalance {:.3}{pack} | comm max {:.4} s | verify {:.3} s | output {:.3} s",
             t.wall_s, t.compute_s.min, t.compute_s.median, t.compute_s.max, t.compute_s.imbalance, t.comm_s.max, t.verify_s, t.output_s
         );
         let _ = writeln!(
@@ -278,6 +370,20 @@ impl Report {
             self.throughput.item,
             self.build.isa
         );
+        for n in self.nodes.iter().filter(|n| n.threads > n.cores) {
+            let _ = writeln!(
+                s,
+                "  cores     OVERSUBSCRIBED: {} runs {} rank{} with {} thread{} in all on {} core{}; per-core rates count the {} used",
+                n.host,
+                n.ranks,
+                plural(n.ranks as usize),
+                n.threads,
+                plural(n.threads as usize),
+                n.cores,
+                plural(n.cores as usize),
+                n.cores_used()
+            );
+        }
         if self.ranks > 1 {
             let _ = writeln!(
                 s,
@@ -302,6 +408,8 @@ impl Report {
             ("kernel".to_string(), self.kernel.clone()),
             ("ranks".into(), self.ranks.to_string()),
             ("threads_per_rank".into(), self.threads_per_rank.to_string()),
+            ("cores_used".into(), self.cores_used.to_string()),
+            ("oversubscribed".into(), self.oversubscribed.to_string()),
             ("comm".into(), self.comm.name().into()),
         ];
         cols.extend(flat("params", &self.params));
@@ -314,6 +422,7 @@ impl Report {
             ("compute_max_s".into(), t.compute_s.max.to_string()),
             ("imbalance".into(), t.compute_s.imbalance.to_string()),
             ("comm_max_s".into(), t.comm_s.max.to_string()),
+            ("pack_max_s".into(), t.pack_s.max.to_string()),
             ("items_per_s".into(), self.throughput.per_s.to_string()),
             ("items_per_core_per_s".into(), self.throughput.per_core_per_s.to_string()),
         ]);
@@ -408,8 +517,8 @@ mod tests {
 
     fn sample() -> Report {
         let stats = [
-            RankStats { compute_s: 1.0, comm_s: 0.1, units: 10, chunks: 1, threads: 2 },
-            RankStats { compute_s: 3.0, comm_s: 0.2, units: 20, chunks: 1, threads: 2 },
+            RankStats { compute_s: 1.0, comm_s: 0.1, units: 10, chunks: 1, threads: 2, pack_s: 0.0, node_cores: 2 },
+            RankStats { compute_s: 3.0, comm_s: 0.2, units: 20, chunks: 1, threads: 2, pack_s: 0.0, node_cores: 2 },
         ];
         let hosts = vec!["a".to_string(), "b".to_string()];
         Report {
@@ -420,6 +529,9 @@ mod tests {
             threads_per_rank: 2,
             comm: Comm::P2p,
             per_rank: Report::rows(&hosts, &stats),
+            nodes: Vec::new(),
+            cores_used: 4,
+            oversubscribed: false,
             hosts,
             result: json!({"pi": 3.25, "abs_error": 0.0016}),
             verified: true,
@@ -428,6 +540,7 @@ mod tests {
                 wall_s: 3.5,
                 compute_s: Spread::of(vec![1.0, 3.0]),
                 comm_s: Spread::of(vec![0.1, 0.2]),
+                pack_s: Spread::of(vec![0.0, 0.0]),
                 verify_s: 0.0,
                 output_s: 0.0,
             },
@@ -435,6 +548,35 @@ mod tests {
             build: Build::current(),
             partial: None,
         }
+    }
+
+    #[test]
+    fn oversubscribed_nodes_count_the_cores_they_have() {
+        let row = |host: &str, threads: u64, node_cores: u64| RankRow {
+            rank: 0,
+            host: host.into(),
+            threads,
+            units: 1,
+            chunks: 1,
+            compute_s: 1.0,
+            comm_s: 0.0,
+            pack_s: 0.0,
+            node_cores,
+        };
+        // Twelve ranks of two threads on a 2-core node, and a node with room to spare.
+        let mut rows: Vec<RankRow> = (0..12).map(|_| row("small", 2, 2)).collect();
+        rows.push(row("big", 4, 8));
+        let u = CoreUse::of(&rows);
+        assert!(u.oversubscribed);
+        assert_eq!(u.cores_used, 2 + 4);
+        assert_eq!(u.nodes[0], NodeUse { host: "small".into(), ranks: 12, threads: 24, cores: 2 });
+        // 24 thread-seconds on 2 cores are 2 core-seconds; 4 on an idle-enough node stay 4.
+        assert_eq!(u.core_seconds, 2.0 + 4.0);
+        let fits = CoreUse::of(&[row("a", 1, 2), row("a", 1, 2)]);
+        assert!(!fits.oversubscribed);
+        assert_eq!((fits.cores_used, fits.core_seconds), (2, 2.0));
+        // Older reports (cores unknown) count a core per thread.
+        assert_eq!(CoreUse::of(&[row("a", 3, 0)]).core_seconds, 3.0);
     }
 
     #[test]

@@ -44,17 +44,22 @@ fn leibniz_pi_is_bit_identical_for_any_decomposition() {
 
 #[test]
 fn mandelbrot_png_bytes_are_identical_for_any_decomposition() {
+    // 2000 pixels wide: rows of 6000 bytes, 43 to a compressed block, so 120
+    // rows make three blocks (the last short) and the ranks' shares, cut in
+    // whole blocks, are uneven for every np > 1.
+    let (width, height) = (2000u32, 120u32);
     let dir = tempdir();
     let render = |np: usize, comm: &str, threads: &str| {
         let out = dir.path().join(format!("m-{np}-{comm}-{threads}.png"));
+        let (w, h) = (width.to_string(), height.to_string());
         let r = json_run(
             np,
             &[
                 "mandelbrot",
                 "--width",
-                "157",
+                &w,
                 "--height",
-                "61",
+                &h,
                 "--max-iter",
                 "100",
                 "--comm",
@@ -76,6 +81,27 @@ fn mandelbrot_png_bytes_are_identical_for_any_decomposition() {
             assert!(other == png, "PNG differs at np={np} comm={comm}");
             assert_eq!(other_iters, iters, "np={np} comm={comm}");
         }
+    }
+
+    // Every pixel, decoded by the image crate, is the sequential reference's.
+    let img = image::load_from_memory_with_format(&png, image::ImageFormat::Png).unwrap().to_rgb8();
+    assert_eq!(img.dimensions(), (width, height));
+    let p = kernels::mandelbrot::Params { width, height, max_iter: 100, ..kernels::mandelbrot::Params::SEED };
+    for (row, pixels) in img.as_raw().chunks(width as usize * 3).enumerate() {
+        assert!(kernels::mandelbrot::render_row_reference(&p, row as u32).0 == pixels, "row {row}");
+    }
+    // And by a second, unrelated decoder (ffmpeg's, on zlib), where installed.
+    let decoded = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(dir.path().join("m-1-collective-2.png"))
+        .args(["-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
+        .output();
+    match decoded {
+        Ok(o) => {
+            assert!(o.status.success(), "ffmpeg: {}", String::from_utf8_lossy(&o.stderr));
+            assert!(o.stdout == *img.as_raw(), "ffmpeg decodes other pixels");
+        }
+        Err(e) => println!("ffmpeg not run ({e}): the second decoder is skipped"),
     }
 }
 

@@ -280,7 +280,7 @@ fn a_full_disk_is_a_clear_error_and_loses_nothing() {
     let png = disk.path().join("m.png");
     let r = util::mpirun(3, &["mandelbrot", "--width", "1000", "--height", "1000", "--out", png.to_str().unwrap()]);
     let refused =
-        r.code == Some(2) && r.stderr.contains("may need up to 3.0 MiB of disk") && files_in(disk.path()).is_empty();
+        r.code == Some(2) && r.stderr.contains("may need up to 3.3 MiB of disk") && files_in(disk.path()).is_empty();
     tally("a disk too small for the picture", refused);
     assert!(refused, "{r}");
 
@@ -314,7 +314,9 @@ fn too_little_memory_is_refused_with_the_estimate() {
         return;
     }
     let procs = cg.join("cgroup.procs");
-    let mut cmd = mpirun_cmd(3, &["mandelbrot", "--width", "8000", "--height", "8000", "--out", "m.png"]);
+    // One thread each: the estimate counts the rows a rank computes at a time, per thread.
+    let mut cmd =
+        mpirun_cmd(3, &["mandelbrot", "--width", "8000", "--height", "8000", "--threads", "1", "--out", "m.png"]);
     let dir = tempdir();
     cmd.current_dir(dir.path());
     let procs2 = procs.clone();
@@ -327,7 +329,7 @@ fn too_little_memory_is_refused_with_the_estimate() {
     std::thread::sleep(Duration::from_millis(200));
     let _ = std::fs::remove_dir(&cg);
     let ok = r.code == Some(2)
-        && r.stderr.matches("needs about 427.3 MiB of memory, but only").count() == 1
+        && r.stderr.matches("needs about 413.3 MiB of memory, but only").count() == 1
         && files_in(dir.path()).is_empty();
     tally("a memory cgroup too small for the picture", ok);
     assert!(ok, "{r}");

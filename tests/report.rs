@@ -80,3 +80,53 @@ fn report_file_is_written_too() {
     assert_eq!(saved, run.stdout);
     assert_eq!(util::files_in(dir.path()), vec!["r.json"]);
 }
+
+#[test]
+fn default_threads_share_the_node_and_oversubscription_is_reported() {
+    let json = |extra: &[&str]| {
+        let args = [&["pi-mc", "--samples", "1e7", "--format", "json"][..], extra].concat();
+        let run = mpirun(3, &args);
+        assert!(run.success(), "{run}");
+        serde_json::from_str::<serde_json::Value>(&run.stdout).unwrap_or_else(|e| panic!("{e}\n{run}"))
+    };
+    let machine = std::thread::available_parallelism().unwrap().get() as u64;
+    // Per-core rates count a node's cores, not its threads, when threads outnumber them.
+    let check_rate = |r: &serde_json::Value| {
+        let node = &r["nodes"][0];
+        let (threads, cores) = (node["threads"].as_u64().unwrap(), node["cores"].as_u64().unwrap());
+        let thread_s: f64 = r["per_rank"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["compute_s"].as_f64().unwrap() * x["threads"].as_f64().unwrap())
+            .sum();
+        let core_s = thread_s * threads.min(cores) as f64 / threads as f64;
+        let expected = r["throughput"]["count"].as_f64().unwrap() / core_s;
+        let got = r["throughput"]["per_core_per_s"].as_f64().unwrap();
+        assert!((got - expected).abs() <= 1e-9 * expected, "per core {got}, expected {expected}");
+        assert_eq!(r["cores_used"].as_u64().unwrap(), threads.min(cores));
+        assert_eq!(r["oversubscribed"], threads > cores, "{threads} threads on {cores} cores");
+        (threads, cores)
+    };
+
+    // By default the three ranks share the cores: never more threads than
+    // cores unless there are fewer cores than ranks (one thread each then).
+    let r = json(&[]);
+    assert_eq!(r["nodes"].as_array().unwrap().len(), 1);
+    let (threads, cores) = check_rate(&r);
+    assert!(cores <= machine, "{cores} cores on a {machine}-core machine");
+    assert_eq!(threads, 3 * r["threads_per_rank"].as_u64().unwrap());
+    assert!(threads <= cores.max(3), "{threads} threads by default on {cores} cores");
+    if machine == 2 {
+        assert_eq!((r["threads_per_rank"].as_u64(), r["oversubscribed"].as_bool()), (Some(1), Some(true)));
+    }
+
+    // An explicit --threads is honoured, and the text says when it oversubscribes.
+    let r = json(&["--threads", "2"]);
+    assert_eq!(r["threads_per_rank"], 2);
+    let (threads, cores) = check_rate(&r);
+    assert_eq!(threads, 6);
+    let text = mpirun(3, &["pi-mc", "--samples", "1e7", "--threads", "2"]);
+    assert!(text.success(), "{text}");
+    assert_eq!(text.stdout.contains("OVERSUBSCRIBED"), 6 > cores, "{text}");
+}

@@ -3,8 +3,9 @@
 use super::{timed, Finished, Job, Preflight, UsageError};
 use crate::cli::{MandelbrotArgs, DEFAULT_MANDELBROT_OUT};
 use crate::output;
+use crate::png;
+use crate::spmd::strategy;
 use anyhow::{bail, Context, Result};
-use image::{codecs::png::PngEncoder, ExtendedColorType, ImageEncoder};
 use kernels::mandelbrot::{self, Params, Region};
 use kernels::Tally;
 use serde_json::{json, Value};
@@ -14,8 +15,10 @@ use std::path::PathBuf;
 /// Rows rank 0 recomputes with the reference code to verify the image.
 pub const VERIFY_ROWS: u32 = 16;
 
-/// The largest image the gather can carry: MPI counts are 32-bit.
-const MAX_IMAGE_BYTES: u64 = i32::MAX as u64;
+/// The most bytes the gather can carry: MPI counts are 32-bit. The picture's
+/// compressed blocks travel; an image is refused if even stored (its pixels
+/// incompressible) they could exceed this.
+const MAX_GATHER_BYTES: u64 = i32::MAX as u64;
 
 pub struct Mandelbrot {
     p: Params,
@@ -61,11 +64,11 @@ impl Mandelbrot {
             }
         }
         p.validate().map_err(UsageError)?;
-        if p.image_bytes() > MAX_IMAGE_BYTES {
+        if png::packed_bound(u64::from(height), p.row_bytes()) > MAX_GATHER_BYTES {
             return Err(UsageError(format!(
-                "a {width}x{height} image is {} of RGB, more than the {} one gather can carry (about 26000x26000 pixels)",
+                "a {width}x{height} image is {} of RGB, more than the {} one gather can carry (about 25000x25000 pixels)",
                 output::human_bytes(p.image_bytes()),
-                output::human_bytes(MAX_IMAGE_BYTES)
+                output::human_bytes(MAX_GATHER_BYTES)
             )));
         }
         let out = if a.no_output || a.escape_only {
@@ -86,13 +89,54 @@ impl Mandelbrot {
         rows
     }
 
-    fn write_png(&self, path: &std::path::Path, rgb: &[u8]) -> Result<u64> {
+    fn write_png(&self, path: &std::path::Path, blocks: &[png::Block]) -> Result<u64> {
         output::write_atomic(path, |w| {
-            PngEncoder::new(w)
-                .write_image(rgb, self.p.width, self.p.height, ExtendedColorType::Rgb8)
+            png::write(w, self.p.width, self.p.height, blocks)
                 .with_context(|| format!("cannot write {}", path.display()))
         })?;
         Ok(std::fs::metadata(path).map(|m| m.len()).unwrap_or(0))
+    }
+
+    /// Bytes that travel for `rows` rows at most: iteration totals, or the
+    /// rows' compressed blocks (bounded by their stored size).
+    fn travelling_bytes(&self, rows: u64) -> u64 {
+        if self.escape_only {
+            rows * mandelbrot::ESCAPE_ROW_BYTES as u64
+        } else {
+            png::packed_bound(rows, self.p.row_bytes())
+        }
+    }
+
+    /// The first sampled row that differs from the reference: in the
+    /// escape-only form, its total; else its pixels, inflated from the
+    /// compressed block that holds it (whose framing and Adler-32 are
+    /// checked on the way).
+    fn first_mismatch(&self, rows: &[u32], data: &[u8]) -> Result<Option<u32>> {
+        if self.escape_only {
+            let len = self.unit_bytes();
+            return Ok(rows.iter().copied().find(|&row| {
+                let at = row as usize * len;
+                mandelbrot::render_row_reference(&self.p, row).1.to_le_bytes()[..] != data[at..at + len]
+            }));
+        }
+        let row_bytes = self.p.row_bytes();
+        let blocks = png::blocks(data, row_bytes, u64::from(self.p.height))?;
+        let per = png::rows_per_block(row_bytes);
+        let mut inflated: Option<(u64, Vec<u8>)> = None;
+        for &row in rows {
+            let b = u64::from(row) / per;
+            if inflated.as_ref().is_none_or(|(i, _)| *i != b) {
+                let pixels = png::unpack_block(&blocks[b as usize], row_bytes)
+                    .with_context(|| format!("the compressed block of rows {}.. is damaged", b * per))?;
+                inflated = Some((b, pixels));
+            }
+            let at = (u64::from(row) - b * per) as usize * row_bytes;
+            let pixels = &inflated.as_ref().expect("inflated above").1[at..at + row_bytes];
+            if mandelbrot::render_row_reference(&self.p, row).0 != pixels {
+                return Ok(Some(row));
+            }
+        }
+        Ok(None)
     }
 }
 
@@ -145,40 +189,48 @@ impl Job for Mandelbrot {
         }
     }
 
+    /// Coloured rows travel as the PNG's compressed blocks, so rank 0
+    /// receives about a seventh of the RGB and only frames the file.
+    fn pack_grain(&self) -> Option<u64> {
+        (!self.escape_only).then(|| png::rows_per_block(self.p.row_bytes()))
+    }
+
+    fn pack(&self, _rows: Range<u64>, rgb: &[u8]) -> Vec<u8> {
+        png::pack(rgb, self.p.row_bytes())
+    }
+
     fn files(&self) -> Vec<output::FileUse> {
         self.out.iter().map(|p| output::FileUse::writes("--out", p)).collect()
     }
 
     fn preflight(&self, ctx: &Preflight) -> Result<()> {
-        let image = self.units() * self.unit_bytes() as u64;
-        let share = ctx.max_units_held(self.units()) * self.unit_bytes() as u64;
+        let grain = self.pack_grain().unwrap_or(1);
+        let held = ctx.max_units_held(self.units(), grain);
+        // Raw rows exist only for the piece being computed and packed.
+        let raw = match self.pack_grain() {
+            Some(g) => strategy::pack_piece(g, ctx.threads).min(held) * self.unit_bytes() as u64,
+            None => held * self.unit_bytes() as u64,
+        };
         if ctx.is_root() {
-            // The gathered image, the root's own share, and the PNG encoder's buffers.
-            output::check_memory(2 * image + share, "rank 0 (gathering and encoding the image)")?;
+            // The gathered blocks (twice under --comm dynamic, joined from
+            // chunks) and the piece of rows being computed.
+            let whole = self.travelling_bytes(self.units());
+            output::check_memory(2 * whole + raw, "rank 0 (gathering the image's compressed blocks)")?;
             if let Some(path) = &self.out {
                 output::check_writable(path, "image")?;
-                // Worst case: incompressible pixels, stored.
-                output::check_disk(path, image + image / 100 + (1 << 16), "the PNG")?;
+                // Worst case: incompressible pixels, stored, and a chunk header per block.
+                output::check_disk(path, whole + 12 * self.units() + (1 << 16), "the PNG")?;
             }
         } else {
-            output::check_memory(2 * share, "this rank's share of the image")?;
+            output::check_memory(2 * self.travelling_bytes(held) + raw, "this rank's share of the image")?;
         }
         Ok(())
     }
 
-    fn finish(&self, tally: Tally, rgb: Vec<u8>) -> Result<Finished> {
+    fn finish(&self, tally: Tally, data: Vec<u8>) -> Result<Finished> {
         let rows = self.verify_rows();
-        let (mismatch, verify_s) = timed(|| {
-            rows.iter().copied().find(|&row| {
-                let (bytes, total) = mandelbrot::render_row_reference(&self.p, row);
-                let (len, at) = (self.unit_bytes(), row as usize * self.unit_bytes());
-                if self.escape_only {
-                    total.to_le_bytes()[..] != rgb[at..at + len]
-                } else {
-                    bytes != rgb[at..at + len]
-                }
-            })
-        });
+        let (mismatch, verify_s) = timed(|| self.first_mismatch(&rows, &data));
+        let mismatch = mismatch?;
         let iterations = tally.to_count().unwrap_or(0);
         let pixels = u64::from(self.p.width) * u64::from(self.p.height);
         if iterations < pixels.min(1) {
@@ -186,7 +238,9 @@ impl Job for Mandelbrot {
         }
         let (png_bytes, output_s) = match &self.out {
             Some(path) => {
-                let (written, s) = timed(|| self.write_png(path, &rgb));
+                // Checked whole by `first_mismatch` already.
+                let blocks = png::blocks(&data, self.p.row_bytes(), u64::from(self.p.height))?;
+                let (written, s) = timed(|| self.write_png(path, &blocks));
                 (Some(written?), s)
             }
             None => (None, 0.0),
@@ -195,7 +249,10 @@ impl Job for Mandelbrot {
             None if self.escape_only => {
                 format!("{} sampled rows' iteration totals equal the sequential reference's", rows.len())
             }
-            None => format!("{} sampled rows equal the sequential reference, byte for byte", rows.len()),
+            None => format!(
+                "{} sampled rows, inflated from the PNG's compressed blocks, equal the sequential reference, byte for byte",
+                rows.len()
+            ),
             Some(row) => format!("row {row} differs from the sequential reference"),
         };
         Ok(Finished {

@@ -16,7 +16,7 @@ mod transcode;
 
 use crate::cli::{Command, Common};
 use crate::output;
-use crate::report::{Build, Report, Spread, Throughput, Timing, SCHEMA_VERSION};
+use crate::report::{Build, CoreUse, Report, Spread, Throughput, Timing, SCHEMA_VERSION};
 use crate::spmd::{self, Spmd, Work};
 use anyhow::Result;
 use kernels::Tally;
@@ -45,6 +45,18 @@ pub trait Job: Sync {
     }
     /// Computes `units` into `out` and returns their tally.
     fn compute(&self, units: Range<u64>, out: &mut [u8]) -> Tally;
+    /// Units per packed block when the job packs its computed bytes on the
+    /// rank that computed them ([`Job::pack`]) instead of sending them as they
+    /// are; `None` (the default) sends them as they are.
+    fn pack_grain(&self) -> Option<u64> {
+        None
+    }
+    /// Packs the computed bytes of `units` (starting at a multiple of
+    /// [`Job::pack_grain`]); packed forms of consecutive ranges concatenate.
+    /// [`Job::finish`] then receives the packed form of the whole.
+    fn pack(&self, _units: Range<u64>, raw: &[u8]) -> Vec<u8> {
+        raw.to_vec()
+    }
     /// Checks this machine's resources for this rank's share; runs on every
     /// rank before any message.
     fn preflight(&self, _ctx: &Preflight) -> Result<()> {
@@ -89,6 +101,8 @@ pub struct Preflight {
     pub size: usize,
     /// Communication strategy.
     pub comm: spmd::Comm,
+    /// This rank's rayon threads.
+    pub threads: usize,
 }
 
 impl Preflight {
@@ -97,13 +111,10 @@ impl Preflight {
         self.rank == 0
     }
 
-    /// The most units one non-root rank holds at a time under the strategy.
-    pub fn max_units_held(&self, units: u64) -> u64 {
-        let size = self.size as u64;
-        match self.comm {
-            spmd::Comm::Dynamic => kernels::partition::dynamic_chunk(units, size, spmd::strategy::CHUNKS_PER_RANK),
-            _ => units.div_ceil(size),
-        }
+    /// The most units one rank computes in one piece under the strategy,
+    /// shares cut in grains of `grain` units.
+    pub fn max_units_held(&self, units: u64, grain: u64) -> u64 {
+        spmd::strategy::largest_share(self.comm, units, grain, self.size as u64)
     }
 }
 
@@ -181,7 +192,7 @@ pub fn execute(job: &dyn Job, common: &Common) -> ExitCode {
         }
     };
 
-    let ctx = Preflight { rank: spmd.rank(), size: spmd.size(), comm: common.comm };
+    let ctx = Preflight { rank: spmd.rank(), size: spmd.size(), comm: common.comm, threads: spmd.threads() };
     // The thread count is checked against this rank's cores here, agreed
     // job-wide, not by the argument parser: ranks on different hosts (or
     // bound to different cores) may have different limits, and a rank that
@@ -209,7 +220,13 @@ pub fn execute(job: &dyn Job, common: &Common) -> ExitCode {
     let mine = partial::units(job, common.partition);
     let offset = mine.start;
     let compute = |units: Range<u64>, out: &mut [u8]| job.compute(units.start + offset..units.end + offset, out);
-    let work = Work { units: mine.end - mine.start, unit_bytes: job.unit_bytes(), compute: &compute };
+    let pack = |units: Range<u64>, raw: &[u8]| job.pack(units.start + offset..units.end + offset, raw);
+    let work = Work {
+        units: mine.end - mine.start,
+        unit_bytes: job.unit_bytes(),
+        compute: &compute,
+        pack: job.pack_grain().map(|grain| spmd::strategy::Pack { grain, pack: &pack }),
+    };
     spmd::deadline::phase("computing its share");
     let custom = if common.partition.is_none() { job.run_spmd(&spmd, common.comm) } else { None };
     let outcome = custom.unwrap_or_else(|| spmd::strategy::run(&spmd, common.comm, &work));
@@ -236,7 +253,8 @@ pub fn execute(job: &dyn Job, common: &Common) -> ExitCode {
     };
 
     let compute_s = Spread::of(stats.iter().map(|s| s.compute_s).collect());
-    let core_seconds: f64 = stats.iter().map(|s| s.compute_s * s.threads as f64).sum();
+    let per_rank = Report::rows(&hosts, &stats);
+    let cores = CoreUse::of(&per_rank);
     let (item, count) = finished.item;
     let report = Report {
         schema_version: SCHEMA_VERSION,
@@ -245,7 +263,10 @@ pub fn execute(job: &dyn Job, common: &Common) -> ExitCode {
         ranks: spmd.size(),
         threads_per_rank: stats.iter().map(|s| s.threads as usize).max().unwrap_or(1),
         comm: common.comm,
-        per_rank: Report::rows(&hosts, &stats),
+        per_rank,
+        nodes: cores.nodes,
+        cores_used: cores.cores_used,
+        oversubscribed: cores.oversubscribed,
         hosts,
         result: finished.result,
         verified: finished.verified,
@@ -254,6 +275,7 @@ pub fn execute(job: &dyn Job, common: &Common) -> ExitCode {
             wall_s: outcome.wall_s,
             compute_s,
             comm_s: Spread::of(stats.iter().map(|s| s.comm_s).collect()),
+            pack_s: Spread::of(stats.iter().map(|s| s.pack_s).collect()),
             verify_s: finished.verify_s,
             output_s: finished.output_s,
         },
@@ -261,7 +283,7 @@ pub fn execute(job: &dyn Job, common: &Common) -> ExitCode {
             item: item.into(),
             count,
             per_s: rate(count, outcome.wall_s),
-            per_core_per_s: rate(count, core_seconds),
+            per_core_per_s: rate(count, cores.core_seconds),
         },
         build: Build::current(),
         partial,

@@ -77,6 +77,7 @@ pub struct Spmd {
     rank: usize,
     size: usize,
     threads: usize,
+    node: Node,
     host: String,
     // Dropped last (fields drop in declaration order): finalises MPI, after
     // `watch` has been freed.
@@ -87,20 +88,22 @@ static PANICKED: AtomicBool = AtomicBool::new(false);
 
 impl Spmd {
     /// Initialises MPI for a rank that will run `threads` rayon threads
-    /// (default: the cores available to this process); the pool itself is
-    /// started by [`Spmd::start_pool`], once the job has agreed that every
-    /// rank's thread count is sane.
+    /// (default: [`Node::default_threads`], the cores this process may use
+    /// shared with the ranks on its node that may use them too); the pool
+    /// itself is started by [`Spmd::start_pool`], once the job has agreed that
+    /// every rank's thread count is sane.
     pub fn init(threads: Option<usize>) -> Result<Spmd> {
         let (universe, _provided) = mpi::initialize_with_threading(mpi::Threading::Funneled)
             .ok_or_else(|| anyhow!("MPI was already initialised"))?;
         let world = universe.world();
         let watch = world.duplicate();
         let (rank, size) = (world.rank() as usize, world.size() as usize);
-        let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        let node = Node::of(&world);
+        let threads = threads.unwrap_or(node.default_threads());
         let host = mpi::environment::processor_name().unwrap_or_else(|_| "unknown".into());
         install_panic_hook(rank, host.clone());
         crate::signals::install(whereabouts(rank, size, &host)).context("cannot install the signal handler")?;
-        Ok(Spmd { _universe: universe, world, watch, rank, size, threads, host })
+        Ok(Spmd { _universe: universe, world, watch, rank, size, threads, node, host })
     }
 
     /// Starts this rank's rayon pool of [`Spmd::threads`] threads (before
@@ -203,7 +206,7 @@ impl Spmd {
 
     /// Gathers every rank's statistics at rank 0 (`None` elsewhere).
     pub fn gather_stats(&self, stats: RankStats) -> Option<Vec<RankStats>> {
-        let mine = stats.to_array();
+        let mine = RankStats { node_cores: self.node.cores as u64, ..stats }.to_array();
         let root = self.world.process_at_rank(0);
         if !self.is_root() {
             root.gather_into(&mine[..]);
@@ -213,6 +216,90 @@ impl Spmd {
         root.gather_into_root(&mine[..], &mut all[..]);
         Some(all.chunks(RankStats::FIELDS).map(RankStats::from_slice).collect())
     }
+}
+
+/// Words of a CPU mask: 1024 CPUs, glibc's `cpu_set_t`.
+const MASK_WORDS: usize = 16;
+
+/// A rank's view of its node (the ranks that share memory with it,
+/// `MPI_Comm_split_type(MPI_COMM_TYPE_SHARED)`), learnt once at start-up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Node {
+    /// Cores this rank may use (affinity mask and cgroup quota).
+    pub cores_mine: usize,
+    /// Ranks on the node whose CPU masks overlap this rank's, itself included:
+    /// the ranks that compete for its cores.
+    pub sharing: usize,
+    /// Ranks on the node.
+    pub ranks: usize,
+    /// Cores the node's ranks may use between them: the union of their
+    /// masks, capped by what ranks may use per distinct mask (a cgroup quota
+    /// shared by a container's ranks).
+    pub cores: usize,
+}
+
+impl Node {
+    /// Learns the node from its ranks' masks (a collective call on `world`).
+    fn of(world: &SimpleCommunicator) -> Node {
+        let node = world.split_shared(world.rank());
+        let mut mine = [0u64; MASK_WORDS + 1];
+        mine[..MASK_WORDS].copy_from_slice(&affinity());
+        mine[MASK_WORDS] = crate::cli::max_threads().0 as u64;
+        let mut all = vec![0u64; (MASK_WORDS + 1) * node.size() as usize];
+        node.all_gather_into(&mine[..], &mut all[..]);
+        Node::from_masks(&mine, &all)
+    }
+
+    /// The node seen from `mine` (mask words then core count), given every
+    /// node rank's in `all`.
+    fn from_masks(mine: &[u64], all: &[u64]) -> Node {
+        let ranks: Vec<&[u64]> = all.chunks(MASK_WORDS + 1).collect();
+        let overlaps = |other: &[u64]| mine[..MASK_WORDS].iter().zip(other).any(|(a, b)| a & b != 0);
+        let union: u32 = (0..MASK_WORDS).map(|w| ranks.iter().fold(0u64, |acc, r| acc | r[w]).count_ones()).sum();
+        // Per distinct mask the most cores a rank with it may use (ranks in
+        // one container share its quota), summed over the distinct masks.
+        let mut masks: Vec<(&[u64], u64)> = Vec::new();
+        for r in &ranks {
+            match masks.iter_mut().find(|(m, _)| *m == &r[..MASK_WORDS]) {
+                Some((_, most)) => *most = (*most).max(r[MASK_WORDS]),
+                None => masks.push((&r[..MASK_WORDS], r[MASK_WORDS])),
+            }
+        }
+        let quota: u64 = masks.iter().map(|(_, most)| most).sum();
+        Node {
+            cores_mine: mine[MASK_WORDS] as usize,
+            sharing: ranks.iter().filter(|r| overlaps(r)).count().max(1),
+            ranks: ranks.len(),
+            cores: (union as usize).min(quota as usize).max(1),
+        }
+    }
+
+    /// The default `--threads`: this rank's cores divided among the ranks
+    /// that compete for them, at least 1. Ranks bound to their own cores
+    /// (OpenMPI's default for up to two ranks) use all of theirs; twelve
+    /// unbound ranks on two cores get one thread each.
+    pub fn default_threads(&self) -> usize {
+        (self.cores_mine / self.sharing.max(1)).max(1)
+    }
+}
+
+/// This process's CPU affinity mask; all CPUs where it cannot be read.
+fn affinity() -> [u64; MASK_WORDS] {
+    let mut words = [0u64; MASK_WORDS];
+    // SAFETY: a zeroed cpu_set_t is a valid empty set, sched_getaffinity
+    // writes at most its size, and CPU_ISSET reads within it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return [u64::MAX; MASK_WORDS];
+        }
+        for cpu in 0..MASK_WORDS * 64 {
+            if libc::CPU_ISSET(cpu, &set) {
+                words[cpu / 64] |= 1 << (cpu % 64);
+            }
+        }
+    }
+    words
 }
 
 /// The tag of a checkpoint's notes ([`checkpoint_on`]).
@@ -304,4 +391,43 @@ fn install_panic_hook(rank: usize, host: String) {
         }
         std::process::abort();
     }));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A rank's mask words and core count, as `Node::of` gathers them.
+    fn rank(cpus: &[usize], cores: u64) -> Vec<u64> {
+        let mut r = vec![0u64; MASK_WORDS + 1];
+        for &c in cpus {
+            r[c / 64] |= 1 << (c % 64);
+        }
+        r[MASK_WORDS] = cores;
+        r
+    }
+
+    #[test]
+    fn unbound_ranks_share_the_node_and_bound_ones_do_not() {
+        // Twelve unbound ranks on two cores: one thread each, oversubscribed.
+        let all: Vec<u64> = (0..12).flat_map(|_| rank(&[0, 1], 2)).collect();
+        let n = Node::from_masks(&rank(&[0, 1], 2), &all);
+        assert_eq!((n.sharing, n.ranks, n.cores, n.default_threads()), (12, 12, 2, 1));
+        // Three unbound ranks on eight cores: two threads each (8 / 3).
+        let all: Vec<u64> = (0..3).flat_map(|_| rank(&[0, 1, 2, 3, 4, 5, 6, 7], 8)).collect();
+        assert_eq!(Node::from_masks(&rank(&[0, 1, 2, 3, 4, 5, 6, 7], 8), &all).default_threads(), 2);
+        // Two ranks bound to a core each: each keeps its core.
+        let all = [rank(&[0], 1), rank(&[1], 1)].concat();
+        let n = Node::from_masks(&rank(&[1], 1), &all);
+        assert_eq!((n.sharing, n.ranks, n.cores, n.default_threads()), (1, 2, 2, 1));
+        // Two ranks bound to four cores each on a 1000-CPU machine (high words).
+        let all = [rank(&[0, 1, 2, 3], 4), rank(&[960, 961, 962, 963], 4)].concat();
+        let n = Node::from_masks(&rank(&[960, 961, 962, 963], 4), &all);
+        assert_eq!((n.sharing, n.cores, n.default_threads()), (1, 8, 4));
+        // A container quota of 2 CPUs over a 16-CPU mask, two ranks: one thread each.
+        let cpus: Vec<usize> = (0..16).collect();
+        let all = [rank(&cpus, 2), rank(&cpus, 2)].concat();
+        let n = Node::from_masks(&rank(&cpus, 2), &all);
+        assert_eq!((n.cores, n.default_threads()), (2, 1));
+    }
 }

@@ -7,12 +7,16 @@
 //!
 //! | strategy     | work out                  | tallies back                   | bytes back                |
 //! |--------------|---------------------------|--------------------------------|---------------------------|
-//! | `collective` | `MPI_Scatter` of ranges   | `MPI_Reduce` (sum of limbs)    | `MPI_Gatherv`             |
-//! | `p2p`        | `MPI_Send` of each range  | `MPI_Send` / `MPI_Recv`        | `MPI_Send` in ≤64 MiB pieces |
+//! | `collective` | `MPI_Scatter` of ranges   | `MPI_Reduce` (sum of limbs)    | lengths by `MPI_Gather`, then `MPI_Gatherv` |
+//! | `p2p`        | `MPI_Send` of each range  | `MPI_Send` / `MPI_Recv`        | a length, then `MPI_Send` in ≤64 MiB pieces |
 //! | `dynamic`    | chunks on request         | with each finished chunk       | with each finished chunk  |
 //!
 //! All three produce the same tally and the same bytes, since unit results do
 //! not depend on where they were computed and tallies add exactly.
+//!
+//! A work may [`Pack`] its bytes on the rank that computed them (Mandelbrot:
+//! compressed PNG blocks): ranges are then cut in whole grains, computed and
+//! packed in pieces, and what travels is the packed form, joined in unit order.
 
 use super::{deadline, Spmd};
 use crate::progress::{self, Progress};
@@ -58,6 +62,62 @@ pub struct Work<'a> {
     pub unit_bytes: usize,
     /// Computes a range of units into a buffer of `len * unit_bytes` bytes.
     pub compute: &'a (dyn Fn(Range<u64>, &mut [u8]) -> Tally + Sync),
+    /// How the computed bytes travel: as they are (`None`) or packed by the
+    /// kernel on the rank that computed them.
+    pub pack: Option<Pack<'a>>,
+}
+
+/// Packs a range of units from their computed bytes.
+pub type PackFn<'a> = dyn Fn(Range<u64>, &[u8]) -> Vec<u8> + Sync + 'a;
+
+/// A kernel's packing of its computed bytes before they travel (the
+/// Mandelbrot picture's rows: compressed blocks of a PNG).
+pub struct Pack<'a> {
+    /// Units per packed block: every range a rank computes and packs starts
+    /// at a multiple of it, so the blocks never depend on the decomposition.
+    pub grain: u64,
+    /// Packs a range (starting at a multiple of `grain`) from its computed
+    /// bytes; the packed forms of consecutive ranges concatenate into the
+    /// packed form of the whole.
+    pub pack: &'a PackFn<'a>,
+}
+
+impl Work<'_> {
+    /// Units per grain (1 when bytes travel unpacked).
+    fn grain(&self) -> u64 {
+        self.pack.as_ref().map_or(1, |p| p.grain.max(1))
+    }
+}
+
+/// Rank `rank`'s units under the static strategies: an even share of whole
+/// grains.
+pub fn static_range(units: u64, grain: u64, size: u64, rank: u64) -> Range<u64> {
+    let g = partition::block_range(units.div_ceil(grain), size, rank);
+    (g.start * grain).min(units)..(g.end * grain).min(units)
+}
+
+/// Units per chunk of the dynamic strategy: about [`CHUNKS_PER_RANK`] chunks
+/// per rank, whole grains.
+pub fn dynamic_chunk(units: u64, grain: u64, size: u64) -> u64 {
+    partition::dynamic_chunk(units.div_ceil(grain), size, CHUNKS_PER_RANK) * grain
+}
+
+/// The most units one rank computes in one piece under `comm`.
+pub fn largest_share(comm: Comm, units: u64, grain: u64, size: u64) -> u64 {
+    match comm {
+        Comm::Dynamic => dynamic_chunk(units, grain, size).min(units),
+        // Rank 0's share is never smaller than another's.
+        _ => static_range(units, grain, size, 0).end,
+    }
+}
+
+/// Grains per thread a packing rank computes before it packs them: its raw
+/// bytes are held only for such a piece, never for its whole share.
+pub const PACK_GRAINS_PER_THREAD: u64 = 4;
+
+/// Units a packing rank with `threads` threads computes at a time.
+pub fn pack_piece(grain: u64, threads: usize) -> u64 {
+    grain.max(1) * PACK_GRAINS_PER_THREAD * threads.max(1) as u64
 }
 
 /// What one rank measured about its own part.
@@ -73,18 +133,31 @@ pub struct RankStats {
     pub chunks: u64,
     /// Rayon threads it computed with.
     pub threads: u64,
+    /// Seconds inside the kernel's packing of its bytes (0 without packing).
+    pub pack_s: f64,
+    /// Cores of this rank's node ([`super::Node::cores`]; set by `gather_stats`).
+    pub node_cores: u64,
 }
 
 impl RankStats {
-    pub(crate) const FIELDS: usize = 5;
+    pub(crate) const FIELDS: usize = 7;
 
     pub(crate) fn to_array(self) -> [f64; Self::FIELDS] {
         // Counts stay exact as f64 below 2^53.
-        [self.compute_s, self.comm_s, self.units as f64, self.chunks as f64, self.threads as f64]
+        let counts = [self.units, self.chunks, self.threads, self.node_cores].map(|c| c as f64);
+        [self.compute_s, self.comm_s, counts[0], counts[1], counts[2], self.pack_s, counts[3]]
     }
 
     pub(crate) fn from_slice(a: &[f64]) -> RankStats {
-        RankStats { compute_s: a[0], comm_s: a[1], units: a[2] as u64, chunks: a[3] as u64, threads: a[4] as u64 }
+        RankStats {
+            compute_s: a[0],
+            comm_s: a[1],
+            units: a[2] as u64,
+            chunks: a[3] as u64,
+            threads: a[4] as u64,
+            pack_s: a[5],
+            node_cores: a[6] as u64,
+        }
     }
 }
 
@@ -92,8 +165,8 @@ impl RankStats {
 pub struct Outcome {
     /// At rank 0 the job's total; elsewhere this rank's own part.
     pub tally: Tally,
-    /// At rank 0 the bytes of every unit in unit order (empty when
-    /// `unit_bytes` is 0); `None` elsewhere.
+    /// At rank 0 the bytes of every unit in unit order, packed if the work
+    /// packs (empty when `unit_bytes` is 0); `None` elsewhere.
     pub data: Option<Vec<u8>>,
     /// This rank's measurements.
     pub stats: RankStats,
@@ -129,6 +202,50 @@ pub fn run(spmd: &Spmd, comm: Comm, work: &Work) -> Outcome {
     Outcome { tally, data, stats: ctx.stats, wall_s: mpi::time() - start }
 }
 
+/// Computes `units` and returns their tally and the bytes that travel (packed
+/// if the work packs), adding to `stats`. With a live `bar` (rank 0's own
+/// share) the range goes in pieces so the bar can move; units are
+/// independent and tallies exact, so the result is the same.
+fn produce(work: &Work, units: Range<u64>, threads: usize, stats: &mut RankStats, bar: &Progress) -> (Tally, Vec<u8>) {
+    let n = units.end - units.start;
+    let bytes = |r: &Range<u64>| (r.end - r.start) as usize * work.unit_bytes;
+    let piece = match &work.pack {
+        Some(p) => pack_piece(p.grain, threads),
+        None if bar.active() => n.div_ceil(progress::PIECES).max(1),
+        None => n.max(1),
+    };
+    let mut tally = Tally::default();
+    let mut raw = Vec::new();
+    let mut out = Vec::new();
+    for c in partition::chunks(n, piece) {
+        let r = units.start + c.start..units.start + c.end;
+        let t = Instant::now();
+        let dest = if work.pack.is_some() || piece < n {
+            raw.resize(bytes(&r), 0);
+            &mut raw
+        } else {
+            out.resize(bytes(&r), 0);
+            &mut out
+        };
+        tally += (work.compute)(r.clone(), dest);
+        stats.compute_s += t.elapsed().as_secs_f64();
+        match &work.pack {
+            Some(p) => {
+                let t = Instant::now();
+                out.extend((p.pack)(r, &raw));
+                stats.pack_s += t.elapsed().as_secs_f64();
+            }
+            None if piece < n => out.extend_from_slice(&raw),
+            None => {}
+        }
+        bar.set(c.end);
+    }
+    bar.finish();
+    stats.units += n;
+    stats.chunks += 1;
+    (tally, out)
+}
+
 struct Ctx<'a> {
     spmd: &'a Spmd,
     work: &'a Work<'a>,
@@ -141,38 +258,14 @@ impl<'a> Ctx<'a> {
     }
 
     fn static_range(&self, rank: u64) -> Range<u64> {
-        partition::block_range(self.work.units, self.size(), rank)
+        static_range(self.work.units, self.work.grain(), self.size(), rank)
     }
 
-    fn bytes_of(&self, units: &Range<u64>) -> usize {
-        (units.end - units.start) as usize * self.work.unit_bytes
-    }
-
-    /// Computes `units` into `out`, timing it. On rank 0 with a terminal the
-    /// range goes in [`progress::PIECES`] pieces so a bar can show progress;
-    /// units are independent and tallies exact, so the result is the same.
-    fn compute(&mut self, units: Range<u64>, out: &mut [u8]) -> Tally {
+    /// This rank's static share, computed (and packed).
+    fn produce(&mut self, units: Range<u64>) -> (Tally, Vec<u8>) {
         deadline::phase("computing its share");
-        let t = Instant::now();
-        let n = units.end - units.start;
-        let bar = Progress::new(self.spmd.is_root(), n, "rank 0's share");
-        let tally = if bar.active() {
-            let piece = n.div_ceil(progress::PIECES).max(1);
-            let mut tally = Tally::default();
-            for c in partition::chunks(n, piece) {
-                let (a, b) = (c.start as usize * self.work.unit_bytes, c.end as usize * self.work.unit_bytes);
-                tally += (self.work.compute)(units.start + c.start..units.start + c.end, &mut out[a..b]);
-                bar.set(c.end);
-            }
-            bar.finish();
-            tally
-        } else {
-            (self.work.compute)(units, out)
-        };
-        self.stats.compute_s += t.elapsed().as_secs_f64();
-        self.stats.units += n;
-        self.stats.chunks += 1;
-        tally
+        let bar = Progress::new(self.spmd.is_root(), units.end - units.start, "rank 0's share");
+        produce(self.work, units, self.spmd.threads(), &mut self.stats, &bar)
     }
 
     /// Runs an MPI step, adding its time to `comm_s`.
@@ -208,10 +301,8 @@ impl<'a> Ctx<'a> {
                 root.scatter_into(&mut mine[..]);
             }
         });
-        let range = mine[0]..mine[1];
-        let mut local = vec![0u8; self.bytes_of(&range)];
+        let (tally, mut local) = self.produce(mine[0]..mine[1]);
         super::exchange::nonnull(&mut local);
-        let tally = self.compute(range, &mut local);
         self.comm(|| spmd.checkpoint());
 
         let limbs = tally.to_limbs();
@@ -223,22 +314,27 @@ impl<'a> Ctx<'a> {
                 root.reduce_into(&limbs[..], SystemOperation::sum());
             }
         });
+        if self.work.unit_bytes == 0 {
+            return (if is_root { Tally::from_limbs(total) } else { tally }, is_root.then(Vec::new));
+        }
+        // Packed shares differ in length: the root learns each first.
+        let len = local.len() as u64;
         if !is_root {
-            if self.work.unit_bytes > 0 {
-                self.comm(|| root.gather_varcount_into(&local[..]));
-            }
+            self.comm(|| {
+                root.gather_into(&len);
+                root.gather_varcount_into(&local[..]);
+            });
             return (tally, None);
         }
-
-        let mut all = vec![0u8; self.work.units as usize * self.work.unit_bytes];
-        if self.work.unit_bytes > 0 {
-            let bytes: Vec<usize> = (0..self.size()).map(|r| self.bytes_of(&self.static_range(r))).collect();
-            let (counts, displs) = super::exchange::mpi_counts(&bytes);
-            self.comm(|| {
-                let mut parts = PartitionMut::new(&mut all[..], counts, &displs[..]);
-                root.gather_varcount_into_root(&local[..], &mut parts);
-            });
-        }
+        let mut lens = vec![0u64; spmd.size()];
+        self.comm(|| root.gather_into_root(&len, &mut lens[..]));
+        let bytes: Vec<usize> = lens.iter().map(|&l| l as usize).collect();
+        let mut all = vec![0u8; bytes.iter().sum()];
+        let (counts, displs) = super::exchange::mpi_counts(&bytes);
+        self.comm(|| {
+            let mut parts = PartitionMut::new(&mut all[..], counts, &displs[..]);
+            root.gather_varcount_into_root(&local[..], &mut parts);
+        });
         (Tally::from_limbs(total), Some(all))
     }
 
@@ -249,12 +345,11 @@ impl<'a> Ctx<'a> {
         if !self.spmd.is_root() {
             let mut mine = [0u64; 2];
             self.comm(|| root.receive_into_with_tag(&mut mine[..], TAG_RANGE));
-            let range = mine[0]..mine[1];
-            let mut local = vec![0u8; self.bytes_of(&range)];
-            let tally = self.compute(range, &mut local);
+            let (tally, local) = self.produce(mine[0]..mine[1]);
             self.comm(|| spmd.checkpoint());
             self.comm(|| {
                 root.send_with_tag(&tally.to_limbs()[..], TAG_TALLY);
+                root.send_with_tag(&(local.len() as u64), TAG_DATA);
                 for piece in local.chunks(MAX_MESSAGE_BYTES) {
                     root.send_with_tag(piece, TAG_DATA);
                 }
@@ -268,21 +363,20 @@ impl<'a> Ctx<'a> {
                 world.process_at_rank(r as i32).send_with_tag(&[b.start, b.end][..], TAG_RANGE);
             }
         });
-        // Rank 0's own part is computed straight into its place in the result.
-        let mut all = vec![0u8; self.work.units as usize * self.work.unit_bytes];
-        let own = self.static_range(0);
-        let own_bytes = self.bytes_of(&own);
-        let mut total = self.compute(own, &mut all[..own_bytes]);
+        // Rank 0's own part starts the result; the others' follow in rank order.
+        let (mut total, mut all) = self.produce(ranges[0].clone());
         self.comm(|| spmd.checkpoint());
-        for (r, range) in ranges.iter().enumerate().skip(1) {
-            let at = range.start as usize * self.work.unit_bytes;
-            let len = self.bytes_of(range);
+        for r in 1..ranges.len() {
             let src = world.process_at_rank(r as i32);
             self.comm(|| {
                 let mut limbs = [0i64; 4];
                 src.receive_into_with_tag(&mut limbs[..], TAG_TALLY);
                 total += Tally::from_limbs(limbs);
-                for piece in all[at..at + len].chunks_mut(MAX_MESSAGE_BYTES) {
+                let mut len = 0u64;
+                src.receive_into_with_tag(&mut len, TAG_DATA);
+                let at = all.len();
+                all.resize(at + len as usize, 0);
+                for piece in all[at..].chunks_mut(MAX_MESSAGE_BYTES) {
                     src.receive_into_with_tag(piece, TAG_DATA);
                 }
             });
@@ -291,7 +385,7 @@ impl<'a> Ctx<'a> {
     }
 
     fn dynamic(&mut self) -> (Tally, Option<Vec<u8>>) {
-        let chunk = partition::dynamic_chunk(self.work.units, self.size(), CHUNKS_PER_RANK);
+        let chunk = dynamic_chunk(self.work.units, self.work.grain(), self.size());
         let n_chunks = self.work.units.div_ceil(chunk);
         let units = self.work.units;
         let chunk_range = move |c: u64| c * chunk..((c + 1) * chunk).min(units);
@@ -320,8 +414,8 @@ impl<'a> Ctx<'a> {
                 self.comm(|| spmd.checkpoint());
                 return (total, None);
             }
-            let mut out = vec![0u8; self.bytes_of(&range)];
-            let tally = self.compute(range.clone(), &mut out);
+            deadline::phase("computing its share");
+            let (tally, out) = produce(self.work, range.clone(), spmd.threads(), &mut self.stats, &Progress::none());
             total += tally;
             message = ResultHeader { start: range.start, end: range.end, tally }.encode(&out);
         }
@@ -329,14 +423,15 @@ impl<'a> Ctx<'a> {
 
     /// Rank 0: serves chunk requests on the main thread (the only thread that
     /// calls MPI) while a compute thread takes chunks from the same counter,
-    /// so rank 0 computes too instead of sitting idle.
+    /// so rank 0 computes too instead of sitting idle. Results (of any
+    /// length, packed or not) are kept by first unit and joined in unit order.
     fn dispatch(&mut self, n_chunks: u64, chunk_range: impl Fn(u64) -> Range<u64> + Sync) -> (Tally, Option<Vec<u8>>) {
         let spmd: &'a Spmd = self.spmd;
         let world = spmd.world();
-        let unit_bytes = self.work.unit_bytes;
         let next = AtomicU64::new(0);
-        let all = Mutex::new(vec![0u8; self.work.units as usize * unit_bytes]);
+        let results: Mutex<Vec<(u64, Vec<u8>, usize)>> = Mutex::new(Vec::with_capacity(n_chunks as usize));
         let work = self.work;
+        let threads = spmd.threads();
         let bar = Progress::new(true, n_chunks, "chunks handed out");
         let (root_part, served) = std::thread::scope(|s| {
             let computer = s.spawn(|| {
@@ -349,14 +444,9 @@ impl<'a> Ctx<'a> {
                     }
                     bar.set(c);
                     let range = chunk_range(c);
-                    let mut out = vec![0u8; (range.end - range.start) as usize * unit_bytes];
-                    let t = Instant::now();
-                    tally += (work.compute)(range.clone(), &mut out);
-                    stats.compute_s += t.elapsed().as_secs_f64();
-                    stats.units += range.end - range.start;
-                    stats.chunks += 1;
-                    let at = range.start as usize * unit_bytes;
-                    all.lock().expect("result buffer")[at..at + out.len()].copy_from_slice(&out);
+                    let (t, out) = produce(work, range.clone(), threads, &mut stats, &Progress::none());
+                    tally += t;
+                    results.lock().expect("result list").push((range.start, out, 0));
                 }
             });
 
@@ -378,12 +468,7 @@ impl<'a> Ctx<'a> {
                 pause.reset();
                 let t = Instant::now();
                 let (bytes, status) = probed.matched_receive_vec::<u8>();
-                let (header, data) = ResultHeader::decode(&bytes);
-                if header.start < header.end {
-                    tally += header.tally;
-                    let at = header.start as usize * unit_bytes;
-                    all.lock().expect("result buffer")[at..at + data.len()].copy_from_slice(data);
-                }
+                let header = ResultHeader::decode(&bytes).0;
                 let c = next.fetch_add(1, Ordering::Relaxed);
                 bar.set(c.min(n_chunks));
                 let range = if c < n_chunks { chunk_range(c) } else { 0..0 };
@@ -392,6 +477,11 @@ impl<'a> Ctx<'a> {
                     done[status.source_rank() as usize] = true;
                 }
                 world.process_at_rank(status.source_rank()).send_with_tag(&[range.start, range.end][..], TAG_WORK);
+                if header.start < header.end {
+                    tally += header.tally;
+                    // The message itself is kept; its header is skipped when joining.
+                    results.lock().expect("result list").push((header.start, bytes, ResultHeader::LEN));
+                }
                 comm_s += t.elapsed().as_secs_f64();
             }
             let (own, stats) = computer.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
@@ -401,10 +491,17 @@ impl<'a> Ctx<'a> {
         self.comm(|| spmd.checkpoint());
         let (served_tally, comm_s, stats) = served;
         self.stats.compute_s += stats.compute_s;
+        self.stats.pack_s += stats.pack_s;
         self.stats.units += stats.units;
         self.stats.chunks += stats.chunks;
         self.stats.comm_s += comm_s;
-        (root_part + served_tally, Some(all.into_inner().expect("result buffer")))
+        let mut results = results.into_inner().expect("result list");
+        results.sort_unstable_by_key(|r| r.0);
+        let mut all = Vec::with_capacity(results.iter().map(|r| r.1.len() - r.2).sum());
+        for (_, bytes, skip) in results {
+            all.extend_from_slice(&bytes[skip..]);
+        }
+        (root_part + served_tally, Some(all))
     }
 }
 
@@ -451,8 +548,34 @@ mod tests {
     }
 
     #[test]
+    fn shares_are_whole_grains_that_cover_every_unit_once() {
+        for (units, grain, size) in [(120, 43, 4), (120, 43, 2), (7, 3, 5), (1, 555, 3), (1000, 1, 7)] {
+            let mut next = 0;
+            for rank in 0..size {
+                let r = static_range(units, grain, size, rank);
+                assert_eq!(r.start, next, "{units} {grain} {size}");
+                let whole = |u: u64| u.is_multiple_of(grain) || u == units;
+                assert!(whole(r.start) && whole(r.end), "{r:?}");
+                assert!(r.end - r.start <= largest_share(Comm::P2p, units, grain, size));
+                next = r.end;
+            }
+            assert_eq!(next, units);
+            let chunk = dynamic_chunk(units, grain, size);
+            assert!(chunk.is_multiple_of(grain) && chunk > 0);
+        }
+    }
+
+    #[test]
     fn rank_stats_round_trip() {
-        let s = RankStats { compute_s: 1.5, comm_s: 0.25, units: 1 << 40, chunks: 16, threads: 2 };
+        let s = RankStats {
+            compute_s: 1.5,
+            comm_s: 0.25,
+            units: 1 << 40,
+            chunks: 16,
+            threads: 2,
+            pack_s: 0.125,
+            node_cores: 96,
+        };
         assert_eq!(RankStats::from_slice(&s.to_array()), s);
     }
 }
