@@ -414,9 +414,14 @@ mod arm {
     }
 }
 
-/// The name of the path the kernels run on, for reports ([`path`]).
-pub fn isa() -> &'static str {
-    path().name()
+/// The name of a kernel's loop on this process's [`path`], for reports:
+/// `hand_written_avx512` says whether the kernel's AVX-512 path runs a
+/// hand-written `std::arch` loop instead of the generic one.
+pub(crate) fn implementation(hand_written_avx512: bool) -> &'static str {
+    match path() {
+        Path::Avx512 if hand_written_avx512 => "avx512 (std::arch)",
+        p => p.name(),
+    }
 }
 
 #[cfg(test)]

@@ -109,7 +109,7 @@ fn rounds_on(path: Path, g0: u64, rounds: u64) -> [f64; LANES] {
 
 /// The name of the loop this process runs, for reports.
 pub fn implementation() -> &'static str {
-    crate::simd::path().name()
+    crate::simd::implementation(false)
 }
 
 /// The lane accumulators, on this process's path.

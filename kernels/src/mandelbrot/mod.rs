@@ -233,11 +233,7 @@ const HAND_WRITTEN: bool = true;
 
 /// The name of the escape loop this process runs, for reports.
 pub fn implementation() -> &'static str {
-    if HAND_WRITTEN && crate::simd::path() == Path::Avx512 {
-        "avx512 (std::arch)"
-    } else {
-        crate::simd::path().name()
-    }
+    crate::simd::implementation(HAND_WRITTEN)
 }
 
 /// A thread's buffers for [`escape_row`]: the real part of every column's

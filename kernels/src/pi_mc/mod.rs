@@ -189,11 +189,7 @@ const HAND_WRITTEN: bool = true;
 
 /// The name of the loop this process runs, for reports.
 pub fn implementation() -> &'static str {
-    if HAND_WRITTEN && crate::simd::path() == Path::Avx512 {
-        "avx512 (std::arch)"
-    } else {
-        crate::simd::path().name()
-    }
+    crate::simd::implementation(HAND_WRITTEN)
 }
 
 /// Hits among the first `n` samples of unit `unit`, on this process's path.
