@@ -1,7 +1,10 @@
 //! `pikernels sort`: distributed sample sort of `u64` keys (issue 4).
 //!
 //! Each rank holds a block of the keys (generated in place, or cut from
-//! `--input` at rank 0 and scattered). The timed part is the sort itself. On
+//! `--input` at rank 0 and scattered). The timed part is the sort itself,
+//! [`kernels::sort::sample_sort`], whose sequencing lives in the kernels
+//! crate and runs here over MPI through [`Mpi`], this file's adaptor of
+//! [`Exchange`] to the job's [`Team`] (which also times the communication). On
 //! the fast path: strided samples of the unsorted keys all-gathered, the same
 //! splitters chosen on every rank, the keys grouped by destination in one
 //! partitioning step, one variable-count all-to-all, and one radix sort of
@@ -19,27 +22,16 @@ use crate::spmd::exchange::{Team, MAX_COUNT};
 use crate::spmd::strategy::{Outcome, RankStats};
 use crate::spmd::{Comm, Spmd};
 use anyhow::{bail, Context, Result};
-use kernels::buckets::{self, Room};
-use kernels::partition::{block_range, offsets};
-use kernels::sort::{self, Dist, Fingerprint, LocalSort, Tagged};
+use kernels::partition::block_range;
+use kernels::sort::{self, Dist, Exchange, Fingerprint, LocalSort, Own, Plan, Staged};
 use kernels::Tally;
 use serde_json::{json, Value};
+use std::cell::Cell;
 use std::io::{Read, Write};
 use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Instant;
-
-/// Samples of its sorted keys each rank contributes per destination rank on
-/// the sorted path: enough that no rank receives much more than its share (regular sampling bounds the excess by
-/// about `n / SAMPLES_PER_PART` keys), few enough to all-gather in microseconds.
-pub const SAMPLES_PER_PART: usize = 64;
-
-/// Samples of its unsorted keys each rank contributes on the fast path:
-/// the splitters then cut every share within a fraction of a percent of
-/// `n / p` for keys in no adversarial order, and the gathered samples sort in
-/// milliseconds.
-pub const STRIDED_SAMPLES: usize = 1 << 14;
 
 /// Most keys: far beyond any machine's memory, and the counts stay exact in
 /// the report's f64 fields.
@@ -135,13 +127,10 @@ impl Sort {
     }
 
     /// This rank's keys before the sort.
-    fn local_keys(&self, team: &Team, spmd: &Spmd) -> Vec<u64> {
+    fn local_keys(&self, team: &Team) -> Vec<u64> {
         let (p, rank) = (team.size(), team.rank());
         match &self.source {
-            Source::Generated(dist) => {
-                let _ = spmd;
-                sort::generate(self.seed, *dist, self.n, self.block(p, rank))
-            }
+            Source::Generated(dist) => sort::generate(self.seed, *dist, self.n, self.block(p, rank)),
             Source::File(_) => {
                 let all = if rank == 0 { self.stash().input.take().expect("read in pre-flight") } else { Vec::new() };
                 let counts: Vec<usize> =
@@ -151,6 +140,75 @@ impl Sort {
                 mine
             }
         }
+    }
+
+    /// Untimed, after the sort: every rank's summary of its `sorted` part
+    /// (and of its `input`), all-gathered; and with `--output` all the keys
+    /// gathered at rank 0 (empty elsewhere, and if keys went missing).
+    fn collect(&self, team: &Team, sorted: &[u64], input: Fingerprint) -> (Vec<[u64; SUMMARY]>, Vec<u64>) {
+        let print = Fingerprint::of(sorted);
+        let summary: [u64; SUMMARY] = [
+            sorted.len() as u64,
+            sorted.first().copied().unwrap_or(0),
+            sorted.last().copied().unwrap_or(0),
+            u64::from(sort::is_sorted(sorted)),
+            print.sum1,
+            print.sum2,
+            input.sum1,
+            input.sum2,
+        ];
+        let summaries = team.all_gather(&summary);
+        let counts: Vec<usize> = summaries.chunks(SUMMARY).map(|s| s[0] as usize).collect();
+        let root = team.rank() == 0;
+        let gathered = if self.out.is_some() && counts.iter().sum::<usize>() as u64 == self.n {
+            let mut all = if root { vec![0u64; self.n as usize] } else { Vec::new() };
+            team.gather(0, sorted, &counts, root.then_some(&mut all[..]));
+            all
+        } else {
+            Vec::new()
+        };
+        (summaries.chunks(SUMMARY).map(|s| s.try_into().expect("summary")).collect(), gathered)
+    }
+}
+
+/// The sort's [`Exchange`] over MPI: the job's team, every call timed as
+/// communication (the sort times its computation itself).
+struct Mpi {
+    team: Team,
+    comm_s: Cell<f64>,
+}
+
+impl Mpi {
+    fn timed<T>(&self, f: impl FnOnce() -> T) -> T {
+        let t = Instant::now();
+        let out = f();
+        self.comm_s.set(self.comm_s.get() + t.elapsed().as_secs_f64());
+        out
+    }
+}
+
+impl Exchange for Mpi {
+    fn rank(&self) -> usize {
+        self.team.rank()
+    }
+
+    fn size(&self) -> usize {
+        self.team.size()
+    }
+
+    fn all_gather(&self, mine: &[u64]) -> Vec<u64> {
+        self.timed(|| self.team.all_gather(mine))
+    }
+
+    fn all_gather_varcount(&self, mine: &[u64]) -> Vec<u64> {
+        self.timed(|| self.team.all_gather_varcount(mine).0)
+    }
+
+    fn all_to_all(&self, send: &[u64], counts: &[usize], recv: &mut Vec<u64>, own: Own) -> Result<Vec<usize>, usize> {
+        self.timed(|| match own {
+            Own::Send => self.team.all_to_all_into(send, counts, recv),
+            Own::Keep => self.team.all_to_all_others_into(send, counts, recv),
+        })
     }
 }
 
@@ -233,181 +291,41 @@ impl Job for Sort {
     }
 
     fn run_spmd(&self, spmd: &Spmd, _comm: Comm) -> Option<Outcome> {
-        let team = spmd.team();
-        let (p, rank) = (team.size(), team.rank());
-        let mut stats = RankStats { threads: spmd.threads() as u64, chunks: 1, ..RankStats::default() };
-        let mut keys = self.local_keys(&team, spmd);
+        let x = Mpi { team: spmd.team(), comm_s: Cell::new(0.0) };
+        let team = &x.team;
+        let keys = self.local_keys(team);
         let input_print = Fingerprint::of(&keys);
-        let compute = |stats: &mut RankStats, f: &mut dyn FnMut()| {
-            let t = Instant::now();
-            f();
-            stats.compute_s += t.elapsed().as_secs_f64();
-        };
-        let comm_time = |stats: &mut RankStats, t: Instant| stats.comm_s += t.elapsed().as_secs_f64();
-
-        // The buffers are allocated and touched here, untimed like the keys:
-        // room in `keys` to receive the largest share the fast path accepts,
-        // and as much in `room` (the partition's output and the keys'
-        // classes; the radix sort's room on one rank) and in `out` (the
-        // bucket sort's output, beside its input in `keys` and `room`).
-        // A first touch costs as much as a pass over the keys on the
-        // benchmark machine.
-        let mut room = Room::default();
-        let capacity = if p > 1 { sort::fast_path_limit(self.n, p) as usize } else { keys.len() };
-        if p > 1 || self.local_sort == LocalSort::Radix {
-            let len = keys.len();
-            keys.reserve(capacity.saturating_sub(len));
-            keys.resize(keys.capacity(), 0);
-            keys.truncate(len);
-            room = Room::touched(capacity);
-        }
-        let mut out = Vec::new();
-        if p > 1 && self.local_sort == LocalSort::Radix {
-            out = buckets::touched(capacity);
-        }
-
+        let plan = Plan::new(self.n, self.local_sort);
+        // The sort's buffers are allocated and touched here, untimed like
+        // the keys, and kept to the end like them.
+        let mut staged = Staged::new(&plan, team.size(), keys);
         team.barrier();
         let start = team.now();
-        let mut sorted = Vec::new();
-        let mut too_many = None;
-        if p == 1 {
-            compute(&mut stats, &mut || sort::sort_local_with(self.local_sort, &mut keys, &mut room));
-            sorted = std::mem::take(&mut keys);
-        } else {
-            // Fast path: splitters from samples of the unsorted keys, the
-            // keys partitioned by destination and bucket in one pass,
-            // exchanged, and each rank's buckets sorted.
-            let samples: Vec<u64> =
-                sort::regular_samples(&keys, rank as u64, STRIDED_SAMPLES).into_iter().flatten().collect();
-            let t = Instant::now();
-            let (all, _) = team.all_gather_varcount(&samples);
-            comm_time(&mut stats, t);
-            // Every rank buckets alike: the same samples, splitters and bits.
-            let bits = sort::partition_bits(self.n, p);
-            let (mut counts, mut classes) = (Vec::new(), None);
-            compute(&mut stats, &mut || {
-                let tagged: Vec<Tagged> = all.chunks_exact(3).map(|c| [c[0], c[1], c[2]]).collect();
-                let (lo, hi) = sort::sample_range(&tagged);
-                let c = sort::Classes::new(rank as u64, &sort::splitters(tagged, p), lo, hi, bits);
-                counts = sort::partition_into(&keys, &c, &mut room);
-                classes = Some(c);
-            });
-            let classes = classes.expect("set above");
-            let to = classes.destination_counts(&counts);
-            let t = Instant::now();
-            let shares = team.all_gather(&to.iter().map(|&c| c as u64).collect::<Vec<u64>>());
-            comm_time(&mut stats, t);
-            let most = (0..p).map(|d| shares.iter().skip(d).step_by(p).sum::<u64>()).max().unwrap_or(0);
-            if most <= sort::fast_path_limit(self.n, p) {
-                // The keys are in `room` now: receive into their buffer,
-                // with each source's bucket counts. The bucket sort reads
-                // the rank's own piece where the partition left it (a copy
-                // saved); another local sort wants all the keys together.
-                let radix = self.local_sort == LocalSort::Radix;
-                let t = Instant::now();
-                let exchanged = if radix {
-                    team.all_to_all_others_into(&room.keys, &to, &mut keys)
-                } else {
-                    team.all_to_all_into(&room.keys, &to, &mut keys)
-                };
-                let per: Vec<usize> = (0..p).map(|d| classes.of_destination(d).len()).collect();
-                let bucket_counts = team.all_to_all(&counts.iter().map(|&c| c as u64).collect::<Vec<u64>>(), &per);
-                comm_time(&mut stats, t);
-                match (exchanged, bucket_counts) {
-                    (Ok(sizes), Ok((from, _))) => {
-                        let from: Vec<usize> = from.into_iter().map(|c| c as usize).collect();
-                        if radix {
-                            compute(&mut stats, &mut || {
-                                let own = offsets(&to)[rank];
-                                let mut sources = Vec::with_capacity(p);
-                                let mut rest = &keys[..];
-                                for (s, &n) in sizes.iter().enumerate() {
-                                    if s == rank {
-                                        sources.push(&room.keys[own..own + n]);
-                                    } else {
-                                        let (piece, r) = rest.split_at(n);
-                                        sources.push(piece);
-                                        rest = r;
-                                    }
-                                }
-                                out.resize(sizes.iter().sum(), 0);
-                                let mine = classes.of_destination(rank).len();
-                                buckets::sort_buckets(&sources, &from, mine, classes.span(), &mut out);
-                            });
-                            sorted = std::mem::take(&mut out);
-                        } else {
-                            compute(&mut stats, &mut || sort::sort_local_with(self.local_sort, &mut keys, &mut room));
-                            sorted = std::mem::take(&mut keys);
-                        }
-                    }
-                    (Err(worst), _) | (_, Err(worst)) => too_many = Some(worst),
-                }
-            } else {
-                // A share too large (keys whose order defeats strided
-                // samples): regular sampling of sorted keys bounds every share.
-                // The fast path's output buffer is not needed here.
-                drop(std::mem::take(&mut out));
-                compute(&mut stats, &mut || sort::sort_local_with(self.local_sort, &mut keys, &mut room));
-                drop(std::mem::take(&mut room));
-                let samples: Vec<u64> =
-                    sort::regular_samples(&keys, rank as u64, SAMPLES_PER_PART * p).into_iter().flatten().collect();
-                let t = Instant::now();
-                let (all, _) = team.all_gather_varcount(&samples);
-                comm_time(&mut stats, t);
-                let tagged: Vec<Tagged> = all.chunks_exact(3).map(|c| [c[0], c[1], c[2]]).collect();
-                let mut splitters = Vec::new();
-                compute(&mut stats, &mut || splitters = sort::splitters(tagged.clone(), p));
-                let counts = sort::partition_counts(&keys, rank as u64, &splitters);
-                let t = Instant::now();
-                let exchanged = team.all_to_all(&keys, &counts);
-                comm_time(&mut stats, t);
-                match exchanged {
-                    Ok((recv, recv_counts)) => {
-                        drop(std::mem::take(&mut keys));
-                        let mut recv = Some(recv);
-                        compute(&mut stats, &mut || {
-                            sorted = sort::merge_runs(recv.take().expect("once"), &recv_counts);
-                        });
-                    }
-                    Err(worst) => too_many = Some(worst),
-                }
-            }
-        }
-        if let (Some(worst), 0) = (too_many, rank) {
-            self.stash().error = Some(format!(
-                "one rank would receive {worst} keys, more than one MPI call carries ({MAX_COUNT}); use more ranks"
-            ));
-        }
+        let sorted = sort::sample_sort(&x, &plan, &mut staged);
         team.barrier();
         let wall_s = team.now() - start;
-        stats.units = sorted.len() as u64;
-
-        // Untimed: summarise, check at rank 0, gather for --out.
-        let print = Fingerprint::of(&sorted);
-        let summary: [u64; SUMMARY] = [
-            sorted.len() as u64,
-            sorted.first().copied().unwrap_or(0),
-            sorted.last().copied().unwrap_or(0),
-            u64::from(sort::is_sorted(&sorted)),
-            print.sum1,
-            print.sum2,
-            input_print.sum1,
-            input_print.sum2,
-        ];
-        let summaries = team.all_gather(&summary);
-        let counts: Vec<usize> = summaries.chunks(SUMMARY).map(|s| s[0] as usize).collect();
-        let gathered = if self.out.is_some() && counts.iter().sum::<usize>() as u64 == self.n {
-            let mut all = if rank == 0 { vec![0u64; self.n as usize] } else { Vec::new() };
-            team.gather(0, &sorted, &counts, (rank == 0).then_some(&mut all[..]));
-            all
-        } else {
-            Vec::new()
+        let compute_s = sorted.compute_s;
+        let (sorted, too_many) = match sorted.keys {
+            Ok(keys) => (keys, None),
+            Err(worst) => (Vec::new(), Some(worst)),
         };
-        if rank != 0 {
+        let stats = RankStats {
+            threads: spmd.threads() as u64,
+            chunks: 1,
+            units: sorted.len() as u64,
+            compute_s,
+            comm_s: x.comm_s.get(),
+            ..RankStats::default()
+        };
+        let (summaries, gathered) = self.collect(team, &sorted, input_print);
+        if team.rank() != 0 {
             return Some(Outcome { tally: Tally::default(), data: None, stats, wall_s });
         }
         let mut stash = self.stash();
-        stash.summaries = summaries.chunks(SUMMARY).map(|s| s.try_into().expect("summary")).collect();
+        stash.error = too_many.map(|worst| {
+            format!("one rank would receive {worst} keys, more than one MPI call carries ({MAX_COUNT}); use more ranks")
+        });
+        stash.summaries = summaries;
         stash.sorted = gathered;
         Some(Outcome { tally: Tally::default(), data: Some(Vec::new()), stats, wall_s })
     }
