@@ -123,7 +123,13 @@ impl Mandelbrot {
                 return Err(UsageError(too_fine(cx, cy, a.zoom.unwrap_or(1.0), width)));
             }
         }
-        p.validate().map_err(UsageError)?;
+        // A field at fault is named by its flag (`max_iter` is `--max-iter`).
+        p.validate().map_err(|e| {
+            UsageError(match e.param {
+                Some(field) => format!("--{} {}", field.replace('_', "-"), e.problem),
+                None => e.problem,
+            })
+        })?;
         if png::packed_bound(u64::from(height), p.row_bytes()) > MAX_GATHER_BYTES {
             return Err(UsageError(format!(
                 "a {width}x{height} image is {} of RGB, more than the {} one gather can carry (about 25000x25000 pixels)",
