@@ -89,9 +89,6 @@ impl From<UsageError> for Stop {
 /// The job a kernel's command line asks for; every parameter is checked
 /// here, before MPI starts, identically on every rank.
 pub fn from_cli(kernel: &Kernel) -> Result<Job, UsageError> {
-    // A SIMD path this CPU lacks is refused here, before any message, on
-    // every rank alike (the kernels would otherwise panic mid-run).
-    kernels::simd::from_env().map_err(UsageError)?;
     let job = kernel.job()?;
     let common = kernel.common();
     partial::check(kernel.name(), &job, common)?;
