@@ -231,6 +231,10 @@ impl UnitJob for Mandelbrot {
         })
     }
 
+    fn implementation(&self) -> Option<&'static str> {
+        Some(mandelbrot::implementation())
+    }
+
     fn units(&self) -> u64 {
         u64::from(self.p.height)
     }
