@@ -4,6 +4,7 @@
 //! (with `schema_version`); text, CSV and Markdown show the same data for
 //! people and spreadsheets.
 
+use crate::jobs::Finished;
 use crate::spmd::{Comm, RankStats};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -264,8 +265,9 @@ pub struct Build {
     /// CPU architecture of rank 0.
     pub arch: String,
     /// The SIMD path the kernels run on rank 0 (`PIKERNELS_SIMD`): `avx512`,
-    /// `avx2`, `neon` or `scalar`, with the loop of each kernel where one
-    /// runs hand-written `std::arch` code (`kernels::isa`).
+    /// `avx2`, `neon` or `scalar`, and after it, where the job's hot loop is
+    /// a hand-written `std::arch` twin, which (e.g. `avx512 (mandelbrot
+    /// avx512 (std::arch))`).
     pub isa: String,
     /// The MPI library rank 0 runs with, as it names itself
     /// (`MPI_Get_library_version`'s first line, e.g. "Open MPI v4.1.4" or
@@ -276,12 +278,18 @@ pub struct Build {
 }
 
 impl Build {
-    /// This build on this machine.
-    pub fn current() -> Build {
+    /// This build on this machine, running `kernel`, whose hot loop is
+    /// `implementation` (`None`: the path's generic code, or no loop of ours).
+    pub fn current(kernel: &str, implementation: Option<&str>) -> Build {
+        let path = kernels::simd::path().name();
+        let isa = match implementation {
+            Some(loop_name) if loop_name != path => format!("{path} ({kernel} {loop_name})"),
+            _ => path.to_string(),
+        };
         Build {
             version: env!("CARGO_PKG_VERSION").into(),
             arch: std::env::consts::ARCH.into(),
-            isa: kernels::isa(),
+            isa,
             mpi: mpi_library(),
         }
     }
@@ -296,7 +304,72 @@ fn mpi_library() -> String {
     name.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// What a report is assembled from: the same for a run and for a merge of
+/// partial runs.
+pub struct Assembly {
+    /// Kernel name.
+    pub kernel: String,
+    /// The kernel's parameters.
+    pub params: Value,
+    /// Communication strategy.
+    pub comm: Comm,
+    /// Host of each rank, in rank order.
+    pub hosts: Vec<String>,
+    /// Each rank's row, in rank order.
+    pub per_rank: Vec<RankRow>,
+    /// Rank 0's account of the result.
+    pub finished: Finished,
+    /// Seconds the job took.
+    pub wall_s: f64,
+    /// The build that computed it.
+    pub build: Build,
+    /// A partial run's part.
+    pub partial: Option<Partial>,
+}
+
 impl Report {
+    /// The report of a run or merge: the spreads, core use and throughput
+    /// are derived here from the per-rank rows, the one place they are.
+    pub fn assemble(a: Assembly) -> Report {
+        let rows = &a.per_rank;
+        let spread = |f: fn(&RankRow) -> f64| Spread::of(rows.iter().map(f).collect());
+        let cores = CoreUse::of(rows);
+        let (item, count) = a.finished.item;
+        let rate = |seconds: f64| if seconds > 0.0 { count / seconds } else { 0.0 };
+        Report {
+            schema_version: SCHEMA_VERSION,
+            kernel: a.kernel,
+            params: a.params,
+            ranks: rows.len(),
+            threads_per_rank: rows.iter().map(|r| r.threads as usize).max().unwrap_or(1),
+            comm: a.comm,
+            hosts: a.hosts,
+            result: a.finished.result,
+            verified: a.finished.verified,
+            verification: a.finished.verification,
+            timing: Timing {
+                wall_s: a.wall_s,
+                compute_s: spread(|r| r.compute_s),
+                comm_s: spread(|r| r.comm_s),
+                pack_s: spread(|r| r.pack_s),
+                verify_s: a.finished.verify_s,
+                output_s: a.finished.output_s,
+            },
+            throughput: Throughput {
+                item: item.into(),
+                count,
+                per_s: rate(a.wall_s),
+                per_core_per_s: rate(cores.core_seconds),
+            },
+            nodes: cores.nodes,
+            cores_used: cores.cores_used,
+            oversubscribed: cores.oversubscribed,
+            per_rank: a.per_rank,
+            build: a.build,
+            partial: a.partial,
+        }
+    }
+
     /// Per-rank rows from gathered host names and statistics.
     pub fn rows(hosts: &[String], stats: &[RankStats]) -> Vec<RankRow> {
         hosts
@@ -545,7 +618,7 @@ mod tests {
                 output_s: 0.0,
             },
             throughput: Throughput { item: "samples".into(), count: 100.0, per_s: 28.6, per_core_per_s: 12.5 },
-            build: Build::current(),
+            build: Build::current("pi-mc", None),
             partial: None,
         }
     }
