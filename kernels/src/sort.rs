@@ -43,36 +43,31 @@ mod exchange;
 pub use distributed::{sample_sort, Path, Plan, Sorted, Staged, SAMPLES_PER_PART, STRIDED_SAMPLES};
 pub use exchange::{Exchange, InProcess, Own};
 
-/// How generated keys are distributed.
+/// How generated keys are distributed (`sort --dist`). The first line of
+/// each variant's documentation is the CLI's help for the value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum Dist {
-    /// Uniform over all of `u64`.
+    /// Uniform over all of u64.
     Uniform,
-    /// Every key equal.
+    /// Every key the same.
     Equal,
-    /// Ascending: key `i` is `i`.
+    /// Already in ascending order.
+    ///
+    /// Key `i` is `i`.
     Sorted,
-    /// Descending: key `i` is `n - 1 - i`.
+    /// In descending order.
+    ///
+    /// Key `i` is `n - 1 - i`.
     Reverse,
-    /// 16 distinct (random) values.
+    /// Only 16 distinct values.
+    ///
+    /// Random ones, from the seed.
     Few,
-    /// Zipf-like: `floor(1/u) - 1` for uniform `u` in `(0, 1]`, so key `k`
-    /// has probability `1/((k+1)(k+2))` and half the keys are 0.
+    /// Zipf-like: key k with probability 1/((k+1)(k+2)), half the keys are 0.
+    ///
+    /// Key `floor(1/u) - 1` for uniform `u` in `(0, 1]`.
     Zipf,
-}
-
-impl Dist {
-    /// The name as the CLI spells it.
-    pub fn name(self) -> &'static str {
-        match self {
-            Dist::Uniform => "uniform",
-            Dist::Equal => "equal",
-            Dist::Sorted => "sorted",
-            Dist::Reverse => "reverse",
-            Dist::Few => "few",
-            Dist::Zipf => "zipf",
-        }
-    }
 }
 
 /// Key `i` of `n` generated keys.
@@ -102,24 +97,19 @@ pub fn generate(seed: u64, dist: Dist, n: u64, range: Range<u64>) -> Vec<u64> {
     range.into_par_iter().map(|i| key(s, dist, n, i)).collect()
 }
 
-/// The algorithm of the local sort.
+/// The algorithm of the local sort (`sort --local-sort`). The first line of
+/// each variant's documentation is the CLI's help for the value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum LocalSort {
+    /// Bucket radix sort: leading bits first (fused with the exchange), then each bucket in cache.
+    ///
     /// The bucket radix sort of [`crate::buckets`].
     Radix,
-    /// The standard library's `sort_unstable` (rayon's `par_sort_unstable`
-    /// above one thread), for comparison.
+    /// The standard library's pattern-defeating quicksort.
+    ///
+    /// `sort_unstable` (rayon's `par_sort_unstable` above one thread), for comparison.
     Std,
-}
-
-impl LocalSort {
-    /// The name as the CLI spells it.
-    pub fn name(self) -> &'static str {
-        match self {
-            LocalSort::Radix => "radix",
-            LocalSort::Std => "std",
-        }
-    }
 }
 
 /// Sorts `keys` with the radix sort on the current rayon pool.

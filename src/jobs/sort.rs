@@ -15,24 +15,54 @@
 //! and that the multiset's fingerprint is the input's, and writes `--output`
 //! (or `--out`) if asked.
 
-use super::{Finished, Preflight, UsageError};
-use super::legacy::{Job, Legacy};
-use crate::cli::{DistArg, LocalSortArg, SortArgs};
+use super::{Finished, Job, Preflight, Ran, SpmdJob, UsageError};
+use crate::cli::{value_name, Common};
 use crate::output;
+use crate::size::Size;
 use crate::spmd::exchange::{Team, MAX_COUNT};
-use crate::spmd::strategy::{Outcome, RankStats};
+use crate::spmd::strategy::RankStats;
 use crate::spmd::{Comm, Spmd};
 use anyhow::{bail, Context, Result};
 use kernels::partition::block_range;
 use kernels::sort::{self, Dist, Exchange, Fingerprint, LocalSort, Own, Plan, Staged};
-use kernels::Tally;
 use serde_json::{json, Value};
 use std::cell::Cell;
 use std::io::{Read, Write};
 use std::ops::Range;
 use std::path::PathBuf;
-use std::sync::Mutex;
 use std::time::Instant;
+
+/// Default number of keys of `sort --keys`.
+pub const DEFAULT_KEYS: u64 = 100_000_000;
+
+/// Options of `sort`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Number of u64 keys, e.g. 1e8, 250M (ignored with --input, whose size decides).
+    #[arg(long, short = 'n', value_name = "N", allow_hyphen_values = true, default_value_t = Size(DEFAULT_KEYS))]
+    pub keys: Size,
+    /// Distribution of the generated keys.
+    #[arg(long, value_enum, default_value_t = Dist::Uniform, conflicts_with = "input")]
+    pub dist: Dist,
+    /// Read the keys from this file of raw little-endian u64 (rank 0 reads it).
+    #[arg(long, value_name = "FILE")]
+    pub input: Option<PathBuf>,
+    /// Write the sorted keys to this file, raw little-endian u64 like --input (gathered at
+    /// rank 0); the same as the common --out.
+    #[arg(long, value_name = "FILE", conflicts_with = "out")]
+    pub output: Option<PathBuf>,
+    /// Local sort of each rank: radix (pikernels' bucket radix sort, fused with the exchange) or
+    /// std (sort_unstable of the received keys), for comparison.
+    #[arg(long, value_enum, default_value_t = LocalSort::Radix)]
+    pub local_sort: LocalSort,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+/// The job `a` describes.
+pub fn job(a: &Args) -> Result<Job, UsageError> {
+    Ok(Job::spmd(Sort::new(a)?))
+}
 
 /// Most keys: far beyond any machine's memory, and the counts stay exact in
 /// the report's f64 fields.
@@ -48,12 +78,12 @@ enum Source {
 /// whether it is sorted, and its fingerprint sums; plus its input fingerprint.
 const SUMMARY: usize = 8;
 
-#[derive(Default)]
-struct Stash {
-    input: Option<Vec<u64>>,
+/// What rank 0 holds after the sort, for [`SpmdJob::finish`].
+pub struct Gathered {
+    /// Every rank's summary ([`SUMMARY`]), in rank order.
     summaries: Vec<[u64; SUMMARY]>,
+    /// All the sorted keys, with `--output` (else empty).
     sorted: Vec<u64>,
-    error: Option<String>,
 }
 
 pub struct Sort {
@@ -62,11 +92,10 @@ pub struct Sort {
     seed: u64,
     local_sort: LocalSort,
     out: Option<PathBuf>,
-    stash: Mutex<Stash>,
 }
 
 impl Sort {
-    pub fn new(a: &SortArgs) -> Result<Sort, UsageError> {
+    pub fn new(a: &Args) -> Result<Sort, UsageError> {
         if a.common.comm == Comm::Dynamic {
             return Err(UsageError("sort exchanges keys all-to-all: --comm dynamic does not apply".into()));
         }
@@ -83,17 +112,7 @@ impl Sort {
                 }
                 (len / 8, Source::File(path.clone()))
             }
-            None => (
-                a.keys.0,
-                Source::Generated(match a.dist {
-                    DistArg::Uniform => Dist::Uniform,
-                    DistArg::Equal => Dist::Equal,
-                    DistArg::Sorted => Dist::Sorted,
-                    DistArg::Reverse => Dist::Reverse,
-                    DistArg::Few => Dist::Few,
-                    DistArg::Zipf => Dist::Zipf,
-                }),
-            ),
+            None => (a.keys.0, Source::Generated(a.dist)),
         };
         if n == 0 {
             return Err(UsageError(match source {
@@ -112,28 +131,21 @@ impl Sort {
                 "{n} keys cannot pass through rank 0 in one MPI call (at most {MAX_COUNT} with --input or --output)"
             )));
         }
-        let local_sort = match a.local_sort {
-            LocalSortArg::Radix => LocalSort::Radix,
-            LocalSortArg::Std => LocalSort::Std,
-        };
-        Ok(Sort { n, source, seed: a.common.seed, local_sort, out, stash: Mutex::new(Stash::default()) })
-    }
-
-    fn stash(&self) -> std::sync::MutexGuard<'_, Stash> {
-        self.stash.lock().unwrap_or_else(|e| e.into_inner())
+        Ok(Sort { n, source, seed: a.common.seed, local_sort: a.local_sort, out })
     }
 
     fn block(&self, p: usize, r: usize) -> Range<u64> {
         block_range(self.n, p as u64, r as u64)
     }
 
-    /// This rank's keys before the sort.
-    fn local_keys(&self, team: &Team) -> Vec<u64> {
+    /// This rank's keys before the sort (`input`: rank 0's keys read from
+    /// `--input` in pre-flight).
+    fn local_keys(&self, team: &Team, input: Option<Vec<u64>>) -> Vec<u64> {
         let (p, rank) = (team.size(), team.rank());
         match &self.source {
             Source::Generated(dist) => sort::generate(self.seed, *dist, self.n, self.block(p, rank)),
             Source::File(_) => {
-                let all = if rank == 0 { self.stash().input.take().expect("read in pre-flight") } else { Vec::new() };
+                let all = if rank == 0 { input.expect("rank 0 reads --input in pre-flight") } else { Vec::new() };
                 let counts: Vec<usize> =
                     (0..p).map(|r| (self.block(p, r).end - self.block(p, r).start) as usize).collect();
                 let mut mine = vec![0u64; counts[rank]];
@@ -146,7 +158,7 @@ impl Sort {
     /// Untimed, after the sort: every rank's summary of its `sorted` part
     /// (and of its `input`), all-gathered; and with `--output` all the keys
     /// gathered at rank 0 (empty elsewhere, and if keys went missing).
-    fn collect(&self, team: &Team, sorted: &[u64], input: Fingerprint) -> (Vec<[u64; SUMMARY]>, Vec<u64>) {
+    fn collect(&self, team: &Team, sorted: &[u64], input: Fingerprint) -> Gathered {
         let print = Fingerprint::of(sorted);
         let summary: [u64; SUMMARY] = [
             sorted.len() as u64,
@@ -168,7 +180,8 @@ impl Sort {
         } else {
             Vec::new()
         };
-        (summaries.chunks(SUMMARY).map(|s| s.try_into().expect("summary")).collect(), gathered)
+        let summaries = summaries.chunks(SUMMARY).map(|s| s.try_into().expect("summary")).collect();
+        Gathered { summaries, sorted: gathered }
     }
 }
 
@@ -234,25 +247,19 @@ fn write_keys(path: &std::path::Path, keys: &[u64]) -> Result<()> {
     })
 }
 
-impl Job for Sort {
-    fn kernel(&self) -> &'static str {
-        "sort"
-    }
+impl SpmdJob for Sort {
+    /// Rank 0's keys, read from `--input` (`None` for generated keys and on
+    /// the other ranks).
+    type Prepared = Option<Vec<u64>>;
+    /// The gathered summaries and keys, or why the sort could not run.
+    type Output = Result<Gathered, String>;
 
     fn params(&self) -> Value {
         let (dist, input) = match &self.source {
-            Source::Generated(d) => (Some(d.name()), None),
+            Source::Generated(d) => (Some(value_name(*d)), None),
             Source::File(p) => (None, Some(p.display().to_string())),
         };
-        json!({ "keys": self.n, "dist": dist, "input": input, "seed": self.seed, "local_sort": self.local_sort.name() })
-    }
-
-    fn units(&self) -> u64 {
-        self.n
-    }
-
-    fn compute(&self, _units: Range<u64>, _out: &mut [u8]) -> Tally {
-        unreachable!("sort runs its own distributed algorithm (run_spmd)")
+        json!({ "keys": self.n, "dist": dist, "input": input, "seed": self.seed, "local_sort": value_name(self.local_sort) })
     }
 
     fn files(&self) -> Vec<output::FileUse> {
@@ -263,7 +270,7 @@ impl Job for Sort {
         files
     }
 
-    fn preflight(&self, ctx: &Preflight) -> Result<()> {
+    fn preflight(&self, ctx: &Preflight) -> Result<Option<Vec<u64>>> {
         // The most either path holds at once. Sorted path: own keys, the
         // radix sort's room (a copy and 2 bytes a key), the received keys
         // (at most about 1.25 shares with regular sampling) and the merge's
@@ -285,16 +292,16 @@ impl Job for Sort {
             }
         }
         output::check_memory(need, "this rank's share of the keys")?;
-        if let (true, Source::File(path)) = (ctx.is_root(), &self.source) {
-            self.stash().input = Some(read_keys(path, self.n)?);
+        match (ctx.is_root(), &self.source) {
+            (true, Source::File(path)) => Ok(Some(read_keys(path, self.n)?)),
+            _ => Ok(None),
         }
-        Ok(())
     }
 
-    fn run_spmd(&self, spmd: &Spmd, _comm: Comm) -> Option<Outcome> {
+    fn run(&self, spmd: &Spmd, _comm: Comm, input: Option<Vec<u64>>) -> Ran<Self::Output> {
         let x = Mpi { team: spmd.team(), comm_s: Cell::new(0.0) };
         let team = &x.team;
-        let keys = self.local_keys(team);
+        let keys = self.local_keys(team, input);
         let input_print = Fingerprint::of(&keys);
         let plan = Plan::new(self.n, self.local_sort);
         // The sort's buffers are allocated and touched here, untimed like
@@ -318,26 +325,20 @@ impl Job for Sort {
             comm_s: x.comm_s.get(),
             ..RankStats::default()
         };
-        let (summaries, gathered) = self.collect(team, &sorted, input_print);
-        if team.rank() != 0 {
-            return Some(Outcome { tally: Tally::default(), data: None, stats, wall_s });
-        }
-        let mut stash = self.stash();
-        stash.error = too_many.map(|worst| {
-            format!("one rank would receive {worst} keys, more than one MPI call carries ({MAX_COUNT}); use more ranks")
+        let gathered = self.collect(team, &sorted, input_print);
+        let output = (team.rank() == 0).then(|| match too_many {
+            None => Ok(gathered),
+            Some(worst) => Err(format!(
+                "one rank would receive {worst} keys, more than one MPI call carries ({MAX_COUNT}); use more ranks"
+            )),
         });
-        stash.summaries = summaries;
-        stash.sorted = gathered;
-        Some(Outcome { tally: Tally::default(), data: Some(Vec::new()), stats, wall_s })
+        Ran { output, stats, wall_s }
     }
 
-    fn finish(&self, _tally: Tally, _data: Vec<u8>) -> Result<Finished> {
-        let stash = std::mem::take(&mut *self.stash());
-        if let Some(e) = stash.error {
-            bail!(e);
-        }
+    fn finish(&self, output: Result<Gathered, String>) -> Result<Finished> {
+        let gathered = output.map_err(anyhow::Error::msg)?;
         let t = Instant::now();
-        let s = &stash.summaries;
+        let s = &gathered.summaries;
         let total: u64 = s.iter().map(|x| x[0]).sum();
         let fold = |i: usize| s.iter().fold(0u64, |a, x| a.wrapping_add(x[i]));
         let (out_print, in_print) = ((total, fold(4), fold(5)), (self.n, fold(6), fold(7)));
@@ -368,7 +369,7 @@ impl Job for Sort {
         let output_s = match &self.out {
             Some(path) if verified => {
                 let t = Instant::now();
-                write_keys(path, &stash.sorted)?;
+                write_keys(path, &gathered.sorted)?;
                 t.elapsed().as_secs_f64()
             }
             _ => 0.0,
@@ -394,10 +395,37 @@ impl Job for Sort {
     }
 }
 
-/// `pikernels sort`'s arguments.
-pub use crate::cli::SortArgs as Args;
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{Parser, ValueEnum};
 
-/// The job `a` describes.
-pub fn job(a: &Args) -> Result<super::Job, UsageError> {
-    Ok(super::Job::spmd(Legacy(Sort::new(a)?)))
+    /// The report parameters of `pikernels sort LINE...`.
+    fn params(line: &[&str]) -> Value {
+        let cli = crate::cli::Cli::try_parse_from([&["pikernels", "sort"][..], line].concat()).expect("parses");
+        let Some(crate::jobs::Kernel::Sort(a)) = cli.command.kernel() else { panic!("not sort") };
+        SpmdJob::params(&Sort::new(a).expect("a valid sort"))
+    }
+
+    #[test]
+    fn the_report_spells_dist_and_local_sort_as_the_cli_and_as_before() {
+        // The spellings of report schema 1 (the kernels' former `name()`s).
+        let dists = ["uniform", "equal", "sorted", "reverse", "few", "zipf"];
+        assert_eq!(Dist::value_variants().iter().map(|&d| value_name(d)).collect::<Vec<_>>(), dists);
+        let sorts = ["radix", "std"];
+        assert_eq!(LocalSort::value_variants().iter().map(|&l| value_name(l)).collect::<Vec<_>>(), sorts);
+        for d in dists {
+            assert_eq!(params(&["--dist", d])["dist"], d);
+        }
+        for l in sorts {
+            assert_eq!(params(&["--local-sort", l])["local_sort"], l);
+        }
+    }
+
+    #[test]
+    fn the_defaults_are_those_the_cli_had() {
+        let want = json!({ "keys": 100_000_000, "dist": "uniform", "input": null, "seed": 1, "local_sort": "radix" });
+        assert_eq!(params(&[]), want);
+        assert_eq!(params(&["-n", "2.5e3", "--dist", "zipf", "--local-sort", "std", "--seed", "9"])["keys"], 2500);
+    }
 }
