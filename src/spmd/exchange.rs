@@ -5,24 +5,23 @@
 //!
 //! Buffers are typed slices (`f64`, `u64`, ...); counts are in elements. MPI
 //! counts and displacements are 32-bit, so every function checks that what it
-//! moves in one call fits (`MAX_COUNT` elements) and panics otherwise: the
+//! moves in one call fits ([`MAX_COUNT`] elements) and panics otherwise: the
 //! kernels validate sizes before the first message, so reaching that panic
 //! is a bug, and the panic hook then aborts the whole job instead of hanging.
 
 use super::strategy::MAX_MESSAGE_BYTES;
-use super::Spmd;
+use super::{tags, Spmd};
 use kernels::partition::offsets;
 use mpi::collective::SystemOperation;
 use mpi::datatype::{Equivalence, Partition, PartitionMut};
 use mpi::point_to_point::{Destination, Source};
 use mpi::topology::{Communicator, SimpleCommunicator};
 use mpi::traits::*;
-use mpi::{Count, Tag};
+use mpi::Count;
 
-/// The most elements one collective call moves to or from one rank (MPI's `int`).
-pub const MAX_COUNT: usize = i32::MAX as usize;
-
-const TAG_PIECE: Tag = 201;
+/// MPI's count limit, defined once in [`super::MAX_COUNT`] (re-exported for
+/// the code that imports it from here).
+pub use super::MAX_COUNT;
 
 /// A group of ranks that communicate among themselves: the whole job
 /// ([`Spmd::team`]) or a row or column of a process grid.
@@ -126,13 +125,13 @@ impl Team {
             for r in (0..self.size).filter(|&r| r != root) {
                 let dest = self.comm.process_at_rank(r as i32);
                 for p in buf.chunks(piece) {
-                    dest.send_with_tag(p, TAG_PIECE);
+                    dest.send_with_tag(p, tags::PIECE);
                 }
             }
         } else {
             let src = self.comm.process_at_rank(root as i32);
             for p in buf.chunks_mut(piece) {
-                src.receive_into_with_tag(p, TAG_PIECE);
+                src.receive_into_with_tag(p, tags::PIECE);
             }
         }
     }
@@ -169,13 +168,13 @@ impl Team {
                 }
                 let dest = self.comm.process_at_rank(r as i32);
                 for p in part.chunks(piece) {
-                    dest.send_with_tag(p, TAG_PIECE);
+                    dest.send_with_tag(p, tags::PIECE);
                 }
             }
         } else {
             let src = self.comm.process_at_rank(root as i32);
             for p in recv.chunks_mut(piece) {
-                src.receive_into_with_tag(p, TAG_PIECE);
+                src.receive_into_with_tag(p, tags::PIECE);
             }
         }
     }
@@ -214,13 +213,13 @@ impl Team {
                 }
                 let src = self.comm.process_at_rank(r as i32);
                 for p in part.chunks_mut(piece) {
-                    src.receive_into_with_tag(p, TAG_PIECE);
+                    src.receive_into_with_tag(p, tags::PIECE);
                 }
             }
         } else {
             let dest = self.comm.process_at_rank(root as i32);
             for p in send.chunks(piece) {
-                dest.send_with_tag(p, TAG_PIECE);
+                dest.send_with_tag(p, tags::PIECE);
             }
         }
     }

@@ -18,14 +18,13 @@
 //! compressed PNG blocks): ranges are then cut in whole grains, computed and
 //! packed in pieces, and what travels is the packed form, joined in unit order.
 
-use super::{deadline, Spmd};
+use super::{deadline, tags, Spmd};
 use crate::progress::{self, Progress};
 use kernels::{partition, Tally};
 use mpi::collective::SystemOperation;
 use mpi::datatype::PartitionMut;
 use mpi::point_to_point::{Destination, MatchedReceiveVec, Source};
 use mpi::traits::*;
-use mpi::Tag;
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -173,12 +172,6 @@ pub struct Outcome {
     /// Barrier-to-barrier seconds of the whole computation.
     pub wall_s: f64,
 }
-
-const TAG_RANGE: Tag = 101;
-const TAG_TALLY: Tag = 102;
-const TAG_DATA: Tag = 103;
-const TAG_WORK: Tag = 104;
-const TAG_RESULT: Tag = 105;
 
 /// Largest single message of the point-to-point paths; bigger payloads go in pieces.
 pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
@@ -344,14 +337,14 @@ impl<'a> Ctx<'a> {
         let root = world.process_at_rank(0);
         if !self.spmd.is_root() {
             let mut mine = [0u64; 2];
-            self.comm(|| root.receive_into_with_tag(&mut mine[..], TAG_RANGE));
+            self.comm(|| root.receive_into_with_tag(&mut mine[..], tags::RANGE));
             let (tally, local) = self.produce(mine[0]..mine[1]);
             self.comm(|| spmd.checkpoint());
             self.comm(|| {
-                root.send_with_tag(&tally.to_limbs()[..], TAG_TALLY);
-                root.send_with_tag(&(local.len() as u64), TAG_DATA);
+                root.send_with_tag(&tally.to_limbs()[..], tags::TALLY);
+                root.send_with_tag(&(local.len() as u64), tags::DATA);
                 for piece in local.chunks(MAX_MESSAGE_BYTES) {
-                    root.send_with_tag(piece, TAG_DATA);
+                    root.send_with_tag(piece, tags::DATA);
                 }
             });
             return (tally, None);
@@ -360,7 +353,7 @@ impl<'a> Ctx<'a> {
         let ranges: Vec<Range<u64>> = (0..self.size()).map(|r| self.static_range(r)).collect();
         self.comm(|| {
             for (r, b) in ranges.iter().enumerate().skip(1) {
-                world.process_at_rank(r as i32).send_with_tag(&[b.start, b.end][..], TAG_RANGE);
+                world.process_at_rank(r as i32).send_with_tag(&[b.start, b.end][..], tags::RANGE);
             }
         });
         // Rank 0's own part starts the result; the others' follow in rank order.
@@ -370,14 +363,14 @@ impl<'a> Ctx<'a> {
             let src = world.process_at_rank(r as i32);
             self.comm(|| {
                 let mut limbs = [0i64; 4];
-                src.receive_into_with_tag(&mut limbs[..], TAG_TALLY);
+                src.receive_into_with_tag(&mut limbs[..], tags::TALLY);
                 total += Tally::from_limbs(limbs);
                 let mut len = 0u64;
-                src.receive_into_with_tag(&mut len, TAG_DATA);
+                src.receive_into_with_tag(&mut len, tags::DATA);
                 let at = all.len();
                 all.resize(at + len as usize, 0);
                 for piece in all[at..].chunks_mut(MAX_MESSAGE_BYTES) {
-                    src.receive_into_with_tag(piece, TAG_DATA);
+                    src.receive_into_with_tag(piece, tags::DATA);
                 }
             });
         }
@@ -406,8 +399,8 @@ impl<'a> Ctx<'a> {
         loop {
             let mut next = [0u64; 2];
             self.comm(|| {
-                root.send_with_tag(&message[..], TAG_RESULT);
-                root.receive_into_with_tag(&mut next[..], TAG_WORK);
+                root.send_with_tag(&message[..], tags::RESULT);
+                root.receive_into_with_tag(&mut next[..], tags::WORK);
             });
             let range = next[0]..next[1];
             if range.is_empty() {
@@ -458,7 +451,7 @@ impl<'a> Ctx<'a> {
             done[0] = true;
             let mut pause = deadline::Pause::new();
             while active > 0 {
-                let Some(probed) = world.any_process().immediate_matched_probe_with_tag(TAG_RESULT) else {
+                let Some(probed) = world.any_process().immediate_matched_probe_with_tag(tags::RESULT) else {
                     if deadline::expired() {
                         deadline::expire_missing((0..spmd.size()).filter(|&r| !done[r]));
                     }
@@ -476,7 +469,7 @@ impl<'a> Ctx<'a> {
                     active -= 1;
                     done[status.source_rank() as usize] = true;
                 }
-                world.process_at_rank(status.source_rank()).send_with_tag(&[range.start, range.end][..], TAG_WORK);
+                world.process_at_rank(status.source_rank()).send_with_tag(&[range.start, range.end][..], tags::WORK);
                 if header.start < header.end {
                     tally += header.tally;
                     // The message itself is kept; its header is skipped when joining.

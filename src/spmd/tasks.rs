@@ -8,12 +8,12 @@
 //! the tail short), and every payload travels in messages of at most
 //! `chunk_bytes`, so no single message grows with the input.
 //!
-//! | message            | from → to   | tag           | content                                 |
-//! |--------------------|-------------|---------------|-----------------------------------------|
-//! | ask                | worker → 0  | `TAG_ASK`     | `[kind, item, len]`: ready, done, failed |
-//! | ask data           | worker → 0  | `TAG_ASK_DATA`| the result or error text, in chunks     |
-//! | give               | 0 → worker  | `TAG_GIVE`    | `[kind, item, len, limit_ms]`: stop or an item |
-//! | give data          | 0 → worker  | `TAG_GIVE_DATA`| the item's payload, in chunks          |
+//! | message            | from → to   | tag (`super::tags`) | content                                 |
+//! |--------------------|-------------|---------------------|-----------------------------------------|
+//! | ask                | worker → 0  | `ASK`               | `[kind, item, len]`: ready, done, failed |
+//! | ask data           | worker → 0  | `ASK_DATA`          | the result or error text, in chunks     |
+//! | give               | 0 → worker  | `GIVE`              | `[kind, item, len, limit_ms]`: stop or an item |
+//! | give data          | 0 → worker  | `GIVE_DATA`         | the item's payload, in chunks          |
 //!
 //! A worker sends an ask and then waits for a give, so every exchange is
 //! strictly paired and neither side can wait on the other. Rank 0's main
@@ -39,18 +39,13 @@
 //! at the closing checkpoint poll and sleep (`deadline::Pause`), and rank 0's
 //! main thread sleeps on the board between polls.
 
-use super::{deadline, RankStats, Spmd};
+use super::{deadline, tags, RankStats, Spmd};
 use mpi::point_to_point::{Destination, Source};
 use mpi::traits::*;
 use mpi::Tag;
 use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
-
-const TAG_ASK: Tag = 201;
-const TAG_ASK_DATA: Tag = 202;
-const TAG_GIVE: Tag = 203;
-const TAG_GIVE_DATA: Tag = 204;
 
 const ASK_READY: u64 = 0;
 const ASK_DONE: u64 = 1;
@@ -129,13 +124,13 @@ fn ask(spmd: &Spmd, farm: &Farm, mut stats: RankStats) -> (RankStats, Option<Tas
     loop {
         let t = Instant::now();
         let (kind, item, len) = (reply.0, reply.1, reply.2.len() as u64);
-        root.send_with_tag(&[kind, item, len][..], TAG_ASK);
-        send_chunks(&root, &reply.2, farm.chunk_bytes, TAG_ASK_DATA);
+        root.send_with_tag(&[kind, item, len][..], tags::ASK);
+        send_chunks(&root, &reply.2, farm.chunk_bytes, tags::ASK_DATA);
         // Rank 0 may defer its answer (nothing this rank may take yet):
         // wait by polling, not in a blocking receive that spins a core.
         let mut pause = deadline::Pause::new();
         let msg = loop {
-            if let Some((msg, _)) = root.immediate_matched_probe_with_tag(TAG_GIVE) {
+            if let Some((msg, _)) = root.immediate_matched_probe_with_tag(tags::GIVE) {
                 break msg;
             }
             pause.wait();
@@ -146,7 +141,7 @@ fn ask(spmd: &Spmd, farm: &Farm, mut stats: RankStats) -> (RankStats, Option<Tas
             stats.comm_s += t.elapsed().as_secs_f64();
             return (stats, None, 0);
         }
-        let payload = receive_chunks(&root, give[2] as usize, farm.chunk_bytes, TAG_GIVE_DATA);
+        let payload = receive_chunks(&root, give[2] as usize, farm.chunk_bytes, tags::GIVE_DATA);
         stats.comm_s += t.elapsed().as_secs_f64();
         let item = give[1] as usize;
         let limit = (give[3] > 0).then(|| Duration::from_millis(give[3]));
@@ -209,8 +204,8 @@ fn serve(spmd: &Spmd, farm: &Farm, mut stats: RankStats) -> (RankStats, Option<T
                         Ok(payload) => {
                             let limit_ms = (farm.limit)(item).map_or(0, limit_ms);
                             let give = [GIVE_ITEM, item as u64, payload.len() as u64, limit_ms];
-                            dest.send_with_tag(&give[..], TAG_GIVE);
-                            send_chunks(&dest, &payload, farm.chunk_bytes, TAG_GIVE_DATA);
+                            dest.send_with_tag(&give[..], tags::GIVE);
+                            send_chunks(&dest, &payload, farm.chunk_bytes, tags::GIVE_DATA);
                         }
                         Err(e) => {
                             board.fatal(e);
@@ -218,7 +213,7 @@ fn serve(spmd: &Spmd, farm: &Farm, mut stats: RankStats) -> (RankStats, Option<T
                         }
                     },
                     Take::Stop => {
-                        dest.send_with_tag(&[GIVE_STOP, 0, 0, 0][..], TAG_GIVE);
+                        dest.send_with_tag(&[GIVE_STOP, 0, 0, 0][..], tags::GIVE);
                         stopped += 1;
                     }
                     Take::Wait => still.push(rank),
@@ -229,7 +224,7 @@ fn serve(spmd: &Spmd, farm: &Farm, mut stats: RankStats) -> (RankStats, Option<T
             if stopped == spmd.size() - 1 {
                 break;
             }
-            let Some((msg, status)) = world.any_process().immediate_matched_probe_with_tag(TAG_ASK) else {
+            let Some((msg, status)) = world.any_process().immediate_matched_probe_with_tag(tags::ASK) else {
                 board.wait_for_change(SERVE_POLL);
                 continue;
             };
@@ -237,7 +232,7 @@ fn serve(spmd: &Spmd, farm: &Farm, mut stats: RankStats) -> (RankStats, Option<T
             let mut ask = [0u64; 3];
             msg.matched_receive_into(&mut ask[..]);
             let src = world.process_at_rank(status.source_rank());
-            let data = receive_chunks(&src, ask[2] as usize, farm.chunk_bytes, TAG_ASK_DATA);
+            let data = receive_chunks(&src, ask[2] as usize, farm.chunk_bytes, tags::ASK_DATA);
             comm_s += t.elapsed().as_secs_f64();
             let (rank, item) = (status.source_rank() as usize, ask[1] as usize);
             match ask[0] {
