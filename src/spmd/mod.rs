@@ -6,11 +6,13 @@
 //! kernel's work and results; [`Spmd::agree`] turns a per-rank check into one
 //! job-wide decision so that no rank waits on a rank that has given up.
 //!
-//! Every message tag is in [`tags`], and MPI's count limit is [`MAX_COUNT`].
+//! Every message tag is in [`tags`], MPI's count limit is [`MAX_COUNT`], and a
+//! payload of any size moves point to point through [`pieces`].
 
 pub mod deadline;
 pub mod exchange;
 pub mod grid;
+pub mod pieces;
 pub mod strategy;
 pub mod tags;
 pub mod tasks;

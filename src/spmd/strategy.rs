@@ -17,13 +17,16 @@
 //! A work may [`Pack`] its bytes on the rank that computed them (Mandelbrot:
 //! compressed PNG blocks): ranges are then cut in whole grains, computed and
 //! packed in pieces, and what travels is the packed form, joined in unit order.
+//!
+//! Their messages use the tags of [`super::tags`] (`RANGE`, `TALLY`, `DATA`,
+//! `WORK`, `RESULT`); `p2p` moves bytes with [`super::pieces`].
 
-use super::{deadline, tags, Spmd};
+use super::{deadline, pieces, tags, Spmd};
 use crate::progress::{self, Progress};
 use kernels::{partition, Tally};
 use mpi::collective::SystemOperation;
 use mpi::datatype::PartitionMut;
-use mpi::point_to_point::{Destination, MatchedReceiveVec, Source};
+use mpi::point_to_point::MatchedReceiveVec;
 use mpi::traits::*;
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -172,9 +175,6 @@ pub struct Outcome {
     /// Barrier-to-barrier seconds of the whole computation.
     pub wall_s: f64,
 }
-
-/// Largest single message of the point-to-point paths; bigger payloads go in pieces.
-pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
 
 /// Chunks per rank the dynamic scheduler aims for: enough to even out uneven
 /// units, few enough that a request's round trip stays negligible.
@@ -343,9 +343,7 @@ impl<'a> Ctx<'a> {
             self.comm(|| {
                 root.send_with_tag(&tally.to_limbs()[..], tags::TALLY);
                 root.send_with_tag(&(local.len() as u64), tags::DATA);
-                for piece in local.chunks(MAX_MESSAGE_BYTES) {
-                    root.send_with_tag(piece, tags::DATA);
-                }
+                pieces::send(&root, &local, pieces::MAX_MESSAGE_BYTES, tags::DATA);
             });
             return (tally, None);
         }
@@ -369,9 +367,7 @@ impl<'a> Ctx<'a> {
                 src.receive_into_with_tag(&mut len, tags::DATA);
                 let at = all.len();
                 all.resize(at + len as usize, 0);
-                for piece in all[at..].chunks_mut(MAX_MESSAGE_BYTES) {
-                    src.receive_into_with_tag(piece, tags::DATA);
-                }
+                pieces::receive_into(&src, &mut all[at..], pieces::MAX_MESSAGE_BYTES, tags::DATA);
             });
         }
         (total, Some(all))

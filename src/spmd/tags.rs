@@ -28,7 +28,7 @@ tags! {
     /// `p2p` strategy, worker → rank 0: the worker's tally, as limbs.
     TALLY = 102;
     /// `p2p` strategy, worker → rank 0: the length of its bytes, then the
-    /// bytes in pieces of at most `strategy::MAX_MESSAGE_BYTES`.
+    /// bytes in pieces of at most `pieces::MAX_MESSAGE_BYTES`.
     DATA = 103;
     /// `dynamic` strategy, rank 0 → worker: the next chunk, `[start, end]`
     /// (empty: no more work).

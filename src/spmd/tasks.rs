@@ -6,7 +6,7 @@
 //! ranges of units (transcode's video segments): items differ in cost, so
 //! they go out on request, in the order the kernel gives (longest first keeps
 //! the tail short), and every payload travels in messages of at most
-//! `chunk_bytes`, so no single message grows with the input.
+//! `chunk_bytes` ([`super::pieces`]), so no single message grows with the input.
 //!
 //! | message            | from → to   | tag (`super::tags`) | content                                 |
 //! |--------------------|-------------|---------------------|-----------------------------------------|
@@ -39,10 +39,8 @@
 //! at the closing checkpoint poll and sleep (`deadline::Pause`), and rank 0's
 //! main thread sleeps on the board between polls.
 
-use super::{deadline, tags, RankStats, Spmd};
-use mpi::point_to_point::{Destination, Source};
+use super::{deadline, pieces, tags, RankStats, Spmd};
 use mpi::traits::*;
-use mpi::Tag;
 use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -125,7 +123,7 @@ fn ask(spmd: &Spmd, farm: &Farm, mut stats: RankStats) -> (RankStats, Option<Tas
         let t = Instant::now();
         let (kind, item, len) = (reply.0, reply.1, reply.2.len() as u64);
         root.send_with_tag(&[kind, item, len][..], tags::ASK);
-        send_chunks(&root, &reply.2, farm.chunk_bytes, tags::ASK_DATA);
+        pieces::send(&root, &reply.2, farm.chunk_bytes, tags::ASK_DATA);
         // Rank 0 may defer its answer (nothing this rank may take yet):
         // wait by polling, not in a blocking receive that spins a core.
         let mut pause = deadline::Pause::new();
@@ -141,7 +139,7 @@ fn ask(spmd: &Spmd, farm: &Farm, mut stats: RankStats) -> (RankStats, Option<Tas
             stats.comm_s += t.elapsed().as_secs_f64();
             return (stats, None, 0);
         }
-        let payload = receive_chunks(&root, give[2] as usize, farm.chunk_bytes, tags::GIVE_DATA);
+        let payload = pieces::receive(&root, give[2] as usize, farm.chunk_bytes, tags::GIVE_DATA);
         stats.comm_s += t.elapsed().as_secs_f64();
         let item = give[1] as usize;
         let limit = (give[3] > 0).then(|| Duration::from_millis(give[3]));
@@ -205,7 +203,7 @@ fn serve(spmd: &Spmd, farm: &Farm, mut stats: RankStats) -> (RankStats, Option<T
                             let limit_ms = (farm.limit)(item).map_or(0, limit_ms);
                             let give = [GIVE_ITEM, item as u64, payload.len() as u64, limit_ms];
                             dest.send_with_tag(&give[..], tags::GIVE);
-                            send_chunks(&dest, &payload, farm.chunk_bytes, tags::GIVE_DATA);
+                            pieces::send(&dest, &payload, farm.chunk_bytes, tags::GIVE_DATA);
                         }
                         Err(e) => {
                             board.fatal(e);
@@ -232,7 +230,7 @@ fn serve(spmd: &Spmd, farm: &Farm, mut stats: RankStats) -> (RankStats, Option<T
             let mut ask = [0u64; 3];
             msg.matched_receive_into(&mut ask[..]);
             let src = world.process_at_rank(status.source_rank());
-            let data = receive_chunks(&src, ask[2] as usize, farm.chunk_bytes, tags::ASK_DATA);
+            let data = pieces::receive(&src, ask[2] as usize, farm.chunk_bytes, tags::ASK_DATA);
             comm_s += t.elapsed().as_secs_f64();
             let (rank, item) = (status.source_rank() as usize, ask[1] as usize);
             match ask[0] {
@@ -259,22 +257,6 @@ fn serve(spmd: &Spmd, farm: &Farm, mut stats: RankStats) -> (RankStats, Option<T
 /// A limit as sent with an item: whole milliseconds, at least 1 (0 means none).
 fn limit_ms(limit: Duration) -> u64 {
     u64::try_from(limit.as_millis()).unwrap_or(u64::MAX).max(1)
-}
-
-/// Sends `data` as `ceil(len / chunk)` messages (none when empty).
-fn send_chunks(dest: &impl Destination, data: &[u8], chunk: usize, tag: Tag) {
-    for piece in data.chunks(chunk.max(1)) {
-        dest.send_with_tag(piece, tag);
-    }
-}
-
-/// Receives `len` bytes sent by [`send_chunks`] with the same `chunk`.
-fn receive_chunks(src: &impl Source, len: usize, chunk: usize, tag: Tag) -> Vec<u8> {
-    let mut data = vec![0u8; len];
-    for piece in data.chunks_mut(chunk.max(1)) {
-        src.receive_into_with_tag(piece, tag);
-    }
-    data
 }
 
 /// What the board says to a rank that asks for work.
