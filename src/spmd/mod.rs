@@ -6,13 +6,17 @@
 //! kernel's work and results; [`Spmd::agree`] turns a per-rank check into one
 //! job-wide decision so that no rank waits on a rank that has given up.
 //!
-//! Every message tag is in [`tags`], MPI's count limit is [`MAX_COUNT`], and a
-//! payload of any size moves point to point through [`pieces`].
+//! The plumbing the protocols share is written once: every message tag is in
+//! [`tags`], MPI's count limit is [`MAX_COUNT`], a payload of any size moves
+//! point to point through [`pieces`], and rank 0's side of the two
+//! request/answer protocols (the dynamic strategy and the task farm [`tasks`])
+//! is `scheduler`.
 
 pub mod deadline;
 pub mod exchange;
 pub mod grid;
 pub mod pieces;
+pub(crate) mod scheduler;
 pub mod strategy;
 pub mod tags;
 pub mod tasks;
