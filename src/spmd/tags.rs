@@ -2,10 +2,11 @@
 //!
 //! A receive matches a send by communicator, source and tag, so two protocols
 //! that shared a tag on one communicator could take each other's messages.
-//! Most protocols also run on a communicator of their own (the checkpoints on
-//! `Spmd`'s `watch`, a [`super::exchange::Team`] on a duplicate of the world),
-//! but the tags are kept distinct across the whole crate anyway, so that no
-//! protocol's safety rests on which communicator it happens to use. The test
+//! Some protocols also run on a communicator of their own (a
+//! [`super::exchange::Team`] on a duplicate of the world, the runtime's
+//! checkpoints on `Spmd`'s `watch`), but the tags are kept distinct across the
+//! whole crate anyway, so that no protocol's safety rests on which
+//! communicator it happens to use. The test
 //! below holds them to it; a new tag is one more line of the table.
 
 use mpi::Tag;
