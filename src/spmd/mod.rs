@@ -398,7 +398,7 @@ fn install_panic_hook(rank: usize, host: String) {
         // SAFETY: MPI is initialised (the hook is installed after init) and
         // MPI_Abort takes no Rust-owned memory.
         unsafe {
-            mpi::ffi::MPI_Abort(mpi::ffi::RSMPI_COMM_WORLD, 70);
+            mpi::ffi::MPI_Abort(mpi::ffi::RSMPI_COMM_WORLD, crate::exit::Exit::Internal as i32);
         }
         std::process::abort();
     }));

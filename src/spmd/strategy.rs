@@ -49,17 +49,6 @@ pub enum Comm {
     Dynamic,
 }
 
-impl Comm {
-    /// The name as the CLI spells it.
-    pub fn name(self) -> &'static str {
-        match self {
-            Comm::Collective => "collective",
-            Comm::P2p => "p2p",
-            Comm::Dynamic => "dynamic",
-        }
-    }
-}
-
 /// A kernel's work, as the runtime sees it.
 pub struct Work<'a> {
     /// Number of work units.
