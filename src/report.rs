@@ -422,7 +422,7 @@ impl Report {
             plural(self.ranks),
             self.threads_per_rank,
             plural(self.threads_per_rank),
-            self.comm.name(),
+            crate::cli::value_name(self.comm),
             self.hosts_summary()
         );
         let _ = writeln!(s, "  params    {}", pairs(&self.params).join("  "));
@@ -483,7 +483,7 @@ impl Report {
             ("threads_per_rank".into(), self.threads_per_rank.to_string()),
             ("cores_used".into(), self.cores_used.to_string()),
             ("oversubscribed".into(), self.oversubscribed.to_string()),
-            ("comm".into(), self.comm.name().into()),
+            ("comm".into(), crate::cli::value_name(self.comm)),
         ];
         cols.extend(flat("params", &self.params));
         cols.extend(flat("result", &self.result));

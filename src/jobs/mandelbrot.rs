@@ -20,7 +20,7 @@ pub const VERIFY_ROWS: u32 = 16;
 /// The most bytes the gather can carry: MPI counts are 32-bit. The picture's
 /// compressed blocks travel; an image is refused if even stored (its pixels
 /// incompressible) they could exceed this.
-const MAX_GATHER_BYTES: u64 = crate::spmd::exchange::MAX_COUNT as u64;
+const MAX_GATHER_BYTES: u64 = crate::spmd::MAX_COUNT as u64;
 
 /// Default PNG path.
 pub const DEFAULT_OUT: &str = "mandelbrot.png";
