@@ -283,9 +283,9 @@ impl SpmdJob for Heat {
         let mut cur = Block::initial(&self.p, layout.rows.clone(), layout.cols.clone());
         let mut next = cur.clone();
         let team = spmd.team();
+        let mut halo = Halo::new(b, layout.neighbours(), comm, &world, &layout);
         team.barrier();
         let start = team.now();
-        let mut halo = Halo::new(b, layout.neighbours(), comm, &world, &layout);
         for _ in 0..self.p.steps {
             halo.step(&world, &mut cur, &mut next, self.p.r, &mut stats);
             std::mem::swap(&mut cur, &mut next);
@@ -602,4 +602,55 @@ fn cartesian(world: &mpi::topology::SimpleCommunicator, pr: usize, pc: usize) ->
     let rc = unsafe { mpi::ffi::MPI_Cart_create(world.as_raw(), 2, dims.as_ptr(), periods.as_ptr(), 0, &mut cart) };
     assert_eq!(rc, 0, "MPI_Cart_create failed");
     cart
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn heat(cols: usize, rows: usize, grid: Option<(usize, usize)>) -> Heat {
+        let p = Params { cols, rows, steps: 1, r: 0.2, init: Init::Modes };
+        Heat { p, grid, out: PathBuf::from(DEFAULT_OUT) }
+    }
+
+    #[test]
+    fn sizes_parse_as_cols_by_rows() {
+        assert_eq!("8000x6000".parse::<Dims>(), Ok(Dims { cols: 8000, rows: 6000 }));
+        assert_eq!("2Kx1K".parse::<Dims>(), Ok(Dims { cols: 2000, rows: 1000 }));
+        assert!("7".parse::<Dims>().unwrap_err().contains("COLSxROWS"));
+        assert!("7xq".parse::<Dims>().is_err());
+        assert_eq!(Dims { cols: 3, rows: 2 }.to_string(), "3x2");
+    }
+
+    #[test]
+    fn every_process_count_tiles_the_field_and_neighbours_agree() {
+        for (cols, rows) in [(50, 30), (30, 50), (13, 13)] {
+            let h = heat(cols, rows, None);
+            for size in 1..=13 {
+                let layouts: Vec<Layout> = (0..size).map(|r| h.layout(r, size).unwrap()).collect();
+                let (pr, pc) = (layouts[0].pr, layouts[0].pc);
+                assert_eq!(pr * pc, size);
+                // The grid's longer side lies along the field's.
+                let along = if cols > rows { pc >= pr } else { rows == cols || pr >= pc };
+                assert!(along, "{cols}x{rows} on {size}: {pc}x{pr}");
+                let cells: usize = layouts.iter().map(|l| l.rows.len() * l.cols.len()).sum();
+                assert_eq!(cells, cols * rows);
+                for (rank, l) in layouts.iter().enumerate() {
+                    for (d, n) in l.neighbours().into_iter().enumerate() {
+                        if let Some(n) = n {
+                            assert_eq!(layouts[n].neighbours()[OPPOSITE[d]], Some(rank));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_grid_must_multiply_to_the_process_count_and_fit_the_field() {
+        let h = heat(10, 10, Some((4, 4)));
+        assert!(h.layout(0, 6).unwrap_err().to_string().contains("--grid 4x4 has 16 processes but the job has 6"));
+        assert!(h.layout(0, 16).is_ok());
+        assert!(heat(2, 2, None).layout(0, 6).unwrap_err().to_string().contains("need at least"));
+    }
 }
