@@ -26,6 +26,7 @@
 pub mod buckets;
 pub use mandelbrot::colormap;
 mod counter;
+pub mod heat;
 pub mod leibniz;
 pub mod mandelbrot;
 pub mod matmul;

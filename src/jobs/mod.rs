@@ -72,6 +72,8 @@ registry! {
     Transcode(transcode) = "transcode",
     /// Dense matrix multiply C = A B (f64): row blocks or SUMMA, verified by Freivalds' check.
     Matmul(matmul) = "matmul",
+    /// 2-D heat diffusion: explicit 5-point steps with halo exchange on a process grid, a PNG heat map.
+    Heat(heat) = "heat",
     /// Sample sort of u64 keys across ranks, verified sorted and multiset-preserving.
     Sort(sort) = "sort",
 }

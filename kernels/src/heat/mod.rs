@@ -1,0 +1,381 @@
+//! 2-D heat diffusion: the explicit 5-point scheme on a `rows x cols` grid
+//! with fixed zero (Dirichlet) boundaries,
+//!
+//! `u' = u + r * (((n + s) + (e + w)) - 4u)`,
+//!
+//! stable for `0 < r <= 1/4` (every new value is then a convex combination
+//! of old ones, so no error grows and the field obeys a maximum principle).
+//!
+//! A cell's update is one expression evaluated in one fixed order, with no
+//! fused multiply-add, on every path ([`cell`], and the vector loop in
+//! `simd.rs` lane by lane), so a cell's value after T steps is the same bits
+//! whichever process, thread or instruction set computed it.
+//!
+//! The distributed runtime keeps each block in a row-major buffer of
+//! `(h + 2) x (w + 2)` cells with one ghost cell all round ([`Block`]);
+//! [`step_interior`] updates the cells that need no ghost, [`step_border`]
+//! the rest, and [`step_block`] both. [`reference`] is a plain sequential
+//! evolution of the whole grid, for tests and verification.
+//!
+//! The default initial field is a sum of discrete sine modes ([`MODES`]),
+//! each an eigenvector of the discrete Laplacian with zero boundaries, so
+//! the exact field after T steps is known ([`exact`]); [`error_bound`]
+//! bounds how far the computed field may stray from it through rounding.
+
+mod simd;
+
+use crate::simd::Path;
+use rayon::prelude::*;
+use std::f64::consts::PI;
+use std::ops::Range;
+
+/// The initial field.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+pub enum Init {
+    /// A sum of a few discrete sine modes: verified against the closed form.
+    Modes,
+    /// A hot disc of value 1 in the middle of a cold grid.
+    Hotspot,
+}
+
+/// The sine modes of [`Init::Modes`]: `(p, q, amplitude)`, the field being
+/// the sum of `amplitude * sin(pi p (i+1)/(rows+1)) * sin(pi q (j+1)/(cols+1))`
+/// over row `i` and column `j`.
+pub const MODES: [(u32, u32, f64); 3] = [(1, 1, 1.0), (2, 3, 0.5), (5, 2, 0.25)];
+
+/// The most `r` may be: beyond 1/4 the explicit scheme is unstable (the
+/// highest grid mode's factor `1 - 8r` drops below -1 and grows each step).
+pub const R_MAX: f64 = 0.25;
+
+/// A heat run's parameters.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Params {
+    /// Grid columns (cells across).
+    pub cols: usize,
+    /// Grid rows.
+    pub rows: usize,
+    /// Time steps.
+    pub steps: u64,
+    /// Diffusion number `alpha dt / dx^2`, in `(0, 1/4]`.
+    pub r: f64,
+    /// The initial field.
+    pub init: Init,
+}
+
+/// Why parameters are refused; names the field of [`Params`] at fault.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Invalid {
+    /// The field at fault, if one is.
+    pub param: Option<&'static str>,
+    /// What is wrong, completing a sentence about the field when there is one.
+    pub problem: String,
+}
+
+impl std::fmt::Display for Invalid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.param {
+            Some(param) => write!(f, "{param} {}", self.problem),
+            None => f.write_str(&self.problem),
+        }
+    }
+}
+
+impl Params {
+    /// Checks the parameters; the error names the offending one.
+    pub fn validate(&self) -> Result<(), Invalid> {
+        let bad = |param, problem: String| Err(Invalid { param: Some(param), problem });
+        if self.cols == 0 {
+            return bad("cols", "must be at least 1".into());
+        }
+        if self.rows == 0 {
+            return bad("rows", "must be at least 1".into());
+        }
+        if !self.r.is_finite() {
+            return bad("r", format!("must be a finite number (got {})", self.r));
+        }
+        if !(self.r > 0.0 && self.r <= R_MAX) {
+            return bad(
+                "r",
+                format!(
+                    "must lie in (0, 0.25] (got {}): the explicit scheme is unstable beyond 1/4, where the \
+                     fastest grid mode's factor per step 1 - 8r falls below -1 and grows without bound",
+                    self.r
+                ),
+            );
+        }
+        Ok(())
+    }
+
+    /// Cells in the grid.
+    pub fn cells(&self) -> u64 {
+        self.rows as u64 * self.cols as u64
+    }
+
+    /// The largest magnitude of the initial field, which by the maximum
+    /// principle bounds the field at every step.
+    pub fn amplitude(&self) -> f64 {
+        match self.init {
+            Init::Modes => MODES.iter().map(|m| m.2.abs()).sum(),
+            Init::Hotspot => 1.0,
+        }
+    }
+}
+
+/// One cell's update from its value `u` and its neighbours: the one
+/// expression every path evaluates, in this order.
+#[inline(always)]
+pub fn cell(u: f64, north: f64, south: f64, east: f64, west: f64, r: f64) -> f64 {
+    u + r * (((north + south) + (east + west)) - 4.0 * u)
+}
+
+/// `sin(pi k (i+1) / (n+1))`: mode `k`'s value at index `i` of `n`.
+fn mode(k: u32, i: usize, n: usize) -> f64 {
+    (PI * f64::from(k) * (i + 1) as f64 / (n + 1) as f64).sin()
+}
+
+/// The initial value of the cell at row `i`, column `j`.
+pub fn initial(p: &Params, i: usize, j: usize) -> f64 {
+    match p.init {
+        Init::Modes => MODES.iter().map(|&(mp, mq, a)| a * mode(mp, i, p.rows) * mode(mq, j, p.cols)).sum(),
+        Init::Hotspot => {
+            // A disc of radius min(rows, cols) / 8 (at least half a cell)
+            // about the grid's centre, in exact integer arithmetic.
+            let (di, dj) = (2 * i as i64 + 1 - p.rows as i64, 2 * j as i64 + 1 - p.cols as i64);
+            let radius2 = (p.rows.min(p.cols) as i64 / 4).max(1);
+            f64::from(u8::from(di * di + dj * dj <= radius2 * radius2))
+        }
+    }
+}
+
+/// The exact factor by which mode `(mp, mq)` decays per step:
+/// `1 - 4r (sin^2(pi mp / 2(rows+1)) + sin^2(pi mq / 2(cols+1)))`.
+pub fn decay(p: &Params, mp: u32, mq: u32) -> f64 {
+    let s = |k: u32, n: usize| (PI * f64::from(k) / (2 * (n + 1)) as f64).sin().powi(2);
+    1.0 - 4.0 * p.r * (s(mp, p.rows) + s(mq, p.cols))
+}
+
+/// The exact value (to rounding in its evaluation) of the modes field at
+/// row `i`, column `j` after `p.steps` steps.
+pub fn exact(p: &Params, i: usize, j: usize) -> f64 {
+    let t = p.steps as f64;
+    MODES.iter().map(|&(mp, mq, a)| a * decay(p, mp, mq).powf(t) * mode(mp, i, p.rows) * mode(mq, j, p.cols)).sum()
+}
+
+/// The bound on `|computed - exact|` for the modes field, with `A` the
+/// field's amplitude, `T` the steps and `u = 2^-53` the unit roundoff:
+/// `20 (T + 1) A u`.
+///
+/// Why: with `r <= 1/4` the exact update is a convex combination, so it
+/// never enlarges an error (its infinity norm is 1), and the field stays
+/// within `A`. One update rounds seven operations whose intermediate
+/// magnitudes are at most `2A, 2A, 4A, 8A, 2A, 3A` (the multiply by 4 is
+/// exact); to first order in `u` it adds at most `9 A u`. The initial field
+/// (two sines, two products and a sum per mode) is off by at most `8 A u`,
+/// and the closed form's evaluation by at most `(8T + 3) A u` (the decay
+/// factor is computed to a few `u` absolutely, and `T` powers of a number
+/// within 1 multiply that by at most `T`). Together `(17 T + 11) A u`,
+/// within `20 (T + 1) A u`.
+pub fn error_bound(p: &Params) -> f64 {
+    20.0 * (p.steps as f64 + 1.0) * p.amplitude() * (f64::EPSILON / 2.0)
+}
+
+/// A block of the grid with one ghost cell all round: `h x w` cells in a
+/// row-major buffer of `(h + 2) x (w + 2)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Block {
+    /// Rows of cells (not counting ghosts).
+    pub h: usize,
+    /// Columns of cells (not counting ghosts).
+    pub w: usize,
+}
+
+impl Block {
+    /// Elements in a buffer of the block, ghosts included.
+    pub fn len(&self) -> usize {
+        (self.h + 2) * (self.w + 2)
+    }
+
+    /// Whether the block has no cells.
+    pub fn is_empty(&self) -> bool {
+        self.h == 0 || self.w == 0
+    }
+
+    /// A buffer whose cells hold the initial field of the grid's rows
+    /// `rows` and columns `cols` (the block's place), ghosts 0.
+    pub fn initial(p: &Params, rows: Range<usize>, cols: Range<usize>) -> Vec<f64> {
+        let b = Block { h: rows.len(), w: cols.len() };
+        let mut buf = vec![0.0; b.len()];
+        let stride = b.w + 2;
+        buf.par_chunks_mut(stride).skip(1).take(b.h).zip(rows).for_each(|(line, i)| {
+            for (x, j) in line[1..=b.w].iter_mut().zip(cols.clone()) {
+                *x = initial(p, i, j);
+            }
+        });
+        buf
+    }
+
+    /// The block's cells without ghosts, row-major `h x w`.
+    pub fn cells(&self, buf: &[f64]) -> Vec<f64> {
+        let stride = self.w + 2;
+        buf.chunks(stride).skip(1).take(self.h).flat_map(|line| line[1..=self.w].iter().copied()).collect()
+    }
+}
+
+/// Updates buffer row `i` (1-based, a cell row) over columns `cols`
+/// (1-based buffer columns) from `cur` into `next`.
+fn step_span(path: Path, cur: &[f64], out_row: &mut [f64], stride: usize, i: usize, cols: Range<usize>, r: f64) {
+    if cols.is_empty() {
+        return;
+    }
+    let (a, b) = (cols.start, cols.end);
+    let row = |k: usize| &cur[k * stride..(k + 1) * stride];
+    crate::simd::dispatch_on(
+        path,
+        simd::RowStep {
+            up: &row(i - 1)[a..b],
+            mid: &row(i)[a - 1..b + 1],
+            down: &row(i + 1)[a..b],
+            out: &mut out_row[a..b],
+            r,
+        },
+    );
+}
+
+/// Updates the cells whose neighbours are all cells (no ghost): rows 2 to
+/// `h - 1`, columns 2 to `w - 1`, in parallel over rows.
+pub fn step_interior(b: Block, cur: &[f64], next: &mut [f64], r: f64) {
+    step_interior_on(crate::simd::path(), b, cur, next, r);
+}
+
+fn step_interior_on(path: Path, b: Block, cur: &[f64], next: &mut [f64], r: f64) {
+    let stride = b.w + 2;
+    if b.h < 3 || b.w < 3 {
+        return;
+    }
+    next.par_chunks_mut(stride).enumerate().skip(2).take(b.h - 2).for_each(|(i, line)| {
+        step_span(path, cur, line, stride, i, 2..b.w, r);
+    });
+}
+
+/// Updates the cells next to a ghost: the first and last rows, and the
+/// first and last columns of the rows between.
+pub fn step_border(b: Block, cur: &[f64], next: &mut [f64], r: f64) {
+    step_border_on(crate::simd::path(), b, cur, next, r);
+}
+
+fn step_border_on(path: Path, b: Block, cur: &[f64], next: &mut [f64], r: f64) {
+    let stride = b.w + 2;
+    if b.is_empty() {
+        return;
+    }
+    for (i, line) in next.chunks_mut(stride).enumerate().skip(1).take(b.h) {
+        if i == 1 || i == b.h {
+            step_span(path, cur, line, stride, i, 1..b.w + 1, r);
+        } else {
+            step_span(path, cur, line, stride, i, 1..2, r);
+            if b.w > 1 {
+                step_span(path, cur, line, stride, i, b.w..b.w + 1, r);
+            }
+        }
+    }
+}
+
+/// Updates every cell of the block: [`step_interior`] then [`step_border`].
+pub fn step_block(b: Block, cur: &[f64], next: &mut [f64], r: f64) {
+    step_block_on(crate::simd::path(), b, cur, next, r);
+}
+
+/// [`step_block`] on a given SIMD path (which this CPU must have).
+pub fn step_block_on(path: Path, b: Block, cur: &[f64], next: &mut [f64], r: f64) {
+    step_interior_on(path, b, cur, next, r);
+    step_border_on(path, b, cur, next, r);
+}
+
+/// The whole grid after `p.steps` steps, row-major, by [`step_block`] on
+/// one block (the runtime's loop, with zero ghosts as the boundary).
+pub fn evolve(p: &Params) -> Vec<f64> {
+    evolve_on(crate::simd::path(), p)
+}
+
+/// [`evolve`] on a given SIMD path (which this CPU must have).
+pub fn evolve_on(path: Path, p: &Params) -> Vec<f64> {
+    let b = Block { h: p.rows, w: p.cols };
+    let mut cur = Block::initial(p, 0..p.rows, 0..p.cols);
+    let mut next = cur.clone();
+    for _ in 0..p.steps {
+        step_block_on(path, b, &cur, &mut next, p.r);
+        std::mem::swap(&mut cur, &mut next);
+    }
+    b.cells(&cur)
+}
+
+/// The cells of rows `rows` and columns `cols` after `p.steps` steps,
+/// computed sequentially over that window alone, with zero outside it.
+/// Exact where the window ends at the grid's edge; elsewhere the error
+/// from the window's edge travels one cell per step, so a cell at least
+/// `p.steps` cells inside every window edge that is not a grid edge is
+/// exact. The whole grid: `reference(p, 0..rows, 0..cols)`.
+pub fn reference(p: &Params, rows: Range<usize>, cols: Range<usize>) -> Vec<f64> {
+    let (h, w) = (rows.len(), cols.len());
+    let at = |i: usize, j: usize| i * (w + 2) + j;
+    let mut cur = vec![0.0; (h + 2) * (w + 2)];
+    for i in 0..h {
+        for j in 0..w {
+            cur[at(i + 1, j + 1)] = initial(p, rows.start + i, cols.start + j);
+        }
+    }
+    let mut next = cur.clone();
+    for _ in 0..p.steps {
+        for i in 1..=h {
+            for j in 1..=w {
+                let (n, s, e, west) = (cur[at(i - 1, j)], cur[at(i + 1, j)], cur[at(i, j + 1)], cur[at(i, j - 1)]);
+                next[at(i, j)] = cell(cur[at(i, j)], n, s, e, west, p.r);
+            }
+        }
+        std::mem::swap(&mut cur, &mut next);
+    }
+    (1..=h).flat_map(|i| (1..=w).map(move |j| (i, j))).map(|(i, j)| cur[at(i, j)]).collect()
+}
+
+/// The largest `|field - exact|` over the grid (modes field), in parallel.
+pub fn max_error(p: &Params, field: &[f64]) -> f64 {
+    field
+        .par_chunks(p.cols.max(1))
+        .enumerate()
+        .map(|(i, line)| line.iter().enumerate().map(|(j, &v)| (v - exact(p, i, j)).abs()).fold(0.0, f64::max))
+        .reduce(|| 0.0, f64::max)
+}
+
+/// The name of the step's loop on this process's SIMD path.
+pub fn implementation() -> &'static str {
+    crate::simd::implementation(false)
+}
+
+/// Green's cubehelix colour scheme (start 0.5, -1.5 rotations, hue 1,
+/// gamma 1) at `t` in `[0, 1]`: black to white, its perceived brightness
+/// rising with `t`, as 8-bit RGB.
+pub fn cubehelix(t: f64) -> [u8; 3] {
+    let t = if t.is_nan() { 0.0 } else { t.clamp(0.0, 1.0) };
+    let phi = 2.0 * PI * (0.5 / 3.0 - 1.5 * t);
+    let amp = t * (1.0 - t) / 2.0;
+    let (c, s) = (phi.cos(), phi.sin());
+    let rgb = [t + amp * (-0.14861 * c + 1.78277 * s), t + amp * (-0.29227 * c - 0.90649 * s), t + amp * (1.97294 * c)];
+    rgb.map(|v| (v.clamp(0.0, 1.0) * 255.0).round() as u8)
+}
+
+/// Colours `field` (row-major) into RGB bytes, mapping `[lo, hi]` onto the
+/// colour scheme, in parallel.
+pub fn colour(field: &[f64], lo: f64, hi: f64) -> Vec<u8> {
+    let span = if hi > lo { hi - lo } else { 1.0 };
+    let mut rgb = vec![0u8; field.len() * 3];
+    rgb.par_chunks_mut(3 << 12).zip(field.par_chunks(1 << 12)).for_each(|(out, cells)| {
+        for (px, &v) in out.chunks_mut(3).zip(cells) {
+            px.copy_from_slice(&cubehelix((v - lo) / span));
+        }
+    });
+    rgb
+}
+
+#[cfg(test)]
+mod tests;
