@@ -2,7 +2,7 @@
 //! quickly with exit 2, one clear message (not one per rank, no panic), and
 //! no file written. Prints its figures: cases tried, cases passed.
 
-mod util;
+use crate::util;
 
 use std::time::Duration;
 use util::{files_in, mpirun_cmd, run, tempdir, TIMEOUT};

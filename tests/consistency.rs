@@ -1,7 +1,7 @@
 //! Results are identical for any process count, thread count and strategy,
 //! under real `mpirun`.
 
-mod util;
+use crate::util;
 
 use util::{direct, json_run, tempdir};
 

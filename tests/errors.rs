@@ -1,7 +1,7 @@
 //! Refusals that need more than the table in bad_input.rs: which rank is
 //! named, several outputs at once, --help.
 
-mod util;
+use crate::util;
 
 use std::time::Duration;
 use util::{files_in, mpirun, tempdir, Run};

@@ -3,7 +3,7 @@
 //! within seconds, non-zero, leaving no partial output or temporary file.
 //! Prints its figures: faults injected, faults survived.
 
-mod util;
+use crate::util;
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};

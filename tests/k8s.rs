@@ -19,8 +19,8 @@
 //! its non-root user and the Secret's layout are exercised by
 //! scripts/image-check.sh, which runs the same MPIJobs as containers.
 
-mod netns;
-mod util;
+use crate::netns;
+use crate::util;
 
 use netns::{Cluster, Spec};
 use serde_json::Value;

@@ -2,7 +2,7 @@
 //! gives the same C and the same sorted keys, checked against references
 //! computed here, and bad inputs are refused with one message.
 
-mod util;
+use crate::util;
 
 use kernels::matmul::{self, Entries, Which};
 use npyz::WriterBuilder;

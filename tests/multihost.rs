@@ -5,8 +5,8 @@
 //! Needs root; elsewhere it says why and passes vacuously, unless
 //! `PIKERNELS_REQUIRE_NETNS=1` (set by CI) makes that a failure.
 
-mod netns;
-mod util;
+use crate::netns;
+use crate::util;
 
 use netns::{Cluster, Spec};
 use serde_json::Value;

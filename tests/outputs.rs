@@ -5,7 +5,7 @@
 //! ordinary failure, exit 1, that leaves the node as it was. Every special
 //! file is made by the test in its own temporary directory.
 
-mod util;
+use crate::util;
 
 use std::os::unix::fs::{symlink, FileTypeExt};
 use std::path::Path;

@@ -2,7 +2,7 @@
 //! equals a single run's bit for bit, however the job was cut and however
 //! each part ran; incomplete or mixed inputs are refused with one message.
 
-mod util;
+use crate::util;
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};

@@ -2,7 +2,7 @@
 //! nothing otherwise. The terminal is a real pseudo-terminal from `script`
 //! (util-linux), which passes the job's exit status through (`-e`).
 
-mod util;
+use crate::util;
 
 use std::process::Command;
 use util::{bin, mpi_env, run, TIMEOUT};

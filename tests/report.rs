@@ -1,7 +1,7 @@
 //! The report's documented fields, parsed with serde from real runs, and the
 //! other formats showing the same data.
 
-mod util;
+use crate::util;
 
 use serde::Deserialize;
 use util::mpirun;

@@ -2,7 +2,7 @@
 //! (through tests/util: timeout and process-group kill cover the script's
 //! mpirun children), its table and its SVG plot.
 
-mod util;
+use crate::util;
 
 use std::process::Command;
 use util::{bin, mpi_env, run, tempdir, TIMEOUT};

@@ -4,7 +4,7 @@
 //! CPU supports, and `mandelbrot --escape-only` is decomposition-free and
 //! checked against the reference.
 
-mod util;
+use crate::util;
 
 use serde_json::Value;
 use std::process::Command;

@@ -9,7 +9,7 @@
 //! failed` for the options ffmpeg judges, and one `fault injected: NAME:
 //! survived` (or `NOT survived`) line per injected fault.
 
-mod util;
+use crate::util;
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};

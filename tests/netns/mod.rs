@@ -16,7 +16,6 @@
 //! its creation is the atomic claim), so parallel runs never collide. A run
 //! killed outright (SIGKILL: no `Drop`) leaves its namespaces behind; they are
 //! named after its pid, and the next run removes those of dead processes.
-#![allow(dead_code)]
 
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -64,7 +63,8 @@ pub fn available_or_explain(test: &str) -> bool {
 pub struct Host {
     /// Its hostname (what the report's `hosts` shows).
     pub name: String,
-    /// Its network namespace.
+    /// Its network namespace (no test reads it yet).
+    #[allow(dead_code)]
     pub netns: String,
     /// Its address on the bridge.
     pub addr: String,

@@ -1,6 +1,5 @@
 //! Helpers for integration tests: run the `pikernels` binary directly or
 //! under `mpirun`, always with a timeout, and parse its JSON report.
-#![allow(dead_code)]
 
 use serde_json::Value;
 use std::io::Read;
