@@ -2,7 +2,7 @@
 //! bytes) for every process count, grid, thread count and --comm; the
 //! refusals; the PNG decodes to the field's colours.
 
-mod util;
+use crate::util;
 
 use serde_json::Value;
 use std::time::Duration;

@@ -11,6 +11,7 @@ mod bad_input;
 mod consistency;
 mod errors;
 mod faults;
+mod heat;
 mod k8s;
 mod linalg;
 mod multihost;
