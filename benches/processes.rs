@@ -7,7 +7,9 @@
 //! compute) does not drown the signal. Runs go through `tests/util`, which
 //! puts every launch under a timeout and kills the process group on expiry.
 
+// The integration tests' helpers; this bench uses a few of them.
 #[path = "../tests/util/mod.rs"]
+#[allow(dead_code)]
 mod util;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput};

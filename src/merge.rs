@@ -152,103 +152,24 @@ fn check_part(name: &str, r: &Report) -> Result<(Partial, i128), String> {
     Ok((p, tally))
 }
 
+/// A part: its file's name, its report, what it says about itself (checked
+/// by [`check_part`]) and its tally.
+type Part<'a> = (&'a str, &'a Report, &'a Partial, i128);
+
 /// Merges named partial reports into the whole job's report.
 pub fn merge(mut parts: Vec<(String, Report)>) -> Result<Report, MergeError> {
-    let usage = |m: String| MergeError::Usage(m);
     if parts.is_empty() {
-        return Err(usage("no parts to merge".into()));
+        return Err(MergeError::Usage("no parts to merge".into()));
     }
     let mut partials: Vec<(Partial, i128)> = Vec::with_capacity(parts.len());
     for (name, r) in &parts {
-        partials.push(check_part(name, r).map_err(usage)?);
+        partials.push(check_part(name, r).map_err(MergeError::Usage)?);
     }
-    let (first_name, first) = (&parts[0].0, &parts[0].1);
-    let first_part = &partials[0].0;
-    for ((name, r), (p, _)) in parts.iter().zip(&partials) {
-        if r.kernel != first.kernel || r.params != first.params {
-            return Err(usage(format!(
-                "{name} is a part of `{} {}`, but {first_name} of `{} {}`: parts of different jobs",
-                r.kernel, r.params, first.kernel, first.params
-            )));
-        }
-        if r.build.version != first.build.version {
-            return Err(usage(format!(
-                "{name} comes from pikernels {}, {first_name} from {}: merge parts of one version",
-                r.build.version, first.build.version
-            )));
-        }
-        if p.count != first_part.count || p.total_units != first_part.total_units {
-            return Err(usage(format!(
-                "{name} is part {} of {} ({} units), {first_name} part {} of {} ({} units)",
-                p.index, p.count, p.total_units, first_part.index, first_part.count, first_part.total_units
-            )));
-        }
-    }
-    let count = first_part.count;
-    let mut seen: BTreeMap<u64, &str> = BTreeMap::new();
-    for ((name, _), (p, _)) in parts.iter().zip(&partials) {
-        if let Some(other) = seen.insert(p.index, name) {
-            return Err(usage(format!("part {} of {count} is given twice: {other} and {name}", p.index)));
-        }
-    }
-    let missing_count = count - seen.len() as u64;
-    if missing_count > 0 {
-        let named: Vec<String> =
-            (0..count).filter(|i| !seen.contains_key(i)).take(MISSING_NAMED).map(|i| i.to_string()).collect();
-        let more = missing_count - named.len() as u64;
-        return Err(usage(format!(
-            "the job has {count} parts, but part{} {}{} {} missing",
-            if missing_count == 1 { "" } else { "s" },
-            named.join(", "),
-            if more > 0 { format!(" and {more} more") } else { String::new() },
-            if missing_count == 1 { "is" } else { "are" }
-        )));
-    }
-
-    let rebuilt = partial::from_params(&first.kernel, &first.params)?;
-    let Some(job) = rebuilt.partitionable() else {
-        return Err(usage(format!(
-            "{first_name} is a part of {}, which cannot be computed in parts and merged (only {})",
-            first.kernel,
-            crate::jobs::partitionable_kernels().join(" and ")
-        )));
-    };
-    if job.params() != first.params {
-        return Err(usage(format!(
-            "the parts' params {} are not those of a {} job: this build describes that job as {}",
-            first.params,
-            first.kernel,
-            job.params()
-        )));
-    }
-    if job.units() != first_part.total_units {
-        return Err(usage(format!(
-            "the parts say the job has {} units, but `{} {}` has {} in this build",
-            first_part.total_units,
-            first.kernel,
-            first.params,
-            job.units()
-        )));
-    }
-    let mut tally = Tally::default();
-    for ((name, _), (p, t)) in parts.iter().zip(&partials) {
-        let bounds = job.tally_bounds(p.first_unit..p.end_unit).ok_or_else(|| {
-            usage(format!("{name} is a part of {}, whose tallies have no known bounds", first.kernel))
-        })?;
-        if !bounds.contains(t) {
-            return Err(usage(format!(
-                "{name}: the tally {t} is impossible for units {}..{} of `{} {}` (it lies between {} and {})",
-                p.first_unit,
-                p.end_unit,
-                first.kernel,
-                first.params,
-                bounds.start(),
-                bounds.end()
-            )));
-        }
-        tally.0 = tally.0.checked_add(*t).ok_or_else(|| usage("the parts' tallies overflow".into()))?;
-    }
-    let finished = job.finish(tally, Vec::new()).map_err(MergeError::Failed)?;
+    let checked: Vec<Part> = parts.iter().zip(&partials).map(|((n, r), (p, t))| (n.as_str(), r, p, *t)).collect();
+    check_one_job(&checked).map_err(MergeError::Usage)?;
+    check_complete(&checked).map_err(MergeError::Usage)?;
+    let finished = finish(&checked)?;
+    let count = checked[0].2.count;
 
     // Parts in rank order of part index; ranks renumbered across parts.
     parts.sort_by_key(|(_, r)| r.partial.as_ref().map(|p| p.index));
@@ -278,6 +199,108 @@ pub fn merge(mut parts: Vec<(String, Report)>) -> Result<Report, MergeError> {
         build: first.build.clone(),
         partial: None,
     }))
+}
+
+/// Every part belongs to the first's job: kernel, parameters, version, cut.
+fn check_one_job(parts: &[Part]) -> Result<(), String> {
+    let (first_name, first, first_part, _) = parts[0];
+    for &(name, r, p, _) in parts {
+        if r.kernel != first.kernel || r.params != first.params {
+            return Err(format!(
+                "{name} is a part of `{} {}`, but {first_name} of `{} {}`: parts of different jobs",
+                r.kernel, r.params, first.kernel, first.params
+            ));
+        }
+        if r.build.version != first.build.version {
+            return Err(format!(
+                "{name} comes from pikernels {}, {first_name} from {}: merge parts of one version",
+                r.build.version, first.build.version
+            ));
+        }
+        if p.count != first_part.count || p.total_units != first_part.total_units {
+            return Err(format!(
+                "{name} is part {} of {} ({} units), {first_name} part {} of {} ({} units)",
+                p.index, p.count, p.total_units, first_part.index, first_part.count, first_part.total_units
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Every part of the cut is given exactly once.
+fn check_complete(parts: &[Part]) -> Result<(), String> {
+    let count = parts[0].2.count;
+    let mut seen: BTreeMap<u64, &str> = BTreeMap::new();
+    for &(name, _, p, _) in parts {
+        if let Some(other) = seen.insert(p.index, name) {
+            return Err(format!("part {} of {count} is given twice: {other} and {name}", p.index));
+        }
+    }
+    let missing_count = count - seen.len() as u64;
+    if missing_count == 0 {
+        return Ok(());
+    }
+    let named: Vec<String> =
+        (0..count).filter(|i| !seen.contains_key(i)).take(MISSING_NAMED).map(|i| i.to_string()).collect();
+    let more = missing_count - named.len() as u64;
+    Err(format!(
+        "the job has {count} parts, but part{} {}{} {} missing",
+        if missing_count == 1 { "" } else { "s" },
+        named.join(", "),
+        if more > 0 { format!(" and {more} more") } else { String::new() },
+        if missing_count == 1 { "is" } else { "are" }
+    ))
+}
+
+/// The job rebuilt from the parts' parameters, their tallies checked
+/// against it and added, and the job finished as a single run finishes.
+fn finish(parts: &[Part]) -> Result<Finished, MergeError> {
+    let usage = MergeError::Usage;
+    let (first_name, first, first_part, _) = parts[0];
+    let rebuilt = partial::from_params(&first.kernel, &first.params)?;
+    let Some(job) = rebuilt.partitionable() else {
+        return Err(usage(format!(
+            "{first_name} is a part of {}, which cannot be computed in parts and merged (only {})",
+            first.kernel,
+            crate::jobs::partitionable_kernels().join(" and ")
+        )));
+    };
+    if job.params() != first.params {
+        return Err(usage(format!(
+            "the parts' params {} are not those of a {} job: this build describes that job as {}",
+            first.params,
+            first.kernel,
+            job.params()
+        )));
+    }
+    if job.units() != first_part.total_units {
+        return Err(usage(format!(
+            "the parts say the job has {} units, but `{} {}` has {} in this build",
+            first_part.total_units,
+            first.kernel,
+            first.params,
+            job.units()
+        )));
+    }
+    let mut tally = Tally::default();
+    for &(name, _, p, t) in parts {
+        let bounds = job.tally_bounds(p.first_unit..p.end_unit).ok_or_else(|| {
+            usage(format!("{name} is a part of {}, whose tallies have no known bounds", first.kernel))
+        })?;
+        if !bounds.contains(&t) {
+            return Err(usage(format!(
+                "{name}: the tally {t} is impossible for units {}..{} of `{} {}` (it lies between {} and {})",
+                p.first_unit,
+                p.end_unit,
+                first.kernel,
+                first.params,
+                bounds.start(),
+                bounds.end()
+            )));
+        }
+        tally.0 = tally.0.checked_add(t).ok_or_else(|| usage("the parts' tallies overflow".into()))?;
+    }
+    job.finish(tally, Vec::new()).map_err(MergeError::Failed)
 }
 
 #[cfg(test)]
