@@ -17,7 +17,7 @@
 use super::{timed, Finished, Job, Preflight, UsageError};
 use crate::cli::{EntriesArg, MatmulAlgorithm, MatmulArgs};
 use crate::spmd::exchange::Team;
-use crate::spmd::grid::rank_at;
+use crate::spmd::grid::{rank_at, Grid};
 use crate::spmd::strategy::{Outcome, RankStats};
 use crate::spmd::{self, Comm, Spmd};
 use crate::{npy, output};
@@ -172,42 +172,20 @@ impl Matmul {
     }
 
     fn summa(&self, spmd: &Spmd, team: &Team, comm: Comm) -> Outcome {
-        let n = self.n;
         let grid = spmd.grid();
-        let (pr, pc) = (grid.rows, grid.cols);
-        let cut = |parts: usize, i: usize| {
-            let r = block_range(n as u64, parts as u64, i as u64);
-            r.start as usize..r.end as usize
-        };
-        // My block of C is rows I x cols J; I hold A[I, Ka] and B[Kb, J],
-        // where A's columns are cut like C's columns and B's rows like C's rows.
-        let (rows_i, cols_j) = (cut(pr, grid.row), cut(pc, grid.col));
-        let (ka, kb) = (cut(pc, grid.col), cut(pr, grid.row));
-        let (a_local, b_local, root_inputs) = self.summa_inputs(team, pr, pc, &rows_i, &cols_j, &ka, &kb);
-
-        let panels = matmul::summa_panels(n, pr, pc, SUMMA_PANEL);
+        let me = Blocks::of(self.n, &grid);
+        let (a_local, b_local, root_inputs) = self.summa_inputs(team, &me);
+        let panels = matmul::summa_panels(self.n, me.pr, me.pc, SUMMA_PANEL);
         let widest = panels.iter().map(|p| p.k.len()).max().unwrap_or(0);
-        let mut a_panel = vec![0.0; rows_i.len() * widest];
-        let mut b_panel = vec![0.0; widest * cols_j.len()];
-        let mut c_local = vec![0.0; rows_i.len() * cols_j.len()];
+        let mut a_panel = vec![0.0; me.rows_i.len() * widest];
+        let mut b_panel = vec![0.0; widest * me.cols_j.len()];
+        let mut c_local = vec![0.0; me.rows_i.len() * me.cols_j.len()];
         let mut clock = Clock::new(spmd);
 
         team.barrier();
         let start = team.now();
         for (step, panel) in panels.iter().enumerate() {
-            let w = panel.k.len();
-            let a_buf = &mut a_panel[..rows_i.len() * w];
-            if grid.col == panel.a_col {
-                let from = panel.k.start - ka.start;
-                for (dst, src) in a_buf.chunks_mut(w.max(1)).zip(a_local.chunks(ka.len().max(1))) {
-                    dst.copy_from_slice(&src[from..from + w]);
-                }
-            }
-            let b_buf = &mut b_panel[..w * cols_j.len()];
-            if grid.row == panel.b_row {
-                let from = (panel.k.start - kb.start) * cols_j.len();
-                b_buf.copy_from_slice(&b_local[from..from + b_buf.len()]);
-            }
+            let (a_buf, b_buf) = me.stage_panel(&grid, panel, (&a_local, &b_local), (&mut a_panel, &mut b_panel));
             clock.comm(|| match comm {
                 Comm::P2p => {
                     grid.row_team.broadcast_p2p(panel.a_col, a_buf);
@@ -218,41 +196,18 @@ impl Matmul {
                     grid.col_team.broadcast(panel.b_row, b_buf);
                 }
             });
+            let w = panel.k.len();
             clock.compute(|| {
                 matmul::gemm(
                     &mut c_local,
-                    View::dense(a_buf, rows_i.len(), w),
-                    View::dense(b_buf, w, cols_j.len()),
+                    View::dense(a_buf, me.rows_i.len(), w),
+                    View::dense(b_buf, w, me.cols_j.len()),
                     step > 0,
                     spmd.threads(),
                 )
             });
         }
-
-        // Gather the C blocks at rank 0 and put them in place.
-        let counts: Vec<usize> = (0..pr * pc).map(|r| cut(pr, r / pc).len() * cut(pc, r % pc).len()).collect();
-        let mut blocks = if team.rank() == 0 { vec![0.0; n * n] } else { Vec::new() };
-        let recv = (team.rank() == 0).then_some(&mut blocks[..]);
-        clock.comm(|| match comm {
-            Comm::P2p => team.gather_p2p(0, &c_local, &counts, recv),
-            _ => team.gather(0, &c_local, &counts, recv),
-        });
-        let c = if team.rank() == 0 {
-            let mut c = vec![0.0; n * n];
-            let displs = offsets(&counts);
-            for gr in 0..pr {
-                for gc in 0..pc {
-                    let (ri, cj) = (cut(pr, gr), cut(pc, gc));
-                    let block = &blocks[displs[rank_at(pc, gr, gc)]..][..ri.len() * cj.len()];
-                    for (row, src) in ri.clone().zip(block.chunks(cj.len().max(1))) {
-                        c[row * n + cj.start..row * n + cj.end].copy_from_slice(src);
-                    }
-                }
-            }
-            c
-        } else {
-            Vec::new()
-        };
+        let c = me.gather_c(team, comm, &c_local, &mut clock);
         team.barrier();
         let wall_s = team.now() - start;
         clock.stats.units = c_local.len() as u64;
@@ -263,60 +218,28 @@ impl Matmul {
     /// This rank's blocks `A[I, Ka]` and `B[Kb, J]`: generated in place, or
     /// cut from the files at rank 0 and scattered (before the timed region).
     /// Rank 0 also returns the whole A and B, for verification.
-    #[allow(clippy::too_many_arguments)]
-    fn summa_inputs(
-        &self,
-        team: &Team,
-        pr: usize,
-        pc: usize,
-        rows_i: &Range<usize>,
-        cols_j: &Range<usize>,
-        ka: &Range<usize>,
-        kb: &Range<usize>,
-    ) -> (Vec<f64>, Vec<f64>, Pair) {
-        let n = self.n;
-        let mut a_local = vec![0.0; rows_i.len() * ka.len()];
-        let mut b_local = vec![0.0; kb.len() * cols_j.len()];
+    fn summa_inputs(&self, team: &Team, me: &Blocks) -> (Vec<f64>, Vec<f64>, Pair) {
         let is_root = team.rank() == 0;
+        let whole = if is_root { self.root_inputs() } else { (Vec::new(), Vec::new()) };
+        let mut a_local = vec![0.0; me.rows_i.len() * me.ka.len()];
+        let mut b_local = vec![0.0; me.kb.len() * me.cols_j.len()];
         match self.source {
             Source::Generated(entries) => {
-                matmul::fill_block(self.seed, Which::A, n, entries, rows_i.clone(), ka.clone(), &mut a_local);
-                matmul::fill_block(self.seed, Which::B, n, entries, kb.clone(), cols_j.clone(), &mut b_local);
-                let whole = if is_root { self.root_inputs() } else { (Vec::new(), Vec::new()) };
-                (a_local, b_local, whole)
+                let (seed, n) = (self.seed, self.n);
+                matmul::fill_block(seed, Which::A, n, entries, me.rows_i.clone(), me.ka.clone(), &mut a_local);
+                matmul::fill_block(seed, Which::B, n, entries, me.kb.clone(), me.cols_j.clone(), &mut b_local);
             }
             Source::Files { .. } => {
-                let whole = if is_root { self.root_inputs() } else { (Vec::new(), Vec::new()) };
-                let cut = |parts: usize, i: usize| {
-                    let r = block_range(n as u64, parts as u64, i as u64);
-                    r.start as usize..r.end as usize
-                };
-                // Rank r = (gr, gc) gets A[rows gr, cols-block gc] and B[rows-block gr, cols gc].
-                let pack = |m: &[f64], rows: &dyn Fn(usize) -> Range<usize>, cols: &dyn Fn(usize) -> Range<usize>| {
-                    let mut out = Vec::new();
-                    for r in 0..pr * pc {
-                        for i in rows(r) {
-                            out.extend_from_slice(&m[i * n + cols(r).start..i * n + cols(r).end]);
-                        }
-                    }
-                    out
-                };
-                let a_rows = |r: usize| cut(pr, r / pc);
-                let a_cols = |r: usize| cut(pc, r % pc);
-                let b_rows = |r: usize| cut(pr, r / pc);
-                let b_cols = |r: usize| cut(pc, r % pc);
-                let a_counts: Vec<usize> = (0..pr * pc).map(|r| a_rows(r).len() * a_cols(r).len()).collect();
-                let b_counts: Vec<usize> = (0..pr * pc).map(|r| b_rows(r).len() * b_cols(r).len()).collect();
-                let (a_packed, b_packed) = if is_root {
-                    (pack(&whole.0, &a_rows, &a_cols), pack(&whole.1, &b_rows, &b_cols))
-                } else {
-                    (Vec::new(), Vec::new())
-                };
-                team.scatter(0, &a_packed, &a_counts, &mut a_local);
-                team.scatter(0, &b_packed, &b_counts, &mut b_local);
-                (a_local, b_local, whole)
+                // Rank r = (gr, gc) gets A[rows gr, cols-block gc] and
+                // B[rows-block gr, cols gc]: blocks shaped like its block of C.
+                let counts = me.counts();
+                let (a_packed, b_packed) =
+                    if is_root { (me.pack(&whole.0), me.pack(&whole.1)) } else { (Vec::new(), Vec::new()) };
+                team.scatter(0, &a_packed, &counts, &mut a_local);
+                team.scatter(0, &b_packed, &counts, &mut b_local);
             }
         }
+        (a_local, b_local, whole)
     }
 
     fn outcome(
@@ -351,6 +274,126 @@ impl Matmul {
                 let block = n.div_ceil(pr as u64) * n.div_ceil(pc as u64) * 8;
                 3 * block + 2 * n * SUMMA_PANEL as u64 * 8 + root_extra
             }
+        }
+    }
+}
+
+/// Block `i` of `0..n` cut in `parts` ([`block_range`]).
+fn cut(n: usize, parts: usize, i: usize) -> Range<usize> {
+    let r = block_range(n as u64, parts as u64, i as u64);
+    r.start as usize..r.end as usize
+}
+
+/// One rank's part of SUMMA's 2-D decomposition on a `pr x pc` grid. Its
+/// block of C is rows `I` x cols `J`; it holds `A[I, Ka]` and `B[Kb, J]`,
+/// where A's columns are cut like C's columns and B's rows like C's rows
+/// (so every rank's blocks of A, B and C have the same shape).
+struct Blocks {
+    n: usize,
+    pr: usize,
+    pc: usize,
+    rows_i: Range<usize>,
+    cols_j: Range<usize>,
+    ka: Range<usize>,
+    kb: Range<usize>,
+}
+
+impl Blocks {
+    fn of(n: usize, grid: &Grid) -> Blocks {
+        let (pr, pc) = (grid.rows, grid.cols);
+        Blocks {
+            n,
+            pr,
+            pc,
+            rows_i: cut(n, pr, grid.row),
+            cols_j: cut(n, pc, grid.col),
+            ka: cut(n, pc, grid.col),
+            kb: cut(n, pr, grid.row),
+        }
+    }
+
+    /// The rows and columns of rank `r`'s block (ranks numbered row-major on the grid).
+    fn block(&self, r: usize) -> (Range<usize>, Range<usize>) {
+        (cut(self.n, self.pr, r / self.pc), cut(self.n, self.pc, r % self.pc))
+    }
+
+    /// Elements of each rank's block.
+    fn counts(&self) -> Vec<usize> {
+        (0..self.pr * self.pc).map(|r| self.block(r)).map(|(i, j)| i.len() * j.len()).collect()
+    }
+
+    /// A whole `n x n` matrix cut into the ranks' blocks, in rank order.
+    fn pack(&self, m: &[f64]) -> Vec<f64> {
+        let n = self.n;
+        let mut out = Vec::new();
+        for r in 0..self.pr * self.pc {
+            let (rows, cols) = self.block(r);
+            for i in rows {
+                out.extend_from_slice(&m[i * n + cols.start..i * n + cols.end]);
+            }
+        }
+        out
+    }
+
+    /// The inverse of [`Blocks::pack`]: the ranks' blocks put in place.
+    fn unpack(&self, blocks: &[f64]) -> Vec<f64> {
+        let n = self.n;
+        let mut m = vec![0.0; n * n];
+        let displs = offsets(&self.counts());
+        for gr in 0..self.pr {
+            for gc in 0..self.pc {
+                let r = rank_at(self.pc, gr, gc);
+                let (ri, cj) = self.block(r);
+                let block = &blocks[displs[r]..][..ri.len() * cj.len()];
+                for (row, src) in ri.zip(block.chunks(cj.len().max(1))) {
+                    m[row * n + cj.start..row * n + cj.end].copy_from_slice(src);
+                }
+            }
+        }
+        m
+    }
+
+    /// This SUMMA step's panel buffers, `A[I, k]` and `B[k, J]`, filled by
+    /// their owners (the grid column `a_col` holds `A[:, k]`, the grid row
+    /// `b_row` holds `B[k, :]`) from their local blocks, ready to broadcast.
+    fn stage_panel<'p>(
+        &self,
+        grid: &Grid,
+        panel: &matmul::Panel,
+        (a_local, b_local): (&[f64], &[f64]),
+        (a_panel, b_panel): (&'p mut [f64], &'p mut [f64]),
+    ) -> (&'p mut [f64], &'p mut [f64]) {
+        let w = panel.k.len();
+        let a_buf = &mut a_panel[..self.rows_i.len() * w];
+        if grid.col == panel.a_col {
+            let from = panel.k.start - self.ka.start;
+            for (dst, src) in a_buf.chunks_mut(w.max(1)).zip(a_local.chunks(self.ka.len().max(1))) {
+                dst.copy_from_slice(&src[from..from + w]);
+            }
+        }
+        let b_buf = &mut b_panel[..w * self.cols_j.len()];
+        if grid.row == panel.b_row {
+            let from = (panel.k.start - self.kb.start) * self.cols_j.len();
+            b_buf.copy_from_slice(&b_local[from..from + b_buf.len()]);
+        }
+        (a_buf, b_buf)
+    }
+
+    /// Gathers the ranks' blocks of C at rank 0 and puts them in place
+    /// (rank 0 returns C, the others nothing).
+    fn gather_c(&self, team: &Team, comm: Comm, c_local: &[f64], clock: &mut Clock) -> Vec<f64> {
+        let counts = self.counts();
+        let is_root = team.rank() == 0;
+        let mut blocks = if is_root { vec![0.0; self.n * self.n] } else { Vec::new() };
+        let recv = is_root.then_some(&mut blocks[..]);
+        clock.comm(|| match comm {
+            Comm::P2p => team.gather_p2p(0, c_local, &counts, recv),
+            _ => team.gather(0, c_local, &counts, recv),
+        });
+        if is_root {
+            self.unpack(&blocks)
+        } else {
+            Vec::new()
         }
     }
 }

@@ -94,6 +94,24 @@ struct Run {
     error: Option<anyhow::Error>,
 }
 
+impl Run {
+    /// Adds the farm's account and the audio encode's (seconds, retries)
+    /// and keeps the first error: the split's, the farm's, then the audio's.
+    fn settle(&mut self, farm_s: f64, farm: &tasks::FarmOutcome, audio: Option<(Result<()>, f64)>, order: &[Segment]) {
+        self.farm_s = farm_s; // the farm, and the audio encode if it ended later
+        self.retried = farm.retried;
+        if let (None, Some(e)) = (&self.error, &farm.error) {
+            self.error = Some(describe_failure(e, order));
+        }
+        if let Some((result, audio_s)) = audio {
+            self.audio_s = audio_s;
+            if let (None, Err(e)) = (&self.error, result) {
+                self.error = Some(e);
+            }
+        }
+    }
+}
+
 /// A temporary directory that SIGTERM removes and that is removed when dropped.
 struct WorkDir {
     path: PathBuf,
@@ -399,30 +417,55 @@ impl Transcode {
         // in rank 0's directory there).
         let dir = dir.unwrap_or_default();
         let t = Instant::now();
-        let mut run = None;
-        let mut order = Vec::new();
-        if let Some(probe) = probe {
-            let seconds =
-                self.segment_seconds.unwrap_or_else(|| media::default_segment_seconds(probe.duration_s, spmd.size()));
-            let (split, split_s) = timed(|| media::split(&self.tools, &self.input, &dir, seconds));
-            let (segments, error) = match split {
-                Ok(s) => (s, None),
-                Err(e) => (Vec::new(), Some(e)),
-            };
-            order = media::longest_first(segments.clone());
-            let audio = (probe.audio_streams > 0).then(|| dir.join("audio.mp4"));
-            run = Some(Run {
-                segments,
-                segment_seconds: seconds,
-                split_s,
-                farm_s: 0.0,
-                retried: 0,
-                audio,
-                audio_s: 0.0,
-                error,
-            });
+        let (run, order) = match &probe {
+            Some(probe) => {
+                let (run, order) = self.split(probe, &dir, spmd.size());
+                (Some(run), order)
+            }
+            None => (None, Vec::new()),
+        };
+        // Rank 0 encodes the audio on a thread of its own (no MPI there)
+        // while the farm runs, so it adds no serial tail.
+        let audio = run.as_ref().filter(|r| r.error.is_none()).and_then(|r| r.audio.clone());
+        let ((outcome, audio), farm_s) = timed(|| self.farm(spmd, &dir, rank, &order, audio));
+        if let Some(mut run) = run {
+            run.settle(farm_s, &outcome, audio, &order);
+            self.lock().run = Some(run);
+        } else {
+            self.lock().dir = None; // a worker's part is over: remove its directory now
         }
-        let shared = self.shared_dir.is_some();
+        (outcome, t.elapsed().as_secs_f64())
+    }
+
+    /// Rank 0: cuts the input's video at keyframes into NUT segments in
+    /// `dir` (a failed split is the run's error, with no segments), and the
+    /// order they are handed out in, longest first.
+    fn split(&self, probe: &Probe, dir: &Path, ranks: usize) -> (Run, Vec<Segment>) {
+        let seconds = self.segment_seconds.unwrap_or_else(|| media::default_segment_seconds(probe.duration_s, ranks));
+        let (split, split_s) = timed(|| media::split(&self.tools, &self.input, dir, seconds));
+        let (segments, error) = match split {
+            Ok(s) => (s, None),
+            Err(e) => (Vec::new(), Some(e)),
+        };
+        let order = media::longest_first(segments.clone());
+        let audio = (probe.audio_streams > 0).then(|| dir.join("audio.mp4"));
+        let run =
+            Run { segments, segment_seconds: seconds, split_s, farm_s: 0.0, retried: 0, audio, audio_s: 0.0, error };
+        (run, order)
+    }
+
+    /// Every rank: the task farm over `order` (rank 0's segments; empty on
+    /// the other ranks), each rank working in `dir`; meanwhile, on rank 0, a
+    /// thread encodes the input's audio into `audio` (when given), and its
+    /// result and seconds come back with the farm's outcome.
+    fn farm(
+        &self,
+        spmd: &Spmd,
+        dir: &Path,
+        rank: usize,
+        order: &[Segment],
+        audio: Option<PathBuf>,
+    ) -> (tasks::FarmOutcome, Option<(Result<()>, f64)>) {
         let load = |item: usize, attempt: u32| -> Result<Vec<u8>, String> {
             let seg = &order[item];
             let path = dir.join(&seg.name);
@@ -437,11 +480,11 @@ impl Transcode {
             }
             Ok(payload)
         };
-        let work = |_item: usize, payload: Vec<u8>, limit: Option<Duration>| self.work(&dir, rank, payload, limit);
+        let work = |_item: usize, payload: Vec<u8>, limit: Option<Duration>| self.work(dir, rank, payload, limit);
         let limit = |item: usize| Some(self.item_limit(order[item].duration_s));
         let store = |item: usize, bytes: Vec<u8>| -> Result<(), String> {
             let path = dir.join(part_name(order[item].index));
-            if shared {
+            if self.shared_dir.is_some() {
                 return if path.is_file() { Ok(()) } else { Err(format!("{} was not written", path.display())) };
             }
             std::fs::write(&path, bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))
@@ -454,63 +497,26 @@ impl Transcode {
             work: &work,
             store: &store,
         };
-        // Rank 0 encodes the audio on a thread of its own (no MPI there)
-        // while the farm runs, so it adds no serial tail.
-        let audio_job = run.as_ref().filter(|r| r.error.is_none()).and_then(|r| r.audio.clone());
-        let ((outcome, audio), farm_s) = timed(|| {
-            std::thread::scope(|s| {
-                let audio = audio_job.map(|path| {
-                    s.spawn(move || timed(|| media::encode_audio(&self.tools, &self.settings, &self.input, &path)))
-                });
-                let outcome = tasks::run(spmd, &farm);
-                (outcome, audio.map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))))
-            })
-        });
-        if let Some(mut run) = run {
-            run.farm_s = farm_s; // the farm, and the audio encode if it ended later
-            run.retried = outcome.retried;
-            if let (None, Some(e)) = (&run.error, &outcome.error) {
-                run.error = Some(describe_failure(e, &order));
-            }
-            if let Some((result, audio_s)) = audio {
-                run.audio_s = audio_s;
-                if let (None, Err(e)) = (&run.error, result) {
-                    run.error = Some(e);
-                }
-            }
-            self.lock().run = Some(run);
-        } else {
-            self.lock().dir = None; // a worker's part is over: remove its directory now
-        }
-        (outcome, t.elapsed().as_secs_f64())
+        std::thread::scope(|s| {
+            let audio = audio.map(|path| {
+                s.spawn(move || timed(|| media::encode_audio(&self.tools, &self.settings, &self.input, &path)))
+            });
+            let outcome = tasks::run(spmd, &farm);
+            (outcome, audio.map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))))
+        })
     }
 
     /// Rank 0 after the farm: join, verify, rename, compare with the baseline.
     fn conclude(&self, probe: &Probe, run: &Run, dir: &Path, wall_s: f64) -> Result<Finished> {
-        let parts: Vec<PathBuf> = run.segments.iter().map(|s| dir.join(part_name(s.index))).collect();
         let tmp = self.temp_output();
         let _tracked = signals::track(&tmp);
-        let result = (|| -> Result<Joined> {
-            let (joined, join_s) =
-                timed(|| media::concat(&self.tools, &parts, &dir.join("concat.txt"), run.audio.as_deref(), &tmp));
-            joined?;
-            let (out, verify_s) = timed(|| media::probe(&self.tools, &tmp));
-            let out = out.context("cannot check the joined output")?;
-            let baseline = if self.baseline { Some(self.run_baseline(probe, dir)?) } else { None };
-            Ok((out, join_s, verify_s, baseline))
-        })();
-        let (out, join_s, verify_s, baseline) = result.inspect_err(|_| {
+        let joined = self.join(probe, run, dir, &tmp).inspect_err(|_| {
             let _ = std::fs::remove_file(&tmp);
         })?;
-
-        let frame_s = probe.frame_s();
-        let diff_s = (out.duration_s - probe.duration_s).abs();
-        let frames_ok = out.frames == probe.frames;
-        let duration_ok = diff_s <= frame_s;
-        let streams_ok = out.audio_streams == probe.audio_streams;
+        let check = Check::of(probe, &joined.out);
         // Only a verified result takes the output's name; a failed check
         // leaves no file behind (exit 3 with the report says why).
-        let written = frames_ok && duration_ok && streams_ok;
+        let written = check.passed();
         if written {
             let dest = self.destination()?;
             std::fs::rename(&tmp, &dest)
@@ -518,60 +524,64 @@ impl Transcode {
         } else {
             let _ = std::fs::remove_file(&tmp);
         }
-        let total_s = wall_s + join_s;
-        let verification = format!(
-            "output has {} frames, input {}{}; duration {:.4} s vs {:.4} s, off by {:.4} s ({} one frame, {:.4} s); video and {} audio stream(s), input {}{}",
-            out.frames,
-            probe.frames,
-            if frames_ok { " (equal)" } else { " (DIFFERENT)" },
-            out.duration_s,
-            probe.duration_s,
-            diff_s,
-            if duration_ok { "within" } else { "MORE THAN" },
-            frame_s,
-            out.audio_streams,
-            probe.audio_streams,
-            if written { "" } else { "; output NOT written" }
-        );
-        let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+        let total_s = wall_s + joined.join_s;
         Ok(Finished {
-            result: json!({
-                "input": self.input.display().to_string(),
-                "output": self.output.display().to_string(),
-                "written": written,
-                "transport": if self.shared_dir.is_some() { "shared-dir" } else { "mpi" },
-                "duration_s": probe.duration_s,
-                "frames": probe.frames,
-                "fps": probe.fps_f64(),
-                "input_video_codec": probe.video_codec,
-                "audio_streams": probe.audio_streams,
-                "segment_seconds": run.segment_seconds,
-                "segments": run.segments.len(),
-                "retried_segments": run.retried,
-                "chunk_bytes": self.chunk_bytes,
-                "split_s": run.split_s,
-                "farm_s": run.farm_s,
-                "audio_s": run.audio_s,
-                "join_s": join_s,
-                "total_s": total_s,
-                "speed_x_realtime": probe.duration_s / total_s,
-                "output_frames": out.frames,
-                "output_duration_s": out.duration_s,
-                "input_bytes": size(&self.input),
-                "output_bytes": size(&self.output),
-                "baseline": baseline.map(|(b, s)| json!({
-                    "seconds": s,
-                    "speed_x_realtime": probe.duration_s / s,
-                    "speedup": s / total_s,
-                    "frames": b.frames,
-                    "duration_s": b.duration_s,
-                })),
-            }),
+            result: self.result(probe, run, &joined, written, total_s),
             verified: written,
-            verification,
+            verification: check.describe(probe, &joined.out, written),
             item: ("frames", probe.frames as f64),
-            verify_s,
-            output_s: join_s,
+            verify_s: joined.verify_s,
+            output_s: joined.join_s,
+        })
+    }
+
+    /// Rank 0: the parts and the audio joined into `tmp` (stream copy), the
+    /// result probed, and the one-process baseline when asked for.
+    fn join(&self, probe: &Probe, run: &Run, dir: &Path, tmp: &Path) -> Result<Joined> {
+        let parts: Vec<PathBuf> = run.segments.iter().map(|s| dir.join(part_name(s.index))).collect();
+        let (joined, join_s) =
+            timed(|| media::concat(&self.tools, &parts, &dir.join("concat.txt"), run.audio.as_deref(), tmp));
+        joined?;
+        let (out, verify_s) = timed(|| media::probe(&self.tools, tmp));
+        let out = out.context("cannot check the joined output")?;
+        let baseline = if self.baseline { Some(self.run_baseline(probe, dir)?) } else { None };
+        Ok(Joined { out, join_s, verify_s, baseline })
+    }
+
+    /// The report's result fields.
+    fn result(&self, probe: &Probe, run: &Run, joined: &Joined, written: bool, total_s: f64) -> Value {
+        let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+        json!({
+            "input": self.input.display().to_string(),
+            "output": self.output.display().to_string(),
+            "written": written,
+            "transport": if self.shared_dir.is_some() { "shared-dir" } else { "mpi" },
+            "duration_s": probe.duration_s,
+            "frames": probe.frames,
+            "fps": probe.fps_f64(),
+            "input_video_codec": probe.video_codec,
+            "audio_streams": probe.audio_streams,
+            "segment_seconds": run.segment_seconds,
+            "segments": run.segments.len(),
+            "retried_segments": run.retried,
+            "chunk_bytes": self.chunk_bytes,
+            "split_s": run.split_s,
+            "farm_s": run.farm_s,
+            "audio_s": run.audio_s,
+            "join_s": joined.join_s,
+            "total_s": total_s,
+            "speed_x_realtime": probe.duration_s / total_s,
+            "output_frames": joined.out.frames,
+            "output_duration_s": joined.out.duration_s,
+            "input_bytes": size(&self.input),
+            "output_bytes": size(&self.output),
+            "baseline": joined.baseline.as_ref().map(|(b, s)| json!({
+                "seconds": s,
+                "speed_x_realtime": probe.duration_s / s,
+                "speedup": s / total_s,
+                "frames": b.frames,
+                "duration_s": b.duration_s,
+            })),
         })
     }
 
@@ -590,9 +600,63 @@ impl Transcode {
     }
 }
 
-/// The joined output's probe, seconds joining, seconds probing, and the
-/// baseline's probe and seconds when one ran.
-type Joined = (Probe, f64, f64, Option<(Probe, f64)>);
+/// The joined output, under its temporary name.
+struct Joined {
+    /// Its probe.
+    out: Probe,
+    /// Seconds joining.
+    join_s: f64,
+    /// Seconds probing it.
+    verify_s: f64,
+    /// The one-process baseline's probe and seconds, when one ran.
+    baseline: Option<(Probe, f64)>,
+}
+
+/// The joined output against the input: the same frames, the same duration
+/// within one frame, the same audio streams.
+struct Check {
+    frame_s: f64,
+    diff_s: f64,
+    frames_ok: bool,
+    duration_ok: bool,
+    streams_ok: bool,
+}
+
+impl Check {
+    fn of(input: &Probe, out: &Probe) -> Check {
+        let frame_s = input.frame_s();
+        let diff_s = (out.duration_s - input.duration_s).abs();
+        Check {
+            frame_s,
+            diff_s,
+            frames_ok: out.frames == input.frames,
+            duration_ok: diff_s <= frame_s,
+            streams_ok: out.audio_streams == input.audio_streams,
+        }
+    }
+
+    fn passed(&self) -> bool {
+        self.frames_ok && self.duration_ok && self.streams_ok
+    }
+
+    /// The report's verification line.
+    fn describe(&self, input: &Probe, out: &Probe, written: bool) -> String {
+        format!(
+            "output has {} frames, input {}{}; duration {:.4} s vs {:.4} s, off by {:.4} s ({} one frame, {:.4} s); video and {} audio stream(s), input {}{}",
+            out.frames,
+            input.frames,
+            if self.frames_ok { " (equal)" } else { " (DIFFERENT)" },
+            out.duration_s,
+            input.duration_s,
+            self.diff_s,
+            if self.duration_ok { "within" } else { "MORE THAN" },
+            self.frame_s,
+            out.audio_streams,
+            input.audio_streams,
+            if written { "" } else { "; output NOT written" }
+        )
+    }
+}
 
 /// The name of segment `index`'s transcoded part.
 fn part_name(index: usize) -> String {
