@@ -3,19 +3,12 @@
 //! Defaults come from the kernels crate and the runtime (one place for each
 //! fact); this module only describes and parses.
 
+use crate::jobs::Kernel;
 use crate::report::Format;
 use crate::size::Size;
 use crate::spmd::Comm;
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use kernels::{colormap::Colormap, mandelbrot::Params as MandelParams};
 use std::path::PathBuf;
-
-/// Default Monte Carlo samples (`pi-mc --samples`).
-pub const DEFAULT_SAMPLES: u64 = 1_000_000_000;
-/// Default Leibniz terms (`leibniz --terms`).
-pub const DEFAULT_TERMS: u64 = 1_000_000_000;
-/// Default PNG path of `mandelbrot`.
-pub const DEFAULT_MANDELBROT_OUT: &str = "mandelbrot.png";
 
 /// MPI-style SPMD kernels with verified results that are identical for any process count.
 ///
@@ -29,95 +22,32 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// The kernels (and `list`).
+/// The subcommands: the kernels (from the registry in `jobs`), `list` and `merge`.
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per run
 pub enum Command {
     /// List the kernels with a one-line description each.
     List,
-    /// Monte Carlo pi: the fraction of random points in a square inside its inscribed disc.
-    PiMc(PiMcArgs),
-    /// Leibniz series pi: 4 (1 - 1/3 + 1/5 - ...), summed over N terms.
-    Leibniz(LeibnizArgs),
-    /// Mandelbrot set: render a smooth-coloured PNG (rank 0 writes it).
-    Mandelbrot(MandelbrotArgs),
+    #[command(flatten)]
+    Kernel(Kernel),
     /// Combine the partial reports of `--partition I/N` runs into one verified result.
     Merge(MergeArgs),
-    /// Video transcoding: rank 0 splits the input at keyframes, ranks transcode segments with ffmpeg.
-    Transcode(TranscodeArgs),
-    /// Dense matrix multiply C = A B (f64): row blocks or SUMMA, verified by Freivalds' check.
-    Matmul(MatmulArgs),
-    /// Sample sort of u64 keys across ranks, verified sorted and multiset-preserving.
-    Sort(SortArgs),
 }
 
-/// Options of `pi-mc`.
-#[derive(Debug, Args)]
-pub struct PiMcArgs {
-    /// Number of random points, e.g. 1e9, 250M, 4G.
-    #[arg(long, short = 'n', value_name = "N", allow_hyphen_values = true, default_value_t = Size(DEFAULT_SAMPLES))]
-    pub samples: Size,
-    #[command(flatten)]
-    pub common: Common,
+impl Command {
+    /// The kernel this command runs (`None` for `list` and `merge`).
+    pub fn kernel(&self) -> Option<&Kernel> {
+        match self {
+            Command::Kernel(k) => Some(k),
+            Command::List | Command::Merge(_) => None,
+        }
+    }
 }
 
-/// Options of `leibniz`.
-#[derive(Debug, Args)]
-pub struct LeibnizArgs {
-    /// Number of series terms, e.g. 1e9, 10G.
-    #[arg(long, short = 'n', value_name = "N", allow_hyphen_values = true, default_value_t = Size(DEFAULT_TERMS))]
-    pub terms: Size,
-    #[command(flatten)]
-    pub common: Common,
-}
-
-/// Options of `mandelbrot`.
-#[derive(Debug, Args)]
-pub struct MandelbrotArgs {
-    /// Image width in pixels.
-    #[arg(long, value_name = "PIXELS", allow_hyphen_values = true, default_value_t = Size(MandelParams::SEED.width.into()))]
-    pub width: Size,
-    /// Image height in pixels.
-    #[arg(long, value_name = "PIXELS", allow_hyphen_values = true, default_value_t = Size(MandelParams::SEED.height.into()))]
-    pub height: Size,
-    /// Iteration limit per pixel.
-    #[arg(long, value_name = "K", allow_hyphen_values = true, default_value_t = Size(MandelParams::SEED.max_iter.into()))]
-    pub max_iter: Size,
-    /// Real part at the left edge [default: -2, the seed's view].
-    #[arg(long, allow_hyphen_values = true, conflicts_with_all = ["center", "zoom"])]
-    pub xmin: Option<f64>,
-    /// Real part at the right edge [default: 1].
-    #[arg(long, allow_hyphen_values = true, conflicts_with_all = ["center", "zoom"])]
-    pub xmax: Option<f64>,
-    /// Imaginary part at the bottom edge [default: -1].
-    #[arg(long, allow_hyphen_values = true, conflicts_with_all = ["center", "zoom"])]
-    pub ymin: Option<f64>,
-    /// Imaginary part at the top edge [default: 1].
-    #[arg(long, allow_hyphen_values = true, conflicts_with_all = ["center", "zoom"])]
-    pub ymax: Option<f64>,
-    /// Centre of the view as X,Y (instead of --xmin/--xmax/--ymin/--ymax), e.g. -0.745,0.113.
-    #[arg(long, value_name = "X,Y", allow_hyphen_values = true, value_parser = parse_point)]
-    pub center: Option<(f64, f64)>,
-    /// Magnification relative to the seed's 3-wide view (with --center; default 1).
-    #[arg(long, value_name = "Z", allow_hyphen_values = true, requires = "center")]
-    pub zoom: Option<f64>,
-    /// Escape radius (the seed used 200; larger is smoother).
-    #[arg(long, value_name = "R", allow_hyphen_values = true, default_value_t = MandelParams::SEED.bailout)]
-    pub bailout: f64,
-    /// Colour map.
-    #[arg(long, value_enum, default_value_t = ColormapArg::Rainbow)]
-    pub colormap: ColormapArg,
-    /// Integer escape-time bands instead of smooth colouring.
-    #[arg(long)]
-    pub banded: bool,
-    /// Compute and verify, but write no PNG (for benchmarks).
-    #[arg(long, conflicts_with = "out")]
-    pub no_output: bool,
-    /// Time the escape-time kernel alone: no colouring and no PNG (implies --no-output);
-    /// verification compares sampled rows' iteration counts with the reference.
-    #[arg(long, conflicts_with_all = ["out", "banded"])]
-    pub escape_only: bool,
-    #[command(flatten)]
-    pub common: Common,
+/// The name clap gives a value of a `--flag VALUE` enum: the one spelling
+/// of that value on the command line and in reports.
+pub fn value_name<T: ValueEnum>(value: T) -> String {
+    value.to_possible_value().map(|v| v.get_name().to_string()).unwrap_or_default()
 }
 
 /// Options of `transcode` (defaults are the seed's: libx264 veryfast, CRF 28, AAC 128k).
@@ -196,11 +126,11 @@ pub struct Common {
     /// Also write the report, in --format, to this file.
     #[arg(long, value_name = "PATH", help_heading = "Common options")]
     pub report: Option<PathBuf>,
-    /// Seed of the deterministic random streams (pi-mc).
+    /// Seed of the deterministic random streams (of the kernels that draw random numbers).
     #[arg(long, value_name = "S", allow_hyphen_values = true, default_value_t = 1, help_heading = "Common options")]
     pub seed: u64,
     /// Compute only part INDEX of COUNT equal parts of the work (0-based, e.g. 2/8) and
-    /// report its exact partial tally; `pikernels merge` combines the parts (pi-mc, leibniz).
+    /// report its exact partial tally; `pikernels merge` combines the parts (kernels whose result is a tally).
     #[arg(long, value_name = "INDEX/COUNT", value_parser = parse_partition, help_heading = "Common options")]
     pub partition: Option<Partition>,
     /// End the whole job if it has not finished after DURATION (e.g. 90s, 2h, 1h30m, or
@@ -345,27 +275,6 @@ pub enum DistArg {
     Zipf,
 }
 
-/// Colour maps as the CLI names them.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum ColormapArg {
-    /// Matplotlib's rainbow, as in the seed's picture.
-    Rainbow,
-    /// Black, red, yellow, white.
-    Hot,
-    /// Grey levels.
-    Gray,
-}
-
-impl From<ColormapArg> for Colormap {
-    fn from(c: ColormapArg) -> Colormap {
-        match c {
-            ColormapArg::Rainbow => Colormap::Rainbow,
-            ColormapArg::Hot => Colormap::Hot,
-            ColormapArg::Gray => Colormap::Gray,
-        }
-    }
-}
-
 /// The most threads a rank may ask for per core it may use. The kernels
 /// keep every thread busy, so past one per core threads only queue for a
 /// core; a few more allow oversubscription experiments, and this many is
@@ -449,28 +358,12 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     Ok(std::time::Duration::from_secs_f64(seconds))
 }
 
-fn parse_point(s: &str) -> Result<(f64, f64), String> {
+pub fn parse_point(s: &str) -> Result<(f64, f64), String> {
     let (x, y) = s.split_once(',').ok_or_else(|| format!("'{s}' is not X,Y (two numbers separated by a comma)"))?;
     let num = |v: &str| v.trim().parse::<f64>().ok().filter(|v| v.is_finite());
     match (num(x), num(y)) {
         (Some(x), Some(y)) => Ok((x, y)),
         _ => Err(format!("'{s}' is not X,Y with two finite numbers")),
-    }
-}
-
-impl Command {
-    /// The common options of a kernel command (`None` for `list`).
-    pub fn common(&self) -> Option<&Common> {
-        match self {
-            Command::List => None,
-            Command::PiMc(a) => Some(&a.common),
-            Command::Leibniz(a) => Some(&a.common),
-            Command::Mandelbrot(a) => Some(&a.common),
-            Command::Merge(_) => None,
-            Command::Transcode(a) => Some(&a.common),
-            Command::Matmul(a) => Some(&a.common),
-            Command::Sort(a) => Some(&a.common),
-        }
     }
 }
 
@@ -487,7 +380,7 @@ mod tests {
     #[test]
     fn negative_region_bounds_parse() {
         let cli = Cli::try_parse_from(["pikernels", "mandelbrot", "--xmin", "-1.5", "--xmax", "0.5"]).unwrap();
-        let Command::Mandelbrot(m) = cli.command else { panic!() };
+        let Some(Kernel::Mandelbrot(m)) = cli.command.kernel() else { panic!() };
         assert_eq!((m.xmin, m.xmax), (Some(-1.5), Some(0.5)));
     }
 

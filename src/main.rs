@@ -4,6 +4,7 @@
 //! usage error never leaves a rank waiting), then hand the job to the runtime.
 
 mod cli;
+mod exit;
 mod jobs;
 mod media;
 mod merge;
@@ -16,52 +17,58 @@ mod signals;
 mod size;
 mod spmd;
 
-use clap::{CommandFactory, Parser};
+use clap::Parser;
+use exit::{Said, Stop};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let launch = spmd::Launch::from_env();
+    match run(&launch) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(stop) => {
+            say(launch, stop.said);
+            stop.exit.into()
+        }
+    }
+}
+
+/// The command line's subcommand, run; every way it can end short of
+/// success comes back as a [`Stop`].
+fn run(launch: &spmd::Launch) -> Result<(), Stop> {
     let cli = match cli::Cli::try_parse() {
         Ok(cli) => cli,
-        Err(e) => {
-            // Every rank parses the same arguments and exits the same way; one prints.
-            let code = e.exit_code().clamp(0, 255) as u8;
-            if code == 0 {
-                // --help, --version: nothing failed, nobody waits.
-                if launch.is_root() {
-                    let _ = e.print();
-                }
-            } else {
-                launch.refuse(|| {
-                    let _ = e.print();
-                });
+        // --help, --version: nothing failed, nobody waits; rank 0 prints.
+        Err(e) if e.exit_code() == 0 => {
+            if launch.is_root() {
+                let _ = e.print();
             }
-            return ExitCode::from(code);
+            return Ok(());
         }
+        Err(e) => return Err(Stop { exit: exit::Exit::Usage, said: Said::Usage(e) }),
     };
-    if let cli::Command::List = cli.command {
-        if launch.is_root() {
-            if let Err(e) = output::to_stdout(&jobs::list(), "the list of kernels") {
-                eprintln!("pikernels: error: {e:#}");
-                return ExitCode::from(jobs::EXIT_FAILURE);
-            }
+    match &cli.command {
+        cli::Command::List if launch.is_root() => {
+            output::to_stdout(&jobs::list(), "the list of kernels").map_err(|e| Stop::failure(format!("{e:#}")))
         }
-        return ExitCode::SUCCESS;
-    }
-    if let cli::Command::Merge(args) = &cli.command {
         // No MPI: it reads the parts' reports. Started under a launcher anyway,
         // rank 0 alone merges (so it prints once); the others have nothing to do.
-        return if launch.is_root() { merge::run(args) } else { ExitCode::SUCCESS };
-    }
-    let job = match jobs::from_cli(&cli.command) {
-        Ok(job) => job,
-        Err(jobs::UsageError(msg)) => {
-            launch.refuse(|| {
-                let _ = cli::Cli::command().error(clap::error::ErrorKind::ValueValidation, msg).print();
-            });
-            return ExitCode::from(jobs::EXIT_USAGE);
+        cli::Command::Merge(args) if launch.is_root() => merge::run(args),
+        cli::Command::List | cli::Command::Merge(_) => Ok(()),
+        cli::Command::Kernel(kernel) => {
+            let job = jobs::from_cli(kernel)?;
+            jobs::run::execute(kernel.name(), &job, kernel.common())
         }
-    };
-    let common = cli.command.common().expect("a kernel command has common options");
-    jobs::execute(job.as_ref(), common)
+    }
+}
+
+/// Says what stopped the run, once for the job.
+fn say(launch: spmd::Launch, said: Said) {
+    match said {
+        Said::Already => {}
+        Said::Line(line) => eprintln!("{line}"),
+        // Every rank parses the same arguments and stops the same way; one prints.
+        Said::Usage(e) => launch.refuse(|| {
+            let _ = e.print();
+        }),
+    }
 }

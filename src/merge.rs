@@ -10,19 +10,19 @@
 //! every field is checked before it is used, in an order where nothing is
 //! allocated or indexed by an unchecked field: the file's size (read at most
 //! [`MAX_PART_BYTES`]), its schema version, the part's number, count and
-//! unit range, its tally (an integer within [`crate::jobs::Job::tally_bounds`]
+//! unit range, its tally (an integer within [`crate::jobs::UnitJob::tally_bounds`]
 //! of the rebuilt job). Every refusal is exit 2 and names the file.
 
 use crate::cli::{MergeArgs, MAX_PARTITIONS};
-use crate::jobs::{partial, UsageError, EXIT_FAILURE, EXIT_UNVERIFIED, EXIT_USAGE};
+use crate::exit::{Exit, Stop};
+use crate::jobs::{partial, run::publish, Finished, UsageError};
 use crate::output;
-use crate::report::{CoreUse, Partial, RankRow, Report, Spread, Throughput, Timing, SCHEMA_VERSION};
+use crate::report::{Assembly, Partial, RankRow, Report, SCHEMA_VERSION};
 use kernels::{partition, Tally};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
-use std::process::ExitCode;
 
 /// The largest part file `merge` reads. A part's report is a few KiB (about
 /// 300 bytes per rank); anything larger is not one, and reading stops here,
@@ -33,55 +33,21 @@ pub const MAX_PART_BYTES: u64 = 16 << 20;
 const MISSING_NAMED: usize = 10;
 
 /// Runs `pikernels merge`.
-pub fn run(args: &MergeArgs) -> ExitCode {
-    let parts = match args.parts.iter().map(|p| read_part(p).map(|r| (name(p), r))).collect() {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("pikernels merge: error: {e}");
-            return ExitCode::from(EXIT_USAGE);
-        }
-    };
+pub fn run(args: &MergeArgs) -> Result<(), Stop> {
+    let refuse = |e: String| Stop::line(Exit::Usage, format!("pikernels merge: error: {e}"));
+    let parts =
+        args.parts.iter().map(|p| read_part(p).map(|r| (name(p), r))).collect::<Result<_, _>>().map_err(refuse)?;
     if let Some(path) = &args.report {
         let mut files: Vec<output::FileUse> = args.parts.iter().map(|p| output::FileUse::reads("PART", p)).collect();
         files.push(output::FileUse::writes("--report", path));
-        if let Err(e) = output::check_distinct(&files) {
-            eprintln!("pikernels merge: error: {e}");
-            return ExitCode::from(EXIT_USAGE);
-        }
-        if let Err(e) = output::check_writable(path, "report") {
-            eprintln!("pikernels merge: error: {e:#}");
-            return ExitCode::from(EXIT_USAGE);
-        }
+        output::check_distinct(&files).map_err(refuse)?;
+        output::check_writable(path, "report").map_err(|e| refuse(format!("{e:#}")))?;
     }
-    let report = match merge(parts) {
-        Ok(r) => r,
-        Err(MergeError::Usage(e)) => {
-            eprintln!("pikernels merge: error: {e}");
-            return ExitCode::from(EXIT_USAGE);
-        }
-        Err(MergeError::Failed(e)) => {
-            eprintln!("pikernels merge: error: {e:#}");
-            return ExitCode::from(EXIT_FAILURE);
-        }
-    };
-    let rendered = report.render(args.format);
-    let printed = output::to_stdout(&rendered, "the report");
-    if let Some(path) = &args.report {
-        if let Err(e) = output::write_text(path, &rendered) {
-            eprintln!("pikernels merge: error: {e:#}");
-            return ExitCode::from(EXIT_FAILURE);
-        }
-    }
-    if let Err(e) = printed {
-        eprintln!("pikernels merge: error: {e:#}");
-        return ExitCode::from(EXIT_FAILURE);
-    }
-    if report.verified {
-        ExitCode::SUCCESS
-    } else {
-        eprintln!("pikernels merge: verification FAILED: {}", report.verification);
-        ExitCode::from(EXIT_UNVERIFIED)
-    }
+    let report = merge(parts).map_err(|e| match e {
+        MergeError::Usage(e) => refuse(e),
+        MergeError::Failed(e) => Stop::line(Exit::Failure, format!("pikernels merge: error: {e:#}")),
+    })?;
+    publish(&report, args.format, args.report.as_deref(), "pikernels merge")
 }
 
 /// Why a merge did not produce a report.
@@ -239,13 +205,14 @@ pub fn merge(mut parts: Vec<(String, Report)>) -> Result<Report, MergeError> {
         )));
     }
 
-    let job = partial::from_params(&first.kernel, &first.params)?;
-    if !job.partitionable() {
+    let rebuilt = partial::from_params(&first.kernel, &first.params)?;
+    let Some(job) = rebuilt.partitionable() else {
         return Err(usage(format!(
-            "{first_name} is a part of {}, which cannot be computed in parts and merged (only pi-mc and leibniz)",
-            first.kernel
+            "{first_name} is a part of {}, which cannot be computed in parts and merged (only {})",
+            first.kernel,
+            crate::jobs::partitionable_kernels().join(" and ")
         )));
-    }
+    };
     if job.params() != first.params {
         return Err(usage(format!(
             "the parts' params {} are not those of a {} job: this build describes that job as {}",
@@ -295,48 +262,28 @@ pub fn merge(mut parts: Vec<(String, Report)>) -> Result<Report, MergeError> {
     }
     // The parts of an Indexed Job run at the same time: the job took as long as its slowest part.
     let wall_s = parts.iter().map(|(_, r)| r.timing.wall_s).fold(0.0, f64::max);
-    let cores = CoreUse::of(&per_rank);
-    let (item, n) = finished.item;
-    let rate = |s: f64| if s > 0.0 { n / s } else { 0.0 };
     let first = &parts[0].1;
-    Ok(Report {
-        schema_version: first.schema_version,
+    Ok(Report::assemble(Assembly {
         kernel: first.kernel.clone(),
         params: first.params.clone(),
-        ranks: per_rank.len(),
-        threads_per_rank: per_rank.iter().map(|r| r.threads as usize).max().unwrap_or(1),
         comm: first.comm,
         hosts,
-        result: finished.result,
-        verified: finished.verified,
-        verification: format!("{} (merged from {count} parts)", finished.verification),
-        timing: Timing {
-            wall_s,
-            compute_s: Spread::of(per_rank.iter().map(|r| r.compute_s).collect()),
-            comm_s: Spread::of(per_rank.iter().map(|r| r.comm_s).collect()),
-            pack_s: Spread::of(per_rank.iter().map(|r| r.pack_s).collect()),
-            verify_s: finished.verify_s,
-            output_s: 0.0,
-        },
-        throughput: Throughput {
-            item: item.into(),
-            count: n,
-            per_s: rate(wall_s),
-            per_core_per_s: rate(cores.core_seconds),
-        },
         per_rank,
-        nodes: cores.nodes,
-        cores_used: cores.cores_used,
-        oversubscribed: cores.oversubscribed,
+        finished: Finished {
+            verification: format!("{} (merged from {count} parts)", finished.verification),
+            output_s: 0.0,
+            ..finished
+        },
+        wall_s,
         build: first.build.clone(),
         partial: None,
-    })
+    }))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::Build;
+    use crate::report::{Build, Spread, Throughput, Timing};
     use crate::spmd::Comm;
     use kernels::pi_mc;
     use serde_json::json;
@@ -490,6 +437,7 @@ mod tests {
         }
         // Single units across the largest job, including its last, short one.
         let job = partial::from_params("leibniz", &json!({ "terms": kernels::leibniz::MAX_TERMS - 5 })).unwrap();
+        let job = job.partitionable().expect("leibniz is partitionable");
         let n = job.units();
         for u in [0, 1, 2, 1000, n / 2, n - 2, n - 1] {
             let t = job.compute(u..u + 1, &mut []);

@@ -4,6 +4,7 @@
 //! (with `schema_version`); text, CSV and Markdown show the same data for
 //! people and spreadsheets.
 
+use crate::jobs::Finished;
 use crate::spmd::{Comm, RankStats};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -296,7 +297,72 @@ fn mpi_library() -> String {
     name.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// What a report is assembled from: the same for a run and for a merge of
+/// partial runs.
+pub struct Assembly {
+    /// Kernel name.
+    pub kernel: String,
+    /// The kernel's parameters.
+    pub params: Value,
+    /// Communication strategy.
+    pub comm: Comm,
+    /// Host of each rank, in rank order.
+    pub hosts: Vec<String>,
+    /// Each rank's row, in rank order.
+    pub per_rank: Vec<RankRow>,
+    /// Rank 0's account of the result.
+    pub finished: Finished,
+    /// Seconds the job took.
+    pub wall_s: f64,
+    /// The build that computed it.
+    pub build: Build,
+    /// A partial run's part.
+    pub partial: Option<Partial>,
+}
+
 impl Report {
+    /// The report of a run or merge: the spreads, core use and throughput
+    /// are derived here from the per-rank rows, the one place they are.
+    pub fn assemble(a: Assembly) -> Report {
+        let rows = &a.per_rank;
+        let spread = |f: fn(&RankRow) -> f64| Spread::of(rows.iter().map(f).collect());
+        let cores = CoreUse::of(rows);
+        let (item, count) = a.finished.item;
+        let rate = |seconds: f64| if seconds > 0.0 { count / seconds } else { 0.0 };
+        Report {
+            schema_version: SCHEMA_VERSION,
+            kernel: a.kernel,
+            params: a.params,
+            ranks: rows.len(),
+            threads_per_rank: rows.iter().map(|r| r.threads as usize).max().unwrap_or(1),
+            comm: a.comm,
+            hosts: a.hosts,
+            result: a.finished.result,
+            verified: a.finished.verified,
+            verification: a.finished.verification,
+            timing: Timing {
+                wall_s: a.wall_s,
+                compute_s: spread(|r| r.compute_s),
+                comm_s: spread(|r| r.comm_s),
+                pack_s: spread(|r| r.pack_s),
+                verify_s: a.finished.verify_s,
+                output_s: a.finished.output_s,
+            },
+            throughput: Throughput {
+                item: item.into(),
+                count,
+                per_s: rate(a.wall_s),
+                per_core_per_s: rate(cores.core_seconds),
+            },
+            nodes: cores.nodes,
+            cores_used: cores.cores_used,
+            oversubscribed: cores.oversubscribed,
+            per_rank: a.per_rank,
+            build: a.build,
+            partial: a.partial,
+        }
+    }
+
     /// Per-rank rows from gathered host names and statistics.
     pub fn rows(hosts: &[String], stats: &[RankStats]) -> Vec<RankRow> {
         hosts

@@ -1,7 +1,7 @@
 //! `pikernels leibniz`: the Leibniz series for pi.
 
-use super::{no_file_output, timed, Finished, Job, UsageError};
-use crate::cli::LeibnizArgs;
+use super::{no_file_output, timed, Finished, Job, UnitJob, UsageError};
+use crate::cli::Common;
 use crate::size::Size;
 use anyhow::Result;
 use kernels::{leibniz, Tally};
@@ -14,17 +14,35 @@ use std::ops::{Range, RangeInclusive};
 const ROUNDING: f64 = 1e-14;
 
 /// What a unit's floating-point sum may differ from its exact value by, for
-/// [`Job::tally_bounds`], in tally units: 2^-40, far above the error of a
+/// [`UnitJob::tally_bounds`], in tally units: 2^-40, far above the error of a
 /// few hundred rounded additions (below 1e-14 for the first unit, whose sum
 /// is about pi/4, and less for the later, smaller ones).
 const UNIT_SLACK: i128 = 1 << (Tally::FRACTION_BITS - 40);
+
+/// Default Leibniz terms (`--terms`).
+pub const DEFAULT_TERMS: u64 = 1_000_000_000;
+
+/// Options of `leibniz`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Number of series terms, e.g. 1e9, 10G.
+    #[arg(long, short = 'n', value_name = "N", allow_hyphen_values = true, default_value_t = Size(DEFAULT_TERMS))]
+    pub terms: Size,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+/// The job `a` describes.
+pub fn job(a: &Args) -> Result<Job, UsageError> {
+    Ok(Job::units(Leibniz::new(a)?))
+}
 
 pub struct Leibniz {
     terms: u64,
 }
 
 impl Leibniz {
-    pub fn new(a: &LeibnizArgs) -> Result<Leibniz, UsageError> {
+    pub fn new(a: &Args) -> Result<Leibniz, UsageError> {
         no_file_output("leibniz", &a.common)?;
         match a.terms.0 {
             0 => Err(UsageError("--terms must be at least 1".into())),
@@ -38,15 +56,8 @@ impl Leibniz {
     }
 }
 
-impl Job for Leibniz {
-    fn kernel(&self) -> &'static str {
-        "leibniz"
-    }
-
-    fn partitionable(&self) -> bool {
-        true // the tally is the whole result
-    }
-
+impl UnitJob for Leibniz {
+    /// The tally is the whole result: parts may be computed apart and merged.
     fn tally_bounds(&self, units: Range<u64>) -> Option<RangeInclusive<i128>> {
         let at = |u: u64| u.saturating_mul(leibniz::UNIT).min(self.terms);
         let (first, end) = (at(units.start), at(units.end));

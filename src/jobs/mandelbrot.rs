@@ -1,7 +1,9 @@
 //! `pikernels mandelbrot`: the Mandelbrot set as a PNG.
 
-use super::{timed, Finished, Job, Preflight, UsageError};
-use crate::cli::{MandelbrotArgs, DEFAULT_MANDELBROT_OUT};
+use super::{timed, Finished, Job, Preflight, UnitJob, UsageError};
+use crate::cli::{value_name, Common};
+use crate::size::Size;
+use kernels::colormap::Colormap;
 use crate::output;
 use crate::png;
 use crate::spmd::strategy;
@@ -18,7 +20,65 @@ pub const VERIFY_ROWS: u32 = 16;
 /// The most bytes the gather can carry: MPI counts are 32-bit. The picture's
 /// compressed blocks travel; an image is refused if even stored (its pixels
 /// incompressible) they could exceed this.
-const MAX_GATHER_BYTES: u64 = i32::MAX as u64;
+const MAX_GATHER_BYTES: u64 = crate::spmd::exchange::MAX_COUNT as u64;
+
+/// Default PNG path.
+pub const DEFAULT_OUT: &str = "mandelbrot.png";
+
+/// Options of `mandelbrot`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Image width in pixels.
+    #[arg(long, value_name = "PIXELS", allow_hyphen_values = true, default_value_t = Size(Params::SEED.width.into()))]
+    pub width: Size,
+    /// Image height in pixels.
+    #[arg(long, value_name = "PIXELS", allow_hyphen_values = true, default_value_t = Size(Params::SEED.height.into()))]
+    pub height: Size,
+    /// Iteration limit per pixel.
+    #[arg(long, value_name = "K", allow_hyphen_values = true, default_value_t = Size(Params::SEED.max_iter.into()))]
+    pub max_iter: Size,
+    /// Real part at the left edge [default: -2, the seed's view].
+    #[arg(long, allow_hyphen_values = true, conflicts_with_all = ["center", "zoom"])]
+    pub xmin: Option<f64>,
+    /// Real part at the right edge [default: 1].
+    #[arg(long, allow_hyphen_values = true, conflicts_with_all = ["center", "zoom"])]
+    pub xmax: Option<f64>,
+    /// Imaginary part at the bottom edge [default: -1].
+    #[arg(long, allow_hyphen_values = true, conflicts_with_all = ["center", "zoom"])]
+    pub ymin: Option<f64>,
+    /// Imaginary part at the top edge [default: 1].
+    #[arg(long, allow_hyphen_values = true, conflicts_with_all = ["center", "zoom"])]
+    pub ymax: Option<f64>,
+    /// Centre of the view as X,Y (instead of --xmin/--xmax/--ymin/--ymax), e.g. -0.745,0.113.
+    #[arg(long, value_name = "X,Y", allow_hyphen_values = true, value_parser = crate::cli::parse_point)]
+    pub center: Option<(f64, f64)>,
+    /// Magnification relative to the seed's 3-wide view (with --center; default 1).
+    #[arg(long, value_name = "Z", allow_hyphen_values = true, requires = "center")]
+    pub zoom: Option<f64>,
+    /// Escape radius (the seed used 200; larger is smoother).
+    #[arg(long, value_name = "R", allow_hyphen_values = true, default_value_t = Params::SEED.bailout)]
+    pub bailout: f64,
+    /// Colour map.
+    #[arg(long, value_enum, default_value_t = Colormap::Rainbow)]
+    pub colormap: Colormap,
+    /// Integer escape-time bands instead of smooth colouring.
+    #[arg(long)]
+    pub banded: bool,
+    /// Compute and verify, but write no PNG (for benchmarks).
+    #[arg(long, conflicts_with = "out")]
+    pub no_output: bool,
+    /// Time the escape-time kernel alone: no colouring and no PNG (implies --no-output);
+    /// verification compares sampled rows' iteration counts with the reference.
+    #[arg(long, conflicts_with_all = ["out", "banded"])]
+    pub escape_only: bool,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+/// The job `a` describes.
+pub fn job(a: &Args) -> Result<Job, UsageError> {
+    Ok(Job::units(Mandelbrot::new(a)?))
+}
 
 pub struct Mandelbrot {
     p: Params,
@@ -28,7 +88,7 @@ pub struct Mandelbrot {
 }
 
 impl Mandelbrot {
-    pub fn new(a: &MandelbrotArgs) -> Result<Mandelbrot, UsageError> {
+    pub fn new(a: &Args) -> Result<Mandelbrot, UsageError> {
         let dim = |name: &str, v: u64| {
             u32::try_from(v).map_err(|_| UsageError(format!("--{name} {v} is too large (at most {})", u32::MAX)))
         };
@@ -55,7 +115,7 @@ impl Mandelbrot {
             max_iter,
             region,
             bailout: a.bailout,
-            colormap: a.colormap.into(),
+            colormap: a.colormap,
             smooth: !a.banded,
         };
         if let (Some((cx, cy)), true) = (a.center, width > 0 && height > 0) {
@@ -74,7 +134,7 @@ impl Mandelbrot {
         let out = if a.no_output || a.escape_only {
             None
         } else {
-            Some(a.common.out.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_MANDELBROT_OUT)))
+            Some(a.common.out.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_OUT)))
         };
         Ok(Mandelbrot { p, out, escape_only: a.escape_only })
     }
@@ -154,17 +214,13 @@ fn too_fine(cx: f64, cy: f64, zoom: f64, width: u32) -> String {
     )
 }
 
-impl Job for Mandelbrot {
-    fn kernel(&self) -> &'static str {
-        "mandelbrot"
-    }
-
+impl UnitJob for Mandelbrot {
     fn params(&self) -> Value {
         let (p, r) = (&self.p, &self.p.region);
         json!({
             "width": p.width, "height": p.height, "max_iter": p.max_iter,
             "xmin": r.xmin, "xmax": r.xmax, "ymin": r.ymin, "ymax": r.ymax,
-            "bailout": p.bailout, "colormap": p.colormap.name(), "smooth": p.smooth,
+            "bailout": p.bailout, "colormap": value_name(p.colormap), "smooth": p.smooth,
             "escape_only": self.escape_only,
         })
     }

@@ -14,7 +14,8 @@
 //! The timed region starts with the inputs where the algorithm expects them
 //! (rank 0 for `rows`, 2-D blocks for `summa`) and ends with C at rank 0.
 
-use super::{timed, Finished, Job, Preflight, UsageError};
+use super::{timed, Finished, Preflight, UsageError};
+use super::legacy::{Job, Legacy};
 use crate::cli::{EntriesArg, MatmulAlgorithm, MatmulArgs};
 use crate::spmd::exchange::Team;
 use crate::spmd::grid::{rank_at, Grid};
@@ -540,4 +541,12 @@ impl Job for Matmul {
             output_s,
         })
     }
+}
+
+/// `pikernels matmul`'s arguments.
+pub use crate::cli::MatmulArgs as Args;
+
+/// The job `a` describes.
+pub fn job(a: &Args) -> Result<super::Job, UsageError> {
+    Ok(super::Job::spmd(Legacy(Matmul::new(a)?)))
 }

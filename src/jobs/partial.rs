@@ -7,7 +7,7 @@
 //! of the parts' tallies is bit for bit the tally one run over all units
 //! gives, and `merge` verifies and reports it as that run would.
 
-use super::{Finished, Job, UsageError};
+use super::{Finished, Job, UnitJob, UsageError};
 use crate::cli::{Cli, Common, Partition};
 use crate::report::Partial;
 use clap::Parser;
@@ -16,21 +16,21 @@ use serde_json::Value;
 use std::ops::Range;
 
 /// Rejects `--partition` for kernels whose parts cannot be merged.
-pub fn check(job: &dyn Job, common: &Common) -> Result<(), UsageError> {
+pub fn check(kernel: &str, job: &Job, common: &Common) -> Result<(), UsageError> {
     match common.partition {
-        Some(p) if !job.partitionable() => Err(UsageError(format!(
-            "{} does not support --partition {}/{}: only kernels whose whole result is an exact tally \
-             (pi-mc, leibniz) can be computed in parts and merged",
-            job.kernel(),
+        Some(p) if job.partitionable().is_none() => Err(UsageError(format!(
+            "{kernel} does not support --partition {}/{}: only kernels whose whole result is an exact tally \
+             ({}) can be computed in parts and merged",
             p.index,
-            p.count
+            p.count,
+            super::partitionable_kernels().join(", ")
         ))),
         _ => Ok(()),
     }
 }
 
 /// The units this run computes: all of them, or its part's.
-pub fn units(job: &dyn Job, part: Option<Partition>) -> Range<u64> {
+pub fn units(job: &dyn UnitJob, part: Option<Partition>) -> Range<u64> {
     match part {
         Some(p) => partition::block_range(job.units(), p.count, p.index),
         None => 0..job.units(),
@@ -65,7 +65,7 @@ pub fn finished(part: Partition, range: &Range<u64>, total_units: u64, tally: Ta
 /// The job a report's `kernel` and `params` describe, built through the same
 /// command-line parsing and validation as a run (every parameter becomes
 /// `--name value`).
-pub fn from_params(kernel: &str, params: &Value) -> Result<Box<dyn Job>, UsageError> {
+pub fn from_params(kernel: &str, params: &Value) -> Result<Job, UsageError> {
     let map =
         params.as_object().ok_or_else(|| UsageError(format!("the report's params are not an object: {params}")))?;
     let mut argv = vec!["pikernels".to_string(), kernel.to_string()];
@@ -78,7 +78,8 @@ pub fn from_params(kernel: &str, params: &Value) -> Result<Box<dyn Job>, UsageEr
     }
     let cli = Cli::try_parse_from(&argv)
         .map_err(|e| UsageError(format!("cannot rebuild the job `{}`: {}", argv[1..].join(" "), e.kind())))?;
-    super::from_cli(&cli.command)
+    let kernel = cli.command.kernel().ok_or_else(|| UsageError(format!("`{kernel}` is not a kernel")))?;
+    super::from_cli(kernel)
 }
 
 #[cfg(test)]
@@ -99,11 +100,12 @@ mod tests {
     #[test]
     fn parts_tile_the_units_and_their_tallies_sum_to_the_whole() {
         let job = from_params("leibniz", &json!({"terms": 1_000_003})).unwrap();
+        let job = job.partitionable().expect("leibniz is partitionable");
         let whole = job.compute(0..job.units(), &mut []);
         let mut next = 0;
         let mut sum = Tally::default();
         for index in 0..5 {
-            let r = units(job.as_ref(), Some(Partition { index, count: 5 }));
+            let r = units(job, Some(Partition { index, count: 5 }));
             assert_eq!(r.start, next);
             next = r.end;
             let t = job.compute(r.clone(), &mut []);

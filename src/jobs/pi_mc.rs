@@ -1,7 +1,8 @@
 //! `pikernels pi-mc`: Monte Carlo pi.
 
-use super::{no_file_output, timed, Finished, Job, UsageError};
-use crate::cli::PiMcArgs;
+use super::{no_file_output, timed, Finished, Job, UnitJob, UsageError};
+use crate::cli::Common;
+use crate::size::Size;
 use anyhow::{anyhow, Result};
 use kernels::{pi_mc, Tally};
 use serde_json::{json, Value};
@@ -11,13 +12,31 @@ use std::ops::{Range, RangeInclusive};
 /// How many standard errors from pi an estimate may be and still pass.
 pub const SIGMAS: f64 = 5.0;
 
+/// Default Monte Carlo samples (`--samples`).
+pub const DEFAULT_SAMPLES: u64 = 1_000_000_000;
+
+/// Options of `pi-mc`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Number of random points, e.g. 1e9, 250M, 4G.
+    #[arg(long, short = 'n', value_name = "N", allow_hyphen_values = true, default_value_t = Size(DEFAULT_SAMPLES))]
+    pub samples: Size,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+/// The job `a` describes.
+pub fn job(a: &Args) -> Result<Job, UsageError> {
+    Ok(Job::units(PiMc::new(a)?))
+}
+
 pub struct PiMc {
     samples: u64,
     seed: u64,
 }
 
 impl PiMc {
-    pub fn new(a: &PiMcArgs) -> Result<PiMc, UsageError> {
+    pub fn new(a: &Args) -> Result<PiMc, UsageError> {
         no_file_output("pi-mc", &a.common)?;
         if a.samples.0 == 0 {
             return Err(UsageError("--samples must be at least 1".into()));
@@ -26,15 +45,8 @@ impl PiMc {
     }
 }
 
-impl Job for PiMc {
-    fn kernel(&self) -> &'static str {
-        "pi-mc"
-    }
-
-    fn partitionable(&self) -> bool {
-        true // the tally is the whole result
-    }
-
+impl UnitJob for PiMc {
+    /// The tally is the whole result: parts may be computed apart and merged.
     fn tally_bounds(&self, units: Range<u64>) -> Option<RangeInclusive<i128>> {
         // Each sample of the units is a hit or not.
         let at = |u: u64| u.saturating_mul(pi_mc::UNIT).min(self.samples);

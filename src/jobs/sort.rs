@@ -12,7 +12,8 @@
 //! and that the multiset's fingerprint is the input's, and writes `--output`
 //! (or `--out`) if asked.
 
-use super::{Finished, Job, Preflight, UsageError};
+use super::{Finished, Preflight, UsageError};
+use super::legacy::{Job, Legacy};
 use crate::cli::{DistArg, LocalSortArg, SortArgs};
 use crate::output;
 use crate::spmd::exchange::{Team, MAX_COUNT};
@@ -473,4 +474,12 @@ impl Job for Sort {
             output_s,
         })
     }
+}
+
+/// `pikernels sort`'s arguments.
+pub use crate::cli::SortArgs as Args;
+
+/// The job `a` describes.
+pub fn job(a: &Args) -> Result<super::Job, UsageError> {
+    Ok(super::Job::spmd(Legacy(Sort::new(a)?)))
 }

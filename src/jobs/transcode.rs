@@ -33,7 +33,8 @@
 //! This job has its own schedule (`Job::run_spmd`), so `--comm` does not
 //! apply to it.
 
-use super::{timed, Finished, Job, Preflight, UsageError};
+use super::{timed, Finished, Preflight, UsageError};
+use super::legacy::{Job, Legacy};
 use crate::cli::TranscodeArgs;
 use crate::media::{self, Probe, Segment, Settings, Stage, ToolFailure, Tools};
 use crate::output;
@@ -768,4 +769,12 @@ impl Job for Transcode {
         let wall_s = run.split_s + run.farm_s;
         self.conclude(&probe, &run, &dir.path, wall_s)
     }
+}
+
+/// `pikernels transcode`'s arguments.
+pub use crate::cli::TranscodeArgs as Args;
+
+/// The job `a` describes.
+pub fn job(a: &Args) -> Result<super::Job, UsageError> {
+    Ok(super::Job::spmd(Legacy(Transcode::new(a)?)))
 }

@@ -10,8 +10,9 @@
 use crate::simd::{Kernel, Lanes, Path};
 use std::f64::consts::PI;
 
-/// A colour map.
+/// A colour map (`--colormap`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum Colormap {
     /// Matplotlib's `rainbow`, the map the seed's picture used:
     /// red `|2t - 1/2|`, green `sin(pi t)`, blue `cos(pi t / 2)`.
@@ -25,15 +26,6 @@ pub enum Colormap {
 impl Colormap {
     /// Every map, for listings and tests.
     pub const ALL: [Colormap; 3] = [Colormap::Rainbow, Colormap::Hot, Colormap::Gray];
-
-    /// The map's name as the CLI spells it.
-    pub fn name(self) -> &'static str {
-        match self {
-            Colormap::Rainbow => "rainbow",
-            Colormap::Hot => "hot",
-            Colormap::Gray => "gray",
-        }
-    }
 
     /// The colour of `t` (clamped to `[0, 1]`; NaN counts as 0), as every
     /// path computes it.

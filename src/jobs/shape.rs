@@ -1,0 +1,322 @@
+//! The two shapes a job takes, and the phases the runtime drives them through.
+//!
+//! - [`UnitJob`]: the result is a tally, or bytes placed by unit, over
+//!   numbered work units (pi-mc, leibniz, mandelbrot). The runtime owns the
+//!   data movement: the generic strategies (`--comm collective | p2p |
+//!   dynamic`) hand units out and bring tallies and bytes back, and
+//!   `--partition I/N` runs a part for `pikernels merge`.
+//! - [`SpmdJob`]: the kernel moves its own data (sort's all-to-all, matmul's
+//!   broadcasts, transcode's task farm). What its pre-flight prepares is
+//!   handed, typed, to its run, and what rank 0 holds after the run to its
+//!   finish.
+//!
+//! Both reach the runtime as a [`Job`]; [`Phases`] is what
+//! `jobs::run::execute` calls, in order, on every rank.
+
+use crate::cli::Partition;
+use crate::output::FileUse;
+use crate::report::Partial;
+use crate::spmd::{self, strategy::RankStats, Comm, Spmd, Work};
+use anyhow::Result;
+use kernels::Tally;
+use serde_json::Value;
+use std::ops::{Range, RangeInclusive};
+
+/// A kernel whose result is a tally (and bytes placed by unit) over work units.
+pub trait UnitJob: Sync {
+    /// Parameters, for the report; keys are the kernel's flag names, so that
+    /// `pikernels merge` can rebuild the job from them.
+    fn params(&self) -> Value;
+    /// Number of work units.
+    fn units(&self) -> u64;
+    /// Output bytes per unit (0 for scalar kernels).
+    fn unit_bytes(&self) -> usize {
+        0
+    }
+    /// Computes `units` into `out` and returns their tally.
+    fn compute(&self, units: Range<u64>, out: &mut [u8]) -> Tally;
+    /// Units per packed block when the job packs its computed bytes on the
+    /// rank that computed them ([`UnitJob::pack`]) instead of sending them as
+    /// they are; `None` (the default) sends them as they are.
+    fn pack_grain(&self) -> Option<u64> {
+        None
+    }
+    /// Packs the computed bytes of `units` (starting at a multiple of
+    /// [`UnitJob::pack_grain`]); packed forms of consecutive ranges
+    /// concatenate. [`UnitJob::finish`] then receives the packed form of the whole.
+    fn pack(&self, _units: Range<u64>, raw: &[u8]) -> Vec<u8> {
+        raw.to_vec()
+    }
+    /// Checks this machine's resources for this rank's share; runs on every
+    /// rank before any message.
+    fn preflight(&self, _ctx: &Preflight) -> Result<()> {
+        Ok(())
+    }
+    /// The files the job reads and writes (its own options; `--report` is
+    /// added by the runtime), checked before any work for one file used twice.
+    fn files(&self) -> Vec<FileUse> {
+        Vec::new()
+    }
+    /// The tallies a part that computed `units` can give, for a job whose
+    /// whole result is the tally and which `--partition` may therefore cut
+    /// into parts: `pikernels merge` refuses a part whose tally lies outside,
+    /// since a part is data from outside (edited, truncated, from another
+    /// job). `None` (the default): the job cannot be cut into parts.
+    fn tally_bounds(&self, _units: Range<u64>) -> Option<RangeInclusive<i128>> {
+        None
+    }
+    /// On rank 0: verifies the result, writes file outputs, describes the result.
+    fn finish(&self, tally: Tally, data: Vec<u8>) -> Result<Finished>;
+}
+
+/// A kernel with its own data movement: the whole distributed computation
+/// is its own, and typed state flows pre-flight → run → finish.
+pub trait SpmdJob: Sync + 'static {
+    /// What a rank's pre-flight leaves for its run (rank 0's input read from
+    /// a file, a working directory); `()` if nothing.
+    type Prepared: Send;
+    /// What rank 0 holds after the run, for [`SpmdJob::finish`] (a failure
+    /// during the run travels in it).
+    type Output: Send;
+    /// Parameters, for the report; keys are the kernel's flag names.
+    fn params(&self) -> Value;
+    /// The files the job reads and writes, as in [`UnitJob::files`].
+    fn files(&self) -> Vec<FileUse> {
+        Vec::new()
+    }
+    /// Checks this machine's resources for this rank's share (every rank,
+    /// before any message; a failure anywhere is agreed job-wide) and
+    /// prepares the run.
+    fn preflight(&self, ctx: &Preflight) -> Result<Self::Prepared>;
+    /// The distributed computation, on every rank; rank 0 returns `output: Some`.
+    fn run(&self, spmd: &Spmd, comm: Comm, prepared: Self::Prepared) -> Ran<Self::Output>;
+    /// On rank 0: verifies, writes outputs, describes the result.
+    fn finish(&self, output: Self::Output) -> Result<Finished>;
+}
+
+/// What one rank's run of an [`SpmdJob`] gives back.
+pub struct Ran<T> {
+    /// Rank 0: what `finish` needs; `None` on the other ranks.
+    pub output: Option<T>,
+    /// This rank's measurements.
+    pub stats: RankStats,
+    /// Barrier-to-barrier seconds of the distributed part.
+    pub wall_s: f64,
+}
+
+/// What a rank knows when it checks its resources.
+pub struct Preflight {
+    /// This rank.
+    pub rank: usize,
+    /// Number of ranks.
+    pub size: usize,
+    /// Communication strategy.
+    pub comm: Comm,
+    /// This rank's rayon threads.
+    pub threads: usize,
+}
+
+impl Preflight {
+    /// Whether this rank is rank 0.
+    pub fn is_root(&self) -> bool {
+        self.rank == 0
+    }
+
+    /// The most units one rank computes in one piece under the strategy,
+    /// shares cut in grains of `grain` units.
+    pub fn max_units_held(&self, units: u64, grain: u64) -> u64 {
+        spmd::strategy::largest_share(self.comm, units, grain, self.size as u64)
+    }
+}
+
+/// Rank 0's account of a finished job.
+pub struct Finished {
+    /// Kernel-specific result fields.
+    pub result: Value,
+    /// Whether verification passed.
+    pub verified: bool,
+    /// What verification checked.
+    pub verification: String,
+    /// The throughput item and how many were processed.
+    pub item: (&'static str, f64),
+    /// Seconds spent verifying.
+    pub verify_s: f64,
+    /// Seconds spent writing outputs.
+    pub output_s: f64,
+}
+
+/// A job with validated parameters, in its shape.
+pub enum Job {
+    /// Units, tallies and placed bytes: the runtime moves the data.
+    Units(Box<dyn UnitJob>),
+    /// The kernel moves its own data.
+    Spmd(Box<dyn ErasedSpmd>),
+}
+
+impl Job {
+    /// A unit-shaped job.
+    pub fn units(job: impl UnitJob + 'static) -> Job {
+        Job::Units(Box::new(job))
+    }
+
+    /// An SPMD-shaped job.
+    pub fn spmd(job: impl SpmdJob) -> Job {
+        Job::Spmd(Box::new(job))
+    }
+
+    /// Parameters, for the report.
+    pub fn params(&self) -> Value {
+        match self {
+            Job::Units(j) => j.params(),
+            Job::Spmd(j) => j.params(),
+        }
+    }
+
+    /// The files the job reads and writes.
+    pub fn files(&self) -> Vec<FileUse> {
+        match self {
+            Job::Units(j) => j.files(),
+            Job::Spmd(j) => j.files(),
+        }
+    }
+
+    /// The job as a unit job whose parts `--partition` may cut and `merge`
+    /// may combine (its whole result is the tally), or `None`.
+    pub fn partitionable(&self) -> Option<&dyn UnitJob> {
+        match self {
+            Job::Units(j) if j.tally_bounds(0..0).is_some() => Some(j.as_ref()),
+            _ => None,
+        }
+    }
+
+    /// The phases of a run of this job (`part`: the `--partition` part, for
+    /// a partitionable job).
+    pub fn phases(&self, part: Option<Partition>) -> Box<dyn Phases + '_> {
+        match self {
+            Job::Units(j) => Box::new(UnitPhases::new(j.as_ref(), part)),
+            Job::Spmd(j) => j.phases(),
+        }
+    }
+}
+
+/// An [`SpmdJob`] with its types erased, so jobs of every kernel fit one
+/// [`Job`]; implemented for every `SpmdJob`.
+pub trait ErasedSpmd: Sync {
+    /// [`SpmdJob::params`].
+    fn params(&self) -> Value;
+    /// [`SpmdJob::files`].
+    fn files(&self) -> Vec<FileUse>;
+    /// The phases of a run, holding the typed state between them.
+    fn phases(&self) -> Box<dyn Phases + '_>;
+}
+
+impl<J: SpmdJob> ErasedSpmd for J {
+    fn params(&self) -> Value {
+        SpmdJob::params(self)
+    }
+
+    fn files(&self) -> Vec<FileUse> {
+        SpmdJob::files(self)
+    }
+
+    fn phases(&self) -> Box<dyn Phases + '_> {
+        Box::new(SpmdPhases { job: self, prepared: None, output: None })
+    }
+}
+
+/// What the run of a job gave one rank: its measurements and the
+/// barrier-to-barrier seconds.
+pub struct RunStats {
+    /// This rank's measurements.
+    pub stats: RankStats,
+    /// Seconds of the distributed part.
+    pub wall_s: f64,
+}
+
+/// The phases the runtime drives a job through, in this order, on every
+/// rank; `finish` on rank 0 only. Each holds what the next needs.
+pub trait Phases {
+    /// Checks this rank's resources and prepares its run.
+    fn preflight(&mut self, ctx: &Preflight) -> Result<()>;
+    /// Runs the distributed computation.
+    fn run(&mut self, spmd: &Spmd, comm: Comm) -> RunStats;
+    /// On rank 0: the job's account, and a part's exact tally for a partial run.
+    fn finish(&mut self) -> Result<(Finished, Option<Partial>)>;
+}
+
+/// A unit job's phases: the generic strategies, or a part of the units.
+struct UnitPhases<'a> {
+    job: &'a dyn UnitJob,
+    part: Option<Partition>,
+    /// The units this run computes: all of them, or its part's.
+    mine: Range<u64>,
+    /// Rank 0, after the run: the tally and the (packed) bytes.
+    result: Option<(Tally, Vec<u8>)>,
+}
+
+impl<'a> UnitPhases<'a> {
+    fn new(job: &'a dyn UnitJob, part: Option<Partition>) -> Self {
+        let mine = super::partial::units(job, part);
+        UnitPhases { job, part, mine, result: None }
+    }
+}
+
+impl Phases for UnitPhases<'_> {
+    fn preflight(&mut self, ctx: &Preflight) -> Result<()> {
+        self.job.preflight(ctx)
+    }
+
+    fn run(&mut self, spmd: &Spmd, comm: Comm) -> RunStats {
+        // A partial run hands the runtime its part's units, renumbered from 0.
+        let (job, offset) = (self.job, self.mine.start);
+        let compute = |units: Range<u64>, out: &mut [u8]| job.compute(units.start + offset..units.end + offset, out);
+        let pack = |units: Range<u64>, raw: &[u8]| job.pack(units.start + offset..units.end + offset, raw);
+        let work = Work {
+            units: self.mine.end - self.mine.start,
+            unit_bytes: job.unit_bytes(),
+            compute: &compute,
+            pack: job.pack_grain().map(|grain| spmd::strategy::Pack { grain, pack: &pack }),
+        };
+        let outcome = spmd::strategy::run(spmd, comm, &work);
+        self.result = outcome.data.map(|data| (outcome.tally, data));
+        RunStats { stats: outcome.stats, wall_s: outcome.wall_s }
+    }
+
+    fn finish(&mut self) -> Result<(Finished, Option<Partial>)> {
+        let (tally, data) = self.result.take().ok_or_else(|| anyhow::anyhow!("rank 0 holds no result"))?;
+        match self.part {
+            Some(part) => {
+                let (finished, partial) = super::partial::finished(part, &self.mine, self.job.units(), tally);
+                Ok((finished, Some(partial)))
+            }
+            None => Ok((self.job.finish(tally, data)?, None)),
+        }
+    }
+}
+
+/// An SPMD job's phases: what pre-flight prepared goes to the run, what the
+/// run left on rank 0 goes to finish.
+struct SpmdPhases<'a, J: SpmdJob> {
+    job: &'a J,
+    prepared: Option<J::Prepared>,
+    output: Option<J::Output>,
+}
+
+impl<J: SpmdJob> Phases for SpmdPhases<'_, J> {
+    fn preflight(&mut self, ctx: &Preflight) -> Result<()> {
+        self.prepared = Some(self.job.preflight(ctx)?);
+        Ok(())
+    }
+
+    fn run(&mut self, spmd: &Spmd, comm: Comm) -> RunStats {
+        let prepared = self.prepared.take().expect("the runtime runs a job only after its pre-flight passed");
+        let ran = self.job.run(spmd, comm, prepared);
+        self.output = ran.output;
+        RunStats { stats: ran.stats, wall_s: ran.wall_s }
+    }
+
+    fn finish(&mut self) -> Result<(Finished, Option<Partial>)> {
+        let output = self.output.take().ok_or_else(|| anyhow::anyhow!("rank 0 holds no result"))?;
+        Ok((self.job.finish(output)?, None))
+    }
+}
