@@ -30,27 +30,86 @@
 //! same place removes the leftovers whose process is gone and says so on
 //! stderr.
 //!
-//! This job has its own schedule (`Job::run_spmd`), so `--comm` does not
+//! This job has its own schedule (an [`SpmdJob`]), so `--comm` does not
 //! apply to it.
 
-use super::{timed, Finished, Preflight, UsageError};
-use super::legacy::{Job, Legacy};
-use crate::cli::TranscodeArgs;
+use super::{timed, Finished, Job, Preflight, Ran, SpmdJob, UsageError};
+use crate::cli::Common;
 use crate::media::{self, Probe, Segment, Settings, Stage, ToolFailure, Tools};
 use crate::output;
 use crate::signals::{self, Tracked};
+use crate::size::Size;
 use crate::spmd::{self, deadline, tasks, Spmd};
 use anyhow::{anyhow, bail, Context, Result};
-use kernels::Tally;
 use serde_json::{json, Value};
-use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Largest `--chunk-bytes`: one MPI message's count is a 32-bit int.
 const MAX_CHUNK_BYTES: u64 = 1 << 30;
+
+/// Options of `transcode` (defaults are the seed's: libx264 veryfast, CRF 28, AAC 128k).
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The video to transcode (read by rank 0 only, unless --shared-dir).
+    #[arg(long, short = 'i', value_name = "PATH")]
+    pub input: PathBuf,
+    /// Where rank 0 writes the result; the format follows the extension.
+    #[arg(long, value_name = "PATH")]
+    pub output: PathBuf,
+    /// Target segment length in seconds; cuts fall on the next keyframe
+    /// [default: duration / (4 x ranks), between 1 and 60].
+    #[arg(long, value_name = "SECONDS", allow_hyphen_values = true)]
+    pub segment_seconds: Option<f64>,
+    /// ffmpeg video encoder.
+    #[arg(long, value_name = "ENCODER", default_value = "libx264")]
+    pub codec: String,
+    /// Encoder preset.
+    #[arg(long, default_value = "veryfast")]
+    pub preset: String,
+    /// Constant rate factor (0-63; lower is better quality).
+    #[arg(long, default_value_t = 28, allow_hyphen_values = true)]
+    pub crf: i64,
+    /// ffmpeg audio encoder.
+    #[arg(long, value_name = "ENCODER", default_value = "aac")]
+    pub audio_codec: String,
+    /// Audio bit rate.
+    #[arg(long, value_name = "RATE", default_value = "128k")]
+    pub audio_bitrate: String,
+    /// An extra argument for every segment's ffmpeg, after the encoder
+    /// options; repeat for several, e.g. --ffmpeg-arg=-tune --ffmpeg-arg=film.
+    #[arg(long = "ffmpeg-arg", value_name = "ARG", allow_hyphen_values = true)]
+    pub ffmpeg_args: Vec<String>,
+    /// A directory every rank sees (NFS, a hostPath): segments are exchanged
+    /// there instead of being sent over MPI.
+    #[arg(long, value_name = "DIR")]
+    pub shared_dir: Option<PathBuf>,
+    /// Also time the same transcode done by one ffmpeg process on rank 0, for the report.
+    #[arg(long)]
+    pub baseline: bool,
+    /// Largest MPI message carrying segment bytes, e.g. 8Mi.
+    #[arg(long, value_name = "BYTES", default_value_t = Size(crate::spmd::tasks::DEFAULT_CHUNK_BYTES as u64))]
+    pub chunk_bytes: Size,
+    /// How long one segment's ffmpeg may run before it is taken for stuck,
+    /// killed, and the segment retried on another rank, e.g. 90s, 20m, 1h
+    /// [default: 10 minutes plus 100 times the segment's length].
+    #[arg(long, value_name = "DURATION", value_parser = crate::cli::parse_duration)]
+    pub item_timeout: Option<std::time::Duration>,
+    /// The ffmpeg program to run on every rank.
+    #[arg(long, value_name = "PATH", default_value = "ffmpeg")]
+    pub ffmpeg: PathBuf,
+    /// The ffprobe program to run.
+    #[arg(long, value_name = "PATH", default_value = "ffprobe")]
+    pub ffprobe: PathBuf,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+/// The job `a` describes.
+pub fn job(a: &Args) -> Result<Job, UsageError> {
+    Ok(Job::spmd(Transcode::new(a)?))
+}
 
 pub struct Transcode {
     input: PathBuf,
@@ -66,19 +125,26 @@ pub struct Transcode {
     item_timeout: Option<Duration>,
     /// The fault-injection hook ([`media::FAULT_ENV`]).
     fault: Option<media::Fault>,
-    state: Mutex<State>,
 }
 
-/// What a rank learns during the run, kept between the `Job` calls.
-#[derive(Default)]
-struct State {
-    rank: usize,
-    /// Rank 0: the input as probed in pre-flight.
-    probe: Option<Probe>,
-    /// This rank's working directory.
-    dir: Option<WorkDir>,
-    /// Rank 0: how the distributed part went.
-    run: Option<Run>,
+/// What a rank's pre-flight leaves for its run.
+pub enum Ready {
+    /// Rank 0: the input as probed, and its working directory (where the
+    /// trial ran; the segments, the transcoded parts and the audio go).
+    Root { probe: Probe, dir: WorkDir },
+    /// Another rank: its working directory (`None` with `--shared-dir`,
+    /// where it works in rank 0's), removed as soon as its part of the farm
+    /// is over.
+    Worker { dir: Option<WorkDir> },
+}
+
+/// What rank 0 holds after the farm, for `finish`: the input's probe, the
+/// working directory (removed when this is dropped, whichever way the job
+/// ends) and the account of the run, its failure included.
+pub struct Farmed {
+    probe: Probe,
+    dir: WorkDir,
+    run: Run,
 }
 
 /// Rank 0's account of the split and the farm.
@@ -114,7 +180,7 @@ impl Run {
 }
 
 /// A temporary directory that SIGTERM removes and that is removed when dropped.
-struct WorkDir {
+pub struct WorkDir {
     path: PathBuf,
     _tracked: Tracked,
 }
@@ -208,7 +274,7 @@ impl Drop for WorkDir {
 }
 
 impl Transcode {
-    pub fn new(a: &TranscodeArgs) -> Result<Transcode, UsageError> {
+    pub fn new(a: &Args) -> Result<Transcode, UsageError> {
         if let Some(p) = &a.common.out {
             return Err(UsageError(format!("transcode writes --output, not --out {}", p.display())));
         }
@@ -273,12 +339,7 @@ impl Transcode {
             chunk_bytes: a.chunk_bytes.0 as usize,
             item_timeout: a.item_timeout,
             fault,
-            state: Mutex::new(State::default()),
         })
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The temporary name the output is written under: hidden, in the
@@ -408,36 +469,6 @@ impl Transcode {
         result.map_err(here)
     }
 
-    /// Rank 0: split, then serve and work; every other rank: work.
-    fn distribute(&self, spmd: &Spmd) -> (tasks::FarmOutcome, f64) {
-        let (rank, dir, probe) = {
-            let s = self.lock();
-            (s.rank, s.dir.as_ref().map(|d| d.path.clone()), s.probe.clone())
-        };
-        // Made in pre-flight; a worker with --shared-dir needs none (it works
-        // in rank 0's directory there).
-        let dir = dir.unwrap_or_default();
-        let t = Instant::now();
-        let (run, order) = match &probe {
-            Some(probe) => {
-                let (run, order) = self.split(probe, &dir, spmd.size());
-                (Some(run), order)
-            }
-            None => (None, Vec::new()),
-        };
-        // Rank 0 encodes the audio on a thread of its own (no MPI there)
-        // while the farm runs, so it adds no serial tail.
-        let audio = run.as_ref().filter(|r| r.error.is_none()).and_then(|r| r.audio.clone());
-        let ((outcome, audio), farm_s) = timed(|| self.farm(spmd, &dir, rank, &order, audio));
-        if let Some(mut run) = run {
-            run.settle(farm_s, &outcome, audio, &order);
-            self.lock().run = Some(run);
-        } else {
-            self.lock().dir = None; // a worker's part is over: remove its directory now
-        }
-        (outcome, t.elapsed().as_secs_f64())
-    }
-
     /// Rank 0: cuts the input's video at keyframes into NUT segments in
     /// `dir` (a failed split is the run's error, with no segments), and the
     /// order they are handed out in, longest first.
@@ -463,10 +494,10 @@ impl Transcode {
         &self,
         spmd: &Spmd,
         dir: &Path,
-        rank: usize,
         order: &[Segment],
         audio: Option<PathBuf>,
     ) -> (tasks::FarmOutcome, Option<(Result<()>, f64)>) {
+        let rank = spmd.rank();
         let load = |item: usize, attempt: u32| -> Result<Vec<u8>, String> {
             let seg = &order[item];
             let path = dir.join(&seg.name);
@@ -681,10 +712,9 @@ fn describe_failure(e: &tasks::TaskError, order: &[Segment]) -> anyhow::Error {
     )
 }
 
-impl Job for Transcode {
-    fn kernel(&self) -> &'static str {
-        "transcode"
-    }
+impl SpmdJob for Transcode {
+    type Prepared = Ready;
+    type Output = Farmed;
 
     fn params(&self) -> Value {
         let s = &self.settings;
@@ -702,16 +732,11 @@ impl Job for Transcode {
         })
     }
 
-    fn units(&self) -> u64 {
-        0 // the work is segments, known only after the split: see run_spmd
+    fn files(&self) -> Vec<output::FileUse> {
+        vec![output::FileUse::reads("--input", &self.input), output::FileUse::writes("--output", &self.output)]
     }
 
-    fn compute(&self, _units: Range<u64>, _out: &mut [u8]) -> Tally {
-        Tally::default() // never called: run_spmd always runs the job
-    }
-
-    fn preflight(&self, ctx: &Preflight) -> Result<()> {
-        self.lock().rank = ctx.rank;
+    fn preflight(&self, ctx: &Preflight) -> Result<Ready> {
         self.tools.check(&[&self.settings.codec, &self.settings.audio_codec])?;
         if let Some(shared) = &self.shared_dir {
             if !shared.is_dir() {
@@ -719,10 +744,11 @@ impl Job for Transcode {
             }
         }
         if !ctx.is_root() {
-            if self.shared_dir.is_none() {
-                self.lock().dir = Some(WorkDir::create(&std::env::temp_dir())?);
-            }
-            return Ok(());
+            let dir = match self.shared_dir {
+                None => Some(WorkDir::create(&std::env::temp_dir())?),
+                Some(_) => None,
+            };
+            return Ok(Ready::Worker { dir });
         }
         let probe = media::probe(&self.tools, &self.input)?;
         self.destination()?;
@@ -735,46 +761,39 @@ impl Job for Transcode {
         sweep_dead(&self.output_dir(), &format!("{TEMP_OUTPUT_PREFIX}{}-", output::host_tag()));
         let dir = WorkDir::create(&parent)?;
         self.trial(&probe, &dir.path)?;
-        let mut s = self.lock();
-        s.probe = Some(probe);
-        s.dir = Some(dir);
-        Ok(())
+        Ok(Ready::Root { probe, dir })
     }
 
-    fn run_spmd(&self, spmd: &Spmd, _comm: spmd::Comm) -> Option<spmd::strategy::Outcome> {
-        let (farm, wall_s) = self.distribute(spmd);
-        Some(spmd::strategy::Outcome {
-            tally: Tally::default(),
-            data: spmd.is_root().then(Vec::new),
-            stats: farm.stats,
-            wall_s,
-        })
+    /// Rank 0: split, then serve and work; every other rank: work.
+    fn run(&self, spmd: &Spmd, _comm: spmd::Comm, ready: Ready) -> Ran<Farmed> {
+        let t = Instant::now();
+        match ready {
+            Ready::Root { probe, dir } => {
+                let (mut run, order) = self.split(&probe, &dir.path, spmd.size());
+                // Rank 0 encodes the audio on a thread of its own (no MPI
+                // there) while the farm runs, so it adds no serial tail.
+                let audio = run.audio.clone().filter(|_| run.error.is_none());
+                let ((farm, audio), farm_s) = timed(|| self.farm(spmd, &dir.path, &order, audio));
+                run.settle(farm_s, &farm, audio, &order);
+                let wall_s = t.elapsed().as_secs_f64();
+                Ran { output: Some(Farmed { probe, dir, run }), stats: farm.stats, wall_s }
+            }
+            Ready::Worker { dir } => {
+                // With --shared-dir a worker has no directory of its own: it
+                // works in rank 0's there.
+                let (farm, _) = self.farm(spmd, dir.as_ref().map_or(Path::new(""), |d| &d.path), &[], None);
+                drop(dir); // a worker's part is over: remove its directory now
+                Ran { output: None, stats: farm.stats, wall_s: t.elapsed().as_secs_f64() }
+            }
+        }
     }
 
-    fn files(&self) -> Vec<output::FileUse> {
-        vec![output::FileUse::reads("--input", &self.input), output::FileUse::writes("--output", &self.output)]
-    }
-
-    fn finish(&self, _tally: Tally, _data: Vec<u8>) -> Result<Finished> {
-        let (probe, run, dir) = {
-            let mut s = self.lock();
-            (s.probe.clone(), s.run.take(), s.dir.take())
-        };
-        let (Some(probe), Some(run), Some(dir)) = (probe, run, dir) else {
-            bail!("internal error: rank 0 has no record of the run");
-        };
-        if let Some(e) = run.error {
+    fn finish(&self, farmed: Farmed) -> Result<Finished> {
+        let Farmed { probe, dir, mut run } = farmed;
+        if let Some(e) = run.error.take() {
             return Err(e); // `dir` is dropped, and so removed, on the way out
         }
         let wall_s = run.split_s + run.farm_s;
         self.conclude(&probe, &run, &dir.path, wall_s)
     }
-}
-
-/// `pikernels transcode`'s arguments.
-pub use crate::cli::TranscodeArgs as Args;
-
-/// The job `a` describes.
-pub fn job(a: &Args) -> Result<super::Job, UsageError> {
-    Ok(super::Job::spmd(Legacy(Transcode::new(a)?)))
 }
