@@ -257,13 +257,16 @@ fn sweep_dead(parent: &Path, prefix: &str) {
     }
     if !removed.is_empty() {
         removed.sort();
-        eprintln!(
-            "pikernels: removed {} leftover{} of dead runs in {}: {}",
+        let line = format!(
+            "pikernels: removed {} leftover{} of dead runs in {}: {}\n",
             removed.len(),
             if removed.len() == 1 { "" } else { "s" },
             parent.display(),
             removed.join(", ")
         );
+        // One write: `eprintln!` writes its pieces one by one, and the line
+        // of another rank sweeping at the same moment could fall between them.
+        eprint!("{line}");
     }
 }
 
