@@ -21,6 +21,9 @@ pub enum Exit {
     Unverified = 3,
     /// `--timeout` passed (ended by `spmd::deadline`, which exits itself).
     TimedOut = 4,
+    /// A panic: a bug (the panic hook in `spmd` aborts the job with it;
+    /// `sysexits.h`'s EX_SOFTWARE).
+    Internal = 70,
 }
 
 impl From<Exit> for ExitCode {

@@ -46,6 +46,10 @@ fn run(launch: &spmd::Launch) -> Result<(), Stop> {
         }
         Err(e) => return Err(Stop { exit: exit::Exit::Usage, said: Said::Usage(e) }),
     };
+    // A SIMD path this CPU lacks is refused here, before any message, on
+    // every rank alike and for every subcommand (the kernels would panic
+    // mid-run; `list` and `merge` would run on a path the user did not get).
+    kernels::simd::from_env().map_err(Stop::usage)?;
     match &cli.command {
         cli::Command::List if launch.is_root() => {
             output::to_stdout(&jobs::list(), "the list of kernels").map_err(|e| Stop::failure(format!("{e:#}")))

@@ -342,7 +342,7 @@ mod tests {
             nodes: Vec::new(),
             cores_used: 1,
             oversubscribed: false,
-            build: Build::current(),
+            build: Build::current(kernel, None),
             partial: Some(Partial {
                 index,
                 count,

@@ -265,8 +265,9 @@ pub struct Build {
     /// CPU architecture of rank 0.
     pub arch: String,
     /// The SIMD path the kernels run on rank 0 (`PIKERNELS_SIMD`): `avx512`,
-    /// `avx2`, `neon` or `scalar`, with the loop of each kernel where one
-    /// runs hand-written `std::arch` code (`kernels::isa`).
+    /// `avx2`, `neon` or `scalar`, and after it, where the job's hot loop is
+    /// a hand-written `std::arch` twin, which (e.g. `avx512 (mandelbrot
+    /// avx512 (std::arch))`).
     pub isa: String,
     /// The MPI library rank 0 runs with, as it names itself
     /// (`MPI_Get_library_version`'s first line, e.g. "Open MPI v4.1.4" or
@@ -277,12 +278,18 @@ pub struct Build {
 }
 
 impl Build {
-    /// This build on this machine.
-    pub fn current() -> Build {
+    /// This build on this machine, running `kernel`, whose hot loop is
+    /// `implementation` (`None`: the path's generic code, or no loop of ours).
+    pub fn current(kernel: &str, implementation: Option<&str>) -> Build {
+        let path = kernels::simd::path().name();
+        let isa = match implementation {
+            Some(loop_name) if loop_name != path => format!("{path} ({kernel} {loop_name})"),
+            _ => path.to_string(),
+        };
         Build {
             version: env!("CARGO_PKG_VERSION").into(),
             arch: std::env::consts::ARCH.into(),
-            isa: kernels::isa(),
+            isa,
             mpi: mpi_library(),
         }
     }
@@ -415,7 +422,7 @@ impl Report {
             plural(self.ranks),
             self.threads_per_rank,
             plural(self.threads_per_rank),
-            self.comm.name(),
+            crate::cli::value_name(self.comm),
             self.hosts_summary()
         );
         let _ = writeln!(s, "  params    {}", pairs(&self.params).join("  "));
@@ -476,7 +483,7 @@ impl Report {
             ("threads_per_rank".into(), self.threads_per_rank.to_string()),
             ("cores_used".into(), self.cores_used.to_string()),
             ("oversubscribed".into(), self.oversubscribed.to_string()),
-            ("comm".into(), self.comm.name().into()),
+            ("comm".into(), crate::cli::value_name(self.comm)),
         ];
         cols.extend(flat("params", &self.params));
         cols.extend(flat("result", &self.result));
@@ -611,7 +618,7 @@ mod tests {
                 output_s: 0.0,
             },
             throughput: Throughput { item: "samples".into(), count: 100.0, per_s: 28.6, per_core_per_s: 12.5 },
-            build: Build::current(),
+            build: Build::current("pi-mc", None),
             partial: None,
         }
     }

@@ -74,5 +74,5 @@ fn main() {
         assert_eq!(c, matmul::multiply_naive(&a, &b, n), "matmul: GEMM against the naive product");
         println!("matmul trace {}", (0..n).map(|i| c[i * n + i]).sum::<f64>());
     });
-    println!("portable check passed on {} ({})", std::env::consts::ARCH, kernels::isa());
+    println!("portable check passed on {} ({})", std::env::consts::ARCH, kernels::simd::path().name());
 }

@@ -37,16 +37,3 @@ pub use simd::ENV_SIMD;
 mod tally;
 
 pub use tally::Tally;
-
-/// The path each kernel's hot loop runs on in this process, for reports:
-/// the [`simd`] path's name, and which loop runs where a hand-written one
-/// sits beside the generic loop.
-pub fn isa() -> String {
-    let p = simd::path().name();
-    let (l, m, mb) = (leibniz::implementation(), pi_mc::implementation(), mandelbrot::implementation());
-    if [l, m, mb].iter().all(|&i| i == p) {
-        p.to_string()
-    } else {
-        format!("{p} (leibniz {l}, pi-mc {m}, mandelbrot {mb})")
-    }
-}

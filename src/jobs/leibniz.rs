@@ -77,6 +77,10 @@ impl UnitJob for Leibniz {
         json!({ "terms": self.terms })
     }
 
+    fn implementation(&self) -> Option<&'static str> {
+        Some(leibniz::implementation())
+    }
+
     fn units(&self) -> u64 {
         leibniz::units(self.terms)
     }

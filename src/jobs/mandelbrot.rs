@@ -20,7 +20,7 @@ pub const VERIFY_ROWS: u32 = 16;
 /// The most bytes the gather can carry: MPI counts are 32-bit. The picture's
 /// compressed blocks travel; an image is refused if even stored (its pixels
 /// incompressible) they could exceed this.
-const MAX_GATHER_BYTES: u64 = crate::spmd::exchange::MAX_COUNT as u64;
+const MAX_GATHER_BYTES: u64 = crate::spmd::MAX_COUNT as u64;
 
 /// Default PNG path.
 pub const DEFAULT_OUT: &str = "mandelbrot.png";
@@ -123,7 +123,13 @@ impl Mandelbrot {
                 return Err(UsageError(too_fine(cx, cy, a.zoom.unwrap_or(1.0), width)));
             }
         }
-        p.validate().map_err(UsageError)?;
+        // A field at fault is named by its flag (`max_iter` is `--max-iter`).
+        p.validate().map_err(|e| {
+            UsageError(match e.param {
+                Some(field) => format!("--{} {}", field.replace('_', "-"), e.problem),
+                None => e.problem,
+            })
+        })?;
         if png::packed_bound(u64::from(height), p.row_bytes()) > MAX_GATHER_BYTES {
             return Err(UsageError(format!(
                 "a {width}x{height} image is {} of RGB, more than the {} one gather can carry (about 25000x25000 pixels)",
@@ -223,6 +229,10 @@ impl UnitJob for Mandelbrot {
             "bailout": p.bailout, "colormap": value_name(p.colormap), "smooth": p.smooth,
             "escape_only": self.escape_only,
         })
+    }
+
+    fn implementation(&self) -> Option<&'static str> {
+        Some(mandelbrot::implementation())
     }
 
     fn units(&self) -> u64 {

@@ -89,9 +89,6 @@ impl From<UsageError> for Stop {
 /// The job a kernel's command line asks for; every parameter is checked
 /// here, before MPI starts, identically on every rank.
 pub fn from_cli(kernel: &Kernel) -> Result<Job, UsageError> {
-    // A SIMD path this CPU lacks is refused here, before any message, on
-    // every rank alike (the kernels would otherwise panic mid-run).
-    kernels::simd::from_env().map_err(UsageError)?;
     let job = kernel.job()?;
     let common = kernel.common();
     partial::check(kernel.name(), &job, common)?;
@@ -142,4 +139,47 @@ pub fn list() -> String {
         .get_subcommands()
         .map(|c| format!("{:<12} {}\n", c.get_name(), c.get_about().map(|a| a.to_string()).unwrap_or_default()))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{CommandFactory, Parser};
+
+    /// Report parameters that are not flags, in report schema version 1:
+    /// mandelbrot's `smooth` is the negation of `--banded`.
+    const NOT_FLAGS: &[(&str, &str)] = &[("mandelbrot", "smooth")];
+
+    #[test]
+    fn every_report_parameter_is_a_flag_of_its_kernel() {
+        let cli = crate::cli::Cli::command();
+        let mut checked = 0;
+        for name in Kernel::NAMES {
+            // Kernels whose defaults make a job (transcode needs an input file).
+            let Ok(parsed) = crate::cli::Cli::try_parse_from(["pikernels", name]) else { continue };
+            let Ok(job) = parsed.command.kernel().expect("a kernel").job() else { continue };
+            let sub = cli.find_subcommand(name).expect("every registered kernel is a subcommand");
+            let params = job.params();
+            for key in params.as_object().expect("params are an object").keys() {
+                let flag = key.replace('_', "-");
+                let is_flag = sub.get_arguments().any(|a| a.get_long() == Some(flag.as_str()));
+                assert!(is_flag || NOT_FLAGS.contains(&(name, key.as_str())), "{name}: report key {key} is no flag");
+            }
+            checked += 1;
+        }
+        assert!(checked >= 5, "only {checked} kernels made a job from their defaults");
+    }
+
+    #[test]
+    fn the_registry_names_every_subcommand_but_list_and_merge() {
+        let cli = crate::cli::Cli::command();
+        let mut names: Vec<&str> =
+            cli.get_subcommands().map(|c| c.get_name()).filter(|n| !["list", "merge", "help"].contains(n)).collect();
+        names.sort_unstable();
+        let mut registered = Kernel::NAMES.to_vec();
+        registered.sort_unstable();
+        assert_eq!(names, registered);
+        assert_eq!(list().lines().count(), Kernel::NAMES.len());
+        assert_eq!(partitionable_kernels(), ["pi-mc", "leibniz"]);
+    }
 }

@@ -57,6 +57,10 @@ impl UnitJob for PiMc {
         json!({ "samples": self.samples, "seed": self.seed })
     }
 
+    fn implementation(&self) -> Option<&'static str> {
+        Some(pi_mc::implementation())
+    }
+
     fn units(&self) -> u64 {
         pi_mc::units(self.samples)
     }

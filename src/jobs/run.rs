@@ -41,7 +41,7 @@ pub fn execute(kernel: &'static str, job: &Job, common: &Common) -> Result<(), S
         hosts,
         finished,
         wall_s: ran.wall_s,
-        build: Build::current(),
+        build: Build::current(kernel, job.implementation()),
         partial,
     });
     publish(&report, common.format, common.report.as_deref(), "pikernels")

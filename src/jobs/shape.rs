@@ -29,6 +29,11 @@ pub trait UnitJob: Sync {
     fn params(&self) -> Value;
     /// Number of work units.
     fn units(&self) -> u64;
+    /// The name of the hot loop this process runs, for the report's
+    /// `build.isa` (the kernels' `implementation()`); `None`: no loop of ours.
+    fn implementation(&self) -> Option<&'static str> {
+        None
+    }
     /// Output bytes per unit (0 for scalar kernels).
     fn unit_bytes(&self) -> usize {
         0
@@ -80,6 +85,10 @@ pub trait SpmdJob: Sync + 'static {
     type Output: Send;
     /// Parameters, for the report; keys are the kernel's flag names.
     fn params(&self) -> Value;
+    /// The hot loop this process runs, as in [`UnitJob::implementation`].
+    fn implementation(&self) -> Option<&'static str> {
+        None
+    }
     /// The files the job reads and writes, as in [`UnitJob::files`].
     fn files(&self) -> Vec<FileUse> {
         Vec::new()
@@ -172,6 +181,14 @@ impl Job {
         }
     }
 
+    /// The hot loop this process runs, for the report.
+    pub fn implementation(&self) -> Option<&'static str> {
+        match self {
+            Job::Units(j) => j.implementation(),
+            Job::Spmd(j) => j.implementation(),
+        }
+    }
+
     /// The files the job reads and writes.
     pub fn files(&self) -> Vec<FileUse> {
         match self {
@@ -204,6 +221,8 @@ impl Job {
 pub trait ErasedSpmd: Sync {
     /// [`SpmdJob::params`].
     fn params(&self) -> Value;
+    /// [`SpmdJob::implementation`].
+    fn implementation(&self) -> Option<&'static str>;
     /// [`SpmdJob::files`].
     fn files(&self) -> Vec<FileUse>;
     /// The phases of a run, holding the typed state between them.
@@ -213,6 +232,10 @@ pub trait ErasedSpmd: Sync {
 impl<J: SpmdJob> ErasedSpmd for J {
     fn params(&self) -> Value {
         SpmdJob::params(self)
+    }
+
+    fn implementation(&self) -> Option<&'static str> {
+        SpmdJob::implementation(self)
     }
 
     fn files(&self) -> Vec<FileUse> {

@@ -26,7 +26,7 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// Exit status of a job ended by `--timeout`.
-pub const EXIT_TIMEOUT: u8 = 4;
+const EXIT_TIMEOUT: i32 = crate::exit::Exit::TimedOut as i32;
 
 /// How long after the limit rank 0's watchdog fires: rank 0's checkpoint
 /// fires at the limit itself, naming every rank that has not arrived.
@@ -133,11 +133,11 @@ pub fn expire(detail: &str) -> ! {
         // SAFETY: MPI is initialised and not finalised; MPI_Abort takes no
         // Rust-owned memory and ends the process.
         unsafe {
-            mpi::ffi::MPI_Abort(mpi::ffi::RSMPI_COMM_WORLD, EXIT_TIMEOUT.into());
+            mpi::ffi::MPI_Abort(mpi::ffi::RSMPI_COMM_WORLD, EXIT_TIMEOUT);
         }
     }
     // SAFETY: ends the process at once (MPI is not up, or the abort returned).
-    unsafe { libc::_exit(EXIT_TIMEOUT.into()) }
+    unsafe { libc::_exit(EXIT_TIMEOUT) }
 }
 
 /// [`expire`] at a wait on rank 0 that knows which ranks have not finished

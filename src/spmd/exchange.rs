@@ -5,24 +5,24 @@
 //!
 //! Buffers are typed slices (`f64`, `u64`, ...); counts are in elements. MPI
 //! counts and displacements are 32-bit, so every function checks that what it
-//! moves in one call fits (`MAX_COUNT` elements) and panics otherwise: the
+//! moves in one call fits ([`MAX_COUNT`] elements) and panics otherwise: the
 //! kernels validate sizes before the first message, so reaching that panic
 //! is a bug, and the panic hook then aborts the whole job instead of hanging.
+//! The point-to-point twins move each part with [`super::pieces`], in
+//! messages of at most [`MAX_MESSAGE_BYTES`] with the tag [`tags::PIECE`].
 
-use super::strategy::MAX_MESSAGE_BYTES;
-use super::Spmd;
+use super::pieces::{self, MAX_MESSAGE_BYTES};
+use super::{tags, Spmd};
 use kernels::partition::offsets;
 use mpi::collective::SystemOperation;
 use mpi::datatype::{Equivalence, Partition, PartitionMut};
-use mpi::point_to_point::{Destination, Source};
 use mpi::topology::{Communicator, SimpleCommunicator};
 use mpi::traits::*;
-use mpi::{Count, Tag};
+use mpi::Count;
 
-/// The most elements one collective call moves to or from one rank (MPI's `int`).
-pub const MAX_COUNT: usize = i32::MAX as usize;
-
-const TAG_PIECE: Tag = 201;
+/// MPI's count limit, defined once in [`super::MAX_COUNT`] (re-exported for
+/// the code that imports it from here).
+pub use super::MAX_COUNT;
 
 /// A group of ranks that communicate among themselves: the whole job
 /// ([`Spmd::team`]) or a row or column of a process grid.
@@ -121,20 +121,23 @@ impl Team {
     /// at most 64 MiB.
     pub fn broadcast_p2p<T: Equivalence>(&self, root: usize, buf: &mut [T]) {
         self.arrive();
-        let piece = (MAX_MESSAGE_BYTES / std::mem::size_of::<T>().max(1)).max(1);
         if self.rank == root {
             for r in (0..self.size).filter(|&r| r != root) {
-                let dest = self.comm.process_at_rank(r as i32);
-                for p in buf.chunks(piece) {
-                    dest.send_with_tag(p, TAG_PIECE);
-                }
+                self.send_part(r, buf);
             }
         } else {
-            let src = self.comm.process_at_rank(root as i32);
-            for p in buf.chunks_mut(piece) {
-                src.receive_into_with_tag(p, TAG_PIECE);
-            }
+            self.receive_part(root, buf);
         }
+    }
+
+    /// Sends `part` to team rank `to` in pieces ([`tags::PIECE`]).
+    fn send_part<T: Equivalence>(&self, to: usize, part: &[T]) {
+        pieces::send(&self.comm.process_at_rank(to as i32), part, MAX_MESSAGE_BYTES, tags::PIECE);
+    }
+
+    /// Receives all of `part` from team rank `from`, sent by [`Team::send_part`].
+    fn receive_part<T: Equivalence>(&self, from: usize, part: &mut [T]) {
+        pieces::receive_into(&self.comm.process_at_rank(from as i32), part, MAX_MESSAGE_BYTES, tags::PIECE);
     }
 
     /// `MPI_Scatterv`: rank `r` receives `counts[r]` consecutive elements of
@@ -158,25 +161,18 @@ impl Team {
         self.arrive();
         assert_eq!(counts.len(), self.size);
         assert_eq!(recv.len(), counts[self.rank]);
-        let piece = (MAX_MESSAGE_BYTES / std::mem::size_of::<T>().max(1)).max(1);
         if self.rank == root {
             let displs = offsets(counts);
             for r in 0..self.size {
                 let part = &send[displs[r]..displs[r] + counts[r]];
                 if r == root {
                     recv.copy_from_slice(part);
-                    continue;
-                }
-                let dest = self.comm.process_at_rank(r as i32);
-                for p in part.chunks(piece) {
-                    dest.send_with_tag(p, TAG_PIECE);
+                } else {
+                    self.send_part(r, part);
                 }
             }
         } else {
-            let src = self.comm.process_at_rank(root as i32);
-            for p in recv.chunks_mut(piece) {
-                src.receive_into_with_tag(p, TAG_PIECE);
-            }
+            self.receive_part(root, recv);
         }
     }
 
@@ -202,7 +198,6 @@ impl Team {
         self.arrive();
         assert_eq!(counts.len(), self.size);
         assert_eq!(send.len(), counts[self.rank]);
-        let piece = (MAX_MESSAGE_BYTES / std::mem::size_of::<T>().max(1)).max(1);
         if self.rank == root {
             let recv = recv.expect("the root receives");
             let displs = offsets(counts);
@@ -210,18 +205,12 @@ impl Team {
                 let part = &mut recv[displs[r]..displs[r] + counts[r]];
                 if r == root {
                     part.copy_from_slice(send);
-                    continue;
-                }
-                let src = self.comm.process_at_rank(r as i32);
-                for p in part.chunks_mut(piece) {
-                    src.receive_into_with_tag(p, TAG_PIECE);
+                } else {
+                    self.receive_part(r, part);
                 }
             }
         } else {
-            let dest = self.comm.process_at_rank(root as i32);
-            for p in send.chunks(piece) {
-                dest.send_with_tag(p, TAG_PIECE);
-            }
+            self.send_part(root, send);
         }
     }
 

@@ -5,12 +5,26 @@
 //! per-rank rayon pool. The communication strategies in [`strategy`] move a
 //! kernel's work and results; [`Spmd::agree`] turns a per-rank check into one
 //! job-wide decision so that no rank waits on a rank that has given up.
+//!
+//! The plumbing the protocols share is written once: every message tag is in
+//! [`tags`], MPI's count limit is [`MAX_COUNT`], a payload of any size moves
+//! point to point through [`pieces`], and rank 0's side of the two
+//! request/answer protocols (the dynamic strategy and the task farm [`tasks`])
+//! is `scheduler`.
 
 pub mod deadline;
 pub mod exchange;
 pub mod grid;
+pub mod pieces;
+pub(crate) mod scheduler;
 pub mod strategy;
+pub mod tags;
 pub mod tasks;
+
+/// The most elements one MPI call moves to or from one rank: counts and
+/// displacements are C `int`s (`i32::MAX`). Every call that moves a
+/// caller-sized buffer checks against it or cuts the buffer to fit.
+pub const MAX_COUNT: usize = i32::MAX as usize;
 
 pub use strategy::{Comm, RankStats, Work};
 
@@ -302,15 +316,12 @@ fn affinity() -> [u64; MASK_WORDS] {
     words
 }
 
-/// The tag of a checkpoint's notes ([`checkpoint_on`]).
-const TAG_CHECKPOINT: mpi::Tag = 901;
-
 /// A barrier on `comm` that knows who is missing: every rank sends rank 0 of
 /// `comm` a note, rank 0 collects them, then all meet at a barrier. Both
 /// waits poll and sleep ([`deadline::Pause`]); when the `--timeout` passes,
 /// rank 0 names the ranks (`world_ranks[r]` for rank `r` of `comm`) whose
-/// note has not come and ends the job. No other message on `comm` may use
-/// [`TAG_CHECKPOINT`].
+/// note has not come and ends the job. Its notes use [`tags::CHECKPOINT`],
+/// which no other message uses.
 pub(crate) fn checkpoint_on(comm: &SimpleCommunicator, world_ranks: &[usize]) {
     let (rank, size) = (comm.rank() as usize, comm.size() as usize);
     if size == 1 {
@@ -322,7 +333,7 @@ pub(crate) fn checkpoint_on(comm: &SimpleCommunicator, world_ranks: &[usize]) {
         let mut missing = size - 1;
         let mut pause = deadline::Pause::new();
         while missing > 0 {
-            if let Some(probed) = comm.any_process().immediate_matched_probe_with_tag(TAG_CHECKPOINT) {
+            if let Some(probed) = comm.any_process().immediate_matched_probe_with_tag(tags::CHECKPOINT) {
                 let (_, status): (Vec<u8>, _) = mpi::point_to_point::MatchedReceiveVec::matched_receive_vec(probed);
                 if !std::mem::replace(&mut arrived[status.source_rank() as usize], true) {
                     missing -= 1;
@@ -336,7 +347,7 @@ pub(crate) fn checkpoint_on(comm: &SimpleCommunicator, world_ranks: &[usize]) {
             pause.wait();
         }
     } else {
-        comm.process_at_rank(0).send_with_tag(&[1u8][..], TAG_CHECKPOINT);
+        comm.process_at_rank(0).send_with_tag(&[1u8][..], tags::CHECKPOINT);
     }
     wait_gently(comm.immediate_barrier());
 }
@@ -387,7 +398,7 @@ fn install_panic_hook(rank: usize, host: String) {
         // SAFETY: MPI is initialised (the hook is installed after init) and
         // MPI_Abort takes no Rust-owned memory.
         unsafe {
-            mpi::ffi::MPI_Abort(mpi::ffi::RSMPI_COMM_WORLD, 70);
+            mpi::ffi::MPI_Abort(mpi::ffi::RSMPI_COMM_WORLD, crate::exit::Exit::Internal as i32);
         }
         std::process::abort();
     }));

@@ -17,15 +17,21 @@
 //! A work may [`Pack`] its bytes on the rank that computed them (Mandelbrot:
 //! compressed PNG blocks): ranges are then cut in whole grains, computed and
 //! packed in pieces, and what travels is the packed form, joined in unit order.
+//!
+//! Their messages use the tags of [`super::tags`] (`RANGE`, `TALLY`, `DATA`,
+//! `WORK`, `RESULT`); `p2p` moves bytes with [`super::pieces`]; rank 0's side
+//! of `dynamic` is the shared `super::scheduler`, with the chunk counter as
+//! its source of work.
 
-use super::{deadline, Spmd};
+use super::scheduler::{self, Answer, Desk};
+use super::{deadline, pieces, tags, Spmd};
 use crate::progress::{self, Progress};
 use kernels::{partition, Tally};
 use mpi::collective::SystemOperation;
 use mpi::datatype::PartitionMut;
-use mpi::point_to_point::{Destination, MatchedReceiveVec, Source};
+use mpi::point_to_point::{MatchedReceiveVec, Message, Status};
+use mpi::topology::SimpleCommunicator;
 use mpi::traits::*;
-use mpi::Tag;
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -41,17 +47,6 @@ pub enum Comm {
     P2p,
     /// Self-scheduling: rank 0 hands out chunks on request and computes too.
     Dynamic,
-}
-
-impl Comm {
-    /// The name as the CLI spells it.
-    pub fn name(self) -> &'static str {
-        match self {
-            Comm::Collective => "collective",
-            Comm::P2p => "p2p",
-            Comm::Dynamic => "dynamic",
-        }
-    }
 }
 
 /// A kernel's work, as the runtime sees it.
@@ -173,15 +168,6 @@ pub struct Outcome {
     /// Barrier-to-barrier seconds of the whole computation.
     pub wall_s: f64,
 }
-
-const TAG_RANGE: Tag = 101;
-const TAG_TALLY: Tag = 102;
-const TAG_DATA: Tag = 103;
-const TAG_WORK: Tag = 104;
-const TAG_RESULT: Tag = 105;
-
-/// Largest single message of the point-to-point paths; bigger payloads go in pieces.
-pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
 
 /// Chunks per rank the dynamic scheduler aims for: enough to even out uneven
 /// units, few enough that a request's round trip stays negligible.
@@ -344,15 +330,13 @@ impl<'a> Ctx<'a> {
         let root = world.process_at_rank(0);
         if !self.spmd.is_root() {
             let mut mine = [0u64; 2];
-            self.comm(|| root.receive_into_with_tag(&mut mine[..], TAG_RANGE));
+            self.comm(|| root.receive_into_with_tag(&mut mine[..], tags::RANGE));
             let (tally, local) = self.produce(mine[0]..mine[1]);
             self.comm(|| spmd.checkpoint());
             self.comm(|| {
-                root.send_with_tag(&tally.to_limbs()[..], TAG_TALLY);
-                root.send_with_tag(&(local.len() as u64), TAG_DATA);
-                for piece in local.chunks(MAX_MESSAGE_BYTES) {
-                    root.send_with_tag(piece, TAG_DATA);
-                }
+                root.send_with_tag(&tally.to_limbs()[..], tags::TALLY);
+                root.send_with_tag(&(local.len() as u64), tags::DATA);
+                pieces::send(&root, &local, pieces::MAX_MESSAGE_BYTES, tags::DATA);
             });
             return (tally, None);
         }
@@ -360,7 +344,7 @@ impl<'a> Ctx<'a> {
         let ranges: Vec<Range<u64>> = (0..self.size()).map(|r| self.static_range(r)).collect();
         self.comm(|| {
             for (r, b) in ranges.iter().enumerate().skip(1) {
-                world.process_at_rank(r as i32).send_with_tag(&[b.start, b.end][..], TAG_RANGE);
+                world.process_at_rank(r as i32).send_with_tag(&[b.start, b.end][..], tags::RANGE);
             }
         });
         // Rank 0's own part starts the result; the others' follow in rank order.
@@ -370,15 +354,13 @@ impl<'a> Ctx<'a> {
             let src = world.process_at_rank(r as i32);
             self.comm(|| {
                 let mut limbs = [0i64; 4];
-                src.receive_into_with_tag(&mut limbs[..], TAG_TALLY);
+                src.receive_into_with_tag(&mut limbs[..], tags::TALLY);
                 total += Tally::from_limbs(limbs);
                 let mut len = 0u64;
-                src.receive_into_with_tag(&mut len, TAG_DATA);
+                src.receive_into_with_tag(&mut len, tags::DATA);
                 let at = all.len();
                 all.resize(at + len as usize, 0);
-                for piece in all[at..].chunks_mut(MAX_MESSAGE_BYTES) {
-                    src.receive_into_with_tag(piece, TAG_DATA);
-                }
+                pieces::receive_into(&src, &mut all[at..], pieces::MAX_MESSAGE_BYTES, tags::DATA);
             });
         }
         (total, Some(all))
@@ -406,8 +388,8 @@ impl<'a> Ctx<'a> {
         loop {
             let mut next = [0u64; 2];
             self.comm(|| {
-                root.send_with_tag(&message[..], TAG_RESULT);
-                root.receive_into_with_tag(&mut next[..], TAG_WORK);
+                root.send_with_tag(&message[..], tags::RESULT);
+                root.receive_into_with_tag(&mut next[..], tags::WORK);
             });
             let range = next[0]..next[1];
             if range.is_empty() {
@@ -422,74 +404,45 @@ impl<'a> Ctx<'a> {
     }
 
     /// Rank 0: serves chunk requests on the main thread (the only thread that
-    /// calls MPI) while a compute thread takes chunks from the same counter,
-    /// so rank 0 computes too instead of sitting idle. Results (of any
-    /// length, packed or not) are kept by first unit and joined in unit order.
+    /// calls MPI, through [`scheduler::run`]) while a compute thread takes
+    /// chunks from the same counter, so rank 0 computes too instead of sitting
+    /// idle. Results (of any length, packed or not) are kept by first unit and
+    /// joined in unit order.
     fn dispatch(&mut self, n_chunks: u64, chunk_range: impl Fn(u64) -> Range<u64> + Sync) -> (Tally, Option<Vec<u8>>) {
         let spmd: &'a Spmd = self.spmd;
-        let world = spmd.world();
         let next = AtomicU64::new(0);
         let results: Mutex<Vec<(u64, Vec<u8>, usize)>> = Mutex::new(Vec::with_capacity(n_chunks as usize));
         let work = self.work;
         let threads = spmd.threads();
         let bar = Progress::new(true, n_chunks, "chunks handed out");
-        let (root_part, served) = std::thread::scope(|s| {
-            let computer = s.spawn(|| {
-                let mut stats = RankStats::default();
-                let mut tally = Tally::default();
-                loop {
-                    let c = next.fetch_add(1, Ordering::Relaxed);
-                    if c >= n_chunks {
-                        return (tally, stats);
-                    }
-                    bar.set(c);
-                    let range = chunk_range(c);
-                    let (t, out) = produce(work, range.clone(), threads, &mut stats, &Progress::none());
-                    tally += t;
-                    results.lock().expect("result list").push((range.start, out, 0));
-                }
-            });
-
+        let mut desk = ChunkDesk {
+            world: spmd.world(),
+            next: &next,
+            n_chunks,
+            chunk_range: &chunk_range,
+            results: &results,
+            bar: &bar,
+            tally: Tally::default(),
+            pause: deadline::Pause::new(),
+        };
+        let ((root_part, stats), comm_s) = scheduler::run(spmd.world(), tags::RESULT, &mut desk, || {
+            let mut stats = RankStats::default();
             let mut tally = Tally::default();
-            let mut comm_s = 0.0;
-            let mut active = self.size() - 1;
-            // Ranks told there is no more work (rank 0 computes its own).
-            let mut done = vec![false; spmd.size()];
-            done[0] = true;
-            let mut pause = deadline::Pause::new();
-            while active > 0 {
-                let Some(probed) = world.any_process().immediate_matched_probe_with_tag(TAG_RESULT) else {
-                    if deadline::expired() {
-                        deadline::expire_missing((0..spmd.size()).filter(|&r| !done[r]));
-                    }
-                    pause.wait();
-                    continue;
-                };
-                pause.reset();
-                let t = Instant::now();
-                let (bytes, status) = probed.matched_receive_vec::<u8>();
-                let header = ResultHeader::decode(&bytes).0;
+            loop {
                 let c = next.fetch_add(1, Ordering::Relaxed);
-                bar.set(c.min(n_chunks));
-                let range = if c < n_chunks { chunk_range(c) } else { 0..0 };
-                if range.is_empty() {
-                    active -= 1;
-                    done[status.source_rank() as usize] = true;
+                if c >= n_chunks {
+                    return (tally, stats);
                 }
-                world.process_at_rank(status.source_rank()).send_with_tag(&[range.start, range.end][..], TAG_WORK);
-                if header.start < header.end {
-                    tally += header.tally;
-                    // The message itself is kept; its header is skipped when joining.
-                    results.lock().expect("result list").push((header.start, bytes, ResultHeader::LEN));
-                }
-                comm_s += t.elapsed().as_secs_f64();
+                bar.set(c);
+                let range = chunk_range(c);
+                let (t, out) = produce(work, range.clone(), threads, &mut stats, &Progress::none());
+                tally += t;
+                results.lock().expect("result list").push((range.start, out, 0));
             }
-            let (own, stats) = computer.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
-            bar.finish();
-            (own, (tally, comm_s, stats))
         });
+        let served_tally = desk.tally;
+        bar.finish();
         self.comm(|| spmd.checkpoint());
-        let (served_tally, comm_s, stats) = served;
         self.stats.compute_s += stats.compute_s;
         self.stats.pack_s += stats.pack_s;
         self.stats.units += stats.units;
@@ -502,6 +455,59 @@ impl<'a> Ctx<'a> {
             all.extend_from_slice(&bytes[skip..]);
         }
         (root_part + served_tally, Some(all))
+    }
+}
+
+/// Rank 0's side of the dynamic strategy for the [`scheduler`]: a request
+/// carries a worker's last result ([`ResultHeader`] and bytes); the answer is
+/// the next chunk from the counter rank 0's compute thread also takes from,
+/// or an empty range once none is left (never a wait: a chunk cannot fail).
+struct ChunkDesk<'s, F> {
+    world: &'s SimpleCommunicator,
+    next: &'s AtomicU64,
+    n_chunks: u64,
+    chunk_range: &'s F,
+    /// Results by first unit: the bytes, and how many leading bytes to skip.
+    results: &'s Mutex<Vec<(u64, Vec<u8>, usize)>>,
+    bar: &'s Progress,
+    /// The tally of the workers' results.
+    tally: Tally,
+    pause: deadline::Pause,
+}
+
+impl<F: Fn(u64) -> Range<u64> + Sync> Desk for ChunkDesk<'_, F> {
+    type Request = ();
+
+    fn receive(&mut self, _rank: usize, message: Message, status: Status) {
+        self.pause.reset();
+        let (bytes, _) = (message, status).matched_receive_vec::<u8>();
+        let header = ResultHeader::decode(&bytes).0;
+        if header.start < header.end {
+            self.tally += header.tally;
+            // The message itself is kept; its header is skipped when joining.
+            self.results.lock().expect("result list").push((header.start, bytes, ResultHeader::LEN));
+        }
+    }
+
+    fn take_in(&mut self, _rank: usize, _request: ()) {}
+
+    fn answer(&mut self, rank: usize) -> Answer {
+        let c = self.next.fetch_add(1, Ordering::Relaxed);
+        self.bar.set(c.min(self.n_chunks));
+        let range = if c < self.n_chunks { (self.chunk_range)(c) } else { 0..0 };
+        self.world.process_at_rank(rank as i32).send_with_tag(&[range.start, range.end][..], tags::WORK);
+        if range.is_empty() {
+            Answer::Stop
+        } else {
+            Answer::Work
+        }
+    }
+
+    fn idle(&mut self, stopped: &[bool]) {
+        if deadline::expired() {
+            deadline::expire_missing((0..stopped.len()).filter(|&r| !stopped[r]));
+        }
+        self.pause.wait();
     }
 }
 

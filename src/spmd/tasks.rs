@@ -6,20 +6,23 @@
 //! ranges of units (transcode's video segments): items differ in cost, so
 //! they go out on request, in the order the kernel gives (longest first keeps
 //! the tail short), and every payload travels in messages of at most
-//! `chunk_bytes`, so no single message grows with the input.
+//! `chunk_bytes` ([`super::pieces`]), so no single message grows with the input.
 //!
-//! | message            | from → to   | tag           | content                                 |
-//! |--------------------|-------------|---------------|-----------------------------------------|
-//! | ask                | worker → 0  | `TAG_ASK`     | `[kind, item, len]`: ready, done, failed |
-//! | ask data           | worker → 0  | `TAG_ASK_DATA`| the result or error text, in chunks     |
-//! | give               | 0 → worker  | `TAG_GIVE`    | `[kind, item, len, limit_ms]`: stop or an item |
-//! | give data          | 0 → worker  | `TAG_GIVE_DATA`| the item's payload, in chunks          |
+//! | message            | from → to   | tag (`super::tags`) | content                                 |
+//! |--------------------|-------------|---------------------|-----------------------------------------|
+//! | ask                | worker → 0  | `ASK`               | `[kind, item, len]`: ready, done, failed |
+//! | ask data           | worker → 0  | `ASK_DATA`          | the result or error text, in chunks     |
+//! | give               | 0 → worker  | `GIVE`              | `[kind, item, len, limit_ms]`: stop or an item |
+//! | give data          | 0 → worker  | `GIVE_DATA`         | the item's payload, in chunks          |
 //!
 //! A worker sends an ask and then waits for a give, so every exchange is
 //! strictly paired and neither side can wait on the other. Rank 0's main
-//! thread (the only thread that calls MPI) serves asks while a second thread
-//! on rank 0 works on items from the same board, as the dynamic strategy's
-//! compute thread does: on a small cluster rank 0's machine is a worker too.
+//! thread (the only thread that calls MPI) serves asks through the shared
+//! `super::scheduler`, the dynamic strategy's too, while a second thread on
+//! rank 0 works on items from the same `Board`: on a small cluster rank 0's
+//! machine is a worker too. The board is the farm's own (the scheduler's docs
+//! say why the dynamic strategy's chunks do not go through it): an item may
+//! fail and come back, so an ask can be answered later (`Answer::Wait`).
 //!
 //! Failure handling: the first failure of an item puts it back at the front
 //! of the queue, barred from the rank that failed it (unless the job has one
@@ -39,18 +42,14 @@
 //! at the closing checkpoint poll and sleep (`deadline::Pause`), and rank 0's
 //! main thread sleeps on the board between polls.
 
-use super::{deadline, RankStats, Spmd};
-use mpi::point_to_point::{Destination, Source};
+use super::scheduler::{self, Answer, Desk};
+use super::{deadline, pieces, tags, RankStats, Spmd};
+use mpi::point_to_point::{Message, Status};
+use mpi::topology::SimpleCommunicator;
 use mpi::traits::*;
-use mpi::Tag;
 use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
-
-const TAG_ASK: Tag = 201;
-const TAG_ASK_DATA: Tag = 202;
-const TAG_GIVE: Tag = 203;
-const TAG_GIVE_DATA: Tag = 204;
 
 const ASK_READY: u64 = 0;
 const ASK_DONE: u64 = 1;
@@ -129,13 +128,13 @@ fn ask(spmd: &Spmd, farm: &Farm, mut stats: RankStats) -> (RankStats, Option<Tas
     loop {
         let t = Instant::now();
         let (kind, item, len) = (reply.0, reply.1, reply.2.len() as u64);
-        root.send_with_tag(&[kind, item, len][..], TAG_ASK);
-        send_chunks(&root, &reply.2, farm.chunk_bytes, TAG_ASK_DATA);
+        root.send_with_tag(&[kind, item, len][..], tags::ASK);
+        pieces::send(&root, &reply.2, farm.chunk_bytes, tags::ASK_DATA);
         // Rank 0 may defer its answer (nothing this rank may take yet):
         // wait by polling, not in a blocking receive that spins a core.
         let mut pause = deadline::Pause::new();
         let msg = loop {
-            if let Some((msg, _)) = root.immediate_matched_probe_with_tag(TAG_GIVE) {
+            if let Some((msg, _)) = root.immediate_matched_probe_with_tag(tags::GIVE) {
                 break msg;
             }
             pause.wait();
@@ -146,7 +145,7 @@ fn ask(spmd: &Spmd, farm: &Farm, mut stats: RankStats) -> (RankStats, Option<Tas
             stats.comm_s += t.elapsed().as_secs_f64();
             return (stats, None, 0);
         }
-        let payload = receive_chunks(&root, give[2] as usize, farm.chunk_bytes, TAG_GIVE_DATA);
+        let payload = pieces::receive(&root, give[2] as usize, farm.chunk_bytes, tags::GIVE_DATA);
         stats.comm_s += t.elapsed().as_secs_f64();
         let item = give[1] as usize;
         let limit = (give[3] > 0).then(|| Duration::from_millis(give[3]));
@@ -164,95 +163,12 @@ fn ask(spmd: &Spmd, farm: &Farm, mut stats: RankStats) -> (RankStats, Option<Tas
     }
 }
 
-/// Rank 0: serves asks on the main thread while a second thread works on
-/// items from the same board.
+/// Rank 0: serves asks on the main thread ([`scheduler::run`] with a
+/// [`FarmDesk`]) while a second thread works on items from the same board.
 fn serve(spmd: &Spmd, farm: &Farm, mut stats: RankStats) -> (RankStats, Option<TaskError>, usize) {
-    let world = spmd.world();
     let board = Board::new(farm.items, spmd.size());
-    let (own, comm_s) = std::thread::scope(|s| {
-        let local = s.spawn(|| {
-            let mut own = RankStats::default();
-            while let Some(item) = board.take_blocking(0) {
-                let outcome = (farm.load)(item, board.attempt(item)).map_err(|e| (false, e)).and_then(|payload| {
-                    let t = Instant::now();
-                    let r = (farm.work)(item, payload, (farm.limit)(item));
-                    own.compute_s += t.elapsed().as_secs_f64();
-                    own.chunks += 1;
-                    r.map_err(|e| (true, e))
-                });
-                match outcome {
-                    Ok(bytes) => match (farm.store)(item, bytes) {
-                        Ok(()) => {
-                            own.units += 1;
-                            board.done(item);
-                        }
-                        Err(e) => board.fatal(e),
-                    },
-                    Err((true, why)) => board.failed(item, 0, why),
-                    Err((false, e)) => board.fatal(e),
-                }
-            }
-            own
-        });
-
-        let mut comm_s = 0.0;
-        let mut waiting: Vec<i32> = Vec::new();
-        let mut stopped = 0;
-        while stopped < spmd.size() - 1 {
-            // Answer every waiting worker the board can now answer.
-            let mut still = Vec::new();
-            for rank in waiting.drain(..) {
-                let t = Instant::now();
-                let dest = world.process_at_rank(rank);
-                match board.take(rank as usize) {
-                    Take::Item(item) => match (farm.load)(item, board.attempt(item)) {
-                        Ok(payload) => {
-                            let limit_ms = (farm.limit)(item).map_or(0, limit_ms);
-                            let give = [GIVE_ITEM, item as u64, payload.len() as u64, limit_ms];
-                            dest.send_with_tag(&give[..], TAG_GIVE);
-                            send_chunks(&dest, &payload, farm.chunk_bytes, TAG_GIVE_DATA);
-                        }
-                        Err(e) => {
-                            board.fatal(e);
-                            still.push(rank); // answered with stop on the next pass
-                        }
-                    },
-                    Take::Stop => {
-                        dest.send_with_tag(&[GIVE_STOP, 0, 0, 0][..], TAG_GIVE);
-                        stopped += 1;
-                    }
-                    Take::Wait => still.push(rank),
-                }
-                comm_s += t.elapsed().as_secs_f64();
-            }
-            waiting = still;
-            if stopped == spmd.size() - 1 {
-                break;
-            }
-            let Some((msg, status)) = world.any_process().immediate_matched_probe_with_tag(TAG_ASK) else {
-                board.wait_for_change(SERVE_POLL);
-                continue;
-            };
-            let t = Instant::now();
-            let mut ask = [0u64; 3];
-            msg.matched_receive_into(&mut ask[..]);
-            let src = world.process_at_rank(status.source_rank());
-            let data = receive_chunks(&src, ask[2] as usize, farm.chunk_bytes, TAG_ASK_DATA);
-            comm_s += t.elapsed().as_secs_f64();
-            let (rank, item) = (status.source_rank() as usize, ask[1] as usize);
-            match ask[0] {
-                ASK_DONE => match (farm.store)(item, data) {
-                    Ok(()) => board.done(item),
-                    Err(e) => board.fatal(e),
-                },
-                ASK_FAILED => board.failed(item, rank, String::from_utf8_lossy(&data).into_owned()),
-                _ => {}
-            }
-            waiting.push(status.source_rank());
-        }
-        let own = local.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
-        (own, comm_s)
-    });
+    let mut desk = FarmDesk { world: spmd.world(), farm, board: &board };
+    let (own, comm_s) = scheduler::run(spmd.world(), tags::ASK, &mut desk, || work_on_root(farm, &board));
     stats.compute_s += own.compute_s;
     stats.units += own.units;
     stats.chunks += own.chunks;
@@ -261,25 +177,98 @@ fn serve(spmd: &Spmd, farm: &Farm, mut stats: RankStats) -> (RankStats, Option<T
     (stats, state.error, state.retried)
 }
 
+/// Rank 0's working thread: takes items from the board until the farm is
+/// over, loading, working on and storing each itself.
+fn work_on_root(farm: &Farm, board: &Board) -> RankStats {
+    let mut own = RankStats::default();
+    while let Some(item) = board.take_blocking(0) {
+        let outcome = (farm.load)(item, board.attempt(item)).map_err(|e| (false, e)).and_then(|payload| {
+            let t = Instant::now();
+            let r = (farm.work)(item, payload, (farm.limit)(item));
+            own.compute_s += t.elapsed().as_secs_f64();
+            own.chunks += 1;
+            r.map_err(|e| (true, e))
+        });
+        match outcome {
+            Ok(bytes) => match (farm.store)(item, bytes) {
+                Ok(()) => {
+                    own.units += 1;
+                    board.done(item);
+                }
+                Err(e) => board.fatal(e),
+            },
+            Err((true, why)) => board.failed(item, 0, why),
+            Err((false, e)) => board.fatal(e),
+        }
+    }
+    own
+}
+
+/// Rank 0's side of the farm for the [`scheduler`]: an ask carries a
+/// worker's last result or failure, which goes to the board; the answer is
+/// the next item the worker may take with its payload, stop once the farm is
+/// over, or a wait while the only items left are barred to it or in flight.
+struct FarmDesk<'s> {
+    world: &'s SimpleCommunicator,
+    farm: &'s Farm<'s>,
+    board: &'s Board,
+}
+
+impl Desk for FarmDesk<'_> {
+    /// The ask's kind and item, and its data.
+    type Request = (u64, usize, Vec<u8>);
+
+    fn receive(&mut self, rank: usize, message: Message, _status: Status) -> Self::Request {
+        let mut ask = [0u64; 3];
+        message.matched_receive_into(&mut ask[..]);
+        let src = self.world.process_at_rank(rank as i32);
+        let data = pieces::receive(&src, ask[2] as usize, self.farm.chunk_bytes, tags::ASK_DATA);
+        (ask[0], ask[1] as usize, data)
+    }
+
+    fn take_in(&mut self, rank: usize, (kind, item, data): Self::Request) {
+        match kind {
+            ASK_DONE => match (self.farm.store)(item, data) {
+                Ok(()) => self.board.done(item),
+                Err(e) => self.board.fatal(e),
+            },
+            ASK_FAILED => self.board.failed(item, rank, String::from_utf8_lossy(&data).into_owned()),
+            _ => {}
+        }
+    }
+
+    fn answer(&mut self, rank: usize) -> Answer {
+        let dest = self.world.process_at_rank(rank as i32);
+        match self.board.take(rank) {
+            Take::Item(item) => match (self.farm.load)(item, self.board.attempt(item)) {
+                Ok(payload) => {
+                    let limit_ms = (self.farm.limit)(item).map_or(0, limit_ms);
+                    let give = [GIVE_ITEM, item as u64, payload.len() as u64, limit_ms];
+                    dest.send_with_tag(&give[..], tags::GIVE);
+                    pieces::send(&dest, &payload, self.farm.chunk_bytes, tags::GIVE_DATA);
+                    Answer::Work
+                }
+                Err(e) => {
+                    self.board.fatal(e);
+                    Answer::Wait // answered with stop on the next pass
+                }
+            },
+            Take::Stop => {
+                dest.send_with_tag(&[GIVE_STOP, 0, 0, 0][..], tags::GIVE);
+                Answer::Stop
+            }
+            Take::Wait => Answer::Wait,
+        }
+    }
+
+    fn idle(&mut self, _stopped: &[bool]) {
+        self.board.wait_for_change(SERVE_POLL);
+    }
+}
+
 /// A limit as sent with an item: whole milliseconds, at least 1 (0 means none).
 fn limit_ms(limit: Duration) -> u64 {
     u64::try_from(limit.as_millis()).unwrap_or(u64::MAX).max(1)
-}
-
-/// Sends `data` as `ceil(len / chunk)` messages (none when empty).
-fn send_chunks(dest: &impl Destination, data: &[u8], chunk: usize, tag: Tag) {
-    for piece in data.chunks(chunk.max(1)) {
-        dest.send_with_tag(piece, tag);
-    }
-}
-
-/// Receives `len` bytes sent by [`send_chunks`] with the same `chunk`.
-fn receive_chunks(src: &impl Source, len: usize, chunk: usize, tag: Tag) -> Vec<u8> {
-    let mut data = vec![0u8; len];
-    for piece in data.chunks_mut(chunk.max(1)) {
-        src.receive_into_with_tag(piece, tag);
-    }
-    data
 }
 
 /// What the board says to a rank that asks for work.

@@ -98,6 +98,36 @@ pub struct Params {
     pub smooth: bool,
 }
 
+/// Parameters a kernel cannot run with: which one (by its field's name,
+/// when one is to blame) and what is wrong. The kernels crate knows no
+/// command line; the CLI turns the field into its flag.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Invalid {
+    /// The field of [`Params`] at fault, if one is.
+    pub param: Option<&'static str>,
+    /// What is wrong, completing a sentence about the field when there is one.
+    pub problem: String,
+}
+
+impl Invalid {
+    fn param(param: &'static str, problem: String) -> Invalid {
+        Invalid { param: Some(param), problem }
+    }
+
+    fn whole(problem: String) -> Invalid {
+        Invalid { param: None, problem }
+    }
+}
+
+impl std::fmt::Display for Invalid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.param {
+            Some(param) => write!(f, "{param} {}", self.problem),
+            None => f.write_str(&self.problem),
+        }
+    }
+}
+
 impl Params {
     /// The seed's picture: 3200x3200 over `[-2, 1] x [-1, 1]`, 32 iterations,
     /// escape radius 200, smooth colouring, the rainbow map.
@@ -111,32 +141,40 @@ impl Params {
         smooth: true,
     };
 
-    /// Checks the parameters; the message names the offending one.
-    pub fn validate(&self) -> Result<(), String> {
+    /// Checks the parameters; the error names the offending one.
+    pub fn validate(&self) -> Result<(), Invalid> {
         let r = &self.region;
         if self.width == 0 || self.height == 0 {
-            return Err(format!("the image must have at least one pixel (got {}x{})", self.width, self.height));
+            return Err(Invalid::whole(format!(
+                "the image must have at least one pixel (got {}x{})",
+                self.width, self.height
+            )));
         }
         if self.max_iter == 0 {
-            return Err("--max-iter must be at least 1".into());
+            return Err(Invalid::param("max_iter", "must be at least 1".into()));
         }
         for (name, v) in [("xmin", r.xmin), ("xmax", r.xmax), ("ymin", r.ymin), ("ymax", r.ymax)] {
             if !v.is_finite() {
-                return Err(format!("the region's {name} is not a finite number ({v})"));
+                return Err(Invalid::whole(format!("the region's {name} is not a finite number ({v})")));
             }
         }
         if r.xmin >= r.xmax || r.ymin >= r.ymax {
             // {:?}: the shortest exact form, in exponent notation when large or small.
-            return Err(format!(
+            return Err(Invalid::whole(format!(
                 "the region is empty: need xmin < xmax and ymin < ymax (got x [{:?}, {:?}], y [{:?}, {:?}])",
                 r.xmin, r.xmax, r.ymin, r.ymax
-            ));
+            )));
         }
         if !self.resolvable() {
-            return Err("the region is too small for f64 precision: neighbouring pixels would coincide".into());
+            return Err(Invalid::whole(
+                "the region is too small for f64 precision: neighbouring pixels would coincide".into(),
+            ));
         }
         if !(self.bailout.is_finite() && self.bailout >= 2.0) {
-            return Err(format!("--bailout must be a finite number of at least 2 (got {})", self.bailout));
+            return Err(Invalid::param(
+                "bailout",
+                format!("must be a finite number of at least 2 (got {})", self.bailout),
+            ));
         }
         Ok(())
     }
@@ -485,9 +523,9 @@ mod tests {
 
     #[test]
     fn validation_names_the_problem() {
-        let bad = |p: Params| p.validate().unwrap_err();
+        let bad = |p: Params| p.validate().unwrap_err().to_string();
         assert!(bad(Params { width: 0, ..small() }).contains("pixel"));
-        assert!(bad(Params { max_iter: 0, ..small() }).contains("max-iter"));
+        assert!(bad(Params { max_iter: 0, ..small() }).contains("max_iter"));
         let empty = Region { xmin: 1.0, xmax: 1.0, ..Region::SEED };
         assert!(bad(Params { region: empty, ..small() }).contains("empty"));
         let nan = Region { ymin: f64::NAN, ..Region::SEED };
@@ -504,7 +542,7 @@ mod tests {
         let deep = Params { region: Region::centered(-0.75, 0.1, 1e12, 1.0), ..small() };
         assert!(deep.resolvable(), "a 1e12 zoom near the set still resolves");
         let huge = Region { xmin: 1e308, xmax: -1e308, ..Region::SEED };
-        let msg = Params { region: huge, ..small() }.validate().unwrap_err();
+        let msg = Params { region: huge, ..small() }.validate().unwrap_err().to_string();
         assert!(msg.contains("x [1e308, -1e308]") && msg.len() < 200, "{msg}");
     }
 
