@@ -30,8 +30,9 @@ use std::ops::Range;
 use std::path::PathBuf;
 use std::time::Instant;
 
-/// Largest order: one gather of C carries `n^2` elements in a 32-bit count.
-pub const MAX_N: usize = 46_340;
+/// Largest order (46 340): one gather of C carries its `n^2` elements in
+/// one MPI count.
+pub const MAX_N: usize = spmd::MAX_COUNT.isqrt();
 
 /// Widest SUMMA panel: wide enough that each local GEMM runs near peak,
 /// narrow enough that the panel buffers stay small next to the blocks.
