@@ -5,7 +5,6 @@
 
 use crate::jobs::Kernel;
 use crate::report::Format;
-use crate::size::Size;
 use crate::spmd::Comm;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -119,59 +118,6 @@ pub struct MergeArgs {
     /// Also write the merged report, in --format, to this file.
     #[arg(long, value_name = "PATH")]
     pub report: Option<PathBuf>,
-}
-
-/// Default number of keys of `sort --keys`.
-pub const DEFAULT_SORT_KEYS: u64 = 100_000_000;
-
-/// Options of `sort`.
-#[derive(Debug, Args)]
-pub struct SortArgs {
-    /// Number of u64 keys, e.g. 1e8, 250M (ignored with --input, whose size decides).
-    #[arg(long, short = 'n', value_name = "N", allow_hyphen_values = true, default_value_t = Size(DEFAULT_SORT_KEYS))]
-    pub keys: Size,
-    /// Distribution of the generated keys.
-    #[arg(long, value_enum, default_value_t = DistArg::Uniform, conflicts_with = "input")]
-    pub dist: DistArg,
-    /// Read the keys from this file of raw little-endian u64 (rank 0 reads it).
-    #[arg(long, value_name = "FILE")]
-    pub input: Option<PathBuf>,
-    /// Write the sorted keys to this file, raw little-endian u64 like --input (gathered at
-    /// rank 0); the same as the common --out.
-    #[arg(long, value_name = "FILE", conflicts_with = "out")]
-    pub output: Option<PathBuf>,
-    /// Local sort of each rank: radix (pikernels' bucket radix sort, fused with the exchange) or
-    /// std (sort_unstable of the received keys), for comparison.
-    #[arg(long, value_enum, default_value_t = LocalSortArg::Radix)]
-    pub local_sort: LocalSortArg,
-    #[command(flatten)]
-    pub common: Common,
-}
-
-/// `sort --local-sort`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LocalSortArg {
-    /// Bucket radix sort: leading bits first (fused with the exchange), then each bucket in cache.
-    Radix,
-    /// The standard library's pattern-defeating quicksort.
-    Std,
-}
-
-/// `sort --dist`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum DistArg {
-    /// Uniform over all of u64.
-    Uniform,
-    /// Every key the same.
-    Equal,
-    /// Already in ascending order.
-    Sorted,
-    /// In descending order.
-    Reverse,
-    /// Only 16 distinct values.
-    Few,
-    /// Zipf-like: key k with probability 1/((k+1)(k+2)), half the keys are 0.
-    Zipf,
 }
 
 /// The most threads a rank may ask for per core it may use. The kernels

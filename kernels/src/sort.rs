@@ -1,6 +1,9 @@
 //! Sample sort of `u64` keys (issue 4): key generation, sampling, splitter
 //! selection, routing keys to ranks, the local sort, the merge of sorted runs
-//! and the checks. The all-to-all exchange between them is the runtime's.
+//! and the checks, and their sequencing across ranks, [`sample_sort`],
+//! written once against the small [`Exchange`] trait of the collectives it
+//! needs: the job implements it over MPI, the tests in process
+//! ([`InProcess`], a thread per rank).
 //!
 //! The fast path sorts once: splitters from [`regular_samples`] of the
 //! unsorted keys, [`partition_into`] groups the keys by [`Classes`] (buckets
@@ -8,7 +11,7 @@
 //! the local radix sort, [`crate::buckets`]), the exchange moves them, and
 //! each rank sorts its buckets ([`crate::buckets::sort_buckets`]). Strided samples
 //! of unsorted keys bound no share, so when one would pass
-//! [`fast_path_limit`] the caller takes the sorted path instead: local sort,
+//! [`fast_path_limit`] every rank takes the sorted path instead: local sort,
 //! [`regular_samples`], [`partition_counts`], exchange, [`merge_runs`].
 //!
 //! Ties are broken by position: key `j` of rank `r` is the triple
@@ -34,36 +37,37 @@ use crate::counter;
 use rayon::prelude::*;
 use std::ops::Range;
 
-/// How generated keys are distributed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Dist {
-    /// Uniform over all of `u64`.
-    Uniform,
-    /// Every key equal.
-    Equal,
-    /// Ascending: key `i` is `i`.
-    Sorted,
-    /// Descending: key `i` is `n - 1 - i`.
-    Reverse,
-    /// 16 distinct (random) values.
-    Few,
-    /// Zipf-like: `floor(1/u) - 1` for uniform `u` in `(0, 1]`, so key `k`
-    /// has probability `1/((k+1)(k+2))` and half the keys are 0.
-    Zipf,
-}
+mod distributed;
+mod exchange;
 
-impl Dist {
-    /// The name as the CLI spells it.
-    pub fn name(self) -> &'static str {
-        match self {
-            Dist::Uniform => "uniform",
-            Dist::Equal => "equal",
-            Dist::Sorted => "sorted",
-            Dist::Reverse => "reverse",
-            Dist::Few => "few",
-            Dist::Zipf => "zipf",
-        }
-    }
+pub use distributed::{sample_sort, Path, Plan, Sorted, Staged, SAMPLES_PER_PART, STRIDED_SAMPLES};
+pub use exchange::{Exchange, InProcess, Own};
+
+/// How generated keys are distributed (`sort --dist`). The first line of
+/// each variant's documentation is the CLI's help for the value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+pub enum Dist {
+    /// Uniform over all of u64.
+    Uniform,
+    /// Every key the same.
+    Equal,
+    /// Already in ascending order.
+    ///
+    /// Key `i` is `i`.
+    Sorted,
+    /// In descending order.
+    ///
+    /// Key `i` is `n - 1 - i`.
+    Reverse,
+    /// Only 16 distinct values.
+    ///
+    /// Random ones, from the seed.
+    Few,
+    /// Zipf-like: key k with probability 1/((k+1)(k+2)), half the keys are 0.
+    ///
+    /// Key `floor(1/u) - 1` for uniform `u` in `(0, 1]`.
+    Zipf,
 }
 
 /// Key `i` of `n` generated keys.
@@ -93,24 +97,19 @@ pub fn generate(seed: u64, dist: Dist, n: u64, range: Range<u64>) -> Vec<u64> {
     range.into_par_iter().map(|i| key(s, dist, n, i)).collect()
 }
 
-/// The algorithm of the local sort.
+/// The algorithm of the local sort (`sort --local-sort`). The first line of
+/// each variant's documentation is the CLI's help for the value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum LocalSort {
+    /// Bucket radix sort: leading bits first (fused with the exchange), then each bucket in cache.
+    ///
     /// The bucket radix sort of [`crate::buckets`].
     Radix,
-    /// The standard library's `sort_unstable` (rayon's `par_sort_unstable`
-    /// above one thread), for comparison.
+    /// The standard library's pattern-defeating quicksort.
+    ///
+    /// `sort_unstable` (rayon's `par_sort_unstable` above one thread), for comparison.
     Std,
-}
-
-impl LocalSort {
-    /// The name as the CLI spells it.
-    pub fn name(self) -> &'static str {
-        match self {
-            LocalSort::Radix => "radix",
-            LocalSort::Std => "std",
-        }
-    }
 }
 
 /// Sorts `keys` with the radix sort on the current rayon pool.
@@ -136,7 +135,7 @@ pub type Tagged = [u64; 3];
 /// `(key, rank, index)` (`count` is capped at the number of keys). Both paths
 /// use it: on the sorted path the keys are sorted and regular sampling bounds
 /// every rank's share; on the fast path they are in their original order
-/// and bound nothing, so the caller checks the shares ([`fast_path_limit`]).
+/// and bound nothing, so [`sample_sort`] checks the shares ([`fast_path_limit`]).
 pub fn regular_samples(keys: &[u64], rank: u64, count: usize) -> Vec<Tagged> {
     let n = keys.len();
     let count = count.min(n);
@@ -470,136 +469,6 @@ mod tests {
     use super::*;
 
     const DISTS: [Dist; 6] = [Dist::Uniform, Dist::Equal, Dist::Sorted, Dist::Reverse, Dist::Few, Dist::Zipf];
-
-    fn blocks(all: &[u64], p: usize) -> Vec<Vec<u64>> {
-        let n = all.len() as u64;
-        (0..p)
-            .map(|r| {
-                let b = crate::partition::block_range(n, p as u64, r as u64);
-                all[b.start as usize..b.end as usize].to_vec()
-            })
-            .collect()
-    }
-
-    /// Rank `d`'s part of the exchange: the run each rank sends it, in rank order.
-    fn exchange(sent: &[(Vec<u64>, Vec<usize>)], d: usize) -> (Vec<u64>, Vec<usize>) {
-        let (mut data, mut lens) = (vec![], vec![]);
-        for (keys, counts) in sent {
-            let at: usize = counts[..d].iter().sum();
-            data.extend_from_slice(&keys[at..at + counts[d]]);
-            lens.push(counts[d]);
-        }
-        (data, lens)
-    }
-
-    /// The whole sample sort as the job runs it, with the exchange done by
-    /// hand: the fast path (`strided` samples per rank of the unsorted keys,
-    /// partition, one sort of what arrives) unless a share would pass
-    /// [`fast_path_limit`], then the sorted path (regular samples, merge).
-    /// Returns each rank's part, their concatenation, and whether the fast
-    /// path ran.
-    fn simulate(all: &[u64], p: usize, strided: usize) -> (Vec<Vec<u64>>, Vec<u64>, bool) {
-        let n = all.len() as u64;
-        let mut locals = blocks(all, p);
-        let samples: Vec<Tagged> =
-            locals.iter().enumerate().flat_map(|(r, l)| regular_samples(l, r as u64, strided)).collect();
-        let samples_all = samples.clone();
-        let spl = splitters(samples, p);
-        let bits = partition_bits(n, p);
-        let (lo, hi) = sample_range(&samples_all);
-        let classes: Vec<Classes> = (0..p).map(|r| Classes::new(r as u64, &spl, lo, hi, bits)).collect();
-        let sent: Vec<(Vec<u64>, Vec<usize>)> = locals
-            .iter()
-            .enumerate()
-            .map(|(r, l)| {
-                let mut room = Room::default();
-                let counts = partition_into(l, &classes[r], &mut room);
-                (room.keys, counts)
-            })
-            .collect();
-        let dests: Vec<(Vec<u64>, Vec<usize>)> =
-            sent.iter().zip(&classes).map(|((out, counts), c)| (out.clone(), c.destination_counts(counts))).collect();
-        let most = (0..p).map(|d| dests.iter().map(|(_, c)| c[d] as u64).sum::<u64>()).max().unwrap_or(0);
-        let fast = most <= fast_path_limit(n, p);
-        let outs: Vec<Vec<u64>> = if fast {
-            (0..p)
-                .map(|d| {
-                    let recv = exchange(&dests, d).0;
-                    let mine = classes[0].of_destination(d);
-                    let counts: Vec<usize> = sent.iter().flat_map(|(_, c)| c[mine.clone()].to_vec()).collect();
-                    let mut keys = vec![0; recv.len()];
-                    let mut sources = Vec::new();
-                    let mut rest = &recv[..];
-                    for c in counts.chunks(mine.len()) {
-                        let (piece, r) = rest.split_at(c.iter().sum());
-                        sources.push(piece);
-                        rest = r;
-                    }
-                    buckets::sort_buckets(&sources, &counts, mine.len(), classes[0].span(), &mut keys);
-                    keys
-                })
-                .collect()
-        } else {
-            for l in &mut locals {
-                sort_local(l);
-            }
-            let samples: Vec<Tagged> =
-                locals.iter().enumerate().flat_map(|(r, l)| regular_samples(l, r as u64, 8 * p)).collect();
-            let spl = splitters(samples, p);
-            let sent: Vec<(Vec<u64>, Vec<usize>)> =
-                locals.iter().enumerate().map(|(r, l)| (l.clone(), partition_counts(l, r as u64, &spl))).collect();
-            (0..p)
-                .map(|d| {
-                    let (data, lens) = exchange(&sent, d);
-                    merge_runs(data, &lens)
-                })
-                .collect()
-        };
-        let joined: Vec<u64> = outs.concat();
-        (outs, joined, fast)
-    }
-
-    #[test]
-    fn sample_sort_sorts_every_distribution_and_balances_ties() {
-        let mut paths = [0; 2];
-        for dist in DISTS {
-            for (n, p) in [(1000u64, 1), (1001, 2), (997, 3), (4099, 4), (3, 4), (0, 2), (20_000, 3)] {
-                let all = generate(7, dist, n, 0..n);
-                let mut want = all.clone();
-                want.sort_unstable();
-                // Few samples (8 per rank) sometimes leave a share too large.
-                for strided in [8, 1 << 14] {
-                    let (parts, got, fast) = simulate(&all, p, strided);
-                    paths[usize::from(fast)] += 1;
-                    assert_eq!(got, want, "{dist:?} n={n} p={p}");
-                    assert_eq!(Fingerprint::of(&got), Fingerprint::of(&all));
-                    // No part much above n/p, whichever path ran.
-                    let most = parts.iter().map(Vec::len).max().unwrap() as u64;
-                    assert!(most <= n / p as u64 + n / (4 * p as u64) + 2, "{dist:?} n={n} p={p}: {most}");
-                }
-            }
-        }
-        assert!(paths[0] > 0 && paths[1] > 0, "both paths ran: {paths:?}");
-    }
-
-    #[test]
-    fn keys_that_fool_strided_samples_take_the_sorted_path() {
-        // Every sampled position holds 0 and every other key is large, so
-        // the fast path's splitters would send nearly all keys to the last rank.
-        let (n, p, strided) = (4000usize, 4, 8);
-        let mut all = generate(1, Dist::Uniform, n as u64, 0..n as u64);
-        for (r, block) in all.chunks_mut(n / p).enumerate() {
-            for [_, _, j] in regular_samples(block, r as u64, strided) {
-                block[j as usize] = 0;
-            }
-        }
-        let (parts, got, fast) = simulate(&all, p, strided);
-        assert!(!fast);
-        let mut want = all.clone();
-        want.sort_unstable();
-        assert_eq!(got, want);
-        assert!(parts.iter().all(|part| part.len() <= n / p + n / (4 * p) + 2), "{:?}", parts.iter().map(Vec::len));
-    }
 
     #[test]
     fn router_agrees_with_the_triple_order() {

@@ -1,7 +1,10 @@
 //! `pikernels sort`: distributed sample sort of `u64` keys (issue 4).
 //!
 //! Each rank holds a block of the keys (generated in place, or cut from
-//! `--input` at rank 0 and scattered). The timed part is the sort itself. On
+//! `--input` at rank 0 and scattered). The timed part is the sort itself,
+//! [`kernels::sort::sample_sort`], whose sequencing lives in the kernels
+//! crate and runs here over MPI through [`Mpi`], this file's adaptor of
+//! [`Exchange`] to the job's [`Team`] (which also times the communication). On
 //! the fast path: strided samples of the unsorted keys all-gathered, the same
 //! splitters chosen on every rank, the keys grouped by destination in one
 //! partitioning step, one variable-count all-to-all, and one radix sort of
@@ -12,35 +15,54 @@
 //! and that the multiset's fingerprint is the input's, and writes `--output`
 //! (or `--out`) if asked.
 
-use super::{Finished, Preflight, UsageError};
-use super::legacy::{Job, Legacy};
-use crate::cli::{DistArg, LocalSortArg, SortArgs};
+use super::{Finished, Job, Preflight, Ran, SpmdJob, UsageError};
+use crate::cli::{value_name, Common};
 use crate::output;
-use crate::spmd::exchange::{Team, MAX_COUNT};
-use crate::spmd::strategy::{Outcome, RankStats};
-use crate::spmd::{Comm, Spmd};
+use crate::size::Size;
+use crate::spmd::exchange::Team;
+use crate::spmd::strategy::RankStats;
+use crate::spmd::{Comm, Spmd, MAX_COUNT};
 use anyhow::{bail, Context, Result};
-use kernels::buckets::{self, Room};
-use kernels::partition::{block_range, offsets};
-use kernels::sort::{self, Dist, Fingerprint, LocalSort, Tagged};
-use kernels::Tally;
+use kernels::partition::block_range;
+use kernels::sort::{self, Dist, Exchange, Fingerprint, LocalSort, Own, Plan, Staged};
 use serde_json::{json, Value};
+use std::cell::Cell;
 use std::io::{Read, Write};
 use std::ops::Range;
 use std::path::PathBuf;
-use std::sync::Mutex;
 use std::time::Instant;
 
-/// Samples of its sorted keys each rank contributes per destination rank on
-/// the sorted path: enough that no rank receives much more than its share (regular sampling bounds the excess by
-/// about `n / SAMPLES_PER_PART` keys), few enough to all-gather in microseconds.
-pub const SAMPLES_PER_PART: usize = 64;
+/// Default number of keys of `sort --keys`.
+pub const DEFAULT_KEYS: u64 = 100_000_000;
 
-/// Samples of its unsorted keys each rank contributes on the fast path:
-/// the splitters then cut every share within a fraction of a percent of
-/// `n / p` for keys in no adversarial order, and the gathered samples sort in
-/// milliseconds.
-pub const STRIDED_SAMPLES: usize = 1 << 14;
+/// Options of `sort`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Number of u64 keys, e.g. 1e8, 250M (ignored with --input, whose size decides).
+    #[arg(long, short = 'n', value_name = "N", allow_hyphen_values = true, default_value_t = Size(DEFAULT_KEYS))]
+    pub keys: Size,
+    /// Distribution of the generated keys.
+    #[arg(long, value_enum, default_value_t = Dist::Uniform, conflicts_with = "input")]
+    pub dist: Dist,
+    /// Read the keys from this file of raw little-endian u64 (rank 0 reads it).
+    #[arg(long, value_name = "FILE")]
+    pub input: Option<PathBuf>,
+    /// Write the sorted keys to this file, raw little-endian u64 like --input (gathered at
+    /// rank 0); the same as the common --out.
+    #[arg(long, value_name = "FILE", conflicts_with = "out")]
+    pub output: Option<PathBuf>,
+    /// Local sort of each rank: radix (pikernels' bucket radix sort, fused with the exchange) or
+    /// std (sort_unstable of the received keys), for comparison.
+    #[arg(long, value_enum, default_value_t = LocalSort::Radix)]
+    pub local_sort: LocalSort,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+/// The job `a` describes.
+pub fn job(a: &Args) -> Result<Job, UsageError> {
+    Ok(Job::spmd(Sort::new(a)?))
+}
 
 /// Most keys: far beyond any machine's memory, and the counts stay exact in
 /// the report's f64 fields.
@@ -56,12 +78,12 @@ enum Source {
 /// whether it is sorted, and its fingerprint sums; plus its input fingerprint.
 const SUMMARY: usize = 8;
 
-#[derive(Default)]
-struct Stash {
-    input: Option<Vec<u64>>,
+/// What rank 0 holds after the sort, for [`SpmdJob::finish`].
+pub struct Gathered {
+    /// Every rank's summary ([`SUMMARY`]), in rank order.
     summaries: Vec<[u64; SUMMARY]>,
+    /// All the sorted keys, with `--output` (else empty).
     sorted: Vec<u64>,
-    error: Option<String>,
 }
 
 pub struct Sort {
@@ -70,11 +92,10 @@ pub struct Sort {
     seed: u64,
     local_sort: LocalSort,
     out: Option<PathBuf>,
-    stash: Mutex<Stash>,
 }
 
 impl Sort {
-    pub fn new(a: &SortArgs) -> Result<Sort, UsageError> {
+    pub fn new(a: &Args) -> Result<Sort, UsageError> {
         if a.common.comm == Comm::Dynamic {
             return Err(UsageError("sort exchanges keys all-to-all: --comm dynamic does not apply".into()));
         }
@@ -91,17 +112,7 @@ impl Sort {
                 }
                 (len / 8, Source::File(path.clone()))
             }
-            None => (
-                a.keys.0,
-                Source::Generated(match a.dist {
-                    DistArg::Uniform => Dist::Uniform,
-                    DistArg::Equal => Dist::Equal,
-                    DistArg::Sorted => Dist::Sorted,
-                    DistArg::Reverse => Dist::Reverse,
-                    DistArg::Few => Dist::Few,
-                    DistArg::Zipf => Dist::Zipf,
-                }),
-            ),
+            None => (a.keys.0, Source::Generated(a.dist)),
         };
         if n == 0 {
             return Err(UsageError(match source {
@@ -120,31 +131,21 @@ impl Sort {
                 "{n} keys cannot pass through rank 0 in one MPI call (at most {MAX_COUNT} with --input or --output)"
             )));
         }
-        let local_sort = match a.local_sort {
-            LocalSortArg::Radix => LocalSort::Radix,
-            LocalSortArg::Std => LocalSort::Std,
-        };
-        Ok(Sort { n, source, seed: a.common.seed, local_sort, out, stash: Mutex::new(Stash::default()) })
-    }
-
-    fn stash(&self) -> std::sync::MutexGuard<'_, Stash> {
-        self.stash.lock().unwrap_or_else(|e| e.into_inner())
+        Ok(Sort { n, source, seed: a.common.seed, local_sort: a.local_sort, out })
     }
 
     fn block(&self, p: usize, r: usize) -> Range<u64> {
         block_range(self.n, p as u64, r as u64)
     }
 
-    /// This rank's keys before the sort.
-    fn local_keys(&self, team: &Team, spmd: &Spmd) -> Vec<u64> {
+    /// This rank's keys before the sort (`input`: rank 0's keys read from
+    /// `--input` in pre-flight).
+    fn local_keys(&self, team: &Team, input: Option<Vec<u64>>) -> Vec<u64> {
         let (p, rank) = (team.size(), team.rank());
         match &self.source {
-            Source::Generated(dist) => {
-                let _ = spmd;
-                sort::generate(self.seed, *dist, self.n, self.block(p, rank))
-            }
+            Source::Generated(dist) => sort::generate(self.seed, *dist, self.n, self.block(p, rank)),
             Source::File(_) => {
-                let all = if rank == 0 { self.stash().input.take().expect("read in pre-flight") } else { Vec::new() };
+                let all = if rank == 0 { input.expect("rank 0 reads --input in pre-flight") } else { Vec::new() };
                 let counts: Vec<usize> =
                     (0..p).map(|r| (self.block(p, r).end - self.block(p, r).start) as usize).collect();
                 let mut mine = vec![0u64; counts[rank]];
@@ -152,6 +153,76 @@ impl Sort {
                 mine
             }
         }
+    }
+
+    /// Untimed, after the sort: every rank's summary of its `sorted` part
+    /// (and of its `input`), all-gathered; and with `--output` all the keys
+    /// gathered at rank 0 (empty elsewhere, and if keys went missing).
+    fn collect(&self, team: &Team, sorted: &[u64], input: Fingerprint) -> Gathered {
+        let print = Fingerprint::of(sorted);
+        let summary: [u64; SUMMARY] = [
+            sorted.len() as u64,
+            sorted.first().copied().unwrap_or(0),
+            sorted.last().copied().unwrap_or(0),
+            u64::from(sort::is_sorted(sorted)),
+            print.sum1,
+            print.sum2,
+            input.sum1,
+            input.sum2,
+        ];
+        let summaries = team.all_gather(&summary);
+        let counts: Vec<usize> = summaries.chunks(SUMMARY).map(|s| s[0] as usize).collect();
+        let root = team.rank() == 0;
+        let gathered = if self.out.is_some() && counts.iter().sum::<usize>() as u64 == self.n {
+            let mut all = if root { vec![0u64; self.n as usize] } else { Vec::new() };
+            team.gather(0, sorted, &counts, root.then_some(&mut all[..]));
+            all
+        } else {
+            Vec::new()
+        };
+        let summaries = summaries.chunks(SUMMARY).map(|s| s.try_into().expect("summary")).collect();
+        Gathered { summaries, sorted: gathered }
+    }
+}
+
+/// The sort's [`Exchange`] over MPI: the job's team, every call timed as
+/// communication (the sort times its computation itself).
+struct Mpi {
+    team: Team,
+    comm_s: Cell<f64>,
+}
+
+impl Mpi {
+    fn timed<T>(&self, f: impl FnOnce() -> T) -> T {
+        let t = Instant::now();
+        let out = f();
+        self.comm_s.set(self.comm_s.get() + t.elapsed().as_secs_f64());
+        out
+    }
+}
+
+impl Exchange for Mpi {
+    fn rank(&self) -> usize {
+        self.team.rank()
+    }
+
+    fn size(&self) -> usize {
+        self.team.size()
+    }
+
+    fn all_gather(&self, mine: &[u64]) -> Vec<u64> {
+        self.timed(|| self.team.all_gather(mine))
+    }
+
+    fn all_gather_varcount(&self, mine: &[u64]) -> Vec<u64> {
+        self.timed(|| self.team.all_gather_varcount(mine).0)
+    }
+
+    fn all_to_all(&self, send: &[u64], counts: &[usize], recv: &mut Vec<u64>, own: Own) -> Result<Vec<usize>, usize> {
+        self.timed(|| match own {
+            Own::Send => self.team.all_to_all_into(send, counts, recv),
+            Own::Keep => self.team.all_to_all_others_into(send, counts, recv),
+        })
     }
 }
 
@@ -176,25 +247,19 @@ fn write_keys(path: &std::path::Path, keys: &[u64]) -> Result<()> {
     })
 }
 
-impl Job for Sort {
-    fn kernel(&self) -> &'static str {
-        "sort"
-    }
+impl SpmdJob for Sort {
+    /// Rank 0's keys, read from `--input` (`None` for generated keys and on
+    /// the other ranks).
+    type Prepared = Option<Vec<u64>>;
+    /// The gathered summaries and keys, or why the sort could not run.
+    type Output = Result<Gathered, String>;
 
     fn params(&self) -> Value {
         let (dist, input) = match &self.source {
-            Source::Generated(d) => (Some(d.name()), None),
+            Source::Generated(d) => (Some(value_name(*d)), None),
             Source::File(p) => (None, Some(p.display().to_string())),
         };
-        json!({ "keys": self.n, "dist": dist, "input": input, "seed": self.seed, "local_sort": self.local_sort.name() })
-    }
-
-    fn units(&self) -> u64 {
-        self.n
-    }
-
-    fn compute(&self, _units: Range<u64>, _out: &mut [u8]) -> Tally {
-        unreachable!("sort runs its own distributed algorithm (run_spmd)")
+        json!({ "keys": self.n, "dist": dist, "input": input, "seed": self.seed, "local_sort": value_name(self.local_sort) })
     }
 
     fn files(&self) -> Vec<output::FileUse> {
@@ -205,7 +270,7 @@ impl Job for Sort {
         files
     }
 
-    fn preflight(&self, ctx: &Preflight) -> Result<()> {
+    fn preflight(&self, ctx: &Preflight) -> Result<Option<Vec<u64>>> {
         // The most either path holds at once. Sorted path: own keys, the
         // radix sort's room (a copy and 2 bytes a key), the received keys
         // (at most about 1.25 shares with regular sampling) and the merge's
@@ -227,199 +292,53 @@ impl Job for Sort {
             }
         }
         output::check_memory(need, "this rank's share of the keys")?;
-        if let (true, Source::File(path)) = (ctx.is_root(), &self.source) {
-            self.stash().input = Some(read_keys(path, self.n)?);
+        match (ctx.is_root(), &self.source) {
+            (true, Source::File(path)) => Ok(Some(read_keys(path, self.n)?)),
+            _ => Ok(None),
         }
-        Ok(())
     }
 
-    fn run_spmd(&self, spmd: &Spmd, _comm: Comm) -> Option<Outcome> {
-        let team = spmd.team();
-        let (p, rank) = (team.size(), team.rank());
-        let mut stats = RankStats { threads: spmd.threads() as u64, chunks: 1, ..RankStats::default() };
-        let mut keys = self.local_keys(&team, spmd);
+    fn run(&self, spmd: &Spmd, _comm: Comm, input: Option<Vec<u64>>) -> Ran<Self::Output> {
+        let x = Mpi { team: spmd.team(), comm_s: Cell::new(0.0) };
+        let team = &x.team;
+        let keys = self.local_keys(team, input);
         let input_print = Fingerprint::of(&keys);
-        let compute = |stats: &mut RankStats, f: &mut dyn FnMut()| {
-            let t = Instant::now();
-            f();
-            stats.compute_s += t.elapsed().as_secs_f64();
-        };
-        let comm_time = |stats: &mut RankStats, t: Instant| stats.comm_s += t.elapsed().as_secs_f64();
-
-        // The buffers are allocated and touched here, untimed like the keys:
-        // room in `keys` to receive the largest share the fast path accepts,
-        // and as much in `room` (the partition's output and the keys'
-        // classes; the radix sort's room on one rank) and in `out` (the
-        // bucket sort's output, beside its input in `keys` and `room`).
-        // A first touch costs as much as a pass over the keys on the
-        // benchmark machine.
-        let mut room = Room::default();
-        let capacity = if p > 1 { sort::fast_path_limit(self.n, p) as usize } else { keys.len() };
-        if p > 1 || self.local_sort == LocalSort::Radix {
-            let len = keys.len();
-            keys.reserve(capacity.saturating_sub(len));
-            keys.resize(keys.capacity(), 0);
-            keys.truncate(len);
-            room = Room::touched(capacity);
-        }
-        let mut out = Vec::new();
-        if p > 1 && self.local_sort == LocalSort::Radix {
-            out = buckets::touched(capacity);
-        }
-
+        let plan = Plan::new(self.n, self.local_sort);
+        // The sort's buffers are allocated and touched here, untimed like
+        // the keys, and kept to the end like them.
+        let mut staged = Staged::new(&plan, team.size(), keys);
         team.barrier();
         let start = team.now();
-        let mut sorted = Vec::new();
-        let mut too_many = None;
-        if p == 1 {
-            compute(&mut stats, &mut || sort::sort_local_with(self.local_sort, &mut keys, &mut room));
-            sorted = std::mem::take(&mut keys);
-        } else {
-            // Fast path: splitters from samples of the unsorted keys, the
-            // keys partitioned by destination and bucket in one pass,
-            // exchanged, and each rank's buckets sorted.
-            let samples: Vec<u64> =
-                sort::regular_samples(&keys, rank as u64, STRIDED_SAMPLES).into_iter().flatten().collect();
-            let t = Instant::now();
-            let (all, _) = team.all_gather_varcount(&samples);
-            comm_time(&mut stats, t);
-            // Every rank buckets alike: the same samples, splitters and bits.
-            let bits = sort::partition_bits(self.n, p);
-            let (mut counts, mut classes) = (Vec::new(), None);
-            compute(&mut stats, &mut || {
-                let tagged: Vec<Tagged> = all.chunks_exact(3).map(|c| [c[0], c[1], c[2]]).collect();
-                let (lo, hi) = sort::sample_range(&tagged);
-                let c = sort::Classes::new(rank as u64, &sort::splitters(tagged, p), lo, hi, bits);
-                counts = sort::partition_into(&keys, &c, &mut room);
-                classes = Some(c);
-            });
-            let classes = classes.expect("set above");
-            let to = classes.destination_counts(&counts);
-            let t = Instant::now();
-            let shares = team.all_gather(&to.iter().map(|&c| c as u64).collect::<Vec<u64>>());
-            comm_time(&mut stats, t);
-            let most = (0..p).map(|d| shares.iter().skip(d).step_by(p).sum::<u64>()).max().unwrap_or(0);
-            if most <= sort::fast_path_limit(self.n, p) {
-                // The keys are in `room` now: receive into their buffer,
-                // with each source's bucket counts. The bucket sort reads
-                // the rank's own piece where the partition left it (a copy
-                // saved); another local sort wants all the keys together.
-                let radix = self.local_sort == LocalSort::Radix;
-                let t = Instant::now();
-                let exchanged = if radix {
-                    team.all_to_all_others_into(&room.keys, &to, &mut keys)
-                } else {
-                    team.all_to_all_into(&room.keys, &to, &mut keys)
-                };
-                let per: Vec<usize> = (0..p).map(|d| classes.of_destination(d).len()).collect();
-                let bucket_counts = team.all_to_all(&counts.iter().map(|&c| c as u64).collect::<Vec<u64>>(), &per);
-                comm_time(&mut stats, t);
-                match (exchanged, bucket_counts) {
-                    (Ok(sizes), Ok((from, _))) => {
-                        let from: Vec<usize> = from.into_iter().map(|c| c as usize).collect();
-                        if radix {
-                            compute(&mut stats, &mut || {
-                                let own = offsets(&to)[rank];
-                                let mut sources = Vec::with_capacity(p);
-                                let mut rest = &keys[..];
-                                for (s, &n) in sizes.iter().enumerate() {
-                                    if s == rank {
-                                        sources.push(&room.keys[own..own + n]);
-                                    } else {
-                                        let (piece, r) = rest.split_at(n);
-                                        sources.push(piece);
-                                        rest = r;
-                                    }
-                                }
-                                out.resize(sizes.iter().sum(), 0);
-                                let mine = classes.of_destination(rank).len();
-                                buckets::sort_buckets(&sources, &from, mine, classes.span(), &mut out);
-                            });
-                            sorted = std::mem::take(&mut out);
-                        } else {
-                            compute(&mut stats, &mut || sort::sort_local_with(self.local_sort, &mut keys, &mut room));
-                            sorted = std::mem::take(&mut keys);
-                        }
-                    }
-                    (Err(worst), _) | (_, Err(worst)) => too_many = Some(worst),
-                }
-            } else {
-                // A share too large (keys whose order defeats strided
-                // samples): regular sampling of sorted keys bounds every share.
-                // The fast path's output buffer is not needed here.
-                drop(std::mem::take(&mut out));
-                compute(&mut stats, &mut || sort::sort_local_with(self.local_sort, &mut keys, &mut room));
-                drop(std::mem::take(&mut room));
-                let samples: Vec<u64> =
-                    sort::regular_samples(&keys, rank as u64, SAMPLES_PER_PART * p).into_iter().flatten().collect();
-                let t = Instant::now();
-                let (all, _) = team.all_gather_varcount(&samples);
-                comm_time(&mut stats, t);
-                let tagged: Vec<Tagged> = all.chunks_exact(3).map(|c| [c[0], c[1], c[2]]).collect();
-                let mut splitters = Vec::new();
-                compute(&mut stats, &mut || splitters = sort::splitters(tagged.clone(), p));
-                let counts = sort::partition_counts(&keys, rank as u64, &splitters);
-                let t = Instant::now();
-                let exchanged = team.all_to_all(&keys, &counts);
-                comm_time(&mut stats, t);
-                match exchanged {
-                    Ok((recv, recv_counts)) => {
-                        drop(std::mem::take(&mut keys));
-                        let mut recv = Some(recv);
-                        compute(&mut stats, &mut || {
-                            sorted = sort::merge_runs(recv.take().expect("once"), &recv_counts);
-                        });
-                    }
-                    Err(worst) => too_many = Some(worst),
-                }
-            }
-        }
-        if let (Some(worst), 0) = (too_many, rank) {
-            self.stash().error = Some(format!(
-                "one rank would receive {worst} keys, more than one MPI call carries ({MAX_COUNT}); use more ranks"
-            ));
-        }
+        let sorted = sort::sample_sort(&x, &plan, &mut staged);
         team.barrier();
         let wall_s = team.now() - start;
-        stats.units = sorted.len() as u64;
-
-        // Untimed: summarise, check at rank 0, gather for --out.
-        let print = Fingerprint::of(&sorted);
-        let summary: [u64; SUMMARY] = [
-            sorted.len() as u64,
-            sorted.first().copied().unwrap_or(0),
-            sorted.last().copied().unwrap_or(0),
-            u64::from(sort::is_sorted(&sorted)),
-            print.sum1,
-            print.sum2,
-            input_print.sum1,
-            input_print.sum2,
-        ];
-        let summaries = team.all_gather(&summary);
-        let counts: Vec<usize> = summaries.chunks(SUMMARY).map(|s| s[0] as usize).collect();
-        let gathered = if self.out.is_some() && counts.iter().sum::<usize>() as u64 == self.n {
-            let mut all = if rank == 0 { vec![0u64; self.n as usize] } else { Vec::new() };
-            team.gather(0, &sorted, &counts, (rank == 0).then_some(&mut all[..]));
-            all
-        } else {
-            Vec::new()
+        let compute_s = sorted.compute_s;
+        let (sorted, too_many) = match sorted.keys {
+            Ok(keys) => (keys, None),
+            Err(worst) => (Vec::new(), Some(worst)),
         };
-        if rank != 0 {
-            return Some(Outcome { tally: Tally::default(), data: None, stats, wall_s });
-        }
-        let mut stash = self.stash();
-        stash.summaries = summaries.chunks(SUMMARY).map(|s| s.try_into().expect("summary")).collect();
-        stash.sorted = gathered;
-        Some(Outcome { tally: Tally::default(), data: Some(Vec::new()), stats, wall_s })
+        let stats = RankStats {
+            threads: spmd.threads() as u64,
+            chunks: 1,
+            units: sorted.len() as u64,
+            compute_s,
+            comm_s: x.comm_s.get(),
+            ..RankStats::default()
+        };
+        let gathered = self.collect(team, &sorted, input_print);
+        let output = (team.rank() == 0).then(|| match too_many {
+            None => Ok(gathered),
+            Some(worst) => Err(format!(
+                "one rank would receive {worst} keys, more than one MPI call carries ({MAX_COUNT}); use more ranks"
+            )),
+        });
+        Ran { output, stats, wall_s }
     }
 
-    fn finish(&self, _tally: Tally, _data: Vec<u8>) -> Result<Finished> {
-        let stash = std::mem::take(&mut *self.stash());
-        if let Some(e) = stash.error {
-            bail!(e);
-        }
+    fn finish(&self, output: Result<Gathered, String>) -> Result<Finished> {
+        let gathered = output.map_err(anyhow::Error::msg)?;
         let t = Instant::now();
-        let s = &stash.summaries;
+        let s = &gathered.summaries;
         let total: u64 = s.iter().map(|x| x[0]).sum();
         let fold = |i: usize| s.iter().fold(0u64, |a, x| a.wrapping_add(x[i]));
         let (out_print, in_print) = ((total, fold(4), fold(5)), (self.n, fold(6), fold(7)));
@@ -450,7 +369,7 @@ impl Job for Sort {
         let output_s = match &self.out {
             Some(path) if verified => {
                 let t = Instant::now();
-                write_keys(path, &stash.sorted)?;
+                write_keys(path, &gathered.sorted)?;
                 t.elapsed().as_secs_f64()
             }
             _ => 0.0,
@@ -476,10 +395,37 @@ impl Job for Sort {
     }
 }
 
-/// `pikernels sort`'s arguments.
-pub use crate::cli::SortArgs as Args;
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{Parser, ValueEnum};
 
-/// The job `a` describes.
-pub fn job(a: &Args) -> Result<super::Job, UsageError> {
-    Ok(super::Job::spmd(Legacy(Sort::new(a)?)))
+    /// The report parameters of `pikernels sort LINE...`.
+    fn params(line: &[&str]) -> Value {
+        let cli = crate::cli::Cli::try_parse_from([&["pikernels", "sort"][..], line].concat()).expect("parses");
+        let Some(crate::jobs::Kernel::Sort(a)) = cli.command.kernel() else { panic!("not sort") };
+        SpmdJob::params(&Sort::new(a).expect("a valid sort"))
+    }
+
+    #[test]
+    fn the_report_spells_dist_and_local_sort_as_the_cli_and_as_before() {
+        // The spellings of report schema 1 (the kernels' former `name()`s).
+        let dists = ["uniform", "equal", "sorted", "reverse", "few", "zipf"];
+        assert_eq!(Dist::value_variants().iter().map(|&d| value_name(d)).collect::<Vec<_>>(), dists);
+        let sorts = ["radix", "std"];
+        assert_eq!(LocalSort::value_variants().iter().map(|&l| value_name(l)).collect::<Vec<_>>(), sorts);
+        for d in dists {
+            assert_eq!(params(&["--dist", d])["dist"], d);
+        }
+        for l in sorts {
+            assert_eq!(params(&["--local-sort", l])["local_sort"], l);
+        }
+    }
+
+    #[test]
+    fn the_defaults_are_those_the_cli_had() {
+        let want = json!({ "keys": 100_000_000, "dist": "uniform", "input": null, "seed": 1, "local_sort": "radix" });
+        assert_eq!(params(&[]), want);
+        assert_eq!(params(&["-n", "2.5e3", "--dist", "zipf", "--local-sort", "std", "--seed", "9"])["keys"], 2500);
+    }
 }

@@ -244,25 +244,13 @@ impl Team {
 
     /// The variable-count all-to-all: rank `r` of the team receives the
     /// `send_counts[r]` consecutive elements of each rank's `send` that are
-    /// addressed to it, in source-rank order. Returns them with the count
-    /// from each source.
+    /// addressed to it, in source-rank order, into `recv` (overwritten; its
+    /// capacity is reused, so a caller can receive into memory it has
+    /// already touched). Returns the count from each source.
     ///
     /// The counts travel first (`MPI_Alltoall`); if any rank would receive
     /// more than one call can carry, every rank learns it from one
     /// all-reduce and gets `Err` with the largest total, before any data moves.
-    pub fn all_to_all<T: Equivalence + Default + Clone>(
-        &self,
-        send: &[T],
-        send_counts: &[usize],
-    ) -> Result<(Vec<T>, Vec<usize>), usize> {
-        let mut recv = Vec::new();
-        let counts = self.all_to_all_into(send, send_counts, &mut recv)?;
-        Ok((recv, counts))
-    }
-
-    /// [`Team::all_to_all`] into `recv` (overwritten; its capacity is reused, so
-    /// a caller can receive into memory it has already touched). Returns the
-    /// count from each source.
     pub fn all_to_all_into<T: Equivalence + Default + Clone>(
         &self,
         send: &[T],
