@@ -564,3 +564,38 @@ impl SpmdJob for Matmul {
     }
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{Parser, ValueEnum};
+
+    /// The report parameters of `pikernels matmul LINE...`.
+    fn params(line: &[&str]) -> Value {
+        let cli = crate::cli::Cli::try_parse_from([&["pikernels", "matmul"][..], line].concat()).expect("parses");
+        let Some(crate::jobs::Kernel::Matmul(a)) = cli.command.kernel() else { panic!("not matmul") };
+        SpmdJob::params(&Matmul::new(a).expect("a valid matmul"))
+    }
+
+    #[test]
+    fn the_report_spells_algorithm_and_entries_as_the_cli_and_as_before() {
+        // The spellings of report schema 1 (the former string literals and `Entries::name()`).
+        let algorithms = ["rows", "summa"];
+        assert_eq!(Algorithm::value_variants().iter().map(|&a| value_name(a)).collect::<Vec<_>>(), algorithms);
+        let entries = ["uniform", "integer"];
+        assert_eq!(Entries::value_variants().iter().map(|&e| value_name(e)).collect::<Vec<_>>(), entries);
+        for a in algorithms {
+            assert_eq!(params(&["--algorithm", a])["algorithm"], a);
+        }
+        for e in entries {
+            assert_eq!(params(&["--entries", e])["entries"], e);
+        }
+    }
+
+    #[test]
+    fn the_defaults_are_those_the_cli_had() {
+        let want = json!({ "n": 2048, "algorithm": "rows", "entries": "uniform", "a": null, "b": null, "seed": 1 });
+        assert_eq!(params(&[]), want);
+        assert_eq!(params(&["--n", "1e3", "--seed", "9"])["n"], 1000);
+    }
+}

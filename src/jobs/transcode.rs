@@ -800,3 +800,22 @@ impl SpmdJob for Transcode {
         self.conclude(&probe, &run, &dir.path, wall_s)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[test]
+    fn the_defaults_are_those_the_cli_had() {
+        let line = ["pikernels", "transcode", "--input", "in.mp4", "--output", "out.mkv"];
+        let cli = crate::cli::Cli::try_parse_from(line).expect("parses");
+        let Some(crate::jobs::Kernel::Transcode(a)) = cli.command.kernel() else { panic!("not transcode") };
+        let want = json!({
+            "input": "in.mp4", "output": "out.mkv", "segment_seconds": null,
+            "codec": "libx264", "preset": "veryfast", "crf": 28, "audio_codec": "aac", "audio_bitrate": "128k",
+            "ffmpeg_args": [], "shared_dir": null, "baseline": false, "chunk_bytes": 8 << 20, "item_timeout_s": null,
+        });
+        assert_eq!(SpmdJob::params(&Transcode::new(a).expect("a valid transcode")), want);
+    }
+}
