@@ -5,7 +5,6 @@
 
 use crate::jobs::Kernel;
 use crate::report::Format;
-use crate::size::Size;
 use crate::spmd::Comm;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -48,63 +47,6 @@ impl Command {
 /// of that value on the command line and in reports.
 pub fn value_name<T: ValueEnum>(value: T) -> String {
     value.to_possible_value().map(|v| v.get_name().to_string()).unwrap_or_default()
-}
-
-/// Options of `transcode` (defaults are the seed's: libx264 veryfast, CRF 28, AAC 128k).
-#[derive(Debug, Args)]
-pub struct TranscodeArgs {
-    /// The video to transcode (read by rank 0 only, unless --shared-dir).
-    #[arg(long, short = 'i', value_name = "PATH")]
-    pub input: PathBuf,
-    /// Where rank 0 writes the result; the format follows the extension.
-    #[arg(long, value_name = "PATH")]
-    pub output: PathBuf,
-    /// Target segment length in seconds; cuts fall on the next keyframe
-    /// [default: duration / (4 x ranks), between 1 and 60].
-    #[arg(long, value_name = "SECONDS", allow_hyphen_values = true)]
-    pub segment_seconds: Option<f64>,
-    /// ffmpeg video encoder.
-    #[arg(long, value_name = "ENCODER", default_value = "libx264")]
-    pub codec: String,
-    /// Encoder preset.
-    #[arg(long, default_value = "veryfast")]
-    pub preset: String,
-    /// Constant rate factor (0-63; lower is better quality).
-    #[arg(long, default_value_t = 28, allow_hyphen_values = true)]
-    pub crf: i64,
-    /// ffmpeg audio encoder.
-    #[arg(long, value_name = "ENCODER", default_value = "aac")]
-    pub audio_codec: String,
-    /// Audio bit rate.
-    #[arg(long, value_name = "RATE", default_value = "128k")]
-    pub audio_bitrate: String,
-    /// An extra argument for every segment's ffmpeg, after the encoder
-    /// options; repeat for several, e.g. --ffmpeg-arg=-tune --ffmpeg-arg=film.
-    #[arg(long = "ffmpeg-arg", value_name = "ARG", allow_hyphen_values = true)]
-    pub ffmpeg_args: Vec<String>,
-    /// A directory every rank sees (NFS, a hostPath): segments are exchanged
-    /// there instead of being sent over MPI.
-    #[arg(long, value_name = "DIR")]
-    pub shared_dir: Option<PathBuf>,
-    /// Also time the same transcode done by one ffmpeg process on rank 0, for the report.
-    #[arg(long)]
-    pub baseline: bool,
-    /// Largest MPI message carrying segment bytes, e.g. 8Mi.
-    #[arg(long, value_name = "BYTES", default_value_t = Size(crate::spmd::tasks::DEFAULT_CHUNK_BYTES as u64))]
-    pub chunk_bytes: Size,
-    /// How long one segment's ffmpeg may run before it is taken for stuck,
-    /// killed, and the segment retried on another rank, e.g. 90s, 20m, 1h
-    /// [default: 10 minutes plus 100 times the segment's length].
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
-    pub item_timeout: Option<std::time::Duration>,
-    /// The ffmpeg program to run on every rank.
-    #[arg(long, value_name = "PATH", default_value = "ffmpeg")]
-    pub ffmpeg: PathBuf,
-    /// The ffprobe program to run.
-    #[arg(long, value_name = "PATH", default_value = "ffprobe")]
-    pub ffprobe: PathBuf,
-    #[command(flatten)]
-    pub common: Common,
 }
 
 /// Options every kernel takes.
@@ -176,51 +118,6 @@ pub struct MergeArgs {
     /// Also write the merged report, in --format, to this file.
     #[arg(long, value_name = "PATH")]
     pub report: Option<PathBuf>,
-}
-
-/// Default matrix order of `matmul --n`.
-pub const DEFAULT_MATMUL_N: u64 = 2048;
-
-/// Options of `matmul`.
-#[derive(Debug, Args)]
-pub struct MatmulArgs {
-    /// Matrix order: A, B and C are N x N (ignored with --a/--b, whose shape decides).
-    #[arg(long = "n", value_name = "N", allow_hyphen_values = true, default_value_t = Size(DEFAULT_MATMUL_N))]
-    pub n: Size,
-    /// Read A from this .npy file (2-D, square, float64; readable at the same path on every rank).
-    #[arg(long, value_name = "FILE", requires = "b")]
-    pub a: Option<PathBuf>,
-    /// Read B from this .npy file (the same order as A).
-    #[arg(long, value_name = "FILE", requires = "a")]
-    pub b: Option<PathBuf>,
-    /// Distributed algorithm: rows (scatter row blocks of A, broadcast B, gather C; --comm
-    /// collective or p2p) or summa (2-D process grid, panel broadcasts along rows and columns).
-    #[arg(long, value_enum, default_value_t = MatmulAlgorithm::Rows)]
-    pub algorithm: MatmulAlgorithm,
-    /// Generated entries: uniform in [-1, 1), or integers in [-8, 8] (C exact, bit-identical
-    /// for every process count and algorithm).
-    #[arg(long, value_enum, default_value_t = EntriesArg::Uniform, conflicts_with = "a")]
-    pub entries: EntriesArg,
-    #[command(flatten)]
-    pub common: Common,
-}
-
-/// `matmul --algorithm`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum MatmulAlgorithm {
-    /// 1-D: row blocks of A and C, all of B on every rank.
-    Rows,
-    /// 2-D SUMMA on a near-square process grid.
-    Summa,
-}
-
-/// `matmul --entries`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum EntriesArg {
-    /// Uniform doubles in [-1, 1).
-    Uniform,
-    /// Small integers in [-8, 8].
-    Integer,
 }
 
 /// The most threads a rank may ask for per core it may use. The kernels

@@ -21,24 +21,17 @@ use faer::{Accum, MatMut, MatRef, Par};
 use rayon::prelude::*;
 use std::ops::Range;
 
-/// What the generated matrices hold.
+/// What the generated matrices hold (`--entries`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum Entries {
-    /// Uniform doubles in `[-1, 1)`.
+    /// Uniform doubles in [-1, 1).
     Uniform,
-    /// Integers in `[-8, 8]`: every product and partial sum of `C` is an
-    /// integer below 2^53, so `C` is exact whatever the summation order.
+    /// Small integers in [-8, 8].
+    ///
+    /// Every product and partial sum of `C` is an integer below 2^53, so
+    /// `C` is exact whatever the summation order.
     Integer,
-}
-
-impl Entries {
-    /// The name as the CLI spells it.
-    pub fn name(self) -> &'static str {
-        match self {
-            Entries::Uniform => "uniform",
-            Entries::Integer => "integer",
-        }
-    }
 }
 
 /// Which generated matrix.

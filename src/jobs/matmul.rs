@@ -14,30 +14,70 @@
 //! The timed region starts with the inputs where the algorithm expects them
 //! (rank 0 for `rows`, 2-D blocks for `summa`) and ends with C at rank 0.
 
-use super::{timed, Finished, Preflight, UsageError};
-use super::legacy::{Job, Legacy};
-use crate::cli::{EntriesArg, MatmulAlgorithm, MatmulArgs};
+use super::{timed, Finished, Job, Preflight, Ran, SpmdJob, UsageError};
+use crate::cli::{value_name, Common};
+use crate::size::Size;
 use crate::spmd::exchange::Team;
-use crate::spmd::grid::rank_at;
-use crate::spmd::strategy::{Outcome, RankStats};
+use crate::spmd::grid::{rank_at, Grid};
+use crate::spmd::strategy::RankStats;
 use crate::spmd::{self, Comm, Spmd};
 use crate::{npy, output};
 use anyhow::{bail, Result};
 use kernels::matmul::{self, Entries, View, Which};
 use kernels::partition::{block_range, offsets};
-use kernels::Tally;
 use serde_json::{json, Value};
 use std::ops::Range;
 use std::path::PathBuf;
-use std::sync::Mutex;
 use std::time::Instant;
 
-/// Largest order: one gather of C carries `n^2` elements in a 32-bit count.
-pub const MAX_N: usize = 46_340;
+/// Largest order (46 340): one gather of C carries its `n^2` elements in
+/// one MPI count.
+pub const MAX_N: usize = spmd::MAX_COUNT.isqrt();
 
 /// Widest SUMMA panel: wide enough that each local GEMM runs near peak,
 /// narrow enough that the panel buffers stay small next to the blocks.
 pub const SUMMA_PANEL: usize = 1024;
+
+/// Default matrix order (`--n`).
+pub const DEFAULT_N: u64 = 2048;
+
+/// Options of `matmul`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Matrix order: A, B and C are N x N (ignored with --a/--b, whose shape decides).
+    #[arg(long = "n", value_name = "N", allow_hyphen_values = true, default_value_t = Size(DEFAULT_N))]
+    pub n: Size,
+    /// Read A from this .npy file (2-D, square, float64; readable at the same path on every rank).
+    #[arg(long, value_name = "FILE", requires = "b")]
+    pub a: Option<PathBuf>,
+    /// Read B from this .npy file (the same order as A).
+    #[arg(long, value_name = "FILE", requires = "a")]
+    pub b: Option<PathBuf>,
+    /// Distributed algorithm: rows (scatter row blocks of A, broadcast B, gather C; --comm
+    /// collective or p2p) or summa (2-D process grid, panel broadcasts along rows and columns).
+    #[arg(long, value_enum, default_value_t = Algorithm::Rows)]
+    pub algorithm: Algorithm,
+    /// Generated entries: uniform in [-1, 1), or integers in [-8, 8] (C exact, bit-identical
+    /// for every process count and algorithm).
+    #[arg(long, value_enum, default_value_t = Entries::Uniform, conflicts_with = "a")]
+    pub entries: Entries,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+/// `matmul --algorithm`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Algorithm {
+    /// 1-D: row blocks of A and C, all of B on every rank.
+    Rows,
+    /// 2-D SUMMA on a near-square process grid.
+    Summa,
+}
+
+/// The job `a` describes.
+pub fn job(a: &Args) -> Result<Job, UsageError> {
+    Ok(Job::spmd(Matmul::new(a)?))
+}
 
 /// Where A and B come from.
 #[derive(Clone, Debug)]
@@ -46,29 +86,48 @@ enum Source {
     Files { a: PathBuf, b: PathBuf },
 }
 
-/// A and B, whole, at rank 0 (empty elsewhere).
+/// A and B, whole.
 type Pair = (Vec<f64>, Vec<f64>);
 
-/// What rank 0 keeps between the run and `finish`.
-#[derive(Default)]
-struct Stash {
-    inputs: Option<Pair>,
+/// Where one rank's A and B come from in the run: what its pre-flight leaves.
+pub enum Inputs {
+    /// Generated from `--seed` where they are needed: every rank its own
+    /// blocks, rank 0 also the whole matrices (to scatter for `rows`, and
+    /// for the check).
+    Generated(Entries),
+    /// Rank 0 with `--a`/`--b`: both matrices, read in pre-flight.
+    Read(Pair),
+    /// Another rank with `--a`/`--b`: its blocks come from rank 0.
+    Sent,
+}
+
+/// What rank 0 holds after the run: the inputs and C, for the check and the report.
+pub struct Product {
+    a: Vec<f64>,
+    b: Vec<f64>,
     c: Vec<f64>,
+    /// Seconds of the timed region.
     wall_s: f64,
+    /// The number of ranks (SUMMA's grid is `spmd::grid::shape` of it).
     ranks: usize,
+}
+
+/// This rank's share of the run: on rank 0, the product with its inputs.
+fn ran((rank, ranks): (usize, usize), (a, b): Pair, c: Vec<f64>, stats: RankStats, wall_s: f64) -> Ran<Product> {
+    let output = (rank == 0).then_some(Product { a, b, c, wall_s, ranks });
+    Ran { output, stats, wall_s }
 }
 
 pub struct Matmul {
     n: usize,
     source: Source,
-    algorithm: MatmulAlgorithm,
+    algorithm: Algorithm,
     seed: u64,
     out: Option<PathBuf>,
-    stash: Mutex<Stash>,
 }
 
 impl Matmul {
-    pub fn new(a: &MatmulArgs) -> Result<Matmul, UsageError> {
+    pub fn new(a: &Args) -> Result<Matmul, UsageError> {
         if a.common.comm == Comm::Dynamic {
             return Err(UsageError(
                 "matmul moves whole blocks, not chunks: use --comm collective or p2p (dynamic does not apply)".into(),
@@ -87,13 +146,7 @@ impl Matmul {
                 }
                 (na as u64, Source::Files { a: pa.clone(), b: pb.clone() })
             }
-            _ => {
-                let entries = match a.entries {
-                    EntriesArg::Uniform => Entries::Uniform,
-                    EntriesArg::Integer => Entries::Integer,
-                };
-                (a.n.0, Source::Generated(entries))
-            }
+            _ => (a.n.0, Source::Generated(a.entries)),
         };
         if n == 0 {
             return Err(UsageError("--n must be at least 1".into()));
@@ -109,7 +162,6 @@ impl Matmul {
             algorithm: a.algorithm,
             seed: a.common.seed,
             out: a.common.out.clone(),
-            stash: Mutex::new(Stash::default()),
         })
     }
 
@@ -121,25 +173,21 @@ impl Matmul {
         }
     }
 
-    fn stash(&self) -> std::sync::MutexGuard<'_, Stash> {
-        self.stash.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// A and B at rank 0: read in pre-flight, or generated now.
-    fn root_inputs(&self) -> Pair {
-        if let Some(inputs) = self.stash().inputs.take() {
-            return inputs;
-        }
-        let Source::Generated(entries) = self.source else { unreachable!("files are read in pre-flight") };
+    /// The whole generated A and B.
+    fn generate(&self, entries: Entries) -> Pair {
         (matmul::generate(self.seed, Which::A, self.n, entries), matmul::generate(self.seed, Which::B, self.n, entries))
     }
 
-    fn rows_algorithm(&self, spmd: &Spmd, team: &Team, comm: Comm) -> Outcome {
+    fn rows_algorithm(&self, spmd: &Spmd, team: &Team, comm: Comm, inputs: Inputs) -> Ran<Product> {
         let (n, p, rank) = (self.n, team.size(), team.rank());
         let rows = |r: usize| block_range(n as u64, p as u64, r as u64);
         let counts: Vec<usize> = (0..p).map(|r| (rows(r).end - rows(r).start) as usize * n).collect();
         let mine = counts[rank] / n;
-        let (a, mut b) = if rank == 0 { self.root_inputs() } else { (Vec::new(), vec![0.0; n * n]) };
+        let (a, mut b) = match inputs {
+            Inputs::Read(pair) => pair,
+            Inputs::Generated(entries) if rank == 0 => self.generate(entries),
+            _ => (Vec::new(), vec![0.0; n * n]),
+        };
         let mut a_block = vec![0.0; counts[rank]];
         let mut c_block = vec![0.0; counts[rank]];
         let mut c = if rank == 0 { vec![0.0; n * n] } else { Vec::new() };
@@ -169,46 +217,24 @@ impl Matmul {
         let wall_s = team.now() - start;
         clock.stats.units = (mine * n) as u64;
         clock.stats.chunks = 1;
-        self.outcome((rank, p), (a, b), c, clock.stats, wall_s)
+        ran((rank, p), (a, b), c, clock.stats, wall_s)
     }
 
-    fn summa(&self, spmd: &Spmd, team: &Team, comm: Comm) -> Outcome {
-        let n = self.n;
+    fn summa(&self, spmd: &Spmd, team: &Team, comm: Comm, inputs: Inputs) -> Ran<Product> {
         let grid = spmd.grid();
-        let (pr, pc) = (grid.rows, grid.cols);
-        let cut = |parts: usize, i: usize| {
-            let r = block_range(n as u64, parts as u64, i as u64);
-            r.start as usize..r.end as usize
-        };
-        // My block of C is rows I x cols J; I hold A[I, Ka] and B[Kb, J],
-        // where A's columns are cut like C's columns and B's rows like C's rows.
-        let (rows_i, cols_j) = (cut(pr, grid.row), cut(pc, grid.col));
-        let (ka, kb) = (cut(pc, grid.col), cut(pr, grid.row));
-        let (a_local, b_local, root_inputs) = self.summa_inputs(team, pr, pc, &rows_i, &cols_j, &ka, &kb);
-
-        let panels = matmul::summa_panels(n, pr, pc, SUMMA_PANEL);
+        let me = Blocks::of(self.n, &grid);
+        let (a_local, b_local, whole) = self.summa_inputs(team, &me, inputs);
+        let panels = matmul::summa_panels(self.n, me.pr, me.pc, SUMMA_PANEL);
         let widest = panels.iter().map(|p| p.k.len()).max().unwrap_or(0);
-        let mut a_panel = vec![0.0; rows_i.len() * widest];
-        let mut b_panel = vec![0.0; widest * cols_j.len()];
-        let mut c_local = vec![0.0; rows_i.len() * cols_j.len()];
+        let mut a_panel = vec![0.0; me.rows_i.len() * widest];
+        let mut b_panel = vec![0.0; widest * me.cols_j.len()];
+        let mut c_local = vec![0.0; me.rows_i.len() * me.cols_j.len()];
         let mut clock = Clock::new(spmd);
 
         team.barrier();
         let start = team.now();
         for (step, panel) in panels.iter().enumerate() {
-            let w = panel.k.len();
-            let a_buf = &mut a_panel[..rows_i.len() * w];
-            if grid.col == panel.a_col {
-                let from = panel.k.start - ka.start;
-                for (dst, src) in a_buf.chunks_mut(w.max(1)).zip(a_local.chunks(ka.len().max(1))) {
-                    dst.copy_from_slice(&src[from..from + w]);
-                }
-            }
-            let b_buf = &mut b_panel[..w * cols_j.len()];
-            if grid.row == panel.b_row {
-                let from = (panel.k.start - kb.start) * cols_j.len();
-                b_buf.copy_from_slice(&b_local[from..from + b_buf.len()]);
-            }
+            let (a_buf, b_buf) = me.stage_panel(&grid, panel, (&a_local, &b_local), (&mut a_panel, &mut b_panel));
             clock.comm(|| match comm {
                 Comm::P2p => {
                     grid.row_team.broadcast_p2p(panel.a_col, a_buf);
@@ -219,124 +245,51 @@ impl Matmul {
                     grid.col_team.broadcast(panel.b_row, b_buf);
                 }
             });
+            let w = panel.k.len();
             clock.compute(|| {
                 matmul::gemm(
                     &mut c_local,
-                    View::dense(a_buf, rows_i.len(), w),
-                    View::dense(b_buf, w, cols_j.len()),
+                    View::dense(a_buf, me.rows_i.len(), w),
+                    View::dense(b_buf, w, me.cols_j.len()),
                     step > 0,
                     spmd.threads(),
                 )
             });
         }
-
-        // Gather the C blocks at rank 0 and put them in place.
-        let counts: Vec<usize> = (0..pr * pc).map(|r| cut(pr, r / pc).len() * cut(pc, r % pc).len()).collect();
-        let mut blocks = if team.rank() == 0 { vec![0.0; n * n] } else { Vec::new() };
-        let recv = (team.rank() == 0).then_some(&mut blocks[..]);
-        clock.comm(|| match comm {
-            Comm::P2p => team.gather_p2p(0, &c_local, &counts, recv),
-            _ => team.gather(0, &c_local, &counts, recv),
-        });
-        let c = if team.rank() == 0 {
-            let mut c = vec![0.0; n * n];
-            let displs = offsets(&counts);
-            for gr in 0..pr {
-                for gc in 0..pc {
-                    let (ri, cj) = (cut(pr, gr), cut(pc, gc));
-                    let block = &blocks[displs[rank_at(pc, gr, gc)]..][..ri.len() * cj.len()];
-                    for (row, src) in ri.clone().zip(block.chunks(cj.len().max(1))) {
-                        c[row * n + cj.start..row * n + cj.end].copy_from_slice(src);
-                    }
-                }
-            }
-            c
-        } else {
-            Vec::new()
-        };
+        let c = me.gather_c(team, comm, &c_local, &mut clock);
         team.barrier();
         let wall_s = team.now() - start;
         clock.stats.units = c_local.len() as u64;
         clock.stats.chunks = panels.len() as u64;
-        self.outcome((team.rank(), team.size()), root_inputs, c, clock.stats, wall_s)
+        ran((team.rank(), team.size()), whole, c, clock.stats, wall_s)
     }
 
     /// This rank's blocks `A[I, Ka]` and `B[Kb, J]`: generated in place, or
     /// cut from the files at rank 0 and scattered (before the timed region).
     /// Rank 0 also returns the whole A and B, for verification.
-    #[allow(clippy::too_many_arguments)]
-    fn summa_inputs(
-        &self,
-        team: &Team,
-        pr: usize,
-        pc: usize,
-        rows_i: &Range<usize>,
-        cols_j: &Range<usize>,
-        ka: &Range<usize>,
-        kb: &Range<usize>,
-    ) -> (Vec<f64>, Vec<f64>, Pair) {
-        let n = self.n;
-        let mut a_local = vec![0.0; rows_i.len() * ka.len()];
-        let mut b_local = vec![0.0; kb.len() * cols_j.len()];
-        let is_root = team.rank() == 0;
-        match self.source {
-            Source::Generated(entries) => {
-                matmul::fill_block(self.seed, Which::A, n, entries, rows_i.clone(), ka.clone(), &mut a_local);
-                matmul::fill_block(self.seed, Which::B, n, entries, kb.clone(), cols_j.clone(), &mut b_local);
-                let whole = if is_root { self.root_inputs() } else { (Vec::new(), Vec::new()) };
-                (a_local, b_local, whole)
+    fn summa_inputs(&self, team: &Team, me: &Blocks, inputs: Inputs) -> (Vec<f64>, Vec<f64>, Pair) {
+        let mut a_local = vec![0.0; me.rows_i.len() * me.ka.len()];
+        let mut b_local = vec![0.0; me.kb.len() * me.cols_j.len()];
+        let (whole, (a_packed, b_packed)): (Pair, Pair) = match inputs {
+            Inputs::Generated(entries) => {
+                let (seed, n) = (self.seed, self.n);
+                matmul::fill_block(seed, Which::A, n, entries, me.rows_i.clone(), me.ka.clone(), &mut a_local);
+                matmul::fill_block(seed, Which::B, n, entries, me.kb.clone(), me.cols_j.clone(), &mut b_local);
+                let whole = if team.rank() == 0 { self.generate(entries) } else { (Vec::new(), Vec::new()) };
+                return (a_local, b_local, whole);
             }
-            Source::Files { .. } => {
-                let whole = if is_root { self.root_inputs() } else { (Vec::new(), Vec::new()) };
-                let cut = |parts: usize, i: usize| {
-                    let r = block_range(n as u64, parts as u64, i as u64);
-                    r.start as usize..r.end as usize
-                };
-                // Rank r = (gr, gc) gets A[rows gr, cols-block gc] and B[rows-block gr, cols gc].
-                let pack = |m: &[f64], rows: &dyn Fn(usize) -> Range<usize>, cols: &dyn Fn(usize) -> Range<usize>| {
-                    let mut out = Vec::new();
-                    for r in 0..pr * pc {
-                        for i in rows(r) {
-                            out.extend_from_slice(&m[i * n + cols(r).start..i * n + cols(r).end]);
-                        }
-                    }
-                    out
-                };
-                let a_rows = |r: usize| cut(pr, r / pc);
-                let a_cols = |r: usize| cut(pc, r % pc);
-                let b_rows = |r: usize| cut(pr, r / pc);
-                let b_cols = |r: usize| cut(pc, r % pc);
-                let a_counts: Vec<usize> = (0..pr * pc).map(|r| a_rows(r).len() * a_cols(r).len()).collect();
-                let b_counts: Vec<usize> = (0..pr * pc).map(|r| b_rows(r).len() * b_cols(r).len()).collect();
-                let (a_packed, b_packed) = if is_root {
-                    (pack(&whole.0, &a_rows, &a_cols), pack(&whole.1, &b_rows, &b_cols))
-                } else {
-                    (Vec::new(), Vec::new())
-                };
-                team.scatter(0, &a_packed, &a_counts, &mut a_local);
-                team.scatter(0, &b_packed, &b_counts, &mut b_local);
-                (a_local, b_local, whole)
+            // Rank r = (gr, gc) gets A[rows gr, cols-block gc] and B[rows-block
+            // gr, cols gc]: blocks shaped like its block of C.
+            Inputs::Read(pair) => {
+                let packed = (me.pack(&pair.0), me.pack(&pair.1));
+                (pair, packed)
             }
-        }
-    }
-
-    fn outcome(
-        &self,
-        (rank, ranks): (usize, usize),
-        inputs: (Vec<f64>, Vec<f64>),
-        c: Vec<f64>,
-        stats: RankStats,
-        wall_s: f64,
-    ) -> Outcome {
-        if rank != 0 {
-            return Outcome { tally: Tally::default(), data: None, stats, wall_s };
-        }
-        let mut stash = self.stash();
-        stash.inputs = Some(inputs);
-        stash.c = c;
-        stash.wall_s = wall_s;
-        stash.ranks = ranks;
-        Outcome { tally: Tally::default(), data: Some(Vec::new()), stats, wall_s }
+            Inputs::Sent => Default::default(),
+        };
+        let counts = me.counts();
+        team.scatter(0, &a_packed, &counts, &mut a_local);
+        team.scatter(0, &b_packed, &counts, &mut b_local);
+        (a_local, b_local, whole)
     }
 
     /// Bytes one rank holds at its peak, for the memory check.
@@ -346,12 +299,132 @@ impl Matmul {
         let share = n.div_ceil(p) * n * 8;
         let root_extra = if ctx.is_root() { 4 * whole } else { 0 }; // A, B, C and the gathered blocks
         match self.algorithm {
-            MatmulAlgorithm::Rows => whole + 2 * share + root_extra,
-            MatmulAlgorithm::Summa => {
+            Algorithm::Rows => whole + 2 * share + root_extra,
+            Algorithm::Summa => {
                 let (pr, pc) = spmd::grid::shape(ctx.size);
                 let block = n.div_ceil(pr as u64) * n.div_ceil(pc as u64) * 8;
                 3 * block + 2 * n * SUMMA_PANEL as u64 * 8 + root_extra
             }
+        }
+    }
+}
+
+/// Block `i` of `0..n` cut in `parts` ([`block_range`]).
+fn cut(n: usize, parts: usize, i: usize) -> Range<usize> {
+    let r = block_range(n as u64, parts as u64, i as u64);
+    r.start as usize..r.end as usize
+}
+
+/// One rank's part of SUMMA's 2-D decomposition on a `pr x pc` grid. Its
+/// block of C is rows `I` x cols `J`; it holds `A[I, Ka]` and `B[Kb, J]`,
+/// where A's columns are cut like C's columns and B's rows like C's rows
+/// (so every rank's blocks of A, B and C have the same shape).
+struct Blocks {
+    n: usize,
+    pr: usize,
+    pc: usize,
+    rows_i: Range<usize>,
+    cols_j: Range<usize>,
+    ka: Range<usize>,
+    kb: Range<usize>,
+}
+
+impl Blocks {
+    fn of(n: usize, grid: &Grid) -> Blocks {
+        let (pr, pc) = (grid.rows, grid.cols);
+        Blocks {
+            n,
+            pr,
+            pc,
+            rows_i: cut(n, pr, grid.row),
+            cols_j: cut(n, pc, grid.col),
+            ka: cut(n, pc, grid.col),
+            kb: cut(n, pr, grid.row),
+        }
+    }
+
+    /// The rows and columns of rank `r`'s block (ranks numbered row-major on the grid).
+    fn block(&self, r: usize) -> (Range<usize>, Range<usize>) {
+        (cut(self.n, self.pr, r / self.pc), cut(self.n, self.pc, r % self.pc))
+    }
+
+    /// Elements of each rank's block.
+    fn counts(&self) -> Vec<usize> {
+        (0..self.pr * self.pc).map(|r| self.block(r)).map(|(i, j)| i.len() * j.len()).collect()
+    }
+
+    /// A whole `n x n` matrix cut into the ranks' blocks, in rank order.
+    fn pack(&self, m: &[f64]) -> Vec<f64> {
+        let n = self.n;
+        let mut out = Vec::new();
+        for r in 0..self.pr * self.pc {
+            let (rows, cols) = self.block(r);
+            for i in rows {
+                out.extend_from_slice(&m[i * n + cols.start..i * n + cols.end]);
+            }
+        }
+        out
+    }
+
+    /// The inverse of [`Blocks::pack`]: the ranks' blocks put in place.
+    fn unpack(&self, blocks: &[f64]) -> Vec<f64> {
+        let n = self.n;
+        let mut m = vec![0.0; n * n];
+        let displs = offsets(&self.counts());
+        for gr in 0..self.pr {
+            for gc in 0..self.pc {
+                let r = rank_at(self.pc, gr, gc);
+                let (ri, cj) = self.block(r);
+                let block = &blocks[displs[r]..][..ri.len() * cj.len()];
+                for (row, src) in ri.zip(block.chunks(cj.len().max(1))) {
+                    m[row * n + cj.start..row * n + cj.end].copy_from_slice(src);
+                }
+            }
+        }
+        m
+    }
+
+    /// This SUMMA step's panel buffers, `A[I, k]` and `B[k, J]`, filled by
+    /// their owners (the grid column `a_col` holds `A[:, k]`, the grid row
+    /// `b_row` holds `B[k, :]`) from their local blocks, ready to broadcast.
+    fn stage_panel<'p>(
+        &self,
+        grid: &Grid,
+        panel: &matmul::Panel,
+        (a_local, b_local): (&[f64], &[f64]),
+        (a_panel, b_panel): (&'p mut [f64], &'p mut [f64]),
+    ) -> (&'p mut [f64], &'p mut [f64]) {
+        let w = panel.k.len();
+        let a_buf = &mut a_panel[..self.rows_i.len() * w];
+        if grid.col == panel.a_col {
+            let from = panel.k.start - self.ka.start;
+            for (dst, src) in a_buf.chunks_mut(w.max(1)).zip(a_local.chunks(self.ka.len().max(1))) {
+                dst.copy_from_slice(&src[from..from + w]);
+            }
+        }
+        let b_buf = &mut b_panel[..w * self.cols_j.len()];
+        if grid.row == panel.b_row {
+            let from = (panel.k.start - self.kb.start) * self.cols_j.len();
+            b_buf.copy_from_slice(&b_local[from..from + b_buf.len()]);
+        }
+        (a_buf, b_buf)
+    }
+
+    /// Gathers the ranks' blocks of C at rank 0 and puts them in place
+    /// (rank 0 returns C, the others nothing).
+    fn gather_c(&self, team: &Team, comm: Comm, c_local: &[f64], clock: &mut Clock) -> Vec<f64> {
+        let counts = self.counts();
+        let is_root = team.rank() == 0;
+        let mut blocks = if is_root { vec![0.0; self.n * self.n] } else { Vec::new() };
+        let recv = is_root.then_some(&mut blocks[..]);
+        clock.comm(|| match comm {
+            Comm::P2p => team.gather_p2p(0, c_local, &counts, recv),
+            _ => team.gather(0, c_local, &counts, recv),
+        });
+        if is_root {
+            self.unpack(&blocks)
+        } else {
+            Vec::new()
         }
     }
 }
@@ -392,29 +465,19 @@ fn digest(c: &[f64]) -> String {
     format!("{h:016x}")
 }
 
-impl Job for Matmul {
-    fn kernel(&self) -> &'static str {
-        "matmul"
-    }
+impl SpmdJob for Matmul {
+    type Prepared = Inputs;
+    type Output = Product;
 
     fn params(&self) -> Value {
         let (entries, a, b) = match &self.source {
-            Source::Generated(e) => (Some(e.name()), None, None),
+            Source::Generated(e) => (Some(value_name(*e)), None, None),
             Source::Files { a, b } => (None, Some(a.display().to_string()), Some(b.display().to_string())),
         };
         json!({
-            "n": self.n,
-            "algorithm": match self.algorithm { MatmulAlgorithm::Rows => "rows", MatmulAlgorithm::Summa => "summa" },
+            "n": self.n, "algorithm": value_name(self.algorithm),
             "entries": entries, "a": a, "b": b, "seed": self.seed,
         })
-    }
-
-    fn units(&self) -> u64 {
-        self.n as u64
-    }
-
-    fn compute(&self, _units: Range<u64>, _out: &mut [u8]) -> Tally {
-        unreachable!("matmul runs its own distributed algorithm (run_spmd)")
     }
 
     fn files(&self) -> Vec<output::FileUse> {
@@ -425,37 +488,38 @@ impl Job for Matmul {
         files
     }
 
-    fn preflight(&self, ctx: &Preflight) -> Result<()> {
+    fn preflight(&self, ctx: &Preflight) -> Result<Inputs> {
         output::check_memory(self.memory_need(ctx), "this rank's share of A, B and C")?;
         if ctx.is_root() {
             if let Some(path) = &self.out {
                 output::check_writable(path, "product C")?;
                 output::check_disk(path, (self.n * self.n * 8 + 4096) as u64, "C as .npy")?;
             }
-            if let Source::Files { a, b } = &self.source {
+        }
+        match &self.source {
+            Source::Generated(entries) => Ok(Inputs::Generated(*entries)),
+            Source::Files { .. } if !ctx.is_root() => Ok(Inputs::Sent),
+            Source::Files { a, b } => {
                 let (na, ma) = npy::read_square(a)?;
                 let (nb, mb) = npy::read_square(b)?;
                 if na != self.n || nb != self.n {
                     bail!("the input files changed since their headers were read");
                 }
-                self.stash().inputs = Some((ma, mb));
+                Ok(Inputs::Read((ma, mb)))
             }
         }
-        Ok(())
     }
 
-    fn run_spmd(&self, spmd: &Spmd, comm: Comm) -> Option<Outcome> {
+    fn run(&self, spmd: &Spmd, comm: Comm, inputs: Inputs) -> Ran<Product> {
         let team = spmd.team();
-        Some(match self.algorithm {
-            MatmulAlgorithm::Rows => self.rows_algorithm(spmd, &team, comm),
-            MatmulAlgorithm::Summa => self.summa(spmd, &team, comm),
-        })
+        match self.algorithm {
+            Algorithm::Rows => self.rows_algorithm(spmd, &team, comm, inputs),
+            Algorithm::Summa => self.summa(spmd, &team, comm, inputs),
+        }
     }
 
-    fn finish(&self, _tally: Tally, _data: Vec<u8>) -> Result<Finished> {
-        let stash = std::mem::take(&mut *self.stash());
-        let (a, b) = stash.inputs.expect("rank 0 keeps A and B");
-        let c = stash.c;
+    fn finish(&self, product: Product) -> Result<Finished> {
+        let Product { a, b, c, wall_s, ranks } = product;
         let n = self.n;
         let entries = self.entries();
         let (check, verify_s) = timed(|| matmul::freivalds(&a, &b, &c, n, self.seed, entries));
@@ -480,12 +544,12 @@ impl Job for Matmul {
                 check.worst_row, check.worst_ratio
             )
         };
-        let (pr, pc) = spmd::grid::shape(stash.ranks);
+        let (pr, pc) = spmd::grid::shape(ranks);
         Ok(Finished {
             result: json!({
                 "n": n,
-                "gflops": if stash.wall_s > 0.0 { flops / stash.wall_s / 1e9 } else { 0.0 },
-                "grid": match self.algorithm { MatmulAlgorithm::Summa => Some(format!("{pr}x{pc}")), MatmulAlgorithm::Rows => None },
+                "gflops": if wall_s > 0.0 { flops / wall_s / 1e9 } else { 0.0 },
+                "grid": match self.algorithm { Algorithm::Summa => Some(format!("{pr}x{pc}")), Algorithm::Rows => None },
                 "freivalds_worst_ratio": check.worst_ratio,
                 "c_digest": digest(&c),
                 "c_trace": (0..n).map(|i| c[i * n + i]).sum::<f64>(),
@@ -500,10 +564,38 @@ impl Job for Matmul {
     }
 }
 
-/// `pikernels matmul`'s arguments.
-pub use crate::cli::MatmulArgs as Args;
 
-/// The job `a` describes.
-pub fn job(a: &Args) -> Result<super::Job, UsageError> {
-    Ok(super::Job::spmd(Legacy(Matmul::new(a)?)))
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{Parser, ValueEnum};
+
+    /// The report parameters of `pikernels matmul LINE...`.
+    fn params(line: &[&str]) -> Value {
+        let cli = crate::cli::Cli::try_parse_from([&["pikernels", "matmul"][..], line].concat()).expect("parses");
+        let Some(crate::jobs::Kernel::Matmul(a)) = cli.command.kernel() else { panic!("not matmul") };
+        SpmdJob::params(&Matmul::new(a).expect("a valid matmul"))
+    }
+
+    #[test]
+    fn the_report_spells_algorithm_and_entries_as_the_cli_and_as_before() {
+        // The spellings of report schema 1 (the former string literals and `Entries::name()`).
+        let algorithms = ["rows", "summa"];
+        assert_eq!(Algorithm::value_variants().iter().map(|&a| value_name(a)).collect::<Vec<_>>(), algorithms);
+        let entries = ["uniform", "integer"];
+        assert_eq!(Entries::value_variants().iter().map(|&e| value_name(e)).collect::<Vec<_>>(), entries);
+        for a in algorithms {
+            assert_eq!(params(&["--algorithm", a])["algorithm"], a);
+        }
+        for e in entries {
+            assert_eq!(params(&["--entries", e])["entries"], e);
+        }
+    }
+
+    #[test]
+    fn the_defaults_are_those_the_cli_had() {
+        let want = json!({ "n": 2048, "algorithm": "rows", "entries": "uniform", "a": null, "b": null, "seed": 1 });
+        assert_eq!(params(&[]), want);
+        assert_eq!(params(&["--n", "1e3", "--seed", "9"])["n"], 1000);
+    }
 }

@@ -13,7 +13,6 @@
 //! rayon pool starts → the job runs in its shape ([`shape`]) → rank 0
 //! verifies, writes outputs, reports ([`run::execute`]).
 
-mod legacy;
 pub mod partial;
 pub mod run;
 pub mod shape;

@@ -30,27 +30,86 @@
 //! same place removes the leftovers whose process is gone and says so on
 //! stderr.
 //!
-//! This job has its own schedule (`Job::run_spmd`), so `--comm` does not
+//! This job has its own schedule (an [`SpmdJob`]), so `--comm` does not
 //! apply to it.
 
-use super::{timed, Finished, Preflight, UsageError};
-use super::legacy::{Job, Legacy};
-use crate::cli::TranscodeArgs;
+use super::{timed, Finished, Job, Preflight, Ran, SpmdJob, UsageError};
+use crate::cli::Common;
 use crate::media::{self, Probe, Segment, Settings, Stage, ToolFailure, Tools};
 use crate::output;
 use crate::signals::{self, Tracked};
+use crate::size::Size;
 use crate::spmd::{self, deadline, tasks, Spmd};
 use anyhow::{anyhow, bail, Context, Result};
-use kernels::Tally;
 use serde_json::{json, Value};
-use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Largest `--chunk-bytes`: one MPI message's count is a 32-bit int.
 const MAX_CHUNK_BYTES: u64 = 1 << 30;
+
+/// Options of `transcode` (defaults are the seed's: libx264 veryfast, CRF 28, AAC 128k).
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The video to transcode (read by rank 0 only, unless --shared-dir).
+    #[arg(long, short = 'i', value_name = "PATH")]
+    pub input: PathBuf,
+    /// Where rank 0 writes the result; the format follows the extension.
+    #[arg(long, value_name = "PATH")]
+    pub output: PathBuf,
+    /// Target segment length in seconds; cuts fall on the next keyframe
+    /// [default: duration / (4 x ranks), between 1 and 60].
+    #[arg(long, value_name = "SECONDS", allow_hyphen_values = true)]
+    pub segment_seconds: Option<f64>,
+    /// ffmpeg video encoder.
+    #[arg(long, value_name = "ENCODER", default_value = "libx264")]
+    pub codec: String,
+    /// Encoder preset.
+    #[arg(long, default_value = "veryfast")]
+    pub preset: String,
+    /// Constant rate factor (0-63; lower is better quality).
+    #[arg(long, default_value_t = 28, allow_hyphen_values = true)]
+    pub crf: i64,
+    /// ffmpeg audio encoder.
+    #[arg(long, value_name = "ENCODER", default_value = "aac")]
+    pub audio_codec: String,
+    /// Audio bit rate.
+    #[arg(long, value_name = "RATE", default_value = "128k")]
+    pub audio_bitrate: String,
+    /// An extra argument for every segment's ffmpeg, after the encoder
+    /// options; repeat for several, e.g. --ffmpeg-arg=-tune --ffmpeg-arg=film.
+    #[arg(long = "ffmpeg-arg", value_name = "ARG", allow_hyphen_values = true)]
+    pub ffmpeg_args: Vec<String>,
+    /// A directory every rank sees (NFS, a hostPath): segments are exchanged
+    /// there instead of being sent over MPI.
+    #[arg(long, value_name = "DIR")]
+    pub shared_dir: Option<PathBuf>,
+    /// Also time the same transcode done by one ffmpeg process on rank 0, for the report.
+    #[arg(long)]
+    pub baseline: bool,
+    /// Largest MPI message carrying segment bytes, e.g. 8Mi.
+    #[arg(long, value_name = "BYTES", default_value_t = Size(crate::spmd::tasks::DEFAULT_CHUNK_BYTES as u64))]
+    pub chunk_bytes: Size,
+    /// How long one segment's ffmpeg may run before it is taken for stuck,
+    /// killed, and the segment retried on another rank, e.g. 90s, 20m, 1h
+    /// [default: 10 minutes plus 100 times the segment's length].
+    #[arg(long, value_name = "DURATION", value_parser = crate::cli::parse_duration)]
+    pub item_timeout: Option<std::time::Duration>,
+    /// The ffmpeg program to run on every rank.
+    #[arg(long, value_name = "PATH", default_value = "ffmpeg")]
+    pub ffmpeg: PathBuf,
+    /// The ffprobe program to run.
+    #[arg(long, value_name = "PATH", default_value = "ffprobe")]
+    pub ffprobe: PathBuf,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+/// The job `a` describes.
+pub fn job(a: &Args) -> Result<Job, UsageError> {
+    Ok(Job::spmd(Transcode::new(a)?))
+}
 
 pub struct Transcode {
     input: PathBuf,
@@ -66,19 +125,26 @@ pub struct Transcode {
     item_timeout: Option<Duration>,
     /// The fault-injection hook ([`media::FAULT_ENV`]).
     fault: Option<media::Fault>,
-    state: Mutex<State>,
 }
 
-/// What a rank learns during the run, kept between the `Job` calls.
-#[derive(Default)]
-struct State {
-    rank: usize,
-    /// Rank 0: the input as probed in pre-flight.
-    probe: Option<Probe>,
-    /// This rank's working directory.
-    dir: Option<WorkDir>,
-    /// Rank 0: how the distributed part went.
-    run: Option<Run>,
+/// What a rank's pre-flight leaves for its run.
+pub enum Ready {
+    /// Rank 0: the input as probed, and its working directory (where the
+    /// trial ran; the segments, the transcoded parts and the audio go).
+    Root { probe: Probe, dir: WorkDir },
+    /// Another rank: its working directory (`None` with `--shared-dir`,
+    /// where it works in rank 0's), removed as soon as its part of the farm
+    /// is over.
+    Worker { dir: Option<WorkDir> },
+}
+
+/// What rank 0 holds after the farm, for `finish`: the input's probe, the
+/// working directory (removed when this is dropped, whichever way the job
+/// ends) and the account of the run, its failure included.
+pub struct Farmed {
+    probe: Probe,
+    dir: WorkDir,
+    run: Run,
 }
 
 /// Rank 0's account of the split and the farm.
@@ -95,8 +161,26 @@ struct Run {
     error: Option<anyhow::Error>,
 }
 
+impl Run {
+    /// Adds the farm's account and the audio encode's (seconds, retries)
+    /// and keeps the first error: the split's, the farm's, then the audio's.
+    fn settle(&mut self, farm_s: f64, farm: &tasks::FarmOutcome, audio: Option<(Result<()>, f64)>, order: &[Segment]) {
+        self.farm_s = farm_s; // the farm, and the audio encode if it ended later
+        self.retried = farm.retried;
+        if let (None, Some(e)) = (&self.error, &farm.error) {
+            self.error = Some(describe_failure(e, order));
+        }
+        if let Some((result, audio_s)) = audio {
+            self.audio_s = audio_s;
+            if let (None, Err(e)) = (&self.error, result) {
+                self.error = Some(e);
+            }
+        }
+    }
+}
+
 /// A temporary directory that SIGTERM removes and that is removed when dropped.
-struct WorkDir {
+pub struct WorkDir {
     path: PathBuf,
     _tracked: Tracked,
 }
@@ -173,13 +257,16 @@ fn sweep_dead(parent: &Path, prefix: &str) {
     }
     if !removed.is_empty() {
         removed.sort();
-        eprintln!(
-            "pikernels: removed {} leftover{} of dead runs in {}: {}",
+        let line = format!(
+            "pikernels: removed {} leftover{} of dead runs in {}: {}\n",
             removed.len(),
             if removed.len() == 1 { "" } else { "s" },
             parent.display(),
             removed.join(", ")
         );
+        // One write: `eprintln!` writes its pieces one by one, and the line
+        // of another rank sweeping at the same moment could fall between them.
+        eprint!("{line}");
     }
 }
 
@@ -190,7 +277,7 @@ impl Drop for WorkDir {
 }
 
 impl Transcode {
-    pub fn new(a: &TranscodeArgs) -> Result<Transcode, UsageError> {
+    pub fn new(a: &Args) -> Result<Transcode, UsageError> {
         if let Some(p) = &a.common.out {
             return Err(UsageError(format!("transcode writes --output, not --out {}", p.display())));
         }
@@ -255,12 +342,7 @@ impl Transcode {
             chunk_bytes: a.chunk_bytes.0 as usize,
             item_timeout: a.item_timeout,
             fault,
-            state: Mutex::new(State::default()),
         })
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The temporary name the output is written under: hidden, in the
@@ -390,40 +472,35 @@ impl Transcode {
         result.map_err(here)
     }
 
-    /// Rank 0: split, then serve and work; every other rank: work.
-    fn distribute(&self, spmd: &Spmd) -> (tasks::FarmOutcome, f64) {
-        let (rank, dir, probe) = {
-            let s = self.lock();
-            (s.rank, s.dir.as_ref().map(|d| d.path.clone()), s.probe.clone())
+    /// Rank 0: cuts the input's video at keyframes into NUT segments in
+    /// `dir` (a failed split is the run's error, with no segments), and the
+    /// order they are handed out in, longest first.
+    fn split(&self, probe: &Probe, dir: &Path, ranks: usize) -> (Run, Vec<Segment>) {
+        let seconds = self.segment_seconds.unwrap_or_else(|| media::default_segment_seconds(probe.duration_s, ranks));
+        let (split, split_s) = timed(|| media::split(&self.tools, &self.input, dir, seconds));
+        let (segments, error) = match split {
+            Ok(s) => (s, None),
+            Err(e) => (Vec::new(), Some(e)),
         };
-        // Made in pre-flight; a worker with --shared-dir needs none (it works
-        // in rank 0's directory there).
-        let dir = dir.unwrap_or_default();
-        let t = Instant::now();
-        let mut run = None;
-        let mut order = Vec::new();
-        if let Some(probe) = probe {
-            let seconds =
-                self.segment_seconds.unwrap_or_else(|| media::default_segment_seconds(probe.duration_s, spmd.size()));
-            let (split, split_s) = timed(|| media::split(&self.tools, &self.input, &dir, seconds));
-            let (segments, error) = match split {
-                Ok(s) => (s, None),
-                Err(e) => (Vec::new(), Some(e)),
-            };
-            order = media::longest_first(segments.clone());
-            let audio = (probe.audio_streams > 0).then(|| dir.join("audio.mp4"));
-            run = Some(Run {
-                segments,
-                segment_seconds: seconds,
-                split_s,
-                farm_s: 0.0,
-                retried: 0,
-                audio,
-                audio_s: 0.0,
-                error,
-            });
-        }
-        let shared = self.shared_dir.is_some();
+        let order = media::longest_first(segments.clone());
+        let audio = (probe.audio_streams > 0).then(|| dir.join("audio.mp4"));
+        let run =
+            Run { segments, segment_seconds: seconds, split_s, farm_s: 0.0, retried: 0, audio, audio_s: 0.0, error };
+        (run, order)
+    }
+
+    /// Every rank: the task farm over `order` (rank 0's segments; empty on
+    /// the other ranks), each rank working in `dir`; meanwhile, on rank 0, a
+    /// thread encodes the input's audio into `audio` (when given), and its
+    /// result and seconds come back with the farm's outcome.
+    fn farm(
+        &self,
+        spmd: &Spmd,
+        dir: &Path,
+        order: &[Segment],
+        audio: Option<PathBuf>,
+    ) -> (tasks::FarmOutcome, Option<(Result<()>, f64)>) {
+        let rank = spmd.rank();
         let load = |item: usize, attempt: u32| -> Result<Vec<u8>, String> {
             let seg = &order[item];
             let path = dir.join(&seg.name);
@@ -438,11 +515,11 @@ impl Transcode {
             }
             Ok(payload)
         };
-        let work = |_item: usize, payload: Vec<u8>, limit: Option<Duration>| self.work(&dir, rank, payload, limit);
+        let work = |_item: usize, payload: Vec<u8>, limit: Option<Duration>| self.work(dir, rank, payload, limit);
         let limit = |item: usize| Some(self.item_limit(order[item].duration_s));
         let store = |item: usize, bytes: Vec<u8>| -> Result<(), String> {
             let path = dir.join(part_name(order[item].index));
-            if shared {
+            if self.shared_dir.is_some() {
                 return if path.is_file() { Ok(()) } else { Err(format!("{} was not written", path.display())) };
             }
             std::fs::write(&path, bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))
@@ -455,63 +532,26 @@ impl Transcode {
             work: &work,
             store: &store,
         };
-        // Rank 0 encodes the audio on a thread of its own (no MPI there)
-        // while the farm runs, so it adds no serial tail.
-        let audio_job = run.as_ref().filter(|r| r.error.is_none()).and_then(|r| r.audio.clone());
-        let ((outcome, audio), farm_s) = timed(|| {
-            std::thread::scope(|s| {
-                let audio = audio_job.map(|path| {
-                    s.spawn(move || timed(|| media::encode_audio(&self.tools, &self.settings, &self.input, &path)))
-                });
-                let outcome = tasks::run(spmd, &farm);
-                (outcome, audio.map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))))
-            })
-        });
-        if let Some(mut run) = run {
-            run.farm_s = farm_s; // the farm, and the audio encode if it ended later
-            run.retried = outcome.retried;
-            if let (None, Some(e)) = (&run.error, &outcome.error) {
-                run.error = Some(describe_failure(e, &order));
-            }
-            if let Some((result, audio_s)) = audio {
-                run.audio_s = audio_s;
-                if let (None, Err(e)) = (&run.error, result) {
-                    run.error = Some(e);
-                }
-            }
-            self.lock().run = Some(run);
-        } else {
-            self.lock().dir = None; // a worker's part is over: remove its directory now
-        }
-        (outcome, t.elapsed().as_secs_f64())
+        std::thread::scope(|s| {
+            let audio = audio.map(|path| {
+                s.spawn(move || timed(|| media::encode_audio(&self.tools, &self.settings, &self.input, &path)))
+            });
+            let outcome = tasks::run(spmd, &farm);
+            (outcome, audio.map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))))
+        })
     }
 
     /// Rank 0 after the farm: join, verify, rename, compare with the baseline.
     fn conclude(&self, probe: &Probe, run: &Run, dir: &Path, wall_s: f64) -> Result<Finished> {
-        let parts: Vec<PathBuf> = run.segments.iter().map(|s| dir.join(part_name(s.index))).collect();
         let tmp = self.temp_output();
         let _tracked = signals::track(&tmp);
-        let result = (|| -> Result<Joined> {
-            let (joined, join_s) =
-                timed(|| media::concat(&self.tools, &parts, &dir.join("concat.txt"), run.audio.as_deref(), &tmp));
-            joined?;
-            let (out, verify_s) = timed(|| media::probe(&self.tools, &tmp));
-            let out = out.context("cannot check the joined output")?;
-            let baseline = if self.baseline { Some(self.run_baseline(probe, dir)?) } else { None };
-            Ok((out, join_s, verify_s, baseline))
-        })();
-        let (out, join_s, verify_s, baseline) = result.inspect_err(|_| {
+        let joined = self.join(probe, run, dir, &tmp).inspect_err(|_| {
             let _ = std::fs::remove_file(&tmp);
         })?;
-
-        let frame_s = probe.frame_s();
-        let diff_s = (out.duration_s - probe.duration_s).abs();
-        let frames_ok = out.frames == probe.frames;
-        let duration_ok = diff_s <= frame_s;
-        let streams_ok = out.audio_streams == probe.audio_streams;
+        let check = Check::of(probe, &joined.out);
         // Only a verified result takes the output's name; a failed check
         // leaves no file behind (exit 3 with the report says why).
-        let written = frames_ok && duration_ok && streams_ok;
+        let written = check.passed();
         if written {
             let dest = self.destination()?;
             std::fs::rename(&tmp, &dest)
@@ -519,60 +559,64 @@ impl Transcode {
         } else {
             let _ = std::fs::remove_file(&tmp);
         }
-        let total_s = wall_s + join_s;
-        let verification = format!(
-            "output has {} frames, input {}{}; duration {:.4} s vs {:.4} s, off by {:.4} s ({} one frame, {:.4} s); video and {} audio stream(s), input {}{}",
-            out.frames,
-            probe.frames,
-            if frames_ok { " (equal)" } else { " (DIFFERENT)" },
-            out.duration_s,
-            probe.duration_s,
-            diff_s,
-            if duration_ok { "within" } else { "MORE THAN" },
-            frame_s,
-            out.audio_streams,
-            probe.audio_streams,
-            if written { "" } else { "; output NOT written" }
-        );
-        let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+        let total_s = wall_s + joined.join_s;
         Ok(Finished {
-            result: json!({
-                "input": self.input.display().to_string(),
-                "output": self.output.display().to_string(),
-                "written": written,
-                "transport": if self.shared_dir.is_some() { "shared-dir" } else { "mpi" },
-                "duration_s": probe.duration_s,
-                "frames": probe.frames,
-                "fps": probe.fps_f64(),
-                "input_video_codec": probe.video_codec,
-                "audio_streams": probe.audio_streams,
-                "segment_seconds": run.segment_seconds,
-                "segments": run.segments.len(),
-                "retried_segments": run.retried,
-                "chunk_bytes": self.chunk_bytes,
-                "split_s": run.split_s,
-                "farm_s": run.farm_s,
-                "audio_s": run.audio_s,
-                "join_s": join_s,
-                "total_s": total_s,
-                "speed_x_realtime": probe.duration_s / total_s,
-                "output_frames": out.frames,
-                "output_duration_s": out.duration_s,
-                "input_bytes": size(&self.input),
-                "output_bytes": size(&self.output),
-                "baseline": baseline.map(|(b, s)| json!({
-                    "seconds": s,
-                    "speed_x_realtime": probe.duration_s / s,
-                    "speedup": s / total_s,
-                    "frames": b.frames,
-                    "duration_s": b.duration_s,
-                })),
-            }),
+            result: self.result(probe, run, &joined, written, total_s),
             verified: written,
-            verification,
+            verification: check.describe(probe, &joined.out, written),
             item: ("frames", probe.frames as f64),
-            verify_s,
-            output_s: join_s,
+            verify_s: joined.verify_s,
+            output_s: joined.join_s,
+        })
+    }
+
+    /// Rank 0: the parts and the audio joined into `tmp` (stream copy), the
+    /// result probed, and the one-process baseline when asked for.
+    fn join(&self, probe: &Probe, run: &Run, dir: &Path, tmp: &Path) -> Result<Joined> {
+        let parts: Vec<PathBuf> = run.segments.iter().map(|s| dir.join(part_name(s.index))).collect();
+        let (joined, join_s) =
+            timed(|| media::concat(&self.tools, &parts, &dir.join("concat.txt"), run.audio.as_deref(), tmp));
+        joined?;
+        let (out, verify_s) = timed(|| media::probe(&self.tools, tmp));
+        let out = out.context("cannot check the joined output")?;
+        let baseline = if self.baseline { Some(self.run_baseline(probe, dir)?) } else { None };
+        Ok(Joined { out, join_s, verify_s, baseline })
+    }
+
+    /// The report's result fields.
+    fn result(&self, probe: &Probe, run: &Run, joined: &Joined, written: bool, total_s: f64) -> Value {
+        let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+        json!({
+            "input": self.input.display().to_string(),
+            "output": self.output.display().to_string(),
+            "written": written,
+            "transport": if self.shared_dir.is_some() { "shared-dir" } else { "mpi" },
+            "duration_s": probe.duration_s,
+            "frames": probe.frames,
+            "fps": probe.fps_f64(),
+            "input_video_codec": probe.video_codec,
+            "audio_streams": probe.audio_streams,
+            "segment_seconds": run.segment_seconds,
+            "segments": run.segments.len(),
+            "retried_segments": run.retried,
+            "chunk_bytes": self.chunk_bytes,
+            "split_s": run.split_s,
+            "farm_s": run.farm_s,
+            "audio_s": run.audio_s,
+            "join_s": joined.join_s,
+            "total_s": total_s,
+            "speed_x_realtime": probe.duration_s / total_s,
+            "output_frames": joined.out.frames,
+            "output_duration_s": joined.out.duration_s,
+            "input_bytes": size(&self.input),
+            "output_bytes": size(&self.output),
+            "baseline": joined.baseline.as_ref().map(|(b, s)| json!({
+                "seconds": s,
+                "speed_x_realtime": probe.duration_s / s,
+                "speedup": s / total_s,
+                "frames": b.frames,
+                "duration_s": b.duration_s,
+            })),
         })
     }
 
@@ -591,9 +635,63 @@ impl Transcode {
     }
 }
 
-/// The joined output's probe, seconds joining, seconds probing, and the
-/// baseline's probe and seconds when one ran.
-type Joined = (Probe, f64, f64, Option<(Probe, f64)>);
+/// The joined output, under its temporary name.
+struct Joined {
+    /// Its probe.
+    out: Probe,
+    /// Seconds joining.
+    join_s: f64,
+    /// Seconds probing it.
+    verify_s: f64,
+    /// The one-process baseline's probe and seconds, when one ran.
+    baseline: Option<(Probe, f64)>,
+}
+
+/// The joined output against the input: the same frames, the same duration
+/// within one frame, the same audio streams.
+struct Check {
+    frame_s: f64,
+    diff_s: f64,
+    frames_ok: bool,
+    duration_ok: bool,
+    streams_ok: bool,
+}
+
+impl Check {
+    fn of(input: &Probe, out: &Probe) -> Check {
+        let frame_s = input.frame_s();
+        let diff_s = (out.duration_s - input.duration_s).abs();
+        Check {
+            frame_s,
+            diff_s,
+            frames_ok: out.frames == input.frames,
+            duration_ok: diff_s <= frame_s,
+            streams_ok: out.audio_streams == input.audio_streams,
+        }
+    }
+
+    fn passed(&self) -> bool {
+        self.frames_ok && self.duration_ok && self.streams_ok
+    }
+
+    /// The report's verification line.
+    fn describe(&self, input: &Probe, out: &Probe, written: bool) -> String {
+        format!(
+            "output has {} frames, input {}{}; duration {:.4} s vs {:.4} s, off by {:.4} s ({} one frame, {:.4} s); video and {} audio stream(s), input {}{}",
+            out.frames,
+            input.frames,
+            if self.frames_ok { " (equal)" } else { " (DIFFERENT)" },
+            out.duration_s,
+            input.duration_s,
+            self.diff_s,
+            if self.duration_ok { "within" } else { "MORE THAN" },
+            self.frame_s,
+            out.audio_streams,
+            input.audio_streams,
+            if written { "" } else { "; output NOT written" }
+        )
+    }
+}
 
 /// The name of segment `index`'s transcoded part.
 fn part_name(index: usize) -> String {
@@ -617,10 +715,9 @@ fn describe_failure(e: &tasks::TaskError, order: &[Segment]) -> anyhow::Error {
     )
 }
 
-impl Job for Transcode {
-    fn kernel(&self) -> &'static str {
-        "transcode"
-    }
+impl SpmdJob for Transcode {
+    type Prepared = Ready;
+    type Output = Farmed;
 
     fn params(&self) -> Value {
         let s = &self.settings;
@@ -638,16 +735,11 @@ impl Job for Transcode {
         })
     }
 
-    fn units(&self) -> u64 {
-        0 // the work is segments, known only after the split: see run_spmd
+    fn files(&self) -> Vec<output::FileUse> {
+        vec![output::FileUse::reads("--input", &self.input), output::FileUse::writes("--output", &self.output)]
     }
 
-    fn compute(&self, _units: Range<u64>, _out: &mut [u8]) -> Tally {
-        Tally::default() // never called: run_spmd always runs the job
-    }
-
-    fn preflight(&self, ctx: &Preflight) -> Result<()> {
-        self.lock().rank = ctx.rank;
+    fn preflight(&self, ctx: &Preflight) -> Result<Ready> {
         self.tools.check(&[&self.settings.codec, &self.settings.audio_codec])?;
         if let Some(shared) = &self.shared_dir {
             if !shared.is_dir() {
@@ -655,10 +747,11 @@ impl Job for Transcode {
             }
         }
         if !ctx.is_root() {
-            if self.shared_dir.is_none() {
-                self.lock().dir = Some(WorkDir::create(&std::env::temp_dir())?);
-            }
-            return Ok(());
+            let dir = match self.shared_dir {
+                None => Some(WorkDir::create(&std::env::temp_dir())?),
+                Some(_) => None,
+            };
+            return Ok(Ready::Worker { dir });
         }
         let probe = media::probe(&self.tools, &self.input)?;
         self.destination()?;
@@ -671,35 +764,36 @@ impl Job for Transcode {
         sweep_dead(&self.output_dir(), &format!("{TEMP_OUTPUT_PREFIX}{}-", output::host_tag()));
         let dir = WorkDir::create(&parent)?;
         self.trial(&probe, &dir.path)?;
-        let mut s = self.lock();
-        s.probe = Some(probe);
-        s.dir = Some(dir);
-        Ok(())
+        Ok(Ready::Root { probe, dir })
     }
 
-    fn run_spmd(&self, spmd: &Spmd, _comm: spmd::Comm) -> Option<spmd::strategy::Outcome> {
-        let (farm, wall_s) = self.distribute(spmd);
-        Some(spmd::strategy::Outcome {
-            tally: Tally::default(),
-            data: spmd.is_root().then(Vec::new),
-            stats: farm.stats,
-            wall_s,
-        })
+    /// Rank 0: split, then serve and work; every other rank: work.
+    fn run(&self, spmd: &Spmd, _comm: spmd::Comm, ready: Ready) -> Ran<Farmed> {
+        let t = Instant::now();
+        match ready {
+            Ready::Root { probe, dir } => {
+                let (mut run, order) = self.split(&probe, &dir.path, spmd.size());
+                // Rank 0 encodes the audio on a thread of its own (no MPI
+                // there) while the farm runs, so it adds no serial tail.
+                let audio = run.audio.clone().filter(|_| run.error.is_none());
+                let ((farm, audio), farm_s) = timed(|| self.farm(spmd, &dir.path, &order, audio));
+                run.settle(farm_s, &farm, audio, &order);
+                let wall_s = t.elapsed().as_secs_f64();
+                Ran { output: Some(Farmed { probe, dir, run }), stats: farm.stats, wall_s }
+            }
+            Ready::Worker { dir } => {
+                // With --shared-dir a worker has no directory of its own: it
+                // works in rank 0's there.
+                let (farm, _) = self.farm(spmd, dir.as_ref().map_or(Path::new(""), |d| &d.path), &[], None);
+                drop(dir); // a worker's part is over: remove its directory now
+                Ran { output: None, stats: farm.stats, wall_s: t.elapsed().as_secs_f64() }
+            }
+        }
     }
 
-    fn files(&self) -> Vec<output::FileUse> {
-        vec![output::FileUse::reads("--input", &self.input), output::FileUse::writes("--output", &self.output)]
-    }
-
-    fn finish(&self, _tally: Tally, _data: Vec<u8>) -> Result<Finished> {
-        let (probe, run, dir) = {
-            let mut s = self.lock();
-            (s.probe.clone(), s.run.take(), s.dir.take())
-        };
-        let (Some(probe), Some(run), Some(dir)) = (probe, run, dir) else {
-            bail!("internal error: rank 0 has no record of the run");
-        };
-        if let Some(e) = run.error {
+    fn finish(&self, farmed: Farmed) -> Result<Finished> {
+        let Farmed { probe, dir, mut run } = farmed;
+        if let Some(e) = run.error.take() {
             return Err(e); // `dir` is dropped, and so removed, on the way out
         }
         let wall_s = run.split_s + run.farm_s;
@@ -707,10 +801,21 @@ impl Job for Transcode {
     }
 }
 
-/// `pikernels transcode`'s arguments.
-pub use crate::cli::TranscodeArgs as Args;
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
 
-/// The job `a` describes.
-pub fn job(a: &Args) -> Result<super::Job, UsageError> {
-    Ok(super::Job::spmd(Legacy(Transcode::new(a)?)))
+    #[test]
+    fn the_defaults_are_those_the_cli_had() {
+        let line = ["pikernels", "transcode", "--input", "in.mp4", "--output", "out.mkv"];
+        let cli = crate::cli::Cli::try_parse_from(line).expect("parses");
+        let Some(crate::jobs::Kernel::Transcode(a)) = cli.command.kernel() else { panic!("not transcode") };
+        let want = json!({
+            "input": "in.mp4", "output": "out.mkv", "segment_seconds": null,
+            "codec": "libx264", "preset": "veryfast", "crf": 28, "audio_codec": "aac", "audio_bitrate": "128k",
+            "ffmpeg_args": [], "shared_dir": null, "baseline": false, "chunk_bytes": 8 << 20, "item_timeout_s": null,
+        });
+        assert_eq!(SpmdJob::params(&Transcode::new(a).expect("a valid transcode")), want);
+    }
 }
