@@ -1,5 +1,5 @@
 //! Data movement for kernels that run their own distributed algorithm
-//! (`Job::run_spmd`: matmul, sort): the collectives they need, each with an
+//! (`jobs::SpmdJob`s such as matmul and sort): the collectives they need, each with an
 //! explicit point-to-point twin where a kernel compares the two, on a [`Team`]
 //! (the whole job or a row or column of a process grid, see [`super::grid`]).
 //!
