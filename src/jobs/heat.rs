@@ -7,13 +7,13 @@
 //!   its longer side along the field's longer side; `--grid` overrides it.
 //!   Rank `r` sits at grid row `r / pc`, column `r % pc`, and owns
 //!   `block_range` of the field's rows and columns.
-//! - `--comm p2p`: each step posts non-blocking receives and sends of the
-//!   four halos (rsmpi's `immediate_*` in a request scope), updates the
-//!   cells that need no ghost while they travel, then the border cells.
-//! - `--comm collective`: the same overlap with one MPI-3 neighbourhood
-//!   collective per step, `MPI_Ineighbor_alltoallv` on a Cartesian
-//!   communicator (`MPI_Cart_create`, through `mpi::ffi`: rsmpi 0.8 has no
-//!   neighbourhood collectives).
+//! - Each step the rank packs its edge rows and columns into the runtime's
+//!   [`spmd::halo::Halo`], which sends them to the (up to) four neighbours
+//!   and receives theirs while this job updates the cells that need no
+//!   ghost; then the received halos go into the ghost cells and the border
+//!   cells are updated. `--comm p2p`: non-blocking sends and receives;
+//!   `--comm collective`: one MPI-3 neighbourhood collective per step on a
+//!   Cartesian communicator made before the timed region (see the module).
 //! - Rank 0 gathers the blocks, verifies (modes: every cell against the
 //!   closed form within `kernels::heat::error_bound`; hotspot: sampled cells
 //!   against the sequential reference over their light cone), and writes
@@ -21,20 +21,16 @@
 //!
 //! Every cell's update is one fixed floating-point expression, so the field
 //! is bit-identical for any process count, grid, `--threads` and `--comm`.
-//!
-//! (The halo exchange is written here, with rsmpi types, rather than in
-//! `spmd::exchange`, to keep the kernel to its three files; moving it there
-//! as a `Team`-like halo type is left for later.)
 
 use super::{timed, Finished, Job, Preflight, Ran, SpmdJob, UsageError};
 use crate::cli::{value_name, Common};
 use crate::size::Size;
+use crate::spmd::halo::{Halo, EAST, NORTH, SOUTH, WEST};
 use crate::spmd::{self, Comm, RankStats, Spmd};
 use crate::{output, png};
 use anyhow::{bail, Context, Result};
 use kernels::heat::{self, Block, Init, Params};
 use kernels::partition::block_range;
-use mpi::traits::*;
 use serde_json::{json, Value};
 use std::ops::Range;
 use std::path::PathBuf;
@@ -168,23 +164,10 @@ impl Layout {
         Block { h: self.rows.len(), w: self.cols.len() }
     }
 
-    /// The job-wide rank at grid position `(gr, gc)`, if inside the grid.
-    fn at(&self, gr: Option<usize>, gc: Option<usize>) -> Option<usize> {
-        match (gr, gc) {
-            (Some(r), Some(c)) if r < self.pr && c < self.pc => Some(r * self.pc + c),
-            _ => None,
-        }
-    }
-
     /// The neighbours: north, south, west, east (`None` at the grid's edge).
+    #[cfg(test)]
     fn neighbours(&self) -> [Option<usize>; 4] {
-        let (r, c) = (self.gr, self.gc);
-        [
-            self.at(r.checked_sub(1), Some(c)),
-            self.at(Some(r + 1), Some(c)),
-            self.at(Some(r), c.checked_sub(1)),
-            self.at(Some(r), Some(c + 1)),
-        ]
+        crate::spmd::halo::neighbours((self.pr, self.pc), (self.gr, self.gc))
     }
 }
 
@@ -277,20 +260,20 @@ impl SpmdJob for Heat {
     }
 
     fn run(&self, spmd: &Spmd, comm: Comm, layout: Layout) -> Ran<Gathered> {
-        let world = spmd.world().duplicate();
         let mut stats = RankStats { threads: spmd.threads() as u64, chunks: self.p.steps, ..RankStats::default() };
         let b = layout.block();
         let mut cur = Block::initial(&self.p, layout.rows.clone(), layout.cols.clone());
         let mut next = cur.clone();
         let team = spmd.team();
-        let mut halo = Halo::new(b, layout.neighbours(), comm, &world, &layout);
+        // North and south edges are rows, west and east columns.
+        let mut halo = spmd.halo(comm, (layout.pr, layout.pc), (layout.gr, layout.gc), [b.w, b.w, b.h, b.h]);
         team.barrier();
         let start = team.now();
         for _ in 0..self.p.steps {
-            halo.step(&world, &mut cur, &mut next, self.p.r, &mut stats);
+            step(&mut halo, b, &mut cur, &mut next, self.p.r, &mut stats);
             std::mem::swap(&mut cur, &mut next);
         }
-        halo.free();
+        drop(halo);
         stats.units = b.h as u64 * b.w as u64;
         let field = self.gather(&team, comm, &layout, &b.cells(&cur), &mut stats);
         team.barrier();
@@ -422,191 +405,58 @@ fn digest(field: &[f64]) -> String {
     format!("{h:016x}")
 }
 
-/// Direction indices, in the order of a Cartesian communicator's
-/// neighbourhood (dimension 0 = grid rows, then 1 = grid columns; minus
-/// side first): north, south, west, east.
-const NORTH: usize = 0;
-const SOUTH: usize = 1;
-const WEST: usize = 2;
-const EAST: usize = 3;
-/// The direction opposite each: a message sent north arrives from the south.
-const OPPOSITE: [usize; 4] = [SOUTH, NORTH, EAST, WEST];
-
-/// One rank's halo exchange: its neighbours, the packed halos it sends and
-/// receives (north row, south row, west column, east column, one buffer),
-/// and for `--comm collective` the Cartesian communicator.
-struct Halo {
-    b: Block,
-    neighbours: [Option<usize>; 4],
-    send: Vec<f64>,
-    recv: Vec<f64>,
-    cart: Option<mpi::ffi::MPI_Comm>,
+/// One time step on a ghosted block: edges packed into `halo`, the
+/// interior updated while the halos travel, halos into the ghost cells,
+/// border updated. `compute_s` is the stencil; `comm_s` the rest (packing,
+/// the wait, unpacking).
+fn step(halo: &mut Halo, b: Block, cur: &mut [f64], next: &mut [f64], r: f64, stats: &mut RankStats) {
+    if halo.is_alone() {
+        stats.compute_s += timed(|| heat::step_block(b, cur, next, r)).1;
+        return;
+    }
+    let t = Instant::now();
+    pack(b, cur, halo.outgoing());
+    let (compute_s, received) = halo.exchange(|| timed(|| heat::step_interior(b, cur, next, r)).1);
+    unpack(b, received, cur);
+    stats.comm_s += t.elapsed().as_secs_f64() - compute_s;
+    let (_, border_s) = timed(|| heat::step_border(b, cur, next, r));
+    stats.compute_s += compute_s + border_s;
 }
 
-impl Halo {
-    fn new(b: Block, neighbours: [Option<usize>; 4], comm: Comm, world: &mpi::topology::SimpleCommunicator, l: &Layout) -> Halo {
-        let len = 2 * (b.w + b.h);
-        let cart = (comm == Comm::Collective).then(|| cartesian(world, l.pr, l.pc));
-        Halo { b, neighbours, send: vec![0.0; len], recv: vec![0.0; len], cart }
-    }
-
-    /// Where direction `d`'s halo lies in `send` and `recv`.
-    fn span(&self, d: usize) -> Range<usize> {
-        let (w, h) = (self.b.w, self.b.h);
-        [0..w, w..2 * w, 2 * w..2 * w + h, 2 * w + h..2 * w + 2 * h][d].clone()
-    }
-
-    /// The counts and displacements of the four halos, for MPI.
-    fn counts(&self) -> ([i32; 4], [i32; 4]) {
-        let spans: Vec<Range<usize>> = (0..4).map(|d| self.span(d)).collect();
-        (
-            [0, 1, 2, 3].map(|d| spans[d].len() as i32),
-            [0, 1, 2, 3].map(|d| spans[d].start as i32),
-        )
-    }
-
-    /// Copies the block's edge cells of `cur` into `send`.
-    fn pack(&mut self, cur: &[f64]) {
-        let (w, h, stride) = (self.b.w, self.b.h, self.b.w + 2);
-        let (n, s, we, e) = (self.span(NORTH), self.span(SOUTH), self.span(WEST), self.span(EAST));
-        self.send[n].copy_from_slice(&cur[stride + 1..][..w]);
-        self.send[s].copy_from_slice(&cur[h * stride + 1..][..w]);
-        for i in 0..h {
-            self.send[we.start + i] = cur[(i + 1) * stride + 1];
-            self.send[e.start + i] = cur[(i + 1) * stride + w];
-        }
-    }
-
-    /// Copies the received halos into `cur`'s ghost cells (those with a
-    /// neighbour; the others stay 0, the fixed boundary).
-    fn unpack(&self, cur: &mut [f64]) {
-        let (w, h, stride) = (self.b.w, self.b.h, self.b.w + 2);
-        if self.neighbours[NORTH].is_some() {
-            cur[1..][..w].copy_from_slice(&self.recv[self.span(NORTH)]);
-        }
-        if self.neighbours[SOUTH].is_some() {
-            cur[(h + 1) * stride + 1..][..w].copy_from_slice(&self.recv[self.span(SOUTH)]);
-        }
-        for (d, col) in [(WEST, 0), (EAST, w + 1)] {
-            if self.neighbours[d].is_some() {
-                for (i, &v) in self.recv[self.span(d)].iter().enumerate() {
-                    cur[(i + 1) * stride + col] = v;
-                }
-            }
-        }
-    }
-
-    /// One time step: halos out, interior updated while they travel, halos
-    /// in, border updated.
-    fn step(&mut self, world: &mpi::topology::SimpleCommunicator, cur: &mut [f64], next: &mut [f64], r: f64, stats: &mut RankStats) {
-        let b = self.b;
-        if self.neighbours.iter().all(Option::is_none) {
-            // A 1x1 grid: nothing to exchange (every rank of a larger grid has a neighbour).
-            stats.compute_s += timed(|| heat::step_block(b, cur, next, r)).1;
-            return;
-        }
-        let t = Instant::now();
-        self.pack(cur);
-        let mut compute_s = 0.0;
-        let interior = |cur: &[f64], next: &mut [f64]| timed(|| heat::step_interior(b, cur, next, r)).1;
-        match self.cart {
-            Some(cart) => compute_s += self.exchange_collective(cart, || interior(cur, next)),
-            None => compute_s += self.exchange_p2p(world, || interior(cur, next)),
-        }
-        self.unpack(cur);
-        stats.comm_s += t.elapsed().as_secs_f64() - compute_s;
-        let (_, border_s) = timed(|| heat::step_border(b, cur, next, r));
-        stats.compute_s += compute_s + border_s;
-    }
-
-    /// Non-blocking sends and receives with the neighbours, `overlap` run
-    /// while they travel; returns `overlap`'s value.
-    fn exchange_p2p(&mut self, world: &mpi::topology::SimpleCommunicator, overlap: impl FnOnce() -> f64) -> f64 {
-        let spans: Vec<Range<usize>> = (0..4).map(|d| self.span(d)).collect();
-        let (send, recv, neighbours) = (&self.send, &mut self.recv, self.neighbours);
-        mpi::request::scope(|scope| {
-            let mut requests = Vec::with_capacity(8);
-            let mut rest: &mut [f64] = recv;
-            let mut taken = 0;
-            for d in 0..4 {
-                let (part, tail) = std::mem::take(&mut rest).split_at_mut(spans[d].end - taken);
-                (rest, taken) = (tail, spans[d].end);
-                if let Some(from) = neighbours[d] {
-                    // What arrives from the north travelled south.
-                    let tag = OPPOSITE[d] as i32;
-                    requests.push(world.process_at_rank(from as i32).immediate_receive_into_with_tag(scope, part, tag));
-                }
-            }
-            for d in 0..4 {
-                if let Some(to) = neighbours[d] {
-                    let part = &send[spans[d].clone()];
-                    requests.push(world.process_at_rank(to as i32).immediate_send_with_tag(scope, part, d as i32));
-                }
-            }
-            let v = overlap();
-            for r in requests {
-                r.wait();
-            }
-            v
-        })
-    }
-
-    /// `MPI_Ineighbor_alltoallv` of the four halos on the Cartesian
-    /// communicator, `overlap` run while it travels; returns its value.
-    fn exchange_collective(&mut self, cart: mpi::ffi::MPI_Comm, overlap: impl FnOnce() -> f64) -> f64 {
-        use mpi::ffi;
-        let (counts, displs) = self.counts();
-        let mut request = unsafe { ffi::RSMPI_REQUEST_NULL };
-        // SAFETY: the buffers hold `2 (w + h)` doubles, which the counts and
-        // displacements stay within; they are neither moved nor touched
-        // until MPI_Wait below returns (`overlap` reads only the block).
-        unsafe {
-            let rc = ffi::MPI_Ineighbor_alltoallv(
-                self.send.as_ptr().cast(),
-                counts.as_ptr(),
-                displs.as_ptr(),
-                ffi::RSMPI_DOUBLE,
-                self.recv.as_mut_ptr().cast(),
-                counts.as_ptr(),
-                displs.as_ptr(),
-                ffi::RSMPI_DOUBLE,
-                cart,
-                &mut request,
-            );
-            assert_eq!(rc, 0, "MPI_Ineighbor_alltoallv failed");
-        }
-        let v = overlap();
-        // SAFETY: `request` is the pending request started above.
-        let rc = unsafe { ffi::MPI_Wait(&mut request, ffi::RSMPI_STATUS_IGNORE) };
-        assert_eq!(rc, 0, "MPI_Wait failed");
-        v
-    }
-
-    /// Frees the Cartesian communicator.
-    fn free(mut self) {
-        if let Some(mut cart) = self.cart.take() {
-            // SAFETY: `cart` came from MPI_Cart_create and is freed once.
-            unsafe { mpi::ffi::MPI_Comm_free(&mut cart) };
-        }
+/// Copies the block's edge cells of `cur` into the outgoing edges.
+fn pack(b: Block, cur: &[f64], [north, south, west, east]: [&mut [f64]; 4]) {
+    let (w, h, stride) = (b.w, b.h, b.w + 2);
+    north.copy_from_slice(&cur[stride + 1..][..w]);
+    south.copy_from_slice(&cur[h * stride + 1..][..w]);
+    for i in 0..h {
+        west[i] = cur[(i + 1) * stride + 1];
+        east[i] = cur[(i + 1) * stride + w];
     }
 }
 
-/// A non-periodic `pr x pc` Cartesian communicator over `world`'s ranks in
-/// their order (no reordering: rank `r` stays at row `r / pc`, column `r % pc`).
-fn cartesian(world: &mpi::topology::SimpleCommunicator, pr: usize, pc: usize) -> mpi::ffi::MPI_Comm {
-    use mpi::raw::AsRaw;
-    let dims = [pr as i32, pc as i32];
-    let periods = [0, 0];
-    let mut cart = unsafe { mpi::ffi::RSMPI_COMM_NULL };
-    // SAFETY: `dims` and `periods` hold `ndims` = 2 entries; `world` is a live communicator.
-    let rc = unsafe { mpi::ffi::MPI_Cart_create(world.as_raw(), 2, dims.as_ptr(), periods.as_ptr(), 0, &mut cart) };
-    assert_eq!(rc, 0, "MPI_Cart_create failed");
-    cart
+/// Copies the received halos into `cur`'s ghost cells (those with a
+/// neighbour; the others stay 0, the fixed boundary).
+fn unpack(b: Block, received: [Option<&[f64]>; 4], cur: &mut [f64]) {
+    let (w, h, stride) = (b.w, b.h, b.w + 2);
+    if let Some(row) = received[NORTH] {
+        cur[1..][..w].copy_from_slice(row);
+    }
+    if let Some(row) = received[SOUTH] {
+        cur[(h + 1) * stride + 1..][..w].copy_from_slice(row);
+    }
+    for (d, col) in [(WEST, 0), (EAST, w + 1)] {
+        if let Some(column) = received[d] {
+            for (i, &v) in column.iter().enumerate() {
+                cur[(i + 1) * stride + col] = v;
+            }
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::spmd::halo::OPPOSITE;
 
     fn heat(cols: usize, rows: usize, grid: Option<(usize, usize)>) -> Heat {
         let p = Params { cols, rows, steps: 1, r: 0.2, init: Init::Modes };

@@ -15,6 +15,7 @@
 pub mod deadline;
 pub mod exchange;
 pub mod grid;
+pub mod halo;
 pub mod pieces;
 pub(crate) mod scheduler;
 pub mod strategy;

@@ -3,8 +3,8 @@
 //! A receive matches a send by communicator, source and tag, so two protocols
 //! that shared a tag on one communicator could take each other's messages.
 //! Some protocols also run on a communicator of their own (a
-//! [`super::exchange::Team`] on a duplicate of the world, the runtime's
-//! checkpoints on `Spmd`'s `watch`), but the tags are kept distinct across the
+//! [`super::exchange::Team`] or a [`super::halo::Halo`] on a duplicate of
+//! the world, the runtime's checkpoints on `Spmd`'s `watch`), but the tags are kept distinct across the
 //! whole crate anyway, so that no protocol's safety rests on which
 //! communicator it happens to use. The test
 //! below holds them to it; a new tag is one more line of the table.
@@ -48,6 +48,15 @@ tags! {
     /// A [`super::exchange::Team`]'s point-to-point twins of the collectives
     /// (`broadcast_p2p`, `scatter_p2p`, `gather_p2p`): the pieces of a part.
     PIECE = 301;
+    /// A [`super::halo::Halo`]'s `p2p` exchange: an edge travelling north, to
+    /// the neighbour one grid row up (its ghost row below its block).
+    HALO_NORTH = 401;
+    /// A halo's edge travelling south, to the neighbour one grid row down.
+    HALO_SOUTH = 402;
+    /// A halo's edge travelling west, to the neighbour one grid column left.
+    HALO_WEST = 403;
+    /// A halo's edge travelling east, to the neighbour one grid column right.
+    HALO_EAST = 404;
     /// A checkpoint's note to rank 0 ([`super::checkpoint_on`]).
     CHECKPOINT = 901;
 }
