@@ -1,5 +1,5 @@
 //! Nearest-neighbour halo exchange on a 2-D process grid, for stencil
-//! kernels that own a block of a field (`heat`).
+//! kernels whose ranks each own a block of a 2-D field.
 //!
 //! A [`Halo`] is one rank's view of a non-periodic `rows x cols` process grid
 //! (rank `r` at grid row `r / cols`, column `r % cols`, as in
