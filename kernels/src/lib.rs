@@ -27,6 +27,8 @@ pub mod buckets;
 pub use mandelbrot::colormap;
 mod counter;
 pub mod heat;
+mod invalid;
+pub use invalid::Invalid;
 pub mod leibniz;
 pub mod mandelbrot;
 pub mod matmul;

@@ -111,12 +111,9 @@ pub fn job(a: &Args) -> Result<Job, UsageError> {
         r: a.r,
         init: a.init,
     };
-    p.validate().map_err(|e| {
-        UsageError(match e.param {
-            Some("cols" | "rows") => format!("--size {}: {} {}", a.size, e.param.unwrap_or(""), e.problem),
-            Some(field) => format!("--{} {}", field.replace('_', "-"), e.problem),
-            None => e.problem,
-        })
+    p.validate().map_err(|e| match e.param {
+        Some(side @ ("cols" | "rows")) => UsageError(format!("--size {}: {side} {}", a.size, e.problem)),
+        _ => UsageError::from(e),
     })?;
     if p.cells() > spmd::MAX_COUNT as u64 {
         return Err(UsageError(format!(

@@ -123,13 +123,7 @@ impl Mandelbrot {
                 return Err(UsageError(too_fine(cx, cy, a.zoom.unwrap_or(1.0), width)));
             }
         }
-        // A field at fault is named by its flag (`max_iter` is `--max-iter`).
-        p.validate().map_err(|e| {
-            UsageError(match e.param {
-                Some(field) => format!("--{} {}", field.replace('_', "-"), e.problem),
-                None => e.problem,
-            })
-        })?;
+        p.validate()?;
         if png::packed_bound(u64::from(height), p.row_bytes()) > MAX_GATHER_BYTES {
             return Err(UsageError(format!(
                 "a {width}x{height} image is {} of RGB, more than the {} one gather can carry (about 25000x25000 pixels)",

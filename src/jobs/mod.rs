@@ -81,6 +81,17 @@ registry! {
 #[derive(Debug)]
 pub struct UsageError(pub String);
 
+/// A kernel's refusal of its parameters, its field named by its flag
+/// (`max_iter` is `--max-iter`: flags are the fields' names in kebab case).
+impl From<kernels::Invalid> for UsageError {
+    fn from(e: kernels::Invalid) -> UsageError {
+        UsageError(match e.param {
+            Some(field) => format!("--{} {}", field.replace('_', "-"), e.problem),
+            None => e.problem,
+        })
+    }
+}
+
 impl From<UsageError> for Stop {
     fn from(e: UsageError) -> Stop {
         Stop::usage(e.0)

@@ -25,6 +25,7 @@
 mod simd;
 
 use crate::simd::Path;
+use crate::Invalid;
 use rayon::prelude::*;
 use std::f64::consts::PI;
 use std::ops::Range;
@@ -63,28 +64,10 @@ pub struct Params {
     pub init: Init,
 }
 
-/// Why parameters are refused; names the field of [`Params`] at fault.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Invalid {
-    /// The field at fault, if one is.
-    pub param: Option<&'static str>,
-    /// What is wrong, completing a sentence about the field when there is one.
-    pub problem: String,
-}
-
-impl std::fmt::Display for Invalid {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.param {
-            Some(param) => write!(f, "{param} {}", self.problem),
-            None => f.write_str(&self.problem),
-        }
-    }
-}
-
 impl Params {
     /// Checks the parameters; the error names the offending one.
     pub fn validate(&self) -> Result<(), Invalid> {
-        let bad = |param, problem: String| Err(Invalid { param: Some(param), problem });
+        let bad = |param, problem: String| Err(Invalid::param(param, problem));
         if self.cols == 0 {
             return bad("cols", "must be at least 1".into());
         }

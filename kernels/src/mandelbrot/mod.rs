@@ -44,7 +44,7 @@ mod colour;
 mod simd;
 
 use crate::simd::Path;
-use crate::Tally;
+use crate::{Invalid, Tally};
 use colormap::Colormap;
 use num_complex::Complex64;
 use rayon::prelude::*;
@@ -96,36 +96,6 @@ pub struct Params {
     pub colormap: Colormap,
     /// Smooth (continuous) colouring instead of integer escape-time bands.
     pub smooth: bool,
-}
-
-/// Parameters a kernel cannot run with: which one (by its field's name,
-/// when one is to blame) and what is wrong. The kernels crate knows no
-/// command line; the CLI turns the field into its flag.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Invalid {
-    /// The field of [`Params`] at fault, if one is.
-    pub param: Option<&'static str>,
-    /// What is wrong, completing a sentence about the field when there is one.
-    pub problem: String,
-}
-
-impl Invalid {
-    fn param(param: &'static str, problem: String) -> Invalid {
-        Invalid { param: Some(param), problem }
-    }
-
-    fn whole(problem: String) -> Invalid {
-        Invalid { param: None, problem }
-    }
-}
-
-impl std::fmt::Display for Invalid {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.param {
-            Some(param) => write!(f, "{param} {}", self.problem),
-            None => f.write_str(&self.problem),
-        }
-    }
 }
 
 impl Params {
