@@ -60,7 +60,7 @@ fn run(launch: &spmd::Launch) -> Result<(), Stop> {
         cli::Command::List | cli::Command::Merge(_) => Ok(()),
         cli::Command::Kernel(kernel) => {
             let job = jobs::from_cli(kernel)?;
-            jobs::run::execute(kernel.name(), &job, kernel.common())
+            jobs::run::execute(launch, kernel.name(), &job, kernel.common())
         }
     }
 }

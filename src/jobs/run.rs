@@ -12,9 +12,9 @@ use crate::output;
 use crate::report::{Assembly, Build, Report};
 use crate::spmd::{self, Spmd};
 
-/// Runs `job` (of kernel `kernel`) on every rank and, on rank 0, prints the report.
-pub fn execute(kernel: &'static str, job: &Job, common: &Common) -> Result<(), Stop> {
-    let launch = spmd::Launch::from_env();
+/// Runs `job` (of kernel `kernel`) on every rank and, on rank 0, prints the
+/// report; `launch` is where this process stands, as `main` read it.
+pub fn execute(launch: &spmd::Launch, kernel: &'static str, job: &Job, common: &Common) -> Result<(), Stop> {
     spmd::deadline::arm(common.timeout, launch.rank as usize, launch.size as usize);
     let spmd = Spmd::init(common.threads).map_err(|e| Stop::failure(format!("cannot start MPI: {e:#}")))?;
     let mut phases = job.phases(common.partition);
