@@ -22,6 +22,12 @@ pub fn block_range(n: u64, parts: u64, i: u64) -> Range<u64> {
     start..start + len
 }
 
+/// [`block_range`] for indexing: part `i` of `0..n` cut in `parts`, in `usize`.
+pub fn block_slice(n: usize, parts: usize, i: usize) -> Range<usize> {
+    let r = block_range(n as u64, parts as u64, i as u64);
+    r.start as usize..r.end as usize
+}
+
 /// Where consecutive blocks of the given sizes start: the exclusive prefix
 /// sums of `counts` (MPI's displacements, a scatter's class starts).
 pub fn offsets(counts: &[usize]) -> Vec<usize> {

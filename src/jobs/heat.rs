@@ -6,7 +6,7 @@
 //!   ([`spmd::grid::shape`], any count, primes included: a `1 x p` grid),
 //!   its longer side along the field's longer side; `--grid` overrides it.
 //!   Rank `r` sits at grid row `r / pc`, column `r % pc`, and owns
-//!   `block_range` of the field's rows and columns.
+//!   `block_slice` (`block_range`) of the field's rows and columns.
 //! - Each step the rank packs its edge rows and columns into the runtime's
 //!   [`spmd::halo::Halo`], which sends them to the (up to) four neighbours
 //!   and receives theirs while this job updates the cells that need no
@@ -27,10 +27,11 @@ use crate::cli::{value_name, Common};
 use crate::size::Size;
 use crate::spmd::halo::{Halo, EAST, NORTH, SOUTH, WEST};
 use crate::spmd::{self, Comm, RankStats, Spmd};
+use crate::report::digest;
 use crate::{output, png};
 use anyhow::{bail, Context, Result};
 use kernels::heat::{self, Block, Init, Params};
-use kernels::partition::block_range;
+use kernels::partition::block_slice;
 use serde_json::{json, Value};
 use std::ops::Range;
 use std::path::PathBuf;
@@ -168,12 +169,6 @@ impl Layout {
     }
 }
 
-/// Part `i` of `n` of `len`.
-fn cut(len: usize, n: usize, i: usize) -> Range<usize> {
-    let r = block_range(len as u64, n as u64, i as u64);
-    r.start as usize..r.end as usize
-}
-
 impl Heat {
     /// The process grid for `size` ranks: `--grid`, or the near-square shape
     /// with its longer side along the field's.
@@ -203,7 +198,7 @@ impl Heat {
     fn layout(&self, rank: usize, size: usize) -> Result<Layout> {
         let (pr, pc) = self.shape(size)?;
         let (gr, gc) = (rank / pc, rank % pc);
-        Ok(Layout { pr, pc, gr, gc, rows: cut(self.p.rows, pr, gr), cols: cut(self.p.cols, pc, gc) })
+        Ok(Layout { pr, pc, gr, gc, rows: block_slice(self.p.rows, pr, gr), cols: block_slice(self.p.cols, pc, gc) })
     }
 
     /// Bytes a rank holds at its peak: two ghosted blocks and the halos;
@@ -319,7 +314,7 @@ impl Heat {
     ) -> Option<Vec<f64>> {
         let t = Instant::now();
         let places: Vec<(Range<usize>, Range<usize>)> = (0..l.pr * l.pc)
-            .map(|r| (cut(self.p.rows, l.pr, r / l.pc), cut(self.p.cols, l.pc, r % l.pc)))
+            .map(|r| (block_slice(self.p.rows, l.pr, r / l.pc), block_slice(self.p.cols, l.pc, r % l.pc)))
             .collect();
         let counts: Vec<usize> = places.iter().map(|(rows, cols)| rows.len() * cols.len()).collect();
         let root = team.rank() == 0;
@@ -394,12 +389,6 @@ impl Heat {
         })?;
         Ok(std::fs::metadata(&self.out).map(|m| m.len()).unwrap_or(0))
     }
-}
-
-/// A 64-bit digest of the field's exact bits.
-fn digest(field: &[f64]) -> String {
-    let h = field.iter().fold(0x9e37_79b9_7f4a_7c15u64, |h, x| (h.rotate_left(5) ^ x.to_bits()).wrapping_mul(0x0100_0000_01b3));
-    format!("{h:016x}")
 }
 
 /// One time step on a ghosted block: edges packed into `halo`, the

@@ -21,10 +21,11 @@ use crate::spmd::exchange::Team;
 use crate::spmd::grid::{rank_at, Grid};
 use crate::spmd::strategy::RankStats;
 use crate::spmd::{self, Comm, Spmd};
+use crate::report::digest;
 use crate::{npy, output};
 use anyhow::{bail, Result};
 use kernels::matmul::{self, Entries, View, Which};
-use kernels::partition::{block_range, offsets};
+use kernels::partition::{block_range, block_slice, offsets};
 use serde_json::{json, Value};
 use std::ops::Range;
 use std::path::PathBuf;
@@ -309,12 +310,6 @@ impl Matmul {
     }
 }
 
-/// Block `i` of `0..n` cut in `parts` ([`block_range`]).
-fn cut(n: usize, parts: usize, i: usize) -> Range<usize> {
-    let r = block_range(n as u64, parts as u64, i as u64);
-    r.start as usize..r.end as usize
-}
-
 /// One rank's part of SUMMA's 2-D decomposition on a `pr x pc` grid. Its
 /// block of C is rows `I` x cols `J`; it holds `A[I, Ka]` and `B[Kb, J]`,
 /// where A's columns are cut like C's columns and B's rows like C's rows
@@ -336,16 +331,16 @@ impl Blocks {
             n,
             pr,
             pc,
-            rows_i: cut(n, pr, grid.row),
-            cols_j: cut(n, pc, grid.col),
-            ka: cut(n, pc, grid.col),
-            kb: cut(n, pr, grid.row),
+            rows_i: block_slice(n, pr, grid.row),
+            cols_j: block_slice(n, pc, grid.col),
+            ka: block_slice(n, pc, grid.col),
+            kb: block_slice(n, pr, grid.row),
         }
     }
 
     /// The rows and columns of rank `r`'s block (ranks numbered row-major on the grid).
     fn block(&self, r: usize) -> (Range<usize>, Range<usize>) {
-        (cut(self.n, self.pr, r / self.pc), cut(self.n, self.pc, r % self.pc))
+        (block_slice(self.n, self.pr, r / self.pc), block_slice(self.n, self.pc, r % self.pc))
     }
 
     /// Elements of each rank's block.
@@ -452,17 +447,6 @@ impl Clock {
         self.stats.compute_s += t.elapsed().as_secs_f64();
         r
     }
-}
-
-/// A 64-bit digest of C's exact bits (two runs with equal digests computed
-/// bit-identical matrices, barring a 2^-64 coincidence).
-fn digest(c: &[f64]) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for x in c {
-        h = (h ^ x.to_bits()).wrapping_mul(0x0000_0100_0000_01b3);
-        h ^= h >> 29;
-    }
-    format!("{h:016x}")
 }
 
 impl SpmdJob for Matmul {
