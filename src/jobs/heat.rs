@@ -631,6 +631,25 @@ mod tests {
     }
 
     #[test]
+    fn a_block_thinner_than_the_halo_depth_towards_a_neighbour_is_refused_on_every_rank() {
+        // 5 rows on 2 process rows: blocks of 3 and 2 rows.
+        let mut h = Heat { depth: 3, ..heat(60, 5, None) };
+        for rank in 0..4 {
+            let e = h.layout(rank, 4).unwrap_err().to_string();
+            assert!(e.contains("on the 2x2 process grid over 60x5 cells the thinnest block has 2 rows"), "{e}");
+        }
+        h.depth = 2;
+        assert!(h.layout(3, 4).is_ok());
+        // One process row: no row neighbour, so 5 rows may be thinner than
+        // the depth; the 15 columns may not.
+        h.grid = Some((1, 4));
+        h.depth = 15;
+        assert!((0..4).all(|rank| h.layout(rank, 4).is_ok()));
+        h.depth = 16;
+        assert!(h.layout(0, 4).unwrap_err().to_string().contains("thinnest block has 15 columns"));
+    }
+
+    #[test]
     fn a_grid_must_multiply_to_the_process_count_and_fit_the_field() {
         let h = heat(10, 10, Some((4, 4)));
         assert!(h.layout(0, 6).unwrap_err().to_string().contains("--grid 4x4 has 16 processes but the job has 6"));
