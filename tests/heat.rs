@@ -1,6 +1,6 @@
 //! `pikernels heat` under mpirun: the same field (its digest and the PNG's
-//! bytes) for every process count, grid, thread count and --comm; the
-//! refusals; the PNG decodes to the field's colours.
+//! bytes) for every process count, grid, thread count, --comm and
+//! --halo-depth; the refusals; the PNG decodes to the field's colours.
 
 use crate::util;
 
@@ -65,6 +65,36 @@ fn the_field_is_identical_for_any_decomposition_thread_count_and_comm() {
 }
 
 #[test]
+fn the_field_is_identical_for_any_halo_depth() {
+    // 7 steps: a multiple of neither 2 nor 3, so the last exchange covers
+    // fewer steps than the depth. A hot disc, so the field is not smooth.
+    let dir = tempdir();
+    let out = dir.path().join("heat.png");
+    let digest = |np: usize, comm: &str, k: &str, grid: Option<&str>| {
+        let mut args = vec!["heat", "--size", "60x40", "--steps", "7", "--init", "hotspot", "--comm", comm];
+        args.extend(["--halo-depth", k, "--out", out.to_str().unwrap()]);
+        args.extend(grid.map(|g| ["--grid", g]).into_iter().flatten());
+        let r = json_run(np, &args);
+        assert_eq!(r["params"]["halo_depth"].as_u64(), k.parse().ok(), "the report gives the depth");
+        r["result"]["field_digest"].clone()
+    };
+    let want = digest(1, "p2p", "1", None);
+    let mut runs = Vec::new();
+    for np in [1, 2, 4, 6] {
+        for comm in ["p2p", "collective"] {
+            for k in ["1", "2", "3"] {
+                runs.push((np, comm, k, None));
+            }
+        }
+    }
+    // Thin blocks: 6 process columns of 10, one row of 40 (no north or south neighbour).
+    runs.extend([(6, "p2p", "3", Some("6x1")), (6, "collective", "2", Some("1x6"))]);
+    for (np, comm, k, grid) in runs {
+        assert_eq!(digest(np, comm, k, grid), want, "np={np} --comm {comm} --halo-depth {k} --grid {grid:?}");
+    }
+}
+
+#[test]
 fn the_report_names_its_parameters_by_flag_and_states_the_bound() {
     let (_, r) = field(2, &["--comm", "p2p"]);
     let p = &r["params"];
@@ -112,6 +142,9 @@ fn bad_parameters_exit_2_with_one_message() {
         (6, &["--grid", "4x4"], "--grid 4x4 has 16 processes but the job has 6"),
         (2, &["--comm", "dynamic"], "dynamic does not apply"),
         (4, &["--size", "3x1"], "need at least"),
+        (2, &["--halo-depth", "0"], "--halo-depth 0"),
+        (4, &["--size", "60x5", "--halo-depth", "3"], "--halo-depth 3: on the 2x2 process grid over 60x5 cells"),
+        (6, &["--size", "60x40", "--grid", "6x1", "--halo-depth", "11"], "thinnest block has 10 columns"),
     ];
     for (np, extra, needle) in cases {
         let mut args = vec!["heat", "--steps", "3", "--out", out];

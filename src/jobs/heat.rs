@@ -1,19 +1,34 @@
 //! `pikernels heat`: 2-D heat diffusion by the explicit 5-point scheme, the
-//! grid cut into blocks on a 2-D process grid, one-cell halos exchanged
-//! with the four neighbours every step (issue 17).
+//! grid cut into blocks on a 2-D process grid, `K`-cell halos exchanged
+//! with the four neighbours every `K` steps (`--halo-depth K`, default 1;
+//! issue 17).
 //!
 //! - The process grid is the near-square factorisation of the process count
 //!   ([`spmd::grid::shape`], any count, primes included: a `1 x p` grid),
 //!   its longer side along the field's longer side; `--grid` overrides it.
 //!   Rank `r` sits at grid row `r / pc`, column `r % pc`, and owns
 //!   `block_slice` (`block_range`) of the field's rows and columns.
-//! - Each step the rank packs its edge rows and columns into the runtime's
-//!   [`spmd::halo::Halo`], which sends them to the (up to) four neighbours
-//!   and receives theirs while this job updates the cells that need no
-//!   ghost; then the received halos go into the ghost cells and the border
-//!   cells are updated. `--comm p2p`: non-blocking sends and receives;
-//!   `--comm collective`: one MPI-3 neighbourhood collective per step on a
+//! - Each exchange the rank packs its `K` edge rows and columns into the
+//!   runtime's [`spmd::halo::Halo`], which sends them to the (up to) four
+//!   neighbours and receives theirs while this job updates the cells that
+//!   need no ghost; then the received halos go into the ghost cells and the
+//!   rest of the first sub-step is updated, then `K - 1` more sub-steps
+//!   (fewer after the last exchange when `K` does not divide the steps),
+//!   each over the owned cells and the ghost layers still valid
+//!   ([`heat::grown`]). `--comm p2p`: non-blocking sends and receives;
+//!   `--comm collective`: one MPI-3 neighbourhood collective per phase on a
 //!   Cartesian communicator made before the timed region (see the module).
+//! - Corners: with `K > 1` a ghost cell updated by a sub-step needs the
+//!   diagonal neighbours' cells (a cell `a` layers north and `b` west of the
+//!   block depends on them from sub-step 2 on). They travel in two phases:
+//!   first the rows (north and south, over the block's own columns), then
+//!   the columns (west and east) over every buffer row, the ghost rows just
+//!   received included, so a west neighbour passes on what its north
+//!   neighbour sent it. A Cartesian communicator's neighbourhood has only the
+//!   four sides, so this works unchanged for the collective; eight
+//!   neighbours would need a graph communicator and four more messages of
+//!   `K x K`. The second phase has nothing to overlap; with `K = 1` no corner
+//!   is read and one phase carries all four sides, as before.
 //! - Rank 0 gathers the blocks, verifies (modes: every cell against the
 //!   closed form within `kernels::heat::error_bound`; hotspot: sampled cells
 //!   against the sequential reference over their light cone), and writes
@@ -25,7 +40,7 @@
 use super::{timed, Finished, Job, Preflight, Ran, SpmdJob, UsageError};
 use crate::cli::{value_name, Common};
 use crate::size::Size;
-use crate::spmd::halo::{Halo, EAST, NORTH, SOUTH, WEST};
+use crate::spmd::halo::Halo;
 use crate::spmd::{self, Comm, RankStats, Spmd};
 use crate::report::digest;
 use crate::{output, png};
@@ -62,6 +77,10 @@ pub struct Args {
     /// [default: the most nearly square for the process count].
     #[arg(long, value_name = "COLSxROWS")]
     pub grid: Option<Dims>,
+    /// Ghost layers exchanged at once: a K-cell halo every K steps (fewer, larger messages,
+    /// some cells near the edges computed by both neighbours); the field is the same for any K.
+    #[arg(long, value_name = "K", default_value_t = 1)]
+    pub halo_depth: usize,
     #[command(flatten)]
     pub common: Common,
 }
@@ -133,9 +152,12 @@ pub fn job(a: &Args) -> Result<Job, UsageError> {
             )));
         }
     }
+    if a.halo_depth == 0 {
+        return Err(UsageError("--halo-depth 0: a halo must be at least 1 cell deep".into()));
+    }
     let grid = a.grid.map(|g| (g.rows as usize, g.cols as usize));
     let out = a.common.out.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_OUT));
-    Ok(Job::spmd(Heat { p, grid, out }))
+    Ok(Job::spmd(Heat { p, grid, depth: a.halo_depth, out }))
 }
 
 /// A validated heat run.
@@ -143,6 +165,8 @@ pub struct Heat {
     p: Params,
     /// `--grid`, as (process rows, process columns).
     grid: Option<(usize, usize)>,
+    /// `--halo-depth`: the ghost layers, and the steps between exchanges.
+    depth: usize,
     out: PathBuf,
 }
 
@@ -158,12 +182,11 @@ pub struct Layout {
 }
 
 impl Layout {
-    fn block(&self) -> Block {
-        Block { h: self.rows.len(), w: self.cols.len() }
+    fn block(&self, depth: usize) -> Block {
+        Block { h: self.rows.len(), w: self.cols.len(), g: depth }
     }
 
     /// The neighbours: north, south, west, east (`None` at the grid's edge).
-    #[cfg(test)]
     fn neighbours(&self) -> [Option<usize>; 4] {
         crate::spmd::halo::neighbours((self.pr, self.pc), (self.gr, self.gc))
     }
@@ -195,17 +218,42 @@ impl Heat {
         }
     }
 
+    /// Refuses a process grid with a block thinner than the halo depth
+    /// towards a neighbour (it could not fill the neighbour's `K` ghost
+    /// layers). Every rank computes every block, so all refuse alike.
+    fn check_depth(&self, (pr, pc): (usize, usize)) -> Result<()> {
+        let k = self.depth;
+        let thinnest = |n: usize, parts: usize| (0..parts).map(|i| block_slice(n, parts, i).len()).min().unwrap_or(0);
+        for (parts, n, what) in [(pr, self.p.rows, "rows"), (pc, self.p.cols, "columns")] {
+            let thin = thinnest(n, parts);
+            if parts > 1 && thin < k {
+                bail!(
+                    "--halo-depth {k}: on the {pc}x{pr} process grid over {}x{} cells the thinnest block has {thin} \
+                     {what}, fewer than the {k} ghost layers it must fill for its neighbours: give a smaller \
+                     --halo-depth, fewer processes or another --grid",
+                    self.p.cols,
+                    self.p.rows
+                );
+            }
+        }
+        Ok(())
+    }
+
     fn layout(&self, rank: usize, size: usize) -> Result<Layout> {
         let (pr, pc) = self.shape(size)?;
+        self.check_depth((pr, pc))?;
         let (gr, gc) = (rank / pc, rank % pc);
         Ok(Layout { pr, pc, gr, gc, rows: block_slice(self.p.rows, pr, gr), cols: block_slice(self.p.cols, pc, gc) })
     }
 
-    /// Bytes a rank holds at its peak: two ghosted blocks and the halos;
-    /// rank 0 also the gathered blocks, the field, its colours and the PNG.
+    /// Bytes a rank holds at its peak: two ghosted blocks (`K` layers) and
+    /// the halos' send and receive buffers; rank 0 also the gathered blocks,
+    /// the field, its colours and the PNG.
     fn memory_need(&self, l: &Layout, root: bool) -> u64 {
-        let b = l.block();
-        let own = 2 * b.len() as u64 * 8 + 4 * (b.h + b.w) as u64 * 8;
+        let b = l.block(self.depth);
+        let (first, second) = halo_lens(b);
+        let halos: usize = first.iter().chain(second.iter().flatten()).sum();
+        let own = 2 * b.len() as u64 * 8 + 2 * halos as u64 * 8;
         let cells = self.p.cells();
         let rgb = cells * 3;
         let root_extra = if root { 2 * cells * 8 + rgb + png::packed_bound(self.p.rows as u64, self.p.cols * 3) } else { 0 };
@@ -228,7 +276,7 @@ impl SpmdJob for Heat {
         let p = &self.p;
         json!({
             "size": format!("{}x{}", p.cols, p.rows), "steps": p.steps, "r": p.r, "init": value_name(p.init),
-            "grid": self.grid.map(|(pr, pc)| format!("{pc}x{pr}")),
+            "grid": self.grid.map(|(pr, pc)| format!("{pc}x{pr}")), "halo_depth": self.depth,
         })
     }
 
@@ -253,21 +301,15 @@ impl SpmdJob for Heat {
 
     fn run(&self, spmd: &Spmd, comm: Comm, layout: Layout) -> Ran<Gathered> {
         let mut stats = RankStats { threads: spmd.threads() as u64, chunks: self.p.steps, ..RankStats::default() };
-        let b = layout.block();
-        let mut cur = Block::initial(&self.p, layout.rows.clone(), layout.cols.clone());
-        let mut next = cur.clone();
+        let mut state = Evolving::new(spmd, comm, &layout, &self.p, self.depth);
         let team = spmd.team();
-        // North and south edges are rows, west and east columns.
-        let mut halo = spmd.halo(comm, (layout.pr, layout.pc), (layout.gr, layout.gc), [b.w, b.w, b.h, b.h]);
         team.barrier();
         let start = team.now();
-        for _ in 0..self.p.steps {
-            step(&mut halo, b, &mut cur, &mut next, self.p.r, &mut stats);
-            std::mem::swap(&mut cur, &mut next);
-        }
-        drop(halo);
+        state.advance(self.p.steps, &mut stats);
+        let (b, mine) = (state.b, state.cells());
+        drop(state);
         stats.units = b.h as u64 * b.w as u64;
-        let field = self.gather(&team, comm, &layout, &b.cells(&cur), &mut stats);
+        let field = self.gather(&team, comm, &layout, &mine, &mut stats);
         team.barrier();
         let wall_s = team.now() - start;
         let output = field.map(|field| Gathered { field, grid: (layout.pr, layout.pc), wall_s });
@@ -391,50 +433,156 @@ impl Heat {
     }
 }
 
-/// One time step on a ghosted block: edges packed into `halo`, the
-/// interior updated while the halos travel, halos into the ghost cells,
-/// border updated. `compute_s` is the stencil; `comm_s` the rest (packing,
-/// the wait, unpacking).
-fn step(halo: &mut Halo, b: Block, cur: &mut [f64], next: &mut [f64], r: f64, stats: &mut RankStats) {
-    if halo.is_alone() {
-        stats.compute_s += timed(|| heat::step_block(b, cur, next, r)).1;
-        return;
-    }
-    let t = Instant::now();
-    pack(b, cur, halo.outgoing());
-    let (compute_s, received) = halo.exchange(|| timed(|| heat::step_interior(b, cur, next, r)).1);
-    unpack(b, received, cur);
-    stats.comm_s += t.elapsed().as_secs_f64() - compute_s;
-    let (_, border_s) = timed(|| heat::step_border(b, cur, next, r));
-    stats.compute_s += compute_s + border_s;
+/// One rank's block as it evolves, with its halo exchange: what
+/// [`Heat::run`]'s loop advances, any number of steps at a time.
+struct Evolving {
+    /// The block, with `--halo-depth` ghost layers.
+    b: Block,
+    r: f64,
+    /// Which sides (north, south, west, east) have a neighbour.
+    sides: [bool; 4],
+    cur: Vec<f64>,
+    next: Vec<f64>,
+    /// The first phase: rows north and south, and with depth 1 the columns
+    /// west and east too.
+    rows: Halo,
+    /// The second phase (depth above 1): columns west and east over every
+    /// buffer row, carrying the corners.
+    cols: Option<Halo>,
 }
 
-/// Copies the block's edge cells of `cur` into the outgoing edges.
-fn pack(b: Block, cur: &[f64], [north, south, west, east]: [&mut [f64]; 4]) {
-    let (w, h, stride) = (b.w, b.h, b.w + 2);
-    north.copy_from_slice(&cur[stride + 1..][..w]);
-    south.copy_from_slice(&cur[h * stride + 1..][..w]);
-    for i in 0..h {
-        west[i] = cur[(i + 1) * stride + 1];
-        east[i] = cur[(i + 1) * stride + w];
+/// The values each halo phase carries per direction (north, south, west,
+/// east): depth 1, one phase of the edges; depth `K > 1`, `K` rows of `w`,
+/// then `K` columns of all `h + 2K` buffer rows.
+fn halo_lens(b: Block) -> ([usize; 4], Option<[usize; 4]>) {
+    let (k, h, w) = (b.g, b.h, b.w);
+    if k == 1 {
+        ([w, w, h, h], None)
+    } else {
+        let col = k * (h + 2 * k);
+        ([k * w, k * w, 0, 0], Some([0, 0, col, col]))
     }
 }
 
-/// Copies the received halos into `cur`'s ghost cells (those with a
-/// neighbour; the others stay 0, the fixed boundary).
-fn unpack(b: Block, received: [Option<&[f64]>; 4], cur: &mut [f64]) {
-    let (w, h, stride) = (b.w, b.h, b.w + 2);
-    if let Some(row) = received[NORTH] {
-        cur[1..][..w].copy_from_slice(row);
+impl Evolving {
+    /// The rank's initial block and its halo phases (collective calls:
+    /// every rank makes them, before the timed region).
+    fn new(spmd: &Spmd, comm: Comm, l: &Layout, p: &Params, depth: usize) -> Evolving {
+        let b = l.block(depth);
+        let cur = b.initial(p, l.rows.clone(), l.cols.clone());
+        let (first, second) = halo_lens(b);
+        let halo = |lens| spmd.halo(comm, (l.pr, l.pc), (l.gr, l.gc), lens);
+        let (rows, cols) = (halo(first), second.map(halo));
+        Evolving { b, r: p.r, sides: l.neighbours().map(|n| n.is_some()), next: cur.clone(), cur, rows, cols }
     }
-    if let Some(row) = received[SOUTH] {
-        cur[(h + 1) * stride + 1..][..w].copy_from_slice(row);
+
+    /// Advances the block `steps` steps: an exchange every `K` steps, the
+    /// last covering what is left. `compute_s` is the stencil; `comm_s` the
+    /// rest (packing, the waits, unpacking).
+    fn advance(&mut self, steps: u64, stats: &mut RankStats) {
+        let mut left = steps;
+        while left > 0 {
+            let m = left.min(self.b.g as u64) as usize;
+            self.exchange_and_step(m, stats);
+            left -= m as u64;
+        }
     }
-    for (d, col) in [(WEST, 0), (EAST, w + 1)] {
-        if let Some(column) = received[d] {
-            for (i, &v) in column.iter().enumerate() {
-                cur[(i + 1) * stride + col] = v;
+
+    /// One exchange, then `m` sub-steps (at most the depth): the interior
+    /// updated while the first phase travels, the halos into the ghost
+    /// layers, the rest of sub-step 0 and the others over what
+    /// [`heat::grown`] allows.
+    fn exchange_and_step(&mut self, m: usize, stats: &mut RankStats) {
+        let (b, r) = (self.b, self.r);
+        if self.rows.is_alone() {
+            for _ in 0..m {
+                stats.compute_s += timed(|| heat::step_block(b, &self.cur, &mut self.next, r)).1;
+                std::mem::swap(&mut self.cur, &mut self.next);
             }
+            return;
+        }
+        let t = Instant::now();
+        let (cur, next) = (&mut self.cur, &mut self.next);
+        let owned = b.g..b.g + b.h;
+        let [north, south, west, east] = self.rows.outgoing();
+        pack_rows(b, cur, north, south);
+        if self.cols.is_none() {
+            pack_cols(b, cur, owned.clone(), west, east);
+        }
+        let (compute_s, [north, south, west, east]) =
+            self.rows.exchange(|| timed(|| heat::step_interior(b, cur, next, r)).1);
+        unpack_rows(b, north, south, cur);
+        if let Some(cols) = &mut self.cols {
+            let all = 0..b.h + 2 * b.g;
+            let [_, _, west, east] = cols.outgoing();
+            pack_cols(b, cur, all.clone(), west, east);
+            let ((), [_, _, west, east]) = cols.exchange(|| ());
+            unpack_cols(b, all, west, east, cur);
+        } else {
+            unpack_cols(b, owned, west, east, cur);
+        }
+        stats.comm_s += t.elapsed().as_secs_f64() - compute_s;
+        let t = Instant::now();
+        heat::step_around(b, heat::grown(self.sides, m, 0), cur, next, r);
+        std::mem::swap(cur, next);
+        for s in 1..m {
+            heat::step_interior(b, cur, next, r);
+            heat::step_around(b, heat::grown(self.sides, m, s), cur, next, r);
+            std::mem::swap(cur, next);
+        }
+        stats.compute_s += compute_s + t.elapsed().as_secs_f64();
+    }
+
+    /// The block's cells, row-major, without ghosts.
+    fn cells(&self) -> Vec<f64> {
+        self.b.cells(&self.cur)
+    }
+}
+
+/// Copies the block's `g` rows nearest each row neighbour (over its own
+/// columns, top to bottom) into `north` and `south`.
+fn pack_rows(b: Block, cur: &[f64], north: &mut [f64], south: &mut [f64]) {
+    let (g, w, stride) = (b.g, b.w, b.stride());
+    for k in 0..g {
+        north[k * w..][..w].copy_from_slice(&cur[(g + k) * stride + g..][..w]);
+        south[k * w..][..w].copy_from_slice(&cur[(b.h + k) * stride + g..][..w]);
+    }
+}
+
+/// Copies the block's `g` columns nearest each column neighbour, over
+/// buffer rows `rows` (row by row, left to right), into `west` and `east`.
+fn pack_cols(b: Block, cur: &[f64], rows: Range<usize>, west: &mut [f64], east: &mut [f64]) {
+    let (g, stride) = (b.g, b.stride());
+    for (n, i) in rows.enumerate() {
+        west[n * g..][..g].copy_from_slice(&cur[i * stride + g..][..g]);
+        east[n * g..][..g].copy_from_slice(&cur[i * stride + b.w..][..g]);
+    }
+}
+
+/// Copies received rows into `cur`'s ghost rows (where there is a
+/// neighbour; the others stay 0, the fixed boundary).
+fn unpack_rows(b: Block, north: Option<&[f64]>, south: Option<&[f64]>, cur: &mut [f64]) {
+    let (g, w, stride) = (b.g, b.w, b.stride());
+    for k in 0..g {
+        if let Some(rows) = north {
+            cur[k * stride + g..][..w].copy_from_slice(&rows[k * w..][..w]);
+        }
+        if let Some(rows) = south {
+            cur[(g + b.h + k) * stride + g..][..w].copy_from_slice(&rows[k * w..][..w]);
+        }
+    }
+}
+
+/// Copies received columns into `cur`'s ghost columns over buffer rows
+/// `rows` (where there is a neighbour; the others stay 0).
+fn unpack_cols(b: Block, rows: Range<usize>, west: Option<&[f64]>, east: Option<&[f64]>, cur: &mut [f64]) {
+    let (g, stride) = (b.g, b.stride());
+    for (n, i) in rows.enumerate() {
+        if let Some(cols) = west {
+            cur[i * stride..][..g].copy_from_slice(&cols[n * g..][..g]);
+        }
+        if let Some(cols) = east {
+            cur[i * stride + g + b.w..][..g].copy_from_slice(&cols[n * g..][..g]);
         }
     }
 }
@@ -446,7 +594,7 @@ mod tests {
 
     fn heat(cols: usize, rows: usize, grid: Option<(usize, usize)>) -> Heat {
         let p = Params { cols, rows, steps: 1, r: 0.2, init: Init::Modes };
-        Heat { p, grid, out: PathBuf::from(DEFAULT_OUT) }
+        Heat { p, grid, depth: 1, out: PathBuf::from(DEFAULT_OUT) }
     }
 
     #[test]
@@ -480,6 +628,25 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_block_thinner_than_the_halo_depth_towards_a_neighbour_is_refused_on_every_rank() {
+        // 5 rows on 2 process rows: blocks of 3 and 2 rows.
+        let mut h = Heat { depth: 3, ..heat(60, 5, None) };
+        for rank in 0..4 {
+            let e = h.layout(rank, 4).unwrap_err().to_string();
+            assert!(e.contains("on the 2x2 process grid over 60x5 cells the thinnest block has 2 rows"), "{e}");
+        }
+        h.depth = 2;
+        assert!(h.layout(3, 4).is_ok());
+        // One process row: no row neighbour, so 5 rows may be thinner than
+        // the depth; the 15 columns may not.
+        h.grid = Some((1, 4));
+        h.depth = 15;
+        assert!((0..4).all(|rank| h.layout(rank, 4).is_ok()));
+        h.depth = 16;
+        assert!(h.layout(0, 4).unwrap_err().to_string().contains("thinnest block has 15 columns"));
     }
 
     #[test]

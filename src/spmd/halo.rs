@@ -12,7 +12,9 @@
 //!
 //! - [`Comm::P2p`]: non-blocking receives and sends with each neighbour on a
 //!   communicator of the halo's own (a duplicate of the world), tagged by
-//!   the direction a message travels ([`tags::HALO_NORTH`] ...).
+//!   the direction a message travels ([`tags::HALO_NORTH`] ...). A direction
+//!   of length 0 sends and receives nothing (both ends know it is empty),
+//!   so a halo may carry only the rows, or only the columns.
 //! - [`Comm::Collective`]: one MPI-3 `MPI_Ineighbor_alltoallv` on a
 //!   Cartesian communicator (rsmpi's `MPI_Cart_create`, no reordering, made
 //!   when the halo is built, so before a kernel's timed region; freed with
@@ -145,13 +147,13 @@ impl Halo {
         mpi::request::scope(|scope| {
             let mut requests = Vec::with_capacity(8);
             for (d, part) in recv.into_iter().enumerate() {
-                if let Some(from) = neighbours[d] {
+                if let (Some(from), false) = (neighbours[d], part.is_empty()) {
                     let tag = TRAVELLING[OPPOSITE[d]];
                     requests.push(comm.process_at_rank(from as Rank).immediate_receive_into_with_tag(scope, part, tag));
                 }
             }
             for (d, span) in spans.into_iter().enumerate() {
-                if let Some(to) = neighbours[d] {
+                if let (Some(to), false) = (neighbours[d], span.is_empty()) {
                     let part = &send[span];
                     requests.push(comm.process_at_rank(to as Rank).immediate_send_with_tag(scope, part, TRAVELLING[d]));
                 }

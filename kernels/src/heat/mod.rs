@@ -12,10 +12,16 @@
 //! whichever process, thread or instruction set computed it.
 //!
 //! The distributed runtime keeps each block in a row-major buffer of
-//! `(h + 2) x (w + 2)` cells with one ghost cell all round ([`Block`]);
+//! `(h + 2g) x (w + 2g)` cells with `g` ghost layers all round ([`Block`]);
 //! [`step_interior`] updates the cells that need no ghost, [`step_border`]
-//! the rest, and [`step_block`] both. [`reference`] is a plain sequential
-//! evolution of the whole grid, for tests and verification.
+//! the rest, and [`step_block`] both. With `g > 1` (a `g`-deep halo received
+//! once every `g` steps) a step may also update ghost cells: [`step_around`]
+//! updates the owned cells grown by some layers on chosen sides, less the
+//! interior, and [`grown`] says how far sub-step `s` of `m` may reach (the
+//! valid region shrinks by one layer per sub-step on every side that has a
+//! neighbour; a side at the grid's edge keeps its zero ghosts, never
+//! updated). [`reference`] is a plain sequential evolution of the whole grid,
+//! for tests and verification.
 //!
 //! The default initial field is a sum of discrete sine modes ([`MODES`]),
 //! each an eigenvector of the discrete Laplacian with zero boundaries, so
@@ -163,20 +169,37 @@ pub fn error_bound(p: &Params) -> f64 {
     20.0 * (p.steps as f64 + 1.0) * p.amplitude() * (f64::EPSILON / 2.0)
 }
 
-/// A block of the grid with one ghost cell all round: `h x w` cells in a
-/// row-major buffer of `(h + 2) x (w + 2)`.
+/// The sides of a block, in the order of the halo exchange's directions.
+pub const NORTH: usize = 0;
+/// The side towards the next rows.
+pub const SOUTH: usize = 1;
+/// The side towards the previous columns.
+pub const WEST: usize = 2;
+/// The side towards the next columns.
+pub const EAST: usize = 3;
+
+/// A block of the grid with `g` ghost layers all round: `h x w` cells in a
+/// row-major buffer of `(h + 2g) x (w + 2g)`, cell `(i, j)` of the block at
+/// buffer row `g + i`, column `g + j`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Block {
     /// Rows of cells (not counting ghosts).
     pub h: usize,
     /// Columns of cells (not counting ghosts).
     pub w: usize,
+    /// Ghost layers on each side (at least 1).
+    pub g: usize,
 }
 
 impl Block {
+    /// Elements in one buffer row, ghosts included.
+    pub fn stride(&self) -> usize {
+        self.w + 2 * self.g
+    }
+
     /// Elements in a buffer of the block, ghosts included.
     pub fn len(&self) -> usize {
-        (self.h + 2) * (self.w + 2)
+        (self.h + 2 * self.g) * self.stride()
     }
 
     /// Whether the block has no cells.
@@ -184,14 +207,15 @@ impl Block {
         self.h == 0 || self.w == 0
     }
 
-    /// A buffer whose cells hold the initial field of the grid's rows
-    /// `rows` and columns `cols` (the block's place), ghosts 0.
-    pub fn initial(p: &Params, rows: Range<usize>, cols: Range<usize>) -> Vec<f64> {
-        let b = Block { h: rows.len(), w: cols.len() };
-        let mut buf = vec![0.0; b.len()];
-        let stride = b.w + 2;
-        buf.par_chunks_mut(stride).skip(1).take(b.h).zip(rows).for_each(|(line, i)| {
-            for (x, j) in line[1..=b.w].iter_mut().zip(cols.clone()) {
+    /// A buffer of the block whose cells hold the initial field of the
+    /// grid's rows `rows` and columns `cols` (`h` and `w` long: the block's
+    /// place), ghosts 0.
+    pub fn initial(&self, p: &Params, rows: Range<usize>, cols: Range<usize>) -> Vec<f64> {
+        assert_eq!((rows.len(), cols.len()), (self.h, self.w), "the block's place");
+        let mut buf = vec![0.0; self.len()];
+        let (stride, g) = (self.stride(), self.g);
+        buf.par_chunks_mut(stride).skip(g).take(self.h).zip(rows).for_each(|(line, i)| {
+            for (x, j) in line[g..g + self.w].iter_mut().zip(cols.clone()) {
                 *x = initial(p, i, j);
             }
         });
@@ -200,13 +224,24 @@ impl Block {
 
     /// The block's cells without ghosts, row-major `h x w`.
     pub fn cells(&self, buf: &[f64]) -> Vec<f64> {
-        let stride = self.w + 2;
-        buf.chunks(stride).skip(1).take(self.h).flat_map(|line| line[1..=self.w].iter().copied()).collect()
+        let g = self.g;
+        buf.chunks(self.stride()).skip(g).take(self.h).flat_map(|line| line[g..g + self.w].iter().copied()).collect()
     }
 }
 
-/// Updates buffer row `i` (1-based, a cell row) over columns `cols`
-/// (1-based buffer columns) from `cur` into `next`.
+/// How many ghost layers sub-step `s` (from 0) of `m` sub-steps after one
+/// exchange updates on each side (north, south, west, east): `m - 1 - s` on
+/// a side with a neighbour (`sides`), 0 at the grid's edge. Sub-step `s`
+/// reads one layer further, `m - s`, which the exchange (`s = 0`, needing an
+/// `m`-deep halo) or the sub-step before wrote.
+pub fn grown(sides: [bool; 4], m: usize, s: usize) -> [usize; 4] {
+    assert!(s < m, "sub-step {s} of {m}");
+    sides.map(|has| if has { m - 1 - s } else { 0 })
+}
+
+/// Updates buffer row `i` over buffer columns `cols` (neither touching the
+/// buffer's outermost row or column, which are only read) from `cur` into
+/// `out_row`, that row of the next buffer.
 fn step_span(path: Path, cur: &[f64], out_row: &mut [f64], stride: usize, i: usize, cols: Range<usize>, r: f64) {
     if cols.is_empty() {
         return;
@@ -225,41 +260,57 @@ fn step_span(path: Path, cur: &[f64], out_row: &mut [f64], stride: usize, i: usi
     );
 }
 
-/// Updates the cells whose neighbours are all cells (no ghost): rows 2 to
-/// `h - 1`, columns 2 to `w - 1`, in parallel over rows.
+/// Whether the block has interior cells (cells none of whose neighbours is
+/// a ghost): at least 3 rows and 3 columns.
+fn has_interior(b: Block) -> bool {
+    b.h >= 3 && b.w >= 3
+}
+
+/// Updates the cells whose neighbours are all cells (no ghost): block rows
+/// 1 to `h - 2`, columns 1 to `w - 2`, in parallel over rows.
 pub fn step_interior(b: Block, cur: &[f64], next: &mut [f64], r: f64) {
     step_interior_on(crate::simd::path(), b, cur, next, r);
 }
 
 fn step_interior_on(path: Path, b: Block, cur: &[f64], next: &mut [f64], r: f64) {
-    let stride = b.w + 2;
-    if b.h < 3 || b.w < 3 {
+    let (stride, g) = (b.stride(), b.g);
+    if !has_interior(b) {
         return;
     }
-    next.par_chunks_mut(stride).enumerate().skip(2).take(b.h - 2).for_each(|(i, line)| {
-        step_span(path, cur, line, stride, i, 2..b.w, r);
+    next.par_chunks_mut(stride).enumerate().skip(g + 1).take(b.h - 2).for_each(|(i, line)| {
+        step_span(path, cur, line, stride, i, g + 1..g + b.w - 1, r);
     });
 }
 
 /// Updates the cells next to a ghost: the first and last rows, and the
-/// first and last columns of the rows between.
+/// first and last columns of the rows between (`step_around` grown by 0).
 pub fn step_border(b: Block, cur: &[f64], next: &mut [f64], r: f64) {
-    step_border_on(crate::simd::path(), b, cur, next, r);
+    step_around_on(crate::simd::path(), b, [0; 4], cur, next, r);
 }
 
-fn step_border_on(path: Path, b: Block, cur: &[f64], next: &mut [f64], r: f64) {
-    let stride = b.w + 2;
+/// Updates the block's cells grown by `grow[d]` ghost layers on each side
+/// `d` (north, south, west, east; each less than `g`, so that every cell
+/// read lies in the buffer), less the interior ([`step_interior`]'s cells).
+/// A row at a time: a frame, small beside the interior.
+pub fn step_around(b: Block, grow: [usize; 4], cur: &[f64], next: &mut [f64], r: f64) {
+    step_around_on(crate::simd::path(), b, grow, cur, next, r);
+}
+
+fn step_around_on(path: Path, b: Block, grow: [usize; 4], cur: &[f64], next: &mut [f64], r: f64) {
     if b.is_empty() {
         return;
     }
-    for (i, line) in next.chunks_mut(stride).enumerate().skip(1).take(b.h) {
-        if i == 1 || i == b.h {
-            step_span(path, cur, line, stride, i, 1..b.w + 1, r);
+    assert!(grow.iter().all(|&k| k < b.g), "growing {grow:?} into {} ghost layers", b.g);
+    let (stride, g) = (b.stride(), b.g);
+    let (top, bottom) = (g - grow[NORTH], g + b.h + grow[SOUTH]);
+    let (left, right) = (g - grow[WEST], g + b.w + grow[EAST]);
+    let hole = has_interior(b);
+    for (i, line) in next.chunks_mut(stride).enumerate().skip(top).take(bottom - top) {
+        if hole && i > g && i < g + b.h - 1 {
+            step_span(path, cur, line, stride, i, left..g + 1, r);
+            step_span(path, cur, line, stride, i, g + b.w - 1..right, r);
         } else {
-            step_span(path, cur, line, stride, i, 1..2, r);
-            if b.w > 1 {
-                step_span(path, cur, line, stride, i, b.w..b.w + 1, r);
-            }
+            step_span(path, cur, line, stride, i, left..right, r);
         }
     }
 }
@@ -272,7 +323,7 @@ pub fn step_block(b: Block, cur: &[f64], next: &mut [f64], r: f64) {
 /// [`step_block`] on a given SIMD path (which this CPU must have).
 pub fn step_block_on(path: Path, b: Block, cur: &[f64], next: &mut [f64], r: f64) {
     step_interior_on(path, b, cur, next, r);
-    step_border_on(path, b, cur, next, r);
+    step_around_on(path, b, [0; 4], cur, next, r);
 }
 
 /// The whole grid after `p.steps` steps, row-major, by [`step_block`] on
@@ -283,8 +334,8 @@ pub fn evolve(p: &Params) -> Vec<f64> {
 
 /// [`evolve`] on a given SIMD path (which this CPU must have).
 pub fn evolve_on(path: Path, p: &Params) -> Vec<f64> {
-    let b = Block { h: p.rows, w: p.cols };
-    let mut cur = Block::initial(p, 0..p.rows, 0..p.cols);
+    let b = Block { h: p.rows, w: p.cols, g: 1 };
+    let mut cur = b.initial(p, 0..p.rows, 0..p.cols);
     let mut next = cur.clone();
     for _ in 0..p.steps {
         step_block_on(path, b, &cur, &mut next, p.r);

@@ -37,42 +37,127 @@ fn every_simd_path_gives_the_reference_bits() {
     }
 }
 
-/// Steps a block of the grid `steps` times, filling its ghosts each step
-/// from the whole grid stepped alongside (what the halo exchange delivers).
-fn block_stepped(p: &Params, rows: Range<usize>, cols: Range<usize>) -> Vec<f64> {
-    let (whole_b, b) = (Block { h: p.rows, w: p.cols }, Block { h: rows.len(), w: cols.len() });
-    let mut whole = Block::initial(p, 0..p.rows, 0..p.cols);
+/// Steps a block with `k` ghost layers `p.steps` times as the runtime does:
+/// every `k` steps (fewer at the end: `m`) its ghosts are filled from the
+/// whole grid stepped alongside, corners included (what the halo exchange
+/// delivers; outside the grid they stay 0), then `m` sub-steps each update
+/// what [`grown`] allows, the first as interior then the rest. Ghost layers
+/// deeper than `m`, and every ghost of `next` at first, hold NaN, so a
+/// read beyond the schedule shows in the result.
+fn block_stepped(p: &Params, rows: Range<usize>, cols: Range<usize>, k: usize) -> Vec<f64> {
+    let whole_b = Block { h: p.rows, w: p.cols, g: 1 };
+    let b = Block { h: rows.len(), w: cols.len(), g: k };
+    let sides = [rows.start > 0, rows.end < p.rows, cols.start > 0, cols.end < p.cols];
+    let mut whole = whole_b.initial(p, 0..p.rows, 0..p.cols);
     let mut whole_next = whole.clone();
-    let mut cur = Block::initial(p, rows.clone(), cols.clone());
+    let mut cur = b.initial(p, rows.clone(), cols.clone());
+    // A ghost at buffer (gi, gj): its grid cell (if inside the grid) and
+    // how many layers out it lies (0 for an owned cell).
+    let place = |gi: usize, gj: usize| {
+        let (i, j) = ((rows.start + gi).checked_sub(k), (cols.start + gj).checked_sub(k));
+        let out = |x: usize, lo: usize, n: usize| lo.saturating_sub(x).max((x + 1).saturating_sub(lo + n));
+        let depth = out(gi, k, b.h).max(out(gj, k, b.w));
+        let inside = match (i, j) {
+            (Some(i), Some(j)) if i < p.rows && j < p.cols => Some((i, j)),
+            _ => None,
+        };
+        (inside, depth)
+    };
     let mut next = cur.clone();
-    for _ in 0..p.steps {
-        // Ghosts: the whole grid's cells (or zero boundary) around the block.
-        for gi in 0..b.h + 2 {
-            for gj in 0..b.w + 2 {
-                if (1..=b.h).contains(&gi) && (1..=b.w).contains(&gj) {
-                    continue;
-                }
-                cur[gi * (b.w + 2) + gj] = whole[(rows.start + gi) * (p.cols + 2) + cols.start + gj];
+    for gi in 0..b.h + 2 * k {
+        for gj in 0..b.stride() {
+            if let (Some(_), 1..) = place(gi, gj) {
+                next[gi * b.stride() + gj] = f64::NAN;
             }
         }
-        step_interior(b, &cur, &mut next, p.r);
-        step_border(b, &cur, &mut next, p.r);
-        step_block(whole_b, &whole, &mut whole_next, p.r);
-        std::mem::swap(&mut cur, &mut next);
-        std::mem::swap(&mut whole, &mut whole_next);
+    }
+    let mut done = 0;
+    while done < p.steps {
+        let m = (k as u64).min(p.steps - done) as usize;
+        for gi in 0..b.h + 2 * k {
+            for gj in 0..b.stride() {
+                if let (Some((i, j)), depth @ 1..) = place(gi, gj) {
+                    let v = if depth <= m { whole[(i + 1) * (p.cols + 2) + j + 1] } else { f64::NAN };
+                    cur[gi * b.stride() + gj] = v;
+                }
+            }
+        }
+        for s in 0..m {
+            step_interior(b, &cur, &mut next, p.r);
+            step_around(b, grown(sides, m, s), &cur, &mut next, p.r);
+            step_block(whole_b, &whole, &mut whole_next, p.r);
+            std::mem::swap(&mut cur, &mut next);
+            std::mem::swap(&mut whole, &mut whole_next);
+        }
+        done += m as u64;
     }
     b.cells(&cur)
 }
 
 #[test]
 fn a_block_with_correct_ghosts_equals_those_cells_of_the_whole() {
-    let p = params(23, 17, 9, Init::Hotspot);
+    // 11 steps: a multiple of no depth above 1, so the last exchange of
+    // each covers fewer sub-steps.
+    let p = params(23, 17, 11, Init::Hotspot);
     let whole = reference(&p, 0..p.rows, 0..p.cols);
-    for (rows, cols) in [(0..17, 0..23), (3..9, 5..20), (0..1, 22..23), (16..17, 0..4), (8..10, 1..3)] {
-        let got = block_stepped(&p, rows.clone(), cols.clone());
-        let want: Vec<f64> = rows.clone().flat_map(|i| whole[i * p.cols..][cols.clone()].to_vec()).collect();
-        assert_eq!(bits(&got), bits(&want), "rows {rows:?} cols {cols:?}");
+    // The whole grid, interior blocks, edge and corner blocks, thin ones.
+    let windows = [
+        (0..17, 0..23),
+        (3..9, 5..20),
+        (5..12, 6..13),
+        (0..1, 22..23),
+        (16..17, 0..4),
+        (8..10, 1..3),
+        (0..6, 0..7),
+        (12..17, 15..23),
+        (4..13, 0..23),
+    ];
+    for k in 1..=4 {
+        for (rows, cols) in windows.clone() {
+            let got = block_stepped(&p, rows.clone(), cols.clone(), k);
+            let want: Vec<f64> = rows.clone().flat_map(|i| whole[i * p.cols..][cols.clone()].to_vec()).collect();
+            assert_eq!(bits(&got), bits(&want), "depth {k}, rows {rows:?} cols {cols:?}");
+        }
     }
+}
+
+#[test]
+fn a_sub_step_reaches_one_layer_less_each_time_and_never_past_the_grid_edge() {
+    let sides = [true, false, true, true];
+    assert_eq!(grown(sides, 4, 0), [3, 0, 3, 3]);
+    assert_eq!(grown(sides, 4, 3), [0; 4]);
+    assert_eq!(grown(sides, 2, 0), [1, 0, 1, 1]);
+    assert_eq!(grown([false; 4], 3, 0), [0; 4]);
+}
+
+#[test]
+fn m_sub_steps_need_exactly_an_m_deep_halo() {
+    // A block with 3 ghost layers, 2 sub-steps: a NaN 3 layers out never
+    // reaches a cell; one 2 layers out (beside the middle of the north
+    // edge) reaches the first row, so the schedule reads every layer it
+    // claims to need and no more.
+    let p = params(23, 17, 2, Init::Modes);
+    let b = Block { h: 6, w: 7, g: 3 };
+    let run = |poison: usize| {
+        let mut cur = b.initial(&p, 4..10, 5..12);
+        for (i, v) in cur.iter_mut().enumerate() {
+            let (gi, gj) = (i / b.stride(), i % b.stride());
+            if (gi < b.g && gj >= b.g && gj < b.g + b.w) || (gj < b.g && gi >= b.g && gi < b.g + b.h) {
+                *v = 1.0; // the ghosts any halo would bring, here all 1
+            }
+        }
+        cur[(b.g - poison) * b.stride() + b.g + 3] = f64::NAN;
+        let mut next = cur.clone();
+        for s in 0..2 {
+            step_interior(b, &cur, &mut next, p.r);
+            step_around(b, grown([true; 4], 2, s), &cur, &mut next, p.r);
+            std::mem::swap(&mut cur, &mut next);
+        }
+        b.cells(&cur)
+    };
+    assert!(run(3).iter().all(|v| v.is_finite()));
+    let poisoned = run(2);
+    assert!(poisoned[3].is_nan() && poisoned[b.w + 3].is_finite());
 }
 
 #[test]
