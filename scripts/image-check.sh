@@ -45,53 +45,12 @@ for tool in podman runc debootstrap ssh-keygen; do
     command -v "$tool" >/dev/null || { echo "image check: $tool is missing (run with --install)" >&2; exit 1; }
 done
 
-# runc: crun refuses the hybrid cgroup v1/v2 layout of some VMs (this one).
-# cgroupfs and file events: CI has no systemd session or journald. Ulimits:
-# podman's defaults (1048576 files, more processes than the machine's hard
-# limit) make runc fail with "error setting rlimit ... operation not
-# permitted" here; so do process limits above 32768 (this VM's pid_max),
-# even under the hard limit. Modest limits, never above the hard ones.
-nofile=$(ulimit -Hn); [[ $nofile =~ ^[0-9]+$ ]] && (( nofile <= 65536 )) || nofile=65536
-nproc=$(ulimit -Hu); [[ $nproc =~ ^[0-9]+$ ]] && (( nproc <= 16384 )) || nproc=16384
-cat >"$work/containers.conf" <<CONF
-[containers]
-default_ulimits = ["nofile=$nofile:$nofile", "nproc=$nproc:$nproc"]
-
-[engine]
-runtime = "runc"
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-CONF
-export CONTAINERS_CONF=$PWD/$work/containers.conf
-
-step_start=$SECONDS
-step() { echo "image check: $1: $(( SECONDS - step_start )) s"; step_start=$SECONDS; }
+source scripts/image/lib.sh
+podman_settings "$work"
 
 # 1. The base image.
 if ! podman image exists "$BASE"; then
-    if [[ ! -s $work/bookworm-slim.tar ]]; then
-        rm -rf "$work/rootfs"
-        debootstrap --variant=minbase bookworm "$work/rootfs" http://deb.debian.org/debian >"$work/debootstrap.log" 2>&1 \
-            || { tail -20 "$work/debootstrap.log" >&2; exit 1; }
-        # The official slim image's apt sources (updates and security too).
-        rm -f "$work/rootfs/etc/apt/sources.list"
-        cat >"$work/rootfs/etc/apt/sources.list.d/debian.sources" <<SRC
-Types: deb
-URIs: http://deb.debian.org/debian
-Suites: bookworm bookworm-updates
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-
-Types: deb
-URIs: http://deb.debian.org/debian-security
-Suites: bookworm-security
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-SRC
-        rm -rf "$work/rootfs/var/cache/apt/archives/"*.deb "$work/rootfs/var/lib/apt/lists/"*
-        tar -C "$work/rootfs" -cf "$work/bookworm-slim.tar.tmp" . && mv "$work/bookworm-slim.tar.tmp" "$work/bookworm-slim.tar"
-        rm -rf "$work/rootfs"
-    fi
+    base_tar amd64 "$work/bookworm-slim.tar"
     podman import -q "$work/bookworm-slim.tar" "$BASE" >/dev/null
 fi
 step "base image $BASE"
@@ -107,7 +66,6 @@ step "builder image $BUILDER ($(podman run --rm "$BUILDER" cargo --version))"
 # with --mpich, the MPICH build (`--build-arg MPI=mpich`, tag suffix -mpich).
 registry=$(realpath -m "${CARGO_HOME:-$HOME/.cargo}/registry")
 [[ -d $registry ]] || { echo "image check: no cargo registry at $registry (build pikernels on the host first)" >&2; exit 1; }
-fail() { echo "image check: $*" >&2; exit 1; }
 for mpi in $mpis; do
     tag=$TAG; [[ $mpi == openmpi ]] || tag=$TAG-$mpi
     podman build --pull=never -f k8s/Dockerfile -t "$tag" --build-arg MPI=$mpi \
@@ -116,23 +74,8 @@ for mpi in $mpis; do
     step "podman build -f k8s/Dockerfile --build-arg MPI=$mpi ($(podman image inspect "$tag" --format '{{.Size}}' | awk '{ printf "%.0f MB", $1 / 1e6 }'))"
 
     # 4. Smoke checks, as the image runs by default (USER mpiuser).
-    user=$(podman run --rm "$tag" id -un)
-    [[ $user == mpiuser ]] || fail "$tag runs as '$user', not mpiuser"
-    # The image's CMD lists what this checkout's registry lists (the host's
-    # build of the same sources), so no kernel is named here.
-    list=$(podman run --rm "$tag")
-    expected=$(target/release/pikernels list)
-    [[ $list == "$expected" ]] || fail "'pikernels list' (the CMD of $tag) differs from this checkout's:"$'\n'"$list"$'\n'"expected:"$'\n'"$expected"
-    out=$(podman run --rm "$tag" pikernels leibniz --terms 1e8 --format json)
-    grep -q '"verified": *true' <<<"$out" || fail "leibniz in $tag did not verify:"$'\n'"$out"
-    oversubscribe=; [[ $mpi == openmpi ]] && oversubscribe=--oversubscribe
-    out=$(timeout 300 podman run --rm "$tag" mpirun -np 2 $oversubscribe pikernels pi-mc --samples 1e8 --format json)
-    grep -q '"verified": *true' <<<"$out" && grep -q '"ranks": *2' <<<"$out" \
-        || fail "mpirun -np 2 in $tag:"$'\n'"$out"
-    lib=$(grep -o '"mpi": *"[^"]*"' <<<"$out" | head -1)
-    case $mpi in openmpi) want='Open MPI v4' ;; mpich) want='MPICH Version' ;; esac
-    grep -q "$want" <<<"$lib" || fail "$tag runs $lib, not $want"
-    step "smoke checks of $tag as mpiuser (list, leibniz, mpirun -np 2 pi-mc on $lib)"
+    smoke_checks "$tag" "$mpi"
+    step "smoke checks of $tag as mpiuser (list, leibniz, mpirun -np 2 pi-mc on $smoke_mpi)"
 done
 
 # 5. The MPIJobs as containers.
