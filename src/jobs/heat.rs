@@ -344,7 +344,12 @@ impl SpmdJob for Heat {
 
     fn preflight(&self, ctx: &Preflight) -> Result<Layout> {
         let layout = self.layout(ctx.rank, ctx.size)?;
-        output::check_memory(self.memory_need(&layout, ctx.is_root()), "this rank's block (rank 0: and the field)")?;
+        let what = if self.anim.is_some() {
+            "this rank's block (rank 0: and the field and every frame of the animation)"
+        } else {
+            "this rank's block (rank 0: and the field)"
+        };
+        output::check_memory(self.memory_need(&layout, ctx.is_root()), what)?;
         if ctx.is_root() {
             output::check_writable(&self.out, "heat map")?;
             let bound = png::packed_bound(self.p.rows as u64, self.p.cols * 3) + 12 * self.p.rows as u64 + (1 << 16);
