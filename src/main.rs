@@ -3,6 +3,7 @@
 //! The binary is thin: parse the command line on every rank (no MPI yet, so a
 //! usage error never leaves a rank waiting), then hand the job to the runtime.
 
+mod animation;
 mod cli;
 mod exit;
 mod jobs;

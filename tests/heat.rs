@@ -145,6 +145,14 @@ fn bad_parameters_exit_2_with_one_message() {
         (2, &["--halo-depth", "0"], "--halo-depth 0"),
         (4, &["--size", "60x5", "--halo-depth", "3"], "--halo-depth 3: on the 2x2 process grid over 60x5 cells"),
         (6, &["--size", "60x40", "--grid", "6x1", "--halo-depth", "11"], "thinnest block has 10 columns"),
+        (2, &["--frames", "1"], "--frames 1: an animation needs at least 2 frames"),
+        (2, &["--frames", "0"], "--frames 0: an animation needs at least 2 frames"),
+        (2, &["--frames", "5"], "--frames 5: 3 steps give at most 4 distinct frames"),
+        (2, &["--frames", "3", "--animation", "h.mp4"], ".gif (GIF) or .apng / .png (APNG)"),
+        (2, &["--animation", "h.gif"], "--animation applies to the animation: give --frames K"),
+        (2, &["--frame-size", "9"], "--frame-size applies to the animation"),
+        (2, &["--frames", "3", "--frame-size", "0"], "--frame-size 0: the frames' longer side"),
+        (2, &["--frames", "3", "--animation", out], "are the same file"),
     ];
     for (np, extra, needle) in cases {
         let mut args = vec!["heat", "--steps", "3", "--out", out];
@@ -152,4 +160,102 @@ fn bad_parameters_exit_2_with_one_message() {
         refused(&mpirun(*np, &args), needle);
     }
     assert!(!std::path::Path::new(out).exists(), "nothing written");
+}
+
+/// Runs heat with `--frames` on `np` ranks (61x47, 40 steps, hotspot:
+/// blocks uneven, lattice stride 4 at `--frame-size 16`); returns the
+/// animation's bytes and the report.
+fn animation(np: usize, name: &str, extra: &[&str]) -> (Vec<u8>, Value) {
+    let dir = tempdir();
+    let (out, anim) = (dir.path().join("heat.png"), dir.path().join(name));
+    let mut args = vec!["heat", "--size", "61x47", "--steps", "40", "--init", "hotspot", "--frames", "6"];
+    args.extend(["--out", out.to_str().unwrap(), "--animation", anim.to_str().unwrap()]);
+    args.extend(extra);
+    let r = json_run(np, &args);
+    (std::fs::read(&anim).unwrap(), r)
+}
+
+/// The colour map's input for each frame pixel of the initial hotspot field
+/// sampled every `stride` cells: `(v - lo) / (hi - lo)` over the samples' range.
+fn initial_levels(stride: usize) -> (usize, usize, Vec<f64>) {
+    use kernels::heat::{initial, Init, Params};
+    let p = Params { cols: 61, rows: 47, steps: 40, r: 0.2, init: Init::Hotspot };
+    let (w, h) = (p.cols.div_ceil(stride), p.rows.div_ceil(stride));
+    let v: Vec<f64> = (0..h * w).map(|k| initial(&p, k / w * stride, k % w * stride)).collect();
+    let (lo, hi) = v.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| (a.min(x), b.max(x)));
+    assert!(hi > lo, "the samples see the hot disc");
+    (w, h, v.iter().map(|x| (x - lo) / (hi - lo)).collect())
+}
+
+#[test]
+fn the_animation_is_identical_for_any_process_count_grid_and_comm_and_leaves_the_field_alone() {
+    let (plain, _) = field(1, &["--init", "hotspot", "--comm", "p2p"]);
+    for name in ["a.apng", "a.gif"] {
+        let (want, r) = animation(1, name, &["--comm", "p2p", "--frame-size", "16"]);
+        assert_eq!(r["result"]["field_digest"], plain.digest, "--frames changes no bit of the field");
+        assert_eq!(r["result"]["frame_size"], "16x12");
+        assert_eq!(r["result"]["animation_bytes"].as_u64(), Some(want.len() as u64));
+        let runs: &[(usize, &[&str])] = &[
+            (3, &["--comm", "p2p"]),
+            (3, &["--comm", "collective", "--grid", "1x3"]),
+            (4, &["--comm", "collective"]),
+            (4, &["--comm", "p2p", "--grid", "4x1", "--threads", "2"]),
+        ];
+        for (np, extra) in runs {
+            let mut args = vec!["--frame-size", "16"];
+            args.extend(*extra);
+            let (got, r) = animation(*np, name, &args);
+            assert!(got == want, "{name}: np={np} {extra:?} writes other bytes");
+            assert_eq!(r["result"]["field_digest"], plain.digest);
+        }
+    }
+}
+
+#[test]
+fn the_apng_holds_k_frames_from_the_initial_field_on_one_colour_scale() {
+    let (file, r) = animation(2, "h.apng", &["--comm", "p2p", "--frame-size", "16"]);
+    assert_eq!((r["result"]["frames"].as_u64(), r["params"]["frames"].as_u64()), (Some(6), Some(6)));
+    let mut dec = png::Decoder::new(std::io::Cursor::new(&file)).read_info().unwrap();
+    assert_eq!(dec.info().animation_control.map(|a| a.num_frames), Some(6));
+    let mut buf = vec![0; dec.output_buffer_size().unwrap()];
+    let (w, h, levels) = initial_levels(4);
+    let mut frames = Vec::new();
+    for _ in 0..6 {
+        let info = dec.next_frame(&mut buf).unwrap();
+        assert_eq!((info.width as usize, info.height as usize), (w, h));
+        frames.push(buf[..info.buffer_size()].to_vec());
+    }
+    assert!(dec.next_frame(&mut buf).is_err(), "6 frames, no more");
+    let want: Vec<u8> = levels.iter().flat_map(|&t| kernels::heat::cubehelix(t)).collect();
+    assert!(frames[0] == want, "the first frame is the initial field's colours at the sampled cells");
+    // One scale for all: the disc cools, so the brightest pixel never brightens and ends dimmer.
+    let brightest: Vec<u32> =
+        frames.iter().map(|f| f.chunks(3).map(|p| p.iter().map(|&c| u32::from(c)).sum()).max().unwrap()).collect();
+    assert!(brightest.windows(2).all(|b| b[1] <= b[0]) && brightest[5] < brightest[0], "{brightest:?}");
+    // Without --frame-size the lattice is the whole grid (61x47 < 640).
+    let (_, r) = animation(1, "h.png", &[]);
+    assert_eq!(r["result"]["frame_size"], "61x47");
+}
+
+#[test]
+fn the_gif_decodes_to_k_frames_of_the_quantised_colour_map() {
+    let (file, _) = animation(3, "h.gif", &["--comm", "collective", "--frame-size", "16"]);
+    let dir = tempdir();
+    let path = dir.path().join("h.gif");
+    std::fs::write(&path, &file).unwrap();
+    // ffmpeg's GIF decoder as the independent reader, where installed.
+    let decoded = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(&path)
+        .args(["-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
+        .output();
+    let o = match decoded {
+        Ok(o) => o,
+        Err(e) => return println!("ffmpeg not run ({e}): the GIF decode is skipped"),
+    };
+    assert!(o.status.success(), "ffmpeg: {}", String::from_utf8_lossy(&o.stderr));
+    let (w, h, levels) = initial_levels(4);
+    assert_eq!(o.stdout.len(), 6 * w * h * 3, "6 frames of {w}x{h}");
+    let want: Vec<u8> = levels.iter().flat_map(|&t| kernels::heat::cubehelix(((t * 255.0).round()) / 255.0)).collect();
+    assert!(o.stdout[..w * h * 3] == want[..], "the first frame is the palette's nearest colours");
 }

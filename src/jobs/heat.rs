@@ -33,6 +33,12 @@
 //!   closed form within `kernels::heat::error_bound`; hotspot: sampled cells
 //!   against the sequential reference over their light cone), and writes
 //!   the field as a PNG coloured by cubehelix over its own range.
+//! - `--frames K` also writes an animation (APNG or GIF, by the
+//!   `--animation` path's extension): at steps `round(k T / (K - 1))`,
+//!   `k = 0..K-1`, each rank sends rank 0 only its cells of a regular
+//!   lattice ([`animation::Lattice`], the longer side at most
+//!   `--frame-size`), through the same gather as the field; rank 0 colours
+//!   every frame over the first frame's range, so the decay shows.
 //!
 //! Every cell's update is one fixed floating-point expression, so the field
 //! is bit-identical for any process count, grid, `--threads` and `--comm`.
@@ -43,7 +49,7 @@ use crate::size::Size;
 use crate::spmd::halo::Halo;
 use crate::spmd::{self, Comm, RankStats, Spmd};
 use crate::report::digest;
-use crate::{output, png};
+use crate::{animation, output, png};
 use anyhow::{bail, Context, Result};
 use kernels::heat::{self, Block, Init, Params};
 use kernels::partition::block_slice;
@@ -54,6 +60,12 @@ use std::time::Instant;
 
 /// Default PNG path.
 pub const DEFAULT_OUT: &str = "heat.png";
+
+/// Default animation path (`--frames`).
+pub const DEFAULT_ANIMATION: &str = "heat.apng";
+
+/// Default longest frame side in pixels (`--frame-size`).
+pub const DEFAULT_FRAME_SIZE: u64 = 640;
 
 /// Cells rank 0 checks against the sequential reference for `--init hotspot`.
 const SAMPLED_CELLS: usize = 5;
@@ -81,6 +93,17 @@ pub struct Args {
     /// some cells near the edges computed by both neighbours); the field is the same for any K.
     #[arg(long, value_name = "K", default_value_t = 1)]
     pub halo_depth: usize,
+    /// Also write an animation of K frames (K >= 2), at steps round(k T / (K - 1)) for k = 0..K-1:
+    /// the initial field first, the final one last.
+    #[arg(long, value_name = "K", allow_hyphen_values = true)]
+    pub frames: Option<Size>,
+    /// The animation's path (with --frames): .gif (GIF) or .apng / .png (APNG) [default: heat.apng].
+    #[arg(long, value_name = "PATH")]
+    pub animation: Option<PathBuf>,
+    /// The frames' longer side at most N pixels (with --frames): the field point-sampled on a
+    /// regular lattice, never larger than the grid [default: 640].
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    pub frame_size: Option<Size>,
     #[command(flatten)]
     pub common: Common,
 }
@@ -157,7 +180,60 @@ pub fn job(a: &Args) -> Result<Job, UsageError> {
     }
     let grid = a.grid.map(|g| (g.rows as usize, g.cols as usize));
     let out = a.common.out.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_OUT));
-    Ok(Job::spmd(Heat { p, grid, depth: a.halo_depth, out }))
+    let anim = anim(a, &p)?;
+    Ok(Job::spmd(Heat { p, grid, depth: a.halo_depth, out, anim }))
+}
+
+/// The animation `--frames`, `--animation` and `--frame-size` ask for, checked.
+fn anim(a: &Args, p: &Params) -> Result<Option<Anim>, UsageError> {
+    let Some(Size(frames)) = a.frames else {
+        let stray = [("--animation", a.animation.is_some()), ("--frame-size", a.frame_size.is_some())];
+        if let Some((flag, _)) = stray.iter().find(|f| f.1) {
+            return Err(UsageError(format!("{flag} applies to the animation: give --frames K (K >= 2) with it")));
+        }
+        return Ok(None);
+    };
+    if frames < 2 {
+        return Err(UsageError(format!(
+            "--frames {frames}: an animation needs at least 2 frames (the initial field and the final one)"
+        )));
+    }
+    if frames > p.steps.saturating_add(1) || frames > u64::from(u32::MAX) {
+        return Err(UsageError(format!(
+            "--frames {frames}: {} steps give at most {} distinct frames (steps 0 to {})",
+            p.steps,
+            p.steps.saturating_add(1).min(u64::from(u32::MAX)),
+            p.steps
+        )));
+    }
+    let side = a.frame_size.map_or(DEFAULT_FRAME_SIZE, |s| s.0);
+    if side == 0 || side > animation::MAX_SIDE {
+        return Err(UsageError(format!(
+            "--frame-size {side}: the frames' longer side must be between 1 and {} pixels",
+            animation::MAX_SIDE
+        )));
+    }
+    let path = a.animation.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_ANIMATION));
+    let format = animation::Format::of(&path).map_err(|e| UsageError(format!("--animation {e}")))?;
+    let lattice = animation::Lattice::new(p.rows, p.cols, side as usize);
+    Ok(Some(Anim { frames, path, format, lattice }))
+}
+
+/// A validated `--frames` animation.
+struct Anim {
+    /// K, at least 2 and at most T + 1.
+    frames: u64,
+    path: PathBuf,
+    format: animation::Format,
+    lattice: animation::Lattice,
+}
+
+impl Anim {
+    /// Frame `k`'s step: `round(k T / (K - 1))`, halves up, exactly.
+    fn step(&self, k: u64, steps: u64) -> u64 {
+        let (k, t, d) = (u128::from(k), u128::from(steps), u128::from(self.frames - 1));
+        ((2 * k * t + d) / (2 * d)) as u64
+    }
 }
 
 /// A validated heat run.
@@ -168,6 +244,7 @@ pub struct Heat {
     /// `--halo-depth`: the ghost layers, and the steps between exchanges.
     depth: usize,
     out: PathBuf,
+    anim: Option<Anim>,
 }
 
 /// One rank's place: the process grid, its position and its block.
@@ -257,13 +334,34 @@ impl Heat {
         let cells = self.p.cells();
         let rgb = cells * 3;
         let root_extra = if root { 2 * cells * 8 + rgb + png::packed_bound(self.p.rows as u64, self.p.cols * 3) } else { 0 };
-        own + root_extra
+        // Frames: this rank's samples; rank 0 every frame's and one frame coloured.
+        let frames = self.anim.as_ref().map_or(0, |a| {
+            let (lat, own) = (a.lattice, (a.lattice.within(l.rows.clone()).len() * a.lattice.within(l.cols.clone()).len()) as u64);
+            let all = lat.cells() as u64;
+            own * 8 + if root { a.frames.saturating_mul(all * 8) + all * 12 } else { 0 }
+        });
+        own + root_extra + frames
+    }
+
+    /// The steps after which the loop stops: the frames' steps, or only the last.
+    fn stops(&self) -> Vec<u64> {
+        match &self.anim {
+            Some(a) => (0..a.frames).map(|k| a.step(k, self.p.steps)).collect(),
+            None => vec![self.p.steps],
+        }
+    }
+
+    /// Where rank `r`'s block lies in the field, (rows, columns).
+    fn place(&self, l: &Layout, r: usize) -> (Range<usize>, Range<usize>) {
+        (block_slice(self.p.rows, l.pr, r / l.pc), block_slice(self.p.cols, l.pc, r % l.pc))
     }
 }
 
 /// What rank 0 holds after the run.
 pub struct Gathered {
     field: Vec<f64>,
+    /// The animation's frames (`--frames`), each the lattice's samples, row-major.
+    frames: Vec<Vec<f64>>,
     grid: (usize, usize),
     wall_s: f64,
 }
@@ -277,6 +375,8 @@ impl SpmdJob for Heat {
         json!({
             "size": format!("{}x{}", p.cols, p.rows), "steps": p.steps, "r": p.r, "init": value_name(p.init),
             "grid": self.grid.map(|(pr, pc)| format!("{pc}x{pr}")), "halo_depth": self.depth,
+            "frames": self.anim.as_ref().map(|a| a.frames),
+            "frame_size": self.anim.as_ref().map(|a| a.lattice.width.max(a.lattice.height)),
         })
     }
 
@@ -285,16 +385,28 @@ impl SpmdJob for Heat {
     }
 
     fn files(&self) -> Vec<output::FileUse> {
-        vec![output::FileUse::writes("--out", &self.out)]
+        let mut files = vec![output::FileUse::writes("--out", &self.out)];
+        files.extend(self.anim.as_ref().map(|a| output::FileUse::writes("--animation", &a.path)));
+        files
     }
 
     fn preflight(&self, ctx: &Preflight) -> Result<Layout> {
         let layout = self.layout(ctx.rank, ctx.size)?;
-        output::check_memory(self.memory_need(&layout, ctx.is_root()), "this rank's block (rank 0: and the field)")?;
+        let what = if self.anim.is_some() {
+            "this rank's block (rank 0: and the field and every frame of the animation)"
+        } else {
+            "this rank's block (rank 0: and the field)"
+        };
+        output::check_memory(self.memory_need(&layout, ctx.is_root()), what)?;
         if ctx.is_root() {
             output::check_writable(&self.out, "heat map")?;
             let bound = png::packed_bound(self.p.rows as u64, self.p.cols * 3) + 12 * self.p.rows as u64 + (1 << 16);
             output::check_disk(&self.out, bound, "the PNG")?;
+            if let Some(a) = &self.anim {
+                output::check_writable(&a.path, "animation")?;
+                let (w, h) = (a.lattice.width as u64, a.lattice.height as u64);
+                output::check_disk(&a.path, animation::Format::bound(a.frames, w, h), "the animation")?;
+            }
         }
         Ok(layout)
     }
@@ -305,14 +417,21 @@ impl SpmdJob for Heat {
         let team = spmd.team();
         team.barrier();
         let start = team.now();
-        state.advance(self.p.steps, &mut stats);
+        let mut frames = Vec::new();
+        let mut done = 0;
+        for until in self.stops() {
+            state.advance(until - done, &mut stats);
+            done = until;
+            frames.extend(self.frame(&team, comm, &layout, state.b, &state.cur, &mut stats));
+        }
         let (b, mine) = (state.b, state.cells());
         drop(state);
         stats.units = b.h as u64 * b.w as u64;
-        let field = self.gather(&team, comm, &layout, &mine, &mut stats);
+        let places: Vec<_> = (0..layout.pr * layout.pc).map(|r| self.place(&layout, r)).collect();
+        let field = gather(&team, comm, &places, self.p.cols, &mine, &mut stats);
         team.barrier();
         let wall_s = team.now() - start;
-        let output = field.map(|field| Gathered { field, grid: (layout.pr, layout.pc), wall_s });
+        let output = field.map(|field| Gathered { field, frames, grid: (layout.pr, layout.pc), wall_s });
         Ran { output, stats, wall_s }
     }
 
@@ -322,9 +441,10 @@ impl SpmdJob for Heat {
         let (lo, hi) = out.field.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
         let (written, output_s) = timed(|| self.write_png(&out.field, lo, hi));
         let png_bytes = written?;
+        let (anim, anim_s) = timed(|| self.write_animation(&out.frames));
+        let anim = anim?;
         let updates = p.cells() as f64 * p.steps as f64;
-        Ok(Finished {
-            result: json!({
+        let mut result = json!({
                 "size": format!("{}x{}", p.cols, p.rows),
                 "grid": format!("{}x{}", out.grid.1, out.grid.0),
                 "field_digest": digest(&out.field),
@@ -334,52 +454,60 @@ impl SpmdJob for Heat {
                 "cell_updates_per_s": if out.wall_s > 0.0 { updates / out.wall_s } else { 0.0 },
                 "output": self.out.display().to_string(),
                 "png_bytes": png_bytes,
-            }),
+        });
+        if let (Some(a), Some(bytes)) = (&self.anim, anim) {
+            let fields = json!({
+                "animation": a.path.display().to_string(),
+                "frames": a.frames,
+                "frame_size": format!("{}x{}", a.lattice.width, a.lattice.height),
+                "animation_bytes": bytes,
+            });
+            result.as_object_mut().expect("an object").extend(fields.as_object().expect("an object").clone());
+        }
+        Ok(Finished {
+            result,
             verified,
             verification,
             item: ("cell-updates", updates),
             verify_s,
-            output_s,
+            output_s: output_s + anim_s,
         })
     }
 }
 
 impl Heat {
-    /// Gathers every rank's cells at rank 0 and places them in the field.
-    fn gather(
+    /// After a stop of the step loop: with `--frames`, this rank's lattice
+    /// cells of `cur` gathered at rank 0, which gets the frame (the others
+    /// `None`); without, nothing and no message.
+    fn frame(
         &self,
         team: &spmd::exchange::Team,
         comm: Comm,
         l: &Layout,
-        mine: &[f64],
+        b: Block,
+        cur: &[f64],
         stats: &mut RankStats,
     ) -> Option<Vec<f64>> {
+        let lat = self.anim.as_ref()?.lattice;
         let t = Instant::now();
-        let places: Vec<(Range<usize>, Range<usize>)> = (0..l.pr * l.pc)
-            .map(|r| (block_slice(self.p.rows, l.pr, r / l.pc), block_slice(self.p.cols, l.pc, r % l.pc)))
+        let places: Vec<_> = (0..l.pr * l.pc)
+            .map(|r| {
+                let (rows, cols) = self.place(l, r);
+                (lat.within(rows), lat.within(cols))
+            })
             .collect();
-        let counts: Vec<usize> = places.iter().map(|(rows, cols)| rows.len() * cols.len()).collect();
-        let root = team.rank() == 0;
-        let mut blocks = if root { vec![0.0; self.p.cells() as usize] } else { Vec::new() };
-        let recv = root.then_some(&mut blocks[..]);
-        match comm {
-            Comm::P2p => team.gather_p2p(0, mine, &counts, recv),
-            _ => team.gather(0, mine, &counts, recv),
-        }
+        let (rows, cols) = &places[team.rank()];
+        let (stride, g) = (b.stride(), b.g);
+        let mine: Vec<f64> = rows
+            .clone()
+            .flat_map(|i| {
+                let at = (i * lat.stride - l.rows.start + g) * stride + g;
+                cols.clone().map(move |j| at + j * lat.stride - l.cols.start)
+            })
+            .map(|at| cur[at])
+            .collect();
         stats.comm_s += t.elapsed().as_secs_f64();
-        if !root {
-            return None;
-        }
-        let mut field = vec![0.0; blocks.len()];
-        let mut at = 0;
-        for ((rows, cols), count) in places.into_iter().zip(counts) {
-            let w = cols.len();
-            for (i, src) in rows.zip(blocks[at..at + count].chunks(w.max(1))) {
-                field[i * self.p.cols + cols.start..][..w].copy_from_slice(src);
-            }
-            at += count;
-        }
-        Some(field)
+        gather(team, comm, &places, lat.width, &mine, stats)
     }
 
     /// Verifies the field: (passed, what was checked, the modes' max error).
@@ -420,6 +548,31 @@ impl Heat {
         cells
     }
 
+    /// With `--frames`: colours every frame over the first frame's range and
+    /// writes the animation; returns its bytes.
+    fn write_animation(&self, frames: &[Vec<f64>]) -> Result<Option<u64>> {
+        let Some(a) = &self.anim else { return Ok(None) };
+        let first = frames.first().context("no frames were gathered")?;
+        let (lo, hi) = first.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
+        let (w, h) = (u32::try_from(a.lattice.width)?, u32::try_from(a.lattice.height)?);
+        let count = u32::try_from(frames.len())?;
+        let pixels = |k: u32| {
+            let f = &frames[k as usize];
+            match a.format {
+                animation::Format::Apng => heat::colour(f, lo, hi),
+                // The palette's nearest level; the span as heat::colour takes it.
+                animation::Format::Gif => {
+                    let span = if hi > lo { hi - lo } else { 1.0 };
+                    f.iter().map(|&v| animation::level((v - lo) / span)).collect()
+                }
+            }
+        };
+        output::write_atomic(&a.path, |f| {
+            animation::write(f, a.format, w, h, count, pixels).with_context(|| format!("cannot write {}", a.path.display()))
+        })?;
+        Ok(Some(std::fs::metadata(&a.path).map(|m| m.len()).unwrap_or(0)))
+    }
+
     /// Colours the field over `[lo, hi]` and writes the PNG; returns its bytes.
     fn write_png(&self, field: &[f64], lo: f64, hi: f64) -> Result<u64> {
         let row_bytes = self.p.cols * 3;
@@ -431,6 +584,42 @@ impl Heat {
         })?;
         Ok(std::fs::metadata(&self.out).map(|m| m.len()).unwrap_or(0))
     }
+}
+
+/// Gathers every rank's cells at rank 0 and places them: rank `r`'s are
+/// the rows and columns `places[r]` of a row-major whole `width` wide.
+fn gather(
+    team: &spmd::exchange::Team,
+    comm: Comm,
+    places: &[(Range<usize>, Range<usize>)],
+    width: usize,
+    mine: &[f64],
+    stats: &mut RankStats,
+) -> Option<Vec<f64>> {
+    let t = Instant::now();
+    let counts: Vec<usize> = places.iter().map(|(rows, cols)| rows.len() * cols.len()).collect();
+    let total: usize = counts.iter().sum();
+    let root = team.rank() == 0;
+    let mut blocks = if root { vec![0.0; total] } else { Vec::new() };
+    let recv = root.then_some(&mut blocks[..]);
+    match comm {
+        Comm::P2p => team.gather_p2p(0, mine, &counts, recv),
+        _ => team.gather(0, mine, &counts, recv),
+    }
+    stats.comm_s += t.elapsed().as_secs_f64();
+    if !root {
+        return None;
+    }
+    let mut whole = vec![0.0; total];
+    let mut at = 0;
+    for ((rows, cols), &count) in places.iter().zip(&counts) {
+        let w = cols.len();
+        for (i, src) in rows.clone().zip(blocks[at..at + count].chunks(w.max(1))) {
+            whole[i * width + cols.start..][..w].copy_from_slice(src);
+        }
+        at += count;
+    }
+    Some(whole)
 }
 
 /// One rank's block as it evolves, with its halo exchange: what
@@ -594,7 +783,26 @@ mod tests {
 
     fn heat(cols: usize, rows: usize, grid: Option<(usize, usize)>) -> Heat {
         let p = Params { cols, rows, steps: 1, r: 0.2, init: Init::Modes };
-        Heat { p, grid, depth: 1, out: PathBuf::from(DEFAULT_OUT) }
+        Heat { p, grid, depth: 1, out: PathBuf::from(DEFAULT_OUT), anim: None }
+    }
+
+    #[test]
+    fn frames_fall_on_rounded_even_steps_from_the_first_to_the_last() {
+        let mut h = heat(10, 10, None);
+        let with = |h: &mut Heat, frames: u64, steps: u64| {
+            h.p.steps = steps;
+            let lattice = animation::Lattice::new(10, 10, 640);
+            h.anim = Some(Anim { frames, path: DEFAULT_ANIMATION.into(), format: animation::Format::Apng, lattice });
+            h.stops()
+        };
+        assert_eq!(h.stops(), [1], "without frames the loop runs through");
+        assert_eq!(with(&mut h, 2, 7), [0, 7]);
+        assert_eq!(with(&mut h, 4, 10), [0, 3, 7, 10]);
+        assert_eq!(with(&mut h, 3, 5), [0, 3, 5], "2.5 rounds up");
+        assert_eq!(with(&mut h, 6, 5), [0, 1, 2, 3, 4, 5]);
+        let big = with(&mut h, 1000, u64::MAX - 1);
+        assert_eq!((big[0], big[999], big.len()), (0, u64::MAX - 1, 1000));
+        assert!(big.windows(2).all(|w| w[0] < w[1]));
     }
 
     #[test]
