@@ -220,8 +220,8 @@ def run_job(job, image, tmp, control=False):
     argv = job["launcher"]["argv"]
     kernel_args = argv[argv.index("pikernels") + 1 :]
     single, png = single_run(image, kernel_args, tmp)
-    # The result, but for the output path (the runs write to different places).
-    ours, theirs = ({k: v for k, v in r["result"].items() if k != "output"} for r in (report, single))
+    # The result, but for what describes the run (output path, process grid, rates).
+    ours, theirs = ({k: v for k, v in r["result"].items() if k not in job["result_ignores"]} for r in (report, single))
     if ours != theirs:
         problems.append(f"result {ours} differs from one container's {theirs}")
     files = 0

@@ -37,6 +37,10 @@ CRD = K8S / "schemas" / "kubeflow.org_mpijobs.yaml"
 KUBERNETES_VERSION = "1.32.0"  # K3s v1.32, as docs/deploy-k3s.md installs
 HOSTFILE = "/etc/mpi/hostfile"
 SSH_PORT = 2222
+# Result keys that describe the run rather than the result: where it wrote,
+# the process grid (from the process count), and a rate (timing). The
+# emulations compare an MPIJob's result with one process's minus these.
+RUN_DEPENDENT_RESULT = ("output", "grid", "cell_updates_per_s")
 
 
 def kustomizations():
@@ -302,6 +306,7 @@ def launcher_specs():
                         "name": obj["metadata"]["name"],
                         "namespace": obj["metadata"]["namespace"],
                         "slots_per_worker": spec.get("slotsPerWorker", 1),
+                        "result_ignores": list(RUN_DEPENDENT_RESULT),
                         "workers": spec["mpiReplicaSpecs"]["Worker"]["replicas"],
                         "argv": c.get("command", []) + c.get("args", []),
                         "env": {e["name"]: e["value"] for e in c.get("env", []) if "value" in e},
