@@ -4,9 +4,11 @@
     k8s_manifests.py validate    render every kustomization, validate every object
     k8s_manifests.py launchers   print each MPIJob's launcher as JSON (for the
                                  emulation test in tests/k8s.rs)
-    k8s_manifests.py containers IMAGE
-                                 run each MPIJob as containers of IMAGE
-                                 (scripts/k8s_containers.py; image-check.sh)
+    k8s_manifests.py containers IMAGE MPI[,MPI]
+                                 run each MPIJob of those mpiImplementations
+                                 (OpenMPI, MPICH) as containers of IMAGE (its
+                                 -mpich tag for MPICH; scripts/k8s_containers.py,
+                                 image-check.sh)
 
 Run it through scripts/k8s-check.sh, which makes the Python environment.
 
@@ -368,12 +370,12 @@ def launchers():
 
 
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["containers"] and len(sys.argv) == 3:
+    if sys.argv[1:2] == ["containers"] and len(sys.argv) == 4:
         import k8s_containers
 
-        k8s_containers.main(launcher_specs(), sys.argv[2])
+        k8s_containers.main(launcher_specs(), sys.argv[2], sys.argv[3].split(","))
         raise SystemExit(0)
     commands = {"validate": validate, "launchers": launchers}
     if len(sys.argv) != 2 or sys.argv[1] not in commands:
-        raise SystemExit(f"usage: {shlex.quote(sys.argv[0])} {'|'.join(commands)} | containers IMAGE")
+        raise SystemExit(f"usage: {shlex.quote(sys.argv[0])} {'|'.join(commands)} | containers IMAGE MPI[,MPI]")
     commands[sys.argv[1]]()

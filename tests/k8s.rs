@@ -239,7 +239,7 @@ fn manifests_launch_as_written_in_the_operators_environment() {
         } else if job["mpi"] != "OpenMPI" {
             // The launcher here is this machine's OpenMPI 4.1, the image's
             // MPI; an MPIJob for another MPI runs as containers of its own
-            // image instead (scripts/image-check.sh, in CI).
+            // image instead (scripts/image-check.sh --mpich; not in CI).
             *kinds.entry("other-mpi").or_default() += 1;
         } else {
             emulate_mpijob(job, true);
