@@ -4,9 +4,11 @@
     k8s_manifests.py validate    render every kustomization, validate every object
     k8s_manifests.py launchers   print each MPIJob's launcher as JSON (for the
                                  emulation test in tests/k8s.rs)
-    k8s_manifests.py containers IMAGE
-                                 run each MPIJob as containers of IMAGE
-                                 (scripts/k8s_containers.py; image-check.sh)
+    k8s_manifests.py containers IMAGE MPI[,MPI]
+                                 run each MPIJob of those mpiImplementations
+                                 (OpenMPI, MPICH) as containers of IMAGE (its
+                                 -mpich tag for MPICH; scripts/k8s_containers.py,
+                                 image-check.sh)
 
 Run it through scripts/k8s-check.sh, which makes the Python environment.
 
@@ -37,6 +39,10 @@ CRD = K8S / "schemas" / "kubeflow.org_mpijobs.yaml"
 KUBERNETES_VERSION = "1.32.0"  # K3s v1.32, as docs/deploy-k3s.md installs
 HOSTFILE = "/etc/mpi/hostfile"
 SSH_PORT = 2222
+# Result keys that describe the run rather than the result: where it wrote,
+# the process grid (from the process count), and a rate (timing). The
+# emulations compare an MPIJob's result with one process's minus these.
+RUN_DEPENDENT_RESULT = ("output", "grid", "cell_updates_per_s")
 
 
 def kustomizations():
@@ -302,6 +308,7 @@ def launcher_specs():
                         "name": obj["metadata"]["name"],
                         "namespace": obj["metadata"]["namespace"],
                         "slots_per_worker": spec.get("slotsPerWorker", 1),
+                        "result_ignores": list(RUN_DEPENDENT_RESULT),
                         "workers": spec["mpiReplicaSpecs"]["Worker"]["replicas"],
                         "argv": c.get("command", []) + c.get("args", []),
                         "env": {e["name"]: e["value"] for e in c.get("env", []) if "value" in e},
@@ -363,12 +370,12 @@ def launchers():
 
 
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["containers"] and len(sys.argv) == 3:
+    if sys.argv[1:2] == ["containers"] and len(sys.argv) == 4:
         import k8s_containers
 
-        k8s_containers.main(launcher_specs(), sys.argv[2])
+        k8s_containers.main(launcher_specs(), sys.argv[2], sys.argv[3].split(","))
         raise SystemExit(0)
     commands = {"validate": validate, "launchers": launchers}
     if len(sys.argv) != 2 or sys.argv[1] not in commands:
-        raise SystemExit(f"usage: {shlex.quote(sys.argv[0])} {'|'.join(commands)} | containers IMAGE")
+        raise SystemExit(f"usage: {shlex.quote(sys.argv[0])} {'|'.join(commands)} | containers IMAGE MPI[,MPI]")
     commands[sys.argv[1]]()

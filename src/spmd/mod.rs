@@ -99,6 +99,41 @@ pub struct Spmd {
     _universe: mpi::environment::Universe,
 }
 
+impl Drop for Spmd {
+    /// Before MPI is finalised (the universe drops after this): one byte
+    /// from every rank to every other, on `world`, waited for. Every pair's
+    /// connection is then open and idle when MPI closes it. Without it,
+    /// MPICH 4.0 over UCX's TCP transport hung in `MPI_Finalize` in most runs
+    /// across hosts: a rank whose connection to a peer was still being set up
+    /// (or busy) waits in finalize for that peer's progress, while the peer
+    /// already waits in the launcher's PMI barrier and makes none
+    /// (docs/deploy-k3s.md, "MPICH"). Every rank ends through here (a failing
+    /// rank returns its error the same way; aborts and the deadline do not
+    /// finalise), so no rank waits for one that will not come.
+    fn drop(&mut self) {
+        if self.size < 2 || std::thread::panicking() {
+            return;
+        }
+        let me = self.rank;
+        let token = [0u8];
+        let mut inbox = vec![0u8; self.size];
+        mpi::request::scope(|scope| {
+            let mut requests = Vec::with_capacity(2 * self.size);
+            for (peer, slot) in inbox.chunks_mut(1).enumerate().filter(|(peer, _)| *peer != me) {
+                let process = self.world.process_at_rank(peer as mpi::Rank);
+                requests.push(process.immediate_receive_into_with_tag(scope, slot, tags::FAREWELL));
+            }
+            for peer in (0..self.size).filter(|peer| *peer != me) {
+                let process = self.world.process_at_rank(peer as mpi::Rank);
+                requests.push(process.immediate_send_with_tag(scope, &token[..], tags::FAREWELL));
+            }
+            for request in requests {
+                request.wait();
+            }
+        });
+    }
+}
+
 static PANICKED: AtomicBool = AtomicBool::new(false);
 
 impl Spmd {

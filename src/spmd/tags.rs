@@ -59,6 +59,9 @@ tags! {
     HALO_EAST = 404;
     /// A checkpoint's note to rank 0 ([`super::checkpoint_on`]).
     CHECKPOINT = 901;
+    /// The farewell before `MPI_Finalize`: one byte to every other rank
+    /// (`Spmd`'s `Drop`).
+    FAREWELL = 902;
 }
 
 #[cfg(test)]
