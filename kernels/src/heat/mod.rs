@@ -205,6 +205,14 @@ impl Block {
     }
 }
 
+/// Memory traffic per cell update, counted as STREAM counts its kernels
+/// (the read of a line that a plain store fetches before overwriting it is
+/// not counted): one 8-byte read stream, the cells, whose rows above and
+/// below are the same stream met again while still in cache, and one 8-byte
+/// write stream. The reports' `bytes_per_s_per_core` and the `heat-memory`
+/// benchmark count by it.
+pub const BYTES_PER_CELL_UPDATE: u64 = 16;
+
 /// Updates buffer row `i` (1-based, a cell row) over columns `cols`
 /// (1-based buffer columns) from `cur` into `next`.
 fn step_span(path: Path, cur: &[f64], out_row: &mut [f64], stride: usize, i: usize, cols: Range<usize>, r: f64) {
