@@ -120,3 +120,14 @@ fn bad_parameters_exit_2_with_one_message() {
     }
     assert!(!std::path::Path::new(out).exists(), "nothing written");
 }
+
+/// The report gives the step's memory traffic per core: 16 bytes per cell
+/// update times the per-core update rate, the one rate the report derives.
+#[test]
+fn the_report_gives_bytes_per_second_per_core() {
+    let (_, r) = field(2, &["--comm", "p2p"]);
+    let bytes = r["result"]["bytes_per_s_per_core"].as_f64().expect("bytes_per_s_per_core");
+    let per_core = r["throughput"]["per_core_per_s"].as_f64().unwrap();
+    assert!(bytes > 0.0 && per_core > 0.0, "{r}");
+    assert!((bytes / (16.0 * per_core) - 1.0).abs() < 1e-12, "{bytes} against 16 x {per_core}");
+}
