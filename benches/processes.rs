@@ -73,6 +73,8 @@ fn processes(c: &mut Criterion) {
         "--escape-only",
     ];
     group(c, "mandelbrot-escape", &bg, 4000 * 4000);
+    // Out of cache (128 MB a buffer), memory-bound: see docs/benchmarks.md.
+    group(c, "heat", &["heat", "--size", "4000x4000", "--steps", "50", "--out", "/dev/null"], 4000 * 4000 * 50);
 }
 
 criterion_group!(benches, processes);

@@ -19,6 +19,7 @@ CASES = [
     ("pi-mc", "pi-mc --samples 1e9"),
     ("mandelbrot escape", f"mandelbrot {BG} --escape-only"),
     ("mandelbrot coloured", f"mandelbrot {BG} --no-output"),
+    ("heat", "heat --size 4000x4000 --steps 20 --out /dev/null"),
 ]
 
 ap = argparse.ArgumentParser()

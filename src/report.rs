@@ -6,6 +6,8 @@
 
 use crate::jobs::Finished;
 use crate::spmd::{Comm, RankStats};
+/// A result field's digest of f64 bits (the kernels crate's, one place).
+pub use kernels::digest;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::fmt::Write as _;
@@ -257,18 +259,6 @@ impl CoreUse {
     }
 }
 
-/// A 64-bit digest of `values`' exact bits, for a result field (two runs
-/// with equal digests computed bit-identical values, barring a 2^-64
-/// coincidence).
-pub fn digest(values: &[f64]) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for x in values {
-        h = (h ^ x.to_bits()).wrapping_mul(0x0000_0100_0000_01b3);
-        h ^= h >> 29;
-    }
-    format!("{h:016x}")
-}
-
 /// Build and machine facts.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Build {
@@ -348,6 +338,11 @@ impl Report {
         let cores = CoreUse::of(rows);
         let (item, count) = a.finished.item;
         let rate = |seconds: f64| if seconds > 0.0 { count / seconds } else { 0.0 };
+        let per_core_per_s = rate(cores.core_seconds);
+        let mut result = a.finished.result;
+        if let (Some(bytes), Value::Object(fields)) = (a.finished.bytes_per_item, &mut result) {
+            fields.insert("bytes_per_s_per_core".into(), (bytes * per_core_per_s).into());
+        }
         Report {
             schema_version: SCHEMA_VERSION,
             kernel: a.kernel,
@@ -356,7 +351,7 @@ impl Report {
             threads_per_rank: rows.iter().map(|r| r.threads as usize).max().unwrap_or(1),
             comm: a.comm,
             hosts: a.hosts,
-            result: a.finished.result,
+            result,
             verified: a.finished.verified,
             verification: a.finished.verification,
             timing: Timing {
@@ -367,12 +362,7 @@ impl Report {
                 verify_s: a.finished.verify_s,
                 output_s: a.finished.output_s,
             },
-            throughput: Throughput {
-                item: item.into(),
-                count,
-                per_s: rate(a.wall_s),
-                per_core_per_s: rate(cores.core_seconds),
-            },
+            throughput: Throughput { item: item.into(), count, per_s: rate(a.wall_s), per_core_per_s },
             nodes: cores.nodes,
             cores_used: cores.cores_used,
             oversubscribed: cores.oversubscribed,

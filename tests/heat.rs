@@ -259,3 +259,14 @@ fn the_gif_decodes_to_k_frames_of_the_quantised_colour_map() {
     let want: Vec<u8> = levels.iter().flat_map(|&t| kernels::heat::cubehelix(((t * 255.0).round()) / 255.0)).collect();
     assert!(o.stdout[..w * h * 3] == want[..], "the first frame is the palette's nearest colours");
 }
+
+/// The report gives the step's memory traffic per core: 16 bytes per cell
+/// update times the per-core update rate, the one rate the report derives.
+#[test]
+fn the_report_gives_bytes_per_second_per_core() {
+    let (_, r) = field(2, &["--comm", "p2p"]);
+    let bytes = r["result"]["bytes_per_s_per_core"].as_f64().expect("bytes_per_s_per_core");
+    let per_core = r["throughput"]["per_core_per_s"].as_f64().unwrap();
+    assert!(bytes > 0.0 && per_core > 0.0, "{r}");
+    assert!((bytes / (16.0 * per_core) - 1.0).abs() < 1e-12, "{bytes} against 16 x {per_core}");
+}

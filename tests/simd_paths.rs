@@ -1,8 +1,8 @@
 //! Every SIMD path this CPU has (`PIKERNELS_SIMD=avx512|avx2|neon|scalar`)
-//! gives the same bits end to end, the report names the path that ran, a
-//! path the CPU lacks or an unknown name is a usage error listing what the
-//! CPU supports, and `mandelbrot --escape-only` is decomposition-free and
-//! checked against the reference.
+//! gives the same bits end to end (heat: its whole field's digest), the
+//! report names the path that ran, a path the CPU lacks or an unknown name
+//! is a usage error listing what the CPU supports, and `mandelbrot
+//! --escape-only` is decomposition-free and checked against the reference.
 
 use crate::util;
 
@@ -35,11 +35,17 @@ fn paths() -> Vec<&'static str> {
 
 #[test]
 fn paths_agree_on_every_kernel() {
-    let cases: [(&[&str], &str); 4] = [
+    let dir = tempfile::tempdir().unwrap();
+    let heat_png = dir.path().join("heat.png");
+    let heat_png = heat_png.to_str().unwrap();
+    let cases: [(&[&str], &str); 6] = [
         (&["pi-mc", "--samples", "3000017", "--seed", "9"], "hits"),
         (&["leibniz", "--terms", "5000011"], "pi"),
         (&["mandelbrot", "--width", "203", "--height", "64", "--no-output", "--bailout", "2"], "total_iterations"),
         (&["mandelbrot", "--width", "203", "--height", "64", "--escape-only"], "total_iterations"),
+        // Widths that leave a scalar tail on every vector length (2, 4, 8).
+        (&["heat", "--size", "67x45", "--steps", "60", "--out", heat_png], "field_digest"),
+        (&["heat", "--size", "67x45", "--steps", "60", "--init", "hotspot", "--out", heat_png], "field_digest"),
     ];
     for (args, field) in cases {
         let auto = report(None, args);

@@ -9,6 +9,7 @@
 //! platform, so a wrong result fails here even where there is nothing to
 //! compare with.
 
+use kernels::heat;
 use kernels::mandelbrot::{self, Params, Region};
 use kernels::matmul::{self, Entries, View, Which};
 use kernels::sort::{self, Dist, Fingerprint, LocalSort};
@@ -73,6 +74,19 @@ fn main() {
         matmul::gemm(&mut c, View::dense(&a, n, n), View::dense(&b, n, n), false, 1);
         assert_eq!(c, matmul::multiply_naive(&a, &b, n), "matmul: GEMM against the naive product");
         println!("matmul trace {}", (0..n).map(|i| c[i * n + i]).sum::<f64>());
+
+        // heat: the stepped field on this platform's path against the plain
+        // sequential reference, bit for bit, both initial fields.
+        for init in [heat::Init::Modes, heat::Init::Hotspot] {
+            let p = heat::Params { cols: 67, rows: 45, steps: 60, r: 0.2, init };
+            let field = heat::evolve(&p);
+            let want = heat::reference(&p, 0..p.rows, 0..p.cols);
+            assert!(
+                field.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()),
+                "heat: field against the reference"
+            );
+            println!("heat {init:?} 67x45 60 steps field {}", kernels::digest(&field));
+        }
     });
     println!("portable check passed on {} ({})", std::env::consts::ARCH, kernels::simd::path().name());
 }

@@ -40,3 +40,16 @@ pub use simd::ENV_SIMD;
 mod tally;
 
 pub use tally::Tally;
+
+/// A 64-bit digest of `values`' exact bits, as 16 hex digits: two runs with
+/// equal digests computed bit-identical values, barring a 2^-64
+/// coincidence. The reports' digest fields, and the platform comparison of
+/// `examples/portable_check.rs`.
+pub fn digest(values: &[f64]) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for x in values {
+        h = (h ^ x.to_bits()).wrapping_mul(0x0000_0100_0000_01b3);
+        h ^= h >> 29;
+    }
+    format!("{h:016x}")
+}

@@ -469,6 +469,7 @@ impl SpmdJob for Heat {
             verified,
             verification,
             item: ("cell-updates", updates),
+            bytes_per_item: Some(heat::BYTES_PER_CELL_UPDATE as f64),
             verify_s,
             output_s: output_s + anim_s,
         })

@@ -110,6 +110,7 @@ impl UnitJob for Leibniz {
                 if verified { "within" } else { "OUTSIDE" }
             ),
             item: ("terms", self.terms as f64),
+            bytes_per_item: None,
             verify_s,
             output_s: 0.0,
         })

@@ -326,6 +326,7 @@ impl UnitJob for Mandelbrot {
             verified: mismatch.is_none(),
             verification,
             item: ("pixel-iterations", iterations as f64),
+            bytes_per_item: None,
             verify_s,
             output_s,
         })

@@ -542,6 +542,7 @@ impl SpmdJob for Matmul {
             verified: check.passed,
             verification,
             item: ("flops", flops),
+            bytes_per_item: None,
             verify_s,
             output_s,
         })

@@ -56,6 +56,7 @@ pub fn finished(part: Partition, range: &Range<u64>, total_units: u64, tally: Ta
             part.index, part.count, range.start, range.end, total_units
         ),
         item: ("units", (range.end - range.start) as f64),
+        bytes_per_item: None,
         verify_s: 0.0,
         output_s: 0.0,
     };

@@ -94,6 +94,7 @@ impl UnitJob for PiMc {
                 (err / se).abs()
             ),
             item: ("samples", self.samples as f64),
+            bytes_per_item: None,
             verify_s,
             output_s: 0.0,
         })

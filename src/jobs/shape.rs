@@ -148,6 +148,10 @@ pub struct Finished {
     pub verification: String,
     /// The throughput item and how many were processed.
     pub item: (&'static str, f64),
+    /// Memory traffic per item, for a memory-bound kernel: the report then
+    /// adds `bytes_per_s_per_core` (this times the per-core item rate) to
+    /// the result.
+    pub bytes_per_item: Option<f64>,
     /// Seconds spent verifying.
     pub verify_s: f64,
     /// Seconds spent writing outputs.

@@ -389,6 +389,7 @@ impl SpmdJob for Sort {
             verified,
             verification,
             item: ("keys", self.n as f64),
+            bytes_per_item: None,
             verify_s,
             output_s,
         })

@@ -565,6 +565,7 @@ impl Transcode {
             verified: written,
             verification: check.describe(probe, &joined.out, written),
             item: ("frames", probe.frames as f64),
+            bytes_per_item: None,
             verify_s: joined.verify_s,
             output_s: joined.join_s,
         })

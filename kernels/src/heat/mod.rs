@@ -229,6 +229,14 @@ impl Block {
     }
 }
 
+/// Memory traffic per cell update, counted as STREAM counts its kernels
+/// (the read of a line that a plain store fetches before overwriting it is
+/// not counted): one 8-byte read stream, the cells, whose rows above and
+/// below are the same stream met again while still in cache, and one 8-byte
+/// write stream. The reports' `bytes_per_s_per_core` and the `heat-memory`
+/// benchmark count by it.
+pub const BYTES_PER_CELL_UPDATE: u64 = 16;
+
 /// How many ghost layers sub-step `s` (from 0) of `m` sub-steps after one
 /// exchange updates on each side (north, south, west, east): `m - 1 - s` on
 /// a side with a neighbour (`sides`), 0 at the grid's edge. Sub-step `s`
