@@ -10,10 +10,10 @@
 //! so the picture's bytes are the same for every SIMD path, CPU, process
 //! count and thread count.
 
-use super::Params;
 use super::colormap::{poly7, Colormap};
-use std::sync::OnceLock;
+use super::Params;
 use crate::simd::{Kernel, Lanes, Path};
+use std::sync::OnceLock;
 
 /// `2^52`, whose sum with a small integer `k` has `k` in its low bits.
 const TWO_52: f64 = 4_503_599_627_370_496.0;
