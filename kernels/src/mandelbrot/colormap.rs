@@ -28,7 +28,8 @@ impl Colormap {
     pub const ALL: [Colormap; 3] = [Colormap::Rainbow, Colormap::Hot, Colormap::Gray];
 
     /// The colour of `t` (clamped to `[0, 1]`; NaN counts as 0), as every
-    /// path computes it.
+    /// path computes it. Pixels take it from a table of this function at
+    /// steps of `t` (`colour.rs`), within one level of it.
     pub fn rgb(self, t: f64) -> [u8; 3] {
         struct One(Colormap, f64);
         impl Kernel for One {
