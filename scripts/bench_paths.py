@@ -5,6 +5,11 @@ noisy machine slows all paths alike), as a Markdown table on stdout. Used by
 scripts/bench.sh; runnable alone:
 
     python3 scripts/bench_paths.py [--repeat 3] [--bin target/release/pikernels]
+        [--cases mandelbrot] [--paths avx512,avx2]
+
+(`--cases` keeps the cases whose name contains the word; `--paths` the
+listed paths, of those the CPU has: for more repetitions of the cases in
+question on a loaded machine.)
 
 One rank, one thread (`--threads 1`), no launcher. Rates are the report's own
 (compute time, not process start); the best of the repetitions is shown, with
@@ -25,9 +30,12 @@ CASES = [
 ap = argparse.ArgumentParser()
 ap.add_argument("--repeat", type=int, default=3)
 ap.add_argument("--bin", default="target/release/pikernels")
+ap.add_argument("--cases", default="", help="only the cases whose name contains this")
+ap.add_argument("--paths", default="avx512,avx2,neon,scalar", help="comma-separated paths to try")
 a = ap.parse_args()
+CASES = [c for c in CASES if a.cases in c[0]]
 
-paths = [p for p in ["avx512", "avx2", "neon", "scalar"]
+paths = [p for p in a.paths.split(",")
          if subprocess.run([a.bin, "pi-mc", "--samples", "1"], env={**os.environ, "PIKERNELS_SIMD": p},
                            capture_output=True).returncode == 0]
 best = {}
@@ -53,5 +61,7 @@ for name, cmd in CASES:
         loop = " (std::arch)" if "std::arch" in isa and (name.startswith("mandelbrot") and "mandelbrot avx512 (std::arch)" in isa or name == "pi-mc" and "pi-mc avx512 (std::arch)" in isa) else ""
         cells.append(f"{rate:.3g} {item}/s{loop}, {t:.3f} s ({rate / top:.0%})")
     print(f"| {name} | `{cmd}` | " + " | ".join(cells) + " |")
+if not any(name == "mandelbrot coloured" for name, _ in CASES) or not any(name == "mandelbrot escape" for name, _ in CASES):
+    raise SystemExit(0)
 ratios = [f"{p} {best[('mandelbrot coloured', p)][1] / best[('mandelbrot escape', p)][1]:.2f}x" for p in paths]
 print(f"\nColoured over escape-only compute, same picture: {', '.join(ratios)}.")

@@ -48,6 +48,7 @@ use crate::{Invalid, Tally};
 use colormap::Colormap;
 use num_complex::Complex64;
 use rayon::prelude::*;
+use std::cell::RefCell;
 use std::ops::Range;
 
 /// Bytes per pixel of the RGB output.
@@ -267,6 +268,41 @@ impl Scratch {
     }
 }
 
+thread_local! {
+    /// The thread's [`Scratch`] from its last piece of rows, with the
+    /// parameters it was made for.
+    static KEPT: RefCell<Option<(Params, Scratch)>> = const { RefCell::new(None) };
+}
+
+/// A thread's [`Scratch`] for a piece of rows: the one it kept from its
+/// previous piece if that was for the same picture, else a new one; kept
+/// again when dropped. A rank that packs its rows computes them in pieces
+/// (tens of rows), and each would otherwise recompute the columns' points
+/// and lose the AVX-512 loop's hint from the row before.
+struct Held<'a> {
+    p: &'a Params,
+    s: Option<Scratch>,
+}
+
+impl<'a> Held<'a> {
+    fn take(p: &'a Params) -> Held<'a> {
+        let kept = KEPT.with(|k| k.borrow_mut().take()).filter(|(q, _)| q == p).map(|(_, s)| s);
+        Held { p, s: Some(kept.unwrap_or_else(|| Scratch::new(p))) }
+    }
+
+    fn get(&mut self) -> &mut Scratch {
+        self.s.as_mut().expect("a held scratch is only taken when dropped")
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        if let Some(s) = self.s.take() {
+            KEPT.with(|k| *k.borrow_mut() = Some((*self.p, s)));
+        }
+    }
+}
+
 /// Escape counts and final `|z|^2` of every pixel of `row`, into `s.n` and
 /// `s.m2`; returns the row's total iterations.
 fn escape_row(p: &Params, row: u32, s: &mut Scratch) -> u64 {
@@ -322,9 +358,9 @@ pub fn escape_rows(p: &Params, rows: Range<u64>, out: &mut [u8]) -> Tally {
         .par_chunks_mut(ESCAPE_ROW_BYTES)
         .enumerate()
         .map_init(
-            || Scratch::new(p),
+            || Held::take(p),
             |s, (i, slot)| {
-                let t = escape_row(p, (rows.start + i as u64) as u32, s);
+                let t = escape_row(p, (rows.start + i as u64) as u32, s.get());
                 slot.copy_from_slice(&t.to_le_bytes());
                 t
             },
@@ -340,7 +376,7 @@ pub fn render_rows(p: &Params, rows: Range<u64>, out: &mut [u8]) -> Tally {
     let total: u64 = out
         .par_chunks_mut(p.row_bytes())
         .enumerate()
-        .map_init(|| Scratch::new(p), |s, (i, row)| render_row(p, (rows.start + i as u64) as u32, s, row))
+        .map_init(|| Held::take(p), |s, (i, row)| render_row(p, (rows.start + i as u64) as u32, s.get(), row))
         .sum();
     Tally::count(total)
 }
