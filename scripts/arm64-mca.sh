@@ -109,10 +109,12 @@ for kname, (ffilter, sig, excl, per, unit) in kernels.items():
     for p, cpu, ghz in cpus:
         r = subprocess.run([mca, '-mtriple=aarch64', f'-mcpu={cpu}', '-iterations=1000'], input="\n".join(ins) + "\n",
                            capture_output=True, text=True, check=True).stdout
+        # The whole report (resource pressure per pipe, per instruction) beside the loop.
+        open(f"{out}/{kname.split()[0]}-{cpu}.txt", 'w').write(r)
         cycles = int(re.search(r'Total Cycles:\s+(\d+)', r).group(1)) / 1000
         rthr = float(re.search(r'Block RThroughput:\s+([\d.]+)', r).group(1))
         cells.append(f"{work / cycles * ghz * 1e9:.2e} / {work / rthr * ghz * 1e9:.2e}")
     print(f"| {kname} | {len(ins)} instr., {work:g} {unit.split('/')[0]} | " + " | ".join(cells) + " |")
     print(f"<!-- {kname}: {f[:160]} -->", file=sys.stderr)
-print(f"\nRates per core; each loop's assembly is in {out}/<kernel>.s.")
+print(f"\nRates per core; each loop's assembly is in {out}/<kernel>.s, llvm-mca's report in {out}/<kernel>-<cpu>.txt.")
 EOF

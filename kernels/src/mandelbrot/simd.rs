@@ -162,10 +162,32 @@ fn round_steps<S: Lanes>(
 }
 
 /// The block phase's round on NEON with `std::arch` vectors: the same
-/// operations as [`step`], but LLVM keeps `float64x2_t` state whole across
-/// the loop, where it splits pulp's two-lane `f64x2` into halves and moves
-/// them back every step (`scripts/arm64-mca.sh` counted 51 instructions
-/// for the 16 of four steps; docs/benchmarks.md).
+/// operations as [`step`], in the same order, so the same bits.
+///
+/// Why not the generic round: LLVM splits pulp's two-lane `f64x2` state into
+/// halves across the loop and moves them back every step (51 instructions
+/// for the 16 of four steps). With `float64x2_t` state the loop is 34
+/// instructions: the 16 operations, and 16 register copies
+/// (`mov v.16b`), because `fmla`/`fmls` overwrite their addend: each step
+/// copies `cr` and `ci` into fresh registers, and the new `zr`, `zi`, born
+/// in those registers, are moved back to where the loop expects them. The
+/// Cortex-A72 (Pi 4) runs those copies on its two FP pipes, which the
+/// operations already fill, so llvm-mca's A72 model put the loop at 24
+/// cycles for 8 pixel-iterations (6.0e8 per second at 1.8 GHz), all of it
+/// FP-pipe pressure.
+///
+/// Here the copies are gone: (1) the addends are read from memory at each
+/// use (`read_volatile` of a local, aligned array, so that LLVM neither
+/// hoists the loads out of the loop nor replaces them with register
+/// copies); an `ldr q` goes to the load pipe, idle in this loop; (2) the
+/// loop does two steps per pass, so the new values alternate between two
+/// sets of registers and none has to move back. The A72 model then sees
+/// 25 instructions per step of four vectors (16 FP operations, 8 loads),
+/// 18 cycles per step (8.0e8 per second), the FP pipes busy for 16: the rest
+/// is the chain of one vector over two steps (`fmls`, `fmla`, `fadd`,
+/// `fmla`: 35 cycles), which four vectors do not quite cover. Neoverse-N1
+/// (Pi 5) goes from 16 to 8 cycles per step. docs/benchmarks.md has the table; it is a static
+/// model's prediction, not a measurement on a Pi.
 #[cfg(target_arch = "aarch64")]
 mod neon {
     use super::VECTORS;
@@ -176,21 +198,31 @@ mod neon {
     #[inline(always)]
     pub(super) fn round_steps(round: u32, zr: &mut [f64], zi: &mut [f64], cr: &[f64], ci: f64) {
         assert!(zr.len() == 2 * VECTORS && zi.len() == 2 * VECTORS && cr.len() == 2 * VECTORS);
-        // SAFETY: NEON is part of the aarch64 baseline, and every load and
-        // store reads or writes two elements of a slice just checked to hold
-        // `2 VECTORS`.
+        // SAFETY: NEON is part of the aarch64 baseline; every `vld1q`/`vst1q`
+        // reads or writes two elements of a slice just checked to hold
+        // `2 VECTORS`, and every `read_volatile` reads an element of a local
+        // array of `float64x2_t` (so aligned and initialised) alive here.
         unsafe {
             let load =
                 |a: &[f64]| -> [float64x2_t; VECTORS] { std::array::from_fn(|v| vld1q_f64(a.as_ptr().add(2 * v))) };
-            let (mut a, mut b, c) = (load(zr), load(zi), load(cr));
-            let ci = vdupq_n_f64(ci);
-            for _ in 0..round {
+            let (mut a, mut b) = (load(zr), load(zi));
+            // The addends stay in memory (see the module documentation).
+            let (crs, cis) = (load(cr), [vdupq_n_f64(ci)]);
+            let (cr, ci) = (crs.as_ptr(), cis.as_ptr());
+            let step = |a: &mut [float64x2_t; VECTORS], b: &mut [float64x2_t; VECTORS]| {
                 for v in 0..VECTORS {
                     let (x, y) = (a[v], b[v]);
                     // fma(x, x, fma(-y, y, cr)), fma(2x, y, ci): `step`'s operations.
-                    a[v] = vfmaq_f64(vfmsq_f64(c[v], y, y), x, x);
-                    b[v] = vfmaq_f64(ci, vaddq_f64(x, x), y);
+                    a[v] = vfmaq_f64(vfmsq_f64(cr.add(v).read_volatile(), y, y), x, x);
+                    b[v] = vfmaq_f64(ci.read_volatile(), vaddq_f64(x, x), y);
                 }
+            };
+            for _ in 0..round / 2 {
+                step(&mut a, &mut b);
+                step(&mut a, &mut b);
+            }
+            if round % 2 == 1 {
+                step(&mut a, &mut b);
             }
             for v in 0..VECTORS {
                 vst1q_f64(zr.as_mut_ptr().add(2 * v), a[v]);
