@@ -40,9 +40,10 @@ KUBERNETES_VERSION = "1.32.0"  # K3s v1.32, as docs/deploy-k3s.md installs
 HOSTFILE = "/etc/mpi/hostfile"
 SSH_PORT = 2222
 # Result keys that describe the run rather than the result: where it wrote,
-# the process grid (from the process count), and a rate (timing). The
+# the process grid (from the process count), and the rates (timings: heat's
+# update rate and the memory traffic per core derived from it). The
 # emulations compare an MPIJob's result with one process's minus these.
-RUN_DEPENDENT_RESULT = ("output", "grid", "cell_updates_per_s")
+RUN_DEPENDENT_RESULT = ("output", "grid", "cell_updates_per_s", "bytes_per_s_per_core")
 
 
 def kustomizations():
