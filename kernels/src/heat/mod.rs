@@ -250,9 +250,22 @@ pub fn grown(sides: [bool; 4], m: usize, s: usize) -> [usize; 4] {
 /// The update of buffer row `i` over buffer columns `a..b` (neither
 /// touching the buffer's outermost row or column, which are only read) from
 /// `cur` into `out_row`, that row of the next buffer.
-fn row_step<'a>(cur: &'a [f64], out_row: &'a mut [f64], stride: usize, i: usize, (a, b): (usize, usize), r: f64) -> simd::RowStep<'a> {
+fn row_step<'a>(
+    cur: &'a [f64],
+    out_row: &'a mut [f64],
+    stride: usize,
+    i: usize,
+    (a, b): (usize, usize),
+    r: f64,
+) -> simd::RowStep<'a> {
     let row = |k: usize| &cur[k * stride..(k + 1) * stride];
-    simd::RowStep { up: &row(i - 1)[a..b], mid: &row(i)[a - 1..b + 1], down: &row(i + 1)[a..b], out: &mut out_row[a..b], r }
+    simd::RowStep {
+        up: &row(i - 1)[a..b],
+        mid: &row(i)[a - 1..b + 1],
+        down: &row(i + 1)[a..b],
+        out: &mut out_row[a..b],
+        r,
+    }
 }
 
 /// Updates buffer row `i` over buffer columns `cols` (see [`row_step`]).
@@ -277,7 +290,10 @@ fn step_rows(path: Path, cur: &[f64], next: &mut [f64], stride: usize, rows: Ran
     let (odd, bottom) = rest.split_at_mut((rows.len() - 2 * pairs) * stride);
     top.par_chunks_mut(stride).zip(bottom.par_chunks_mut(stride)).enumerate().for_each(|(k, (a, b))| {
         let (i, j) = (rows.start + k, rows.end - pairs + k);
-        crate::simd::dispatch_on(path, simd::RowPair(row_step(cur, a, stride, i, span, r), row_step(cur, b, stride, j, span, r)));
+        crate::simd::dispatch_on(
+            path,
+            simd::RowPair(row_step(cur, a, stride, i, span, r), row_step(cur, b, stride, j, span, r)),
+        );
     });
     if !odd.is_empty() {
         step_span(path, cur, odd, stride, rows.start + pairs, cols, r);
