@@ -247,25 +247,57 @@ pub fn grown(sides: [bool; 4], m: usize, s: usize) -> [usize; 4] {
     sides.map(|has| if has { m - 1 - s } else { 0 })
 }
 
-/// Updates buffer row `i` over buffer columns `cols` (neither touching the
-/// buffer's outermost row or column, which are only read) from `cur` into
-/// `out_row`, that row of the next buffer.
+/// The update of buffer row `i` over buffer columns `a..b` (neither
+/// touching the buffer's outermost row or column, which are only read) from
+/// `cur` into `out_row`, that row of the next buffer.
+fn row_step<'a>(
+    cur: &'a [f64],
+    out_row: &'a mut [f64],
+    stride: usize,
+    i: usize,
+    (a, b): (usize, usize),
+    r: f64,
+) -> simd::RowStep<'a> {
+    let row = |k: usize| &cur[k * stride..(k + 1) * stride];
+    simd::RowStep {
+        up: &row(i - 1)[a..b],
+        mid: &row(i)[a - 1..b + 1],
+        down: &row(i + 1)[a..b],
+        out: &mut out_row[a..b],
+        r,
+    }
+}
+
+/// Updates buffer row `i` over buffer columns `cols` (see [`row_step`]).
 fn step_span(path: Path, cur: &[f64], out_row: &mut [f64], stride: usize, i: usize, cols: Range<usize>, r: f64) {
     if cols.is_empty() {
         return;
     }
-    let (a, b) = (cols.start, cols.end);
-    let row = |k: usize| &cur[k * stride..(k + 1) * stride];
-    crate::simd::dispatch_on(
-        path,
-        simd::RowStep {
-            up: &row(i - 1)[a..b],
-            mid: &row(i)[a - 1..b + 1],
-            down: &row(i + 1)[a..b],
-            out: &mut out_row[a..b],
-            r,
-        },
-    );
+    crate::simd::dispatch_on(path, row_step(cur, out_row, stride, i, (cols.start, cols.end), r));
+}
+
+/// Updates buffer rows `rows` over buffer columns `cols` (see [`row_step`]),
+/// in parallel: row `k` of the first half together with row `k` of the
+/// second half in one loop ([`simd::RowPair`]), so that two rows are read
+/// fresh from memory at a time, then the middle row of an odd count alone.
+fn step_rows(path: Path, cur: &[f64], next: &mut [f64], stride: usize, rows: Range<usize>, cols: Range<usize>, r: f64) {
+    if rows.is_empty() || cols.is_empty() {
+        return;
+    }
+    let span = (cols.start, cols.end);
+    let pairs = rows.len() / 2;
+    let (top, rest) = next[rows.start * stride..rows.end * stride].split_at_mut(pairs * stride);
+    let (odd, bottom) = rest.split_at_mut((rows.len() - 2 * pairs) * stride);
+    top.par_chunks_mut(stride).zip(bottom.par_chunks_mut(stride)).enumerate().for_each(|(k, (a, b))| {
+        let (i, j) = (rows.start + k, rows.end - pairs + k);
+        crate::simd::dispatch_on(
+            path,
+            simd::RowPair(row_step(cur, a, stride, i, span, r), row_step(cur, b, stride, j, span, r)),
+        );
+    });
+    if !odd.is_empty() {
+        step_span(path, cur, odd, stride, rows.start + pairs, cols, r);
+    }
 }
 
 /// Whether the block has interior cells (cells none of whose neighbours is
@@ -285,9 +317,7 @@ fn step_interior_on(path: Path, b: Block, cur: &[f64], next: &mut [f64], r: f64)
     if !has_interior(b) {
         return;
     }
-    next.par_chunks_mut(stride).enumerate().skip(g + 1).take(b.h - 2).for_each(|(i, line)| {
-        step_span(path, cur, line, stride, i, g + 1..g + b.w - 1, r);
-    });
+    step_rows(path, cur, next, stride, g + 1..g + b.h - 1, g + 1..g + b.w - 1, r);
 }
 
 /// Updates the cells next to a ghost: the first and last rows, and the
@@ -323,15 +353,17 @@ fn step_around_on(path: Path, b: Block, grow: [usize; 4], cur: &[f64], next: &mu
     }
 }
 
-/// Updates every cell of the block: [`step_interior`] then [`step_border`].
+/// Updates every cell of the block: the cells of [`step_interior`] and [`step_border`] together.
 pub fn step_block(b: Block, cur: &[f64], next: &mut [f64], r: f64) {
     step_block_on(crate::simd::path(), b, cur, next, r);
 }
 
-/// [`step_block`] on a given SIMD path (which this CPU must have).
+/// [`step_block`] on a given SIMD path (which this CPU must have): the
+/// same cells, each row whole in one pass (no second pass over the rows'
+/// ends, which would meet them again out of cache).
 pub fn step_block_on(path: Path, b: Block, cur: &[f64], next: &mut [f64], r: f64) {
-    step_interior_on(path, b, cur, next, r);
-    step_around_on(path, b, [0; 4], cur, next, r);
+    let (stride, g) = (b.stride(), b.g);
+    step_rows(path, cur, next, stride, g..g + b.h, g..g + b.w, r);
 }
 
 /// The whole grid after `p.steps` steps, row-major, by [`step_block`] on
