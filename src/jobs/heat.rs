@@ -320,7 +320,8 @@ impl Heat {
         let (pr, pc) = self.shape(size)?;
         self.check_depth((pr, pc))?;
         let (gr, gc) = (rank / pc, rank % pc);
-        Ok(Layout { pr, pc, gr, gc, rows: block_slice(self.p.rows, pr, gr), cols: block_slice(self.p.cols, pc, gc) })
+        let (rows, cols) = self.place((pr, pc), rank);
+        Ok(Layout { pr, pc, gr, gc, rows, cols })
     }
 
     /// Bytes a rank holds at its peak: two ghosted blocks (`K` layers) and
@@ -351,9 +352,9 @@ impl Heat {
         }
     }
 
-    /// Where rank `r`'s block lies in the field, (rows, columns).
-    fn place(&self, l: &Layout, r: usize) -> (Range<usize>, Range<usize>) {
-        (block_slice(self.p.rows, l.pr, r / l.pc), block_slice(self.p.cols, l.pc, r % l.pc))
+    /// Where rank `r`'s block lies in the field on a `pr x pc` process grid, (rows, columns).
+    fn place(&self, (pr, pc): (usize, usize), r: usize) -> (Range<usize>, Range<usize>) {
+        (block_slice(self.p.rows, pr, r / pc), block_slice(self.p.cols, pc, r % pc))
     }
 }
 
@@ -427,7 +428,7 @@ impl SpmdJob for Heat {
         let (b, mine) = (state.b, state.cells());
         drop(state);
         stats.units = b.h as u64 * b.w as u64;
-        let places: Vec<_> = (0..layout.pr * layout.pc).map(|r| self.place(&layout, r)).collect();
+        let places: Vec<_> = (0..layout.pr * layout.pc).map(|r| self.place((layout.pr, layout.pc), r)).collect();
         let field = gather(&team, comm, &places, self.p.cols, &mine, &mut stats);
         team.barrier();
         let wall_s = team.now() - start;
@@ -493,7 +494,7 @@ impl Heat {
         let t = Instant::now();
         let places: Vec<_> = (0..l.pr * l.pc)
             .map(|r| {
-                let (rows, cols) = self.place(l, r);
+                let (rows, cols) = self.place((l.pr, l.pc), r);
                 (lat.within(rows), lat.within(cols))
             })
             .collect();
