@@ -2,7 +2,8 @@
 //! (no MPI): `cargo bench --bench kernels`.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use kernels::heat::{self, Block};
+use kernels::heat::{self, Block, Stores};
+use kernels::simd::{dispatch, Kernel, Lanes};
 use kernels::{leibniz, mandelbrot, pi_mc};
 use std::time::{Duration, Instant};
 
@@ -109,6 +110,38 @@ fn triad(a: &mut [f64], b: &[f64], c: &[f64], s: f64) {
     }
 }
 
+/// The triad with `a` written by non-temporal stores where the CPU has them
+/// ([`Lanes::stream_f64s`], as heat's streamed step writes): `a`'s lines
+/// are not read before being written, 24 bytes of real traffic per element
+/// instead of 32. The machine's bandwidth is the better of the two triads.
+struct StreamedTriad<'a> {
+    a: &'a mut [f64],
+    b: &'a [f64],
+    c: &'a [f64],
+    s: f64,
+}
+
+impl Kernel for StreamedTriad<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn run<S: Lanes>(self, simd: S) {
+        let StreamedTriad { a, b, c, s } = self;
+        let (n, w) = (a.len(), S::F64_LANES);
+        let head = a.as_ptr().align_offset(std::mem::size_of::<S::f64s>()).min(n);
+        triad(&mut a[..head], &b[..head], &c[..head], s);
+        let sv = simd.splat_f64s(s);
+        let mut k = head;
+        while k + w <= n {
+            let v = simd.mul_add_f64s(sv, simd.load_f64s(&c[k..k + w]), simd.load_f64s(&b[k..k + w]));
+            simd.stream_f64s(&mut a[k..k + w], v);
+            k += w;
+        }
+        simd.stream_fence();
+        triad(&mut a[k..], &b[k..], &c[k..], s);
+    }
+}
+
 /// Seconds of CPU time the calling thread has used.
 fn thread_cpu_s() -> f64 {
     let mut t = libc::timespec { tv_sec: 0, tv_nsec: 0 };
@@ -118,14 +151,16 @@ fn thread_cpu_s() -> f64 {
     t.tv_sec as f64 + t.tv_nsec as f64 * 1e-9
 }
 
-/// Memory bandwidth on one thread: the triad against heat's step on a grid
-/// far out of cache, each as bytes per second (`TRIAD_BYTES`, `HEAT_BYTES`
-/// per element or cell). Criterion reports each one's GB/s (wall time);
-/// then an interleaved run (rounds of one triad and one step in turn) prints
-/// the best of each and heat's rate as a fraction of the triad's, the figure
-/// issue 17 asks for (at least 80 %), timed by the thread's CPU time, which
-/// on a shared machine leaves out the turns other processes take on the
-/// core (both loops run on the calling thread), and by wall time beside it.
+/// Memory bandwidth on one thread: the triad (plain and streamed stores)
+/// against heat's step on a grid far out of cache (which streams its stores
+/// at this size, `heat::Stores::for_len`; its plain-store step beside it),
+/// each as bytes per second (`TRIAD_BYTES`, `HEAT_BYTES` per element or
+/// cell). Criterion reports each one's GB/s (wall time); then an
+/// interleaved run (rounds of each loop in turn) prints the best of each and
+/// heat's rate as a fraction of the better triad's, the figure issue 17 asks
+/// for (at least 80 %), timed by the thread's CPU time, which on a shared
+/// machine leaves out the turns other processes take on the core (every
+/// loop runs on the calling thread), and by wall time beside it.
 fn bench_heat_memory(c: &mut Criterion) {
     let one = rayon::ThreadPoolBuilder::new().num_threads(1).use_current_thread().build().expect("thread pool");
     let (mut a, b, cc) = (vec![0.0; TRIAD_LEN], vec![1.0; TRIAD_LEN], vec![2.0; TRIAD_LEN]);
@@ -133,13 +168,21 @@ fn bench_heat_memory(c: &mut Criterion) {
     let blk = Block { h: p.rows, w: p.cols, g: 1 };
     let cur = one.install(|| blk.initial(&p, 0..p.rows, 0..p.cols));
     let mut next = cur.clone();
+    let stores = Stores::for_len(blk.len());
+    let path = kernels::simd::path();
     let mut g = c.benchmark_group("heat-memory");
     g.sample_size(20).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(4));
     g.throughput(Throughput::Bytes(TRIAD_BYTES * TRIAD_LEN as u64));
     g.bench_function("triad/threads/1", |bn| bn.iter(|| triad(&mut a, &b, &cc, 3.0)));
+    g.bench_function("triad-streamed/threads/1", |bn| {
+        bn.iter(|| dispatch(StreamedTriad { a: &mut a, b: &b, c: &cc, s: 3.0 }))
+    });
     g.throughput(Throughput::Bytes(HEAT_BYTES * p.cells()));
     g.bench_function("heat-step/threads/1", |bn| {
         bn.iter(|| one.install(|| heat::step_block(blk, &cur, &mut next, p.r)))
+    });
+    g.bench_function("heat-step-cached/threads/1", |bn| {
+        bn.iter(|| one.install(|| heat::step_block_on(path, Stores::Cached, blk, &cur, &mut next, p.r)))
     });
     g.finish();
 
@@ -149,20 +192,28 @@ fn bench_heat_memory(c: &mut Criterion) {
         f();
         *best = (best.0.min(thread_cpu_s() - cpu), best.1.min(wall.elapsed().as_secs_f64()));
     };
-    let (mut t_triad, mut t_heat) = ((f64::INFINITY, f64::INFINITY), (f64::INFINITY, f64::INFINITY));
+    let mut t = [(f64::INFINITY, f64::INFINITY); 4];
     const ROUNDS: usize = 40;
     for _ in 0..ROUNDS {
-        time(&mut || triad(&mut a, &b, &cc, 3.0), &mut t_triad);
-        time(&mut || one.install(|| heat::step_block(blk, &cur, &mut next, p.r)), &mut t_heat);
+        time(&mut || triad(&mut a, &b, &cc, 3.0), &mut t[0]);
+        time(&mut || dispatch(StreamedTriad { a: &mut a, b: &b, c: &cc, s: 3.0 }), &mut t[1]);
+        time(&mut || one.install(|| heat::step_block(blk, &cur, &mut next, p.r)), &mut t[2]);
+        let cached = &mut || one.install(|| heat::step_block_on(path, Stores::Cached, blk, &cur, &mut next, p.r));
+        time(cached, &mut t[3]);
     }
     let gb_s = |bytes: u64, s: f64| bytes as f64 / s / 1e9;
     let (triad_bytes, heat_bytes) = (TRIAD_BYTES * TRIAD_LEN as u64, HEAT_BYTES * p.cells());
-    for (clock, tt, th) in [("CPU time", t_triad.0, t_heat.0), ("wall time", t_triad.1, t_heat.1)] {
-        let (bt, bh) = (gb_s(triad_bytes, tt), gb_s(heat_bytes, th));
+    for (clock, pick) in [("CPU time", 0), ("wall time", 1)] {
+        let s = |k: usize| if pick == 0 { t[k].0 } else { t[k].1 };
+        let (plain, streamed) = (gb_s(triad_bytes, s(0)), gb_s(triad_bytes, s(1)));
+        let (step, cached) = (gb_s(heat_bytes, s(2)), gb_s(heat_bytes, s(3)));
+        let best = plain.max(streamed);
         println!(
-            "heat-memory, one thread, interleaved, best of {ROUNDS} by {clock}: triad {bt:.2} GB/s, heat step {bh:.2} GB/s, \
-             heat/triad {:.1} %",
-            100.0 * bh / bt
+            "heat-memory, one thread, interleaved, best of {ROUNDS} by {clock}: triad {plain:.2} GB/s, \
+             streamed triad {streamed:.2} GB/s; heat step ({stores:?} stores) {step:.2} GB/s, with plain stores \
+             {cached:.2} GB/s; heat/triad {:.1} % (against the better triad; plain stores: {:.1} %)",
+            100.0 * step / best,
+            100.0 * cached / best
         );
     }
 }

@@ -95,6 +95,27 @@ fn the_field_is_identical_for_any_halo_depth() {
 }
 
 #[test]
+fn streamed_and_cached_stores_give_one_field() {
+    // 1700 x 1700 cells: one rank's two buffers (46 MB) exceed the 32 MiB
+    // above which a step streams its stores (kernels::heat::Stores), so np 1
+    // streams on x86; np 4's 850 x 850 blocks (12 MB for both buffers) stay
+    // under it on any machine with a last-level cache of 12 MB or more, so
+    // they use plain stores, with the halo exchange between. Three threads
+    // at np 1 split the rows unevenly. The sine modes are nonzero in every
+    // cell, so a cell the streamed loop skipped or misplaced would show
+    // (a hot disc leaves the rows' ends at 0 for the first steps).
+    let digest = |np: usize, threads: &str, comm: &str| {
+        let args = ["heat", "--size", "1700x1700", "--steps", "3", "--init", "modes", "--comm", comm];
+        let r = json_run(np, &[&args[..], &["--threads", threads, "--out", "/dev/null"]].concat());
+        assert_eq!(r["verified"], true, "{r}");
+        r["result"]["field_digest"].clone()
+    };
+    let want = digest(1, "3", "p2p");
+    assert_eq!(digest(4, "1", "p2p"), want, "np 4, p2p");
+    assert_eq!(digest(4, "1", "collective"), want, "np 4, collective");
+}
+
+#[test]
 fn the_report_names_its_parameters_by_flag_and_states_the_bound() {
     let (_, r) = field(2, &["--comm", "p2p"]);
     let p = &r["params"];

@@ -224,6 +224,27 @@ pub trait Lanes: pulp::Simd {
     fn store_u64s(self, a: &mut [u64], v: Self::u64s) {
         a.copy_from_slice(pulp::bytemuck::cast_slice(std::slice::from_ref(&v)));
     }
+
+    /// Stores `v` into exactly one vector's worth of `a`, which starts on a
+    /// multiple of the vector's size, bypassing the caches where the
+    /// instruction set can (x86's non-temporal stores: the line is written
+    /// without first being read, a third less memory traffic for a loop that
+    /// reads one stream and writes another). The value stored is `v`'s bits
+    /// on every path, so results do not depend on it. After a run of these
+    /// stores, [`Lanes::stream_fence`] on the same thread, before another
+    /// thread may read what they wrote. Elsewhere a plain store.
+    ///
+    /// # Panics
+    /// If `a` is not one vector long or not aligned to it.
+    #[inline(always)]
+    fn stream_f64s(self, a: &mut [f64], v: Self::f64s) {
+        assert!(a.as_ptr().align_offset(std::mem::size_of::<Self::f64s>()) == 0, "an aligned vector");
+        self.store_f64s(a, v);
+    }
+    /// Orders this thread's [`stream_f64s`](Lanes::stream_f64s) stores before
+    /// its later stores (x86's `sfence`); nothing where they are plain stores.
+    #[inline(always)]
+    fn stream_fence(self) {}
 }
 
 /// The sum of squared signed 16-bit halves of one 32-bit word (the
@@ -316,6 +337,18 @@ mod x86 {
         fn all_m64s(self, m: Self::m64s) -> bool {
             self.avx._mm256_movemask_pd(cast(self.transmute_u64s_m64s(m))) == 0xf
         }
+        #[inline(always)]
+        fn stream_f64s(self, a: &mut [f64], v: Self::f64s) {
+            assert!(a.len() == 4 && a.as_mut_ptr().align_offset(32) == 0, "one aligned vector");
+            // SAFETY: see the module comment (AVX); `a` is 4 doubles at a
+            // 32-byte boundary, as the instruction requires.
+            unsafe { _mm256_stream_pd(a.as_mut_ptr(), cast(v)) }
+        }
+        #[inline(always)]
+        fn stream_fence(self) {
+            // SAFETY: SSE, present on every x86-64.
+            unsafe { _mm_sfence() }
+        }
     }
 
     impl Lanes for V4 {
@@ -351,6 +384,18 @@ mod x86 {
         #[inline(always)]
         fn all_m64s(self, m: Self::m64s) -> bool {
             m.0 == 0xff
+        }
+        #[inline(always)]
+        fn stream_f64s(self, a: &mut [f64], v: Self::f64s) {
+            assert!(a.len() == 8 && a.as_mut_ptr().align_offset(64) == 0, "one aligned vector");
+            // SAFETY: see the module comment (AVX-512F); `a` is 8 doubles at
+            // a 64-byte boundary, as the instruction requires.
+            unsafe { _mm512_stream_pd(a.as_mut_ptr(), cast(v)) }
+        }
+        #[inline(always)]
+        fn stream_fence(self) {
+            // SAFETY: SSE, present on every x86-64.
+            unsafe { _mm_sfence() }
         }
     }
 }

@@ -257,6 +257,7 @@ fn row_step<'a>(
     i: usize,
     (a, b): (usize, usize),
     r: f64,
+    stores: Stores,
 ) -> simd::RowStep<'a> {
     let row = |k: usize| &cur[k * stride..(k + 1) * stride];
     simd::RowStep {
@@ -265,6 +266,7 @@ fn row_step<'a>(
         down: &row(i + 1)[a..b],
         out: &mut out_row[a..b],
         r,
+        stream: stores == Stores::Streamed,
     }
 }
 
@@ -273,30 +275,58 @@ fn step_span(path: Path, cur: &[f64], out_row: &mut [f64], stride: usize, i: usi
     if cols.is_empty() {
         return;
     }
-    crate::simd::dispatch_on(path, row_step(cur, out_row, stride, i, (cols.start, cols.end), r));
+    let stores = Stores::for_len(cur.len());
+    crate::simd::dispatch_on(path, row_step(cur, out_row, stride, i, (cols.start, cols.end), r, stores));
 }
 
+/// Rows updated together in one loop ([`simd::Rows`]). One row's update
+/// reads one row fresh from memory (the rows above and at it come back from
+/// cache), a single stream, too few misses in flight to keep a core's share
+/// of the memory busy; rows far apart in one loop are that many streams.
+/// Measured on the Zen 4 VM (docs/benchmarks.md, heat-memory, streamed
+/// stores): 1, 2, 3, 4 rows reached 72, 77-97, 89-99, 86-96 % of the
+/// streamed triad.
+const ROWS_PER_PASS: usize = 4;
+
 /// Updates buffer rows `rows` over buffer columns `cols` (see [`row_step`]),
-/// in parallel: row `k` of the first half together with row `k` of the
-/// second half in one loop ([`simd::RowPair`]), so that two rows are read
-/// fresh from memory at a time, then the middle row of an odd count alone.
-fn step_rows(path: Path, cur: &[f64], next: &mut [f64], stride: usize, rows: Range<usize>, cols: Range<usize>, r: f64) {
+/// in parallel: the rows split into [`ROWS_PER_PASS`] equal groups, row `k`
+/// of every group in one loop ([`simd::Rows`]), then the rows left over
+/// (fewer than [`ROWS_PER_PASS`]) one at a time.
+#[allow(clippy::too_many_arguments)] // the span of one call, spelt out
+fn step_rows(
+    path: Path,
+    stores: Stores,
+    cur: &[f64],
+    next: &mut [f64],
+    stride: usize,
+    rows: Range<usize>,
+    cols: Range<usize>,
+    r: f64,
+) {
     if rows.is_empty() || cols.is_empty() {
         return;
     }
     let span = (cols.start, cols.end);
-    let pairs = rows.len() / 2;
-    let (top, rest) = next[rows.start * stride..rows.end * stride].split_at_mut(pairs * stride);
-    let (odd, bottom) = rest.split_at_mut((rows.len() - 2 * pairs) * stride);
-    top.par_chunks_mut(stride).zip(bottom.par_chunks_mut(stride)).enumerate().for_each(|(k, (a, b))| {
-        let (i, j) = (rows.start + k, rows.end - pairs + k);
-        crate::simd::dispatch_on(
-            path,
-            simd::RowPair(row_step(cur, a, stride, i, span, r), row_step(cur, b, stride, j, span, r)),
-        );
-    });
-    if !odd.is_empty() {
-        step_span(path, cur, odd, stride, rows.start + pairs, cols, r);
+    const N: usize = ROWS_PER_PASS;
+    let per = rows.len() / N;
+    let (grouped, rest) = next[rows.start * stride..rows.end * stride].split_at_mut(N * per * stride);
+    if per > 0 {
+        let mut groups = grouped.chunks_mut(per * stride).map(|g| g.chunks_mut(stride));
+        let mut lines: [_; N] = std::array::from_fn(|_| groups.next().expect("N groups"));
+        let sets: Vec<[&mut [f64]; N]> =
+            (0..per).map(|_| std::array::from_fn(|q| lines[q].next().expect("per rows a group"))).collect();
+        sets.into_par_iter().enumerate().for_each(|(k, set)| {
+            let mut outs = set.into_iter();
+            let steps: [_; N] = std::array::from_fn(|q| {
+                let out = outs.next().expect("one row of each group");
+                row_step(cur, out, stride, rows.start + q * per + k, span, r, stores)
+            });
+            crate::simd::dispatch_on(path, simd::Rows(steps));
+        });
+    }
+    for (k, out) in rest.chunks_mut(stride).enumerate() {
+        let i = rows.start + N * per + k;
+        crate::simd::dispatch_on(path, row_step(cur, out, stride, i, span, r, stores));
     }
 }
 
@@ -317,7 +347,8 @@ fn step_interior_on(path: Path, b: Block, cur: &[f64], next: &mut [f64], r: f64)
     if !has_interior(b) {
         return;
     }
-    step_rows(path, cur, next, stride, g + 1..g + b.h - 1, g + 1..g + b.w - 1, r);
+    let stores = Stores::for_len(cur.len());
+    step_rows(path, stores, cur, next, stride, g + 1..g + b.h - 1, g + 1..g + b.w - 1, r);
 }
 
 /// Updates the cells next to a ghost: the first and last rows, and the
@@ -355,30 +386,104 @@ fn step_around_on(path: Path, b: Block, grow: [usize; 4], cur: &[f64], next: &mu
 
 /// Updates every cell of the block: the cells of [`step_interior`] and [`step_border`] together.
 pub fn step_block(b: Block, cur: &[f64], next: &mut [f64], r: f64) {
-    step_block_on(crate::simd::path(), b, cur, next, r);
+    step_block_on(crate::simd::path(), Stores::for_len(cur.len()), b, cur, next, r);
 }
 
-/// [`step_block`] on a given SIMD path (which this CPU must have): the
-/// same cells, each row whole in one pass (no second pass over the rows'
-/// ends, which would meet them again out of cache).
-pub fn step_block_on(path: Path, b: Block, cur: &[f64], next: &mut [f64], r: f64) {
+/// [`step_block`] on a given SIMD path (which this CPU must have) with
+/// the given stores: the same cells, each row whole in one pass (no second
+/// pass over the rows' ends, which would meet them again out of cache).
+pub fn step_block_on(path: Path, stores: Stores, b: Block, cur: &[f64], next: &mut [f64], r: f64) {
     let (stride, g) = (b.stride(), b.g);
-    step_rows(path, cur, next, stride, g..g + b.h, g..g + b.w, r);
+    step_rows(path, stores, cur, next, stride, g..g + b.h, g..g + b.w, r);
+}
+
+/// How a step writes the next buffer's cells. Either way each cell gets
+/// the same bits; only the memory traffic differs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stores {
+    /// Plain stores: each line written is first read into the cache
+    /// (write-allocate) and stays there for the next step to read.
+    Cached,
+    /// Non-temporal stores ([`crate::simd::Lanes::stream_f64s`], x86; plain
+    /// stores elsewhere): no read before the write, so a step moves 16 bytes
+    /// per cell instead of 24, and the written rows do not evict the rows
+    /// being read. For a field larger than the caches, which the next step
+    /// meets in memory anyway.
+    Streamed,
+}
+
+impl Stores {
+    /// The stores for a block whose two buffers hold `len` cells each:
+    /// [`Stores::Streamed`] when the two together exceed
+    /// [`stream_threshold_bytes`], else [`Stores::Cached`]. (Ranks sharing
+    /// a node also share its cache; the rule looks at one rank's buffers, so
+    /// it may keep plain stores for a field that only several ranks
+    /// together make too large.)
+    pub fn for_len(len: usize) -> Stores {
+        if 2 * len * std::mem::size_of::<f64>() > stream_threshold_bytes() {
+            Stores::Streamed
+        } else {
+            Stores::Cached
+        }
+    }
+}
+
+/// The most a core's last-level cache is taken to hold: 32 MiB, an AMD
+/// Zen core complex's L3 (a core sees only its own complex's) and more
+/// than most desktop chips' whole L3. Measured on the Zen 4 VM of
+/// docs/benchmarks.md, one thread: plain stores faster below two 18 MB
+/// buffers, streamed faster from two 32 MB buffers up.
+const CACHE_CAP_BYTES: usize = 32 << 20;
+
+/// Above how many bytes of the two buffers together a step streams its
+/// stores: this machine's largest cache as Linux reports it (the largest
+/// `size` under `/sys/devices/system/cpu/cpu0/cache/index*/`), at most
+/// [`CACHE_CAP_BYTES`] (virtual machines may report the host's total L3:
+/// 260 MiB on that VM); [`CACHE_CAP_BYTES`] where it cannot be read. Read
+/// once per process.
+pub fn stream_threshold_bytes() -> usize {
+    static BYTES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *BYTES.get_or_init(|| {
+        let sizes = (0..8).filter_map(|i| {
+            let text = std::fs::read_to_string(format!("/sys/devices/system/cpu/cpu0/cache/index{i}/size")).ok()?;
+            parse_cache_size(text.trim())
+        });
+        sizes.max().unwrap_or(CACHE_CAP_BYTES).min(CACHE_CAP_BYTES)
+    })
+}
+
+/// A sysfs cache size (`"32768K"`, `"1M"`, `"512"`) in bytes.
+fn parse_cache_size(text: &str) -> Option<usize> {
+    let (digits, unit) = match text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((k, _)) => text.split_at(k),
+        None => (text, ""),
+    };
+    let n: usize = digits.parse().ok()?;
+    let scale = match unit {
+        "" => 1,
+        "K" => 1 << 10,
+        "M" => 1 << 20,
+        "G" => 1 << 30,
+        _ => return None,
+    };
+    n.checked_mul(scale)
 }
 
 /// The whole grid after `p.steps` steps, row-major, by [`step_block`] on
 /// one block (the runtime's loop, with zero ghosts as the boundary).
 pub fn evolve(p: &Params) -> Vec<f64> {
-    evolve_on(crate::simd::path(), p)
+    let cells = (p.rows + 2) * (p.cols + 2);
+    evolve_on(crate::simd::path(), Stores::for_len(cells), p)
 }
 
-/// [`evolve`] on a given SIMD path (which this CPU must have).
-pub fn evolve_on(path: Path, p: &Params) -> Vec<f64> {
+/// [`evolve`] on a given SIMD path (which this CPU must have) with the
+/// given stores.
+pub fn evolve_on(path: Path, stores: Stores, p: &Params) -> Vec<f64> {
     let b = Block { h: p.rows, w: p.cols, g: 1 };
     let mut cur = b.initial(p, 0..p.rows, 0..p.cols);
     let mut next = cur.clone();
     for _ in 0..p.steps {
-        step_block_on(path, b, &cur, &mut next, p.r);
+        step_block_on(path, stores, b, &cur, &mut next, p.r);
         std::mem::swap(&mut cur, &mut next);
     }
     b.cells(&cur)

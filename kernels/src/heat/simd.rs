@@ -16,6 +16,11 @@ pub(super) struct RowStep<'a> {
     pub down: &'a [f64],
     pub out: &'a mut [f64],
     pub r: f64,
+    /// Whether whole vectors of `out` are written with
+    /// [`Lanes::stream_f64s`] (past the caches, for a field far larger than
+    /// them; the cells before `out`'s first vector boundary are computed
+    /// one at a time). The values are the same either way.
+    pub stream: bool,
 }
 
 impl RowStep<'_> {
@@ -37,15 +42,30 @@ impl RowStep<'_> {
         let south = s.load_f64s(&self.down[k..k + lanes]);
         let sum = s.add_f64s(s.add_f64s(north, south), s.add_f64s(east, west));
         let v = s.add_f64s(u, s.mul_f64s(rv, s.sub_f64s(sum, s.mul_f64s(four, u))));
-        s.store_f64s(&mut self.out[k..k + lanes], v);
+        if self.stream {
+            s.stream_f64s(&mut self.out[k..k + lanes], v);
+        } else {
+            s.store_f64s(&mut self.out[k..k + lanes], v);
+        }
     }
 
-    /// The cells from `from` to the end, one at a time.
+    /// The cells from `from` to `to`, one at a time.
     #[inline(always)]
-    fn tail(&mut self, from: usize) {
+    fn cells(&mut self, from: usize, to: usize) {
         let (up, mid, down, r) = (self.up, self.mid, self.down, self.r);
-        for (k, o) in self.out.iter_mut().enumerate().skip(from) {
+        for (k, o) in self.out.iter_mut().enumerate().take(to).skip(from) {
             *o = super::cell(mid[k + 1], up[k], down[k], mid[k + 2], mid[k], r);
+        }
+    }
+
+    /// Where the vectors start: 0, or with [`RowStep::stream`] the first
+    /// cell of `out` on a vector boundary (at most the row's length).
+    #[inline(always)]
+    fn head<S: Lanes>(&self, n: usize) -> usize {
+        if self.stream {
+            self.out.as_ptr().align_offset(std::mem::size_of::<S::f64s>()).min(n)
+        } else {
+            0
         }
     }
 }
@@ -58,38 +78,53 @@ impl Kernel for RowStep<'_> {
         let n = self.check();
         let lanes = S::F64_LANES;
         let (rv, four) = (s.splat_f64s(self.r), s.splat_f64s(4.0));
-        let mut k = 0;
+        let mut k = self.head::<S>(n);
+        self.cells(0, k);
         while k + lanes <= n {
             self.vector(s, k, rv, four);
             k += lanes;
         }
-        self.tail(k);
+        self.cells(k, n);
+        if self.stream {
+            s.stream_fence();
+        }
     }
 }
 
-/// Two row spans of the same length (and the same `r`) updated in one
-/// loop, a vector of each in turn: two rows below read fresh from memory
-/// side by side, twice the misses in flight of one row at a time. Each
+/// `N` row spans of the same length (and the same `r`) updated in one
+/// loop, a vector of each in turn: `N` rows below read fresh from memory
+/// side by side, `N` times the misses in flight of one row at a time. Each
 /// cell's value is [`RowStep`]'s.
-pub(super) struct RowPair<'a>(pub RowStep<'a>, pub RowStep<'a>);
+pub(super) struct Rows<'a, const N: usize>(pub [RowStep<'a>; N]);
 
-impl Kernel for RowPair<'_> {
+impl<const N: usize> Kernel for Rows<'_, N> {
     type Output = ();
 
     #[inline(always)]
     fn run<S: Lanes>(self, s: S) {
-        let RowPair(mut a, mut b) = self;
-        let n = a.check();
-        assert!(b.check() == n && a.r.to_bits() == b.r.to_bits(), "a pair of rows of one length and one r");
+        let Rows(mut rows) = self;
+        let n = rows[0].check();
+        let r = rows[0].r;
+        assert!(rows.iter().all(|x| x.check() == n && x.r.to_bits() == r.to_bits()), "rows of one length and one r");
         let lanes = S::F64_LANES;
-        let (rv, four) = (s.splat_f64s(a.r), s.splat_f64s(4.0));
-        let mut k = 0;
-        while k + lanes <= n {
-            a.vector(s, k, rv, four);
-            b.vector(s, k, rv, four);
-            k += lanes;
+        let (rv, four) = (s.splat_f64s(r), s.splat_f64s(4.0));
+        // Each row's vectors start at its own boundary (`head`); the rows
+        // run together for as many vectors as all have room for.
+        let heads: [usize; N] = std::array::from_fn(|k| rows[k].head::<S>(n));
+        for (row, &h) in rows.iter_mut().zip(&heads) {
+            row.cells(0, h);
         }
-        a.tail(k);
-        b.tail(k);
+        let vectors = (n - heads.iter().copied().max().unwrap_or(0)) / lanes;
+        for v in 0..vectors {
+            for (row, &h) in rows.iter_mut().zip(&heads) {
+                row.vector(s, h + v * lanes, rv, four);
+            }
+        }
+        for (row, &h) in rows.iter_mut().zip(&heads) {
+            row.cells(h + vectors * lanes, n);
+        }
+        if rows.iter().any(|x| x.stream) {
+            s.stream_fence();
+        }
     }
 }

@@ -31,10 +31,43 @@ fn every_simd_path_gives_the_reference_bits() {
             let p = params(cols, rows, 13, init);
             let want = bits(&reference(&p, 0..rows, 0..cols));
             for path in supported() {
-                assert_eq!(bits(&evolve_on(path, &p)), want, "{cols}x{rows} {init:?} on {}", path.name());
+                for stores in [Stores::Cached, Stores::Streamed] {
+                    let got = bits(&evolve_on(path, stores, &p));
+                    assert_eq!(got, want, "{cols}x{rows} {init:?} on {} {stores:?}", path.name());
+                }
             }
         }
     }
+}
+
+#[test]
+fn streamed_stores_give_the_same_bits_at_every_alignment() {
+    // Every width from 1 to 40 puts the rows' starts at every offset from
+    // a vector boundary (the buffer rows are `w + 2` cells), so the cells
+    // before the first boundary, the vectors and the tail all occur with
+    // rows of either parity in a pair; an odd row count leaves a middle row.
+    for cols in 1..=40 {
+        let p = params(cols, 7, 5, Init::Hotspot);
+        let want = bits(&evolve_on(crate::simd::Path::Scalar, Stores::Cached, &p));
+        for path in supported() {
+            assert_eq!(bits(&evolve_on(path, Stores::Streamed, &p)), want, "{cols} columns on {}", path.name());
+        }
+    }
+}
+
+#[test]
+fn cache_sizes_parse_as_sysfs_writes_them() {
+    assert_eq!(parse_cache_size("32768K"), Some(32 << 20));
+    assert_eq!(parse_cache_size("1M"), Some(1 << 20));
+    assert_eq!(parse_cache_size("512"), Some(512));
+    assert_eq!(parse_cache_size("1G"), Some(1 << 30));
+    assert_eq!(parse_cache_size("12Q"), None);
+    assert_eq!(parse_cache_size(""), None);
+    assert!((1 << 10..=32 << 20).contains(&stream_threshold_bytes()));
+    // A 4000 x 4000 field (two 128 MB buffers) exceeds any cache of today;
+    // a 10 x 10 one fits in any.
+    assert_eq!(Stores::for_len(4002 * 4002), Stores::Streamed);
+    assert_eq!(Stores::for_len(12 * 12), Stores::Cached);
 }
 
 /// Steps a block with `k` ghost layers `p.steps` times as the runtime does:
