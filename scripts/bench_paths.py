@@ -9,7 +9,9 @@ scripts/bench.sh; runnable alone:
 
 (`--cases` keeps the cases whose name contains the word; `--paths` the
 listed paths, of those the CPU has: for more repetitions of the cases in
-question on a loaded machine.)
+question on a loaded machine. `--bin` given more than once compares
+binaries, e.g. a branch's against main's: each repetition runs every case
+on every path with each binary in turn, and there is a table per binary.)
 
 One rank, one thread (`--threads 1`), no launcher. Rates are the report's own
 (compute time, not process start); the best of the repetitions is shown, with
@@ -29,39 +31,51 @@ CASES = [
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--repeat", type=int, default=3)
-ap.add_argument("--bin", default="target/release/pikernels")
+ap.add_argument("--bin", action="append", help="the binary (default target/release/pikernels); repeat to compare")
 ap.add_argument("--cases", default="", help="only the cases whose name contains this")
 ap.add_argument("--paths", default="avx512,avx2,neon,scalar", help="comma-separated paths to try")
 a = ap.parse_args()
 CASES = [c for c in CASES if a.cases in c[0]]
+bins = a.bin or ["target/release/pikernels"]
 
 paths = [p for p in a.paths.split(",")
-         if subprocess.run([a.bin, "pi-mc", "--samples", "1"], env={**os.environ, "PIKERNELS_SIMD": p},
+         if subprocess.run([bins[0], "pi-mc", "--samples", "1"], env={**os.environ, "PIKERNELS_SIMD": p},
                            capture_output=True).returncode == 0]
 best = {}
 for _ in range(a.repeat):
     for name, cmd in CASES:
         for p in paths:
-            out = subprocess.run([a.bin, *cmd.split(), "--threads", "1", "--format", "json"],
-                                 env={**os.environ, "PIKERNELS_SIMD": p}, capture_output=True, text=True, check=True)
-            r = json.loads(out.stdout)
-            assert r["verified"], r["verification"]
-            key = (name, p)
-            t = r["timing"]["compute_s"]["max"]
-            if key not in best or t < best[key][1]:
-                best[key] = (r["throughput"]["per_core_per_s"], t, r["throughput"]["item"], r["build"]["isa"])
+            for b in bins:
+                out = subprocess.run([b, *cmd.split(), "--threads", "1", "--format", "json"],
+                                     env={**os.environ, "PIKERNELS_SIMD": p}, capture_output=True, text=True, check=True)
+                r = json.loads(out.stdout)
+                assert r["verified"], r["verification"]
+                key = (b, name, p)
+                t = r["timing"]["compute_s"]["max"]
+                if key not in best or t < best[key][1]:
+                    best[key] = (r["throughput"]["per_core_per_s"], t, r["throughput"]["item"], r["build"]["isa"])
 
-print("| kernel | command | " + " | ".join(paths) + " |")
-print("|---|---|" + "---|" * len(paths))
-for name, cmd in CASES:
-    top = max(best[(name, p)][0] for p in paths)
-    cells = []
-    for p in paths:
-        rate, t, item, isa = best[(name, p)]
-        loop = " (std::arch)" if "std::arch" in isa and (name.startswith("mandelbrot") and "mandelbrot avx512 (std::arch)" in isa or name == "pi-mc" and "pi-mc avx512 (std::arch)" in isa) else ""
-        cells.append(f"{rate:.3g} {item}/s{loop}, {t:.3f} s ({rate / top:.0%})")
-    print(f"| {name} | `{cmd}` | " + " | ".join(cells) + " |")
-if not any(name == "mandelbrot coloured" for name, _ in CASES) or not any(name == "mandelbrot escape" for name, _ in CASES):
-    raise SystemExit(0)
-ratios = [f"{p} {best[('mandelbrot coloured', p)][1] / best[('mandelbrot escape', p)][1]:.2f}x" for p in paths]
-print(f"\nColoured over escape-only compute, same picture: {', '.join(ratios)}.")
+
+
+def table(b):
+    """The table of binary `b` (titled with its name when comparing)."""
+    if len(bins) > 1:
+        print(f"\n`{b}`:\n")
+    print("| kernel | command | " + " | ".join(paths) + " |")
+    print("|---|---|" + "---|" * len(paths))
+    for name, cmd in CASES:
+        top = max(best[(b, name, p)][0] for p in paths)
+        cells = []
+        for p in paths:
+            rate, t, item, isa = best[(b, name, p)]
+            loop = " (std::arch)" if "std::arch" in isa and (name.startswith("mandelbrot") and "mandelbrot avx512 (std::arch)" in isa or name == "pi-mc" and "pi-mc avx512 (std::arch)" in isa) else ""
+            cells.append(f"{rate:.3g} {item}/s{loop}, {t:.3f} s ({rate / top:.0%})")
+        print(f"| {name} | `{cmd}` | " + " | ".join(cells) + " |")
+    names = [name for name, _ in CASES]
+    if "mandelbrot coloured" in names and "mandelbrot escape" in names:
+        ratios = [f"{p} {best[(b, 'mandelbrot coloured', p)][1] / best[(b, 'mandelbrot escape', p)][1]:.2f}x" for p in paths]
+        print(f"\nColoured over escape-only compute, same picture: {', '.join(ratios)}.")
+
+
+for b in bins:
+    table(b)

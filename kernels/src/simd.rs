@@ -198,6 +198,14 @@ pub trait Lanes: pulp::Simd {
     fn any_m64s(self, m: Self::m64s) -> bool;
     /// Whether every lane of `m` is set.
     fn all_m64s(self, m: Self::m64s) -> bool;
+    /// One vector of 64-bit lanes from exactly one vector's worth of
+    /// 32-bit words, each zero-extended (one widening load where the path
+    /// has it, rather than a store of each word and a reload of the
+    /// vector, which stalls store-to-load forwarding on x86).
+    ///
+    /// # Panics
+    /// If `a` is not `U64_LANES` long.
+    fn load_widen_u32s(self, a: &[u32]) -> Self::u64s;
 
     /// A vector from exactly one vector's worth of `a`. (pulp's
     /// `partial_load` calls a masked-load routine, which costs more than a
@@ -292,6 +300,11 @@ impl Lanes for pulp::Scalar128b {
         let m: [u64; 2] = pulp::bytemuck::cast(self.transmute_u64s_m64s(m));
         m.iter().all(|&x| x != 0)
     }
+    #[inline(always)]
+    fn load_widen_u32s(self, a: &[u32]) -> Self::u64s {
+        let a: &[u32; 2] = a.try_into().expect("one vector of u32");
+        pulp::bytemuck::cast(a.map(u64::from))
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -349,6 +362,11 @@ mod x86 {
             // SAFETY: SSE, present on every x86-64.
             unsafe { _mm_sfence() }
         }
+        #[inline(always)]
+        fn load_widen_u32s(self, a: &[u32]) -> Self::u64s {
+            let a: [u32; 4] = a.try_into().expect("one vector of u32");
+            cast(self.avx2._mm256_cvtepu32_epi64(cast(a)))
+        }
     }
 
     impl Lanes for V4 {
@@ -396,6 +414,12 @@ mod x86 {
         fn stream_fence(self) {
             // SAFETY: SSE, present on every x86-64.
             unsafe { _mm_sfence() }
+        }
+        #[inline(always)]
+        fn load_widen_u32s(self, a: &[u32]) -> Self::u64s {
+            let a: [u32; 8] = a.try_into().expect("one vector of u32");
+            // SAFETY: see the module comment (AVX-512F).
+            unsafe { cast(_mm512_cvtepu32_epi64(cast(a))) }
         }
     }
 }
@@ -456,6 +480,12 @@ mod arm {
             // SAFETY: see the module comment.
             unsafe { vminvq_u32(cast(self.transmute_u64s_m64s(m))) != 0 }
         }
+        #[inline(always)]
+        fn load_widen_u32s(self, a: &[u32]) -> Self::u64s {
+            let a: [u32; 2] = a.try_into().expect("one vector of u32");
+            // SAFETY: see the module comment.
+            unsafe { cast(vmovl_u32(cast(a))) }
+        }
     }
 }
 
@@ -508,6 +538,12 @@ mod tests {
                 s.partial_store_u64s(&mut out[w..2 * w], s.rotl_u64s::<23, 41>(a));
                 let sq: S::u64s = pulp::bytemuck::cast(s.sq_halves_u32s(a));
                 s.partial_store_u64s(&mut out[2 * w..3 * w], sq);
+                // Words with the top bit set too: the widening is unsigned.
+                let words: Vec<u32> = input.iter().map(|&x| (x >> 16) as u32 ^ 0x8000_0001).collect();
+                let wide = s.load_widen_u32s(&words);
+                let mut widened = vec![0u64; w];
+                s.store_u64s(&mut widened, wide);
+                assert!(widened.iter().zip(&words).all(|(&x, &k)| x == u64::from(k)), "{widened:x?}");
                 let ones = s.equal_u64s(a, a);
                 assert!(s.all_m64s(ones) && s.any_m64s(ones));
                 assert!(!s.any_m64s(s.not_m64s(ones)));

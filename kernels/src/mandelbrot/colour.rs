@@ -18,39 +18,55 @@ use std::sync::OnceLock;
 /// `2^52`, whose sum with a small integer `k` has `k` in its low bits.
 const TWO_52: f64 = 4_503_599_627_370_496.0;
 
-/// The bits of `sqrt(1/2)` (rounded down), the low end of [`log2`]'s range.
-const SQRT_HALF_BITS: u64 = 0x3fe6_a09e_667f_3bcc;
+/// The bits of `3/4`, the low end of [`log2`]'s range.
+const THREE_QUARTERS_BITS: u64 = 0x3fe8_0000_0000_0000;
 
-/// `x = m 2^e` with `m` in `[sqrt(1/2), sqrt(2))` (about), for positive
-/// normal finite `x`: returns `(m, e)`, both exact, by integer arithmetic
-/// on the bits (adding 1024 to the exponent keeps every quantity positive,
-/// so logical shifts do).
+/// `x = m 2^e` with `m` in `[3/4, 3/2)`, for positive normal finite `x`:
+/// returns `(m, e)`, both exact, by integer arithmetic on the bits (adding
+/// 1024 to the exponent keeps every quantity positive, so logical shifts
+/// do). With `ARCH`, on AVX-512, by `vgetmantpd` and `vgetexppd` instead
+/// ([`super::avx512::split`]), whose interval `[3/4, 3/2)` is this one:
+/// the same `m` and `e`, in five operations instead of eight.
 #[inline(always)]
-fn split<S: Lanes>(s: S, x: S::f64s) -> (S::f64s, S::f64s) {
+fn split<S: Lanes, const ARCH: bool>(s: S, x: S::f64s) -> (S::f64s, S::f64s) {
+    #[cfg(target_arch = "x86_64")]
+    if ARCH && std::any::TypeId::of::<S>() == std::any::TypeId::of::<pulp::x86::V4>() {
+        use std::arch::x86_64::__m512d;
+        // SAFETY: `S` is `V4`, so `S::f64s` is its `f64x8`, 64 bytes like
+        // `__m512d`, and the CPU has AVX-512F (which `V4` checked).
+        unsafe {
+            let (m, e) = super::avx512::split(std::mem::transmute_copy::<S::f64s, __m512d>(&x));
+            return (std::mem::transmute_copy(&m), std::mem::transmute_copy(&e));
+        }
+    }
     let bits = s.transmute_u64s_f64s(x);
-    let u = s.add_u64s(bits, s.splat_u64s((1024 << 52) - SQRT_HALF_BITS));
+    let u = s.add_u64s(bits, s.splat_u64s((1024 << 52) - THREE_QUARTERS_BITS));
     let k = s.shr_u64s::<52>(u); // e + 1024
     let m = s.add_u64s(s.sub_u64s(bits, s.shl_u64s::<52>(k)), s.splat_u64s(1024 << 52));
     let e = s.transmute_f64s_u64s(s.or_u64s(k, s.splat_u64s(TWO_52.to_bits())));
     (s.transmute_f64s_u64s(m), s.sub_f64s(e, s.splat_f64s(TWO_52 + 1024.0)))
 }
 
-/// `log2(1 + x) / x` for `x` in `[sqrt(1/2) - 1, sqrt(2) - 1]`: its
-/// Chebyshev interpolant of degree 5 (coefficients of `x^0` to `x^5`, fitted
-/// in exact rational arithmetic), so `x h(x)` is within 4.2e-6 of
-/// `log2(1 + x)` (degree 7 gave 1e-7 for two more operations per logarithm).
-/// In the continuous escape count the outer logarithm's error counts once
-/// and the inner one's divided by `ln 2 log2 |z|^2 > 1.38`: at most 7.3e-6
-/// in all, which moves `t` by that over `max_iter` and a channel by at most
-/// `255 pi` times that, 0.006 of a level at `max_iter = 1`: below the colour
-/// table's own rounding (0.025 of a level, [`TABLE_STEPS`]).
+/// `log2(1 + x) / x` for `x` in `[-1/4, 1/2]`: its Chebyshev interpolant of
+/// degree 5 (coefficients of `x^0` to `x^5`; the values at the nodes to 55
+/// digits, the system solved in exact rational arithmetic), so `x h(x)` is
+/// within 3.9e-6 of `log2(1 + x)` (degree 7 gave 1e-7 for two more
+/// operations per logarithm). In the continuous escape count the outer
+/// logarithm's error counts once and the inner one's divided by
+/// `ln 2 log2 |z|^2 > 1.38`: at most 6.7e-6 in all, which moves `t` by
+/// that over `max_iter` and a channel by at most `255 pi` times that, 0.0054
+/// of a level at `max_iter = 1`: below the colour table's own rounding
+/// (0.025 of a level, [`TABLE_STEPS`]). (The range `[3/4, 3/2)` of `m` is as
+/// wide as `[sqrt(1/2), sqrt(2))`, the one before, and as far from the
+/// logarithm's pole at `x = -1` relative to its width, so the degree-5
+/// interpolant is as accurate; it is the one AVX-512's `vgetmantpd` has.)
 const LOG2_H: [f64; 6] = [
-    1.442700440013496,
-    -0.7211957523938719,
-    0.47992557347074766,
-    -0.36692577095739515,
-    0.31689818715683005,
-    -0.20228926373027328,
+    1.442690058061372,
+    -0.7211759815511677,
+    0.48138300525849687,
+    -0.3695298519914481,
+    0.2932688502998524,
+    -0.149395082820161,
 ];
 
 /// `c[0] + c[1] x + ... + c[5] x^5` by Estrin's scheme, as
@@ -69,11 +85,11 @@ fn poly5<S: Lanes>(s: S, c: &[f64; 6], x: S::f64s) -> S::f64s {
 /// `log2 x` for positive normal finite lanes: `e + log2 m` ([`split`]),
 /// `log2 m = x h(x)` with `x = m - 1` (exact) and `h` the polynomial
 /// [`LOG2_H`], by [`poly5`]: no division, which would cost more than the
-/// rest of the colouring on AVX-512. Absolute error below 4.2e-6 (measured,
-/// `log2_is_within_4_2e6_of_libm`).
+/// rest of the colouring on AVX-512. Absolute error below 3.9e-6 (measured,
+/// `log2_is_within_3_9e6_of_libm`). `ARCH`: as [`split`] (the same bits).
 #[inline(always)]
-pub(crate) fn log2<S: Lanes>(s: S, x: S::f64s) -> S::f64s {
-    let (m, e) = split(s, x);
+pub(crate) fn log2<S: Lanes, const ARCH: bool>(s: S, x: S::f64s) -> S::f64s {
+    let (m, e) = split::<S, ARCH>(s, x);
     let x = s.sub_f64s(m, s.splat_f64s(1.0));
     s.mul_add_f64s(x, poly5(s, &LOG2_H, x), e)
 }
@@ -156,7 +172,7 @@ impl Scale {
 /// `2^52 + index`): black inside the set (`m2 <= R^2`, or NaN from an orbit
 /// that overflowed); `m2 = inf` takes the map's colour of 0.
 #[inline(always)]
-fn colour_index<S: Lanes>(s: S, p: Scale, n: S::f64s, m2: S::f64s) -> S::u64s {
+fn colour_index<S: Lanes, const ARCH: bool>(s: S, p: Scale, n: S::f64s, m2: S::f64s) -> S::u64s {
     let zero = s.splat_f64s(0.0);
     let inside = s.not_m64s(s.greater_than_f64s(m2, s.splat_f64s(p.r2)));
     let nu = if p.smooth {
@@ -165,7 +181,7 @@ fn colour_index<S: Lanes>(s: S, p: Scale, n: S::f64s, m2: S::f64s) -> S::u64s {
         let finite = s.less_than_f64s(m2, s.splat_f64s(f64::INFINITY));
         let safe = s.select_f64s(s.and_m64s(finite, s.not_m64s(inside)), m2, s.splat_f64s(16.0));
         // `log2 |z|^2 > 2` (as `|z|^2 > R^2 >= 4`): positive and normal too.
-        let log_log = log2(s, log2(s, safe));
+        let log_log = log2::<S, ARCH>(s, log2::<S, ARCH>(s, safe));
         let nu = s.sub_f64s(s.add_f64s(n, s.splat_f64s(NU_OFFSET)), log_log);
         s.select_f64s(finite, nu, zero)
     } else {
@@ -189,24 +205,33 @@ pub(super) struct ColourRow<'a> {
     pub out: &'a mut [u8],
 }
 
-/// The colour table indices of one vector of pixels (`n` and `m2` exactly
-/// one vector long), or `None` if all are inside the set (black).
+/// Counts to `f64`, exactly: `2^52 + n`, less `2^52` (`n` exactly one
+/// vector long; widened in one load, not stored one by one and reloaded as
+/// a vector, which stalls store-to-load forwarding on x86).
 #[inline(always)]
-fn indices<S: Lanes>(s: S, p: Scale, n: &[u32], m2: &[f64]) -> Option<[u64; 8]> {
-    let m2 = s.load_f64s(m2);
-    // Rows cross the set in runs: where all lanes are inside, all are black.
-    if !s.any_m64s(s.greater_than_f64s(m2, s.splat_f64s(p.r2))) {
-        return None;
+fn counts<S: Lanes>(s: S, n: &[u32]) -> S::f64s {
+    let bits = s.or_u64s(s.load_widen_u32s(n), s.splat_u64s(TWO_52.to_bits()));
+    s.sub_f64s(s.transmute_f64s_u64s(bits), s.splat_f64s(TWO_52))
+}
+
+/// Whether any lane of `m2` is outside the set (rows cross the set in
+/// runs: where all lanes are inside, all are black).
+#[inline(always)]
+fn any_outside<S: Lanes>(s: S, p: Scale, m2: S::f64s) -> bool {
+    s.any_m64s(s.greater_than_f64s(m2, s.splat_f64s(p.r2)))
+}
+
+/// The colours of one vector of table indices `idx` into `out` (`3 w + 1`
+/// bytes for `w` lanes: four bytes a pixel, the next pixel overwriting the
+/// fourth), one table load and one store per pixel.
+#[inline(always)]
+fn put<S: Lanes>(s: S, table: &[u32; TABLE_LEN], idx: S::u64s, out: &mut [u8]) {
+    let w = S::F64_LANES;
+    let mut at = [0u64; 8];
+    s.store_u64s(&mut at[..w], idx);
+    for (i, &k) in at[..w].iter().enumerate() {
+        out[3 * i..3 * i + 4].copy_from_slice(&table[k as usize & (TABLE_LEN - 1)].to_le_bytes());
     }
-    // Counts to f64 exactly: 2^52 + n, less 2^52.
-    let mut bits = [0u64; 8];
-    for (b, &k) in bits.iter_mut().zip(n) {
-        *b = u64::from(k) | TWO_52.to_bits();
-    }
-    let n = s.sub_f64s(s.transmute_f64s_u64s(s.load_u64s(&bits[..n.len()])), s.splat_f64s(TWO_52));
-    let mut idx = [0u64; 8];
-    s.store_u64s(&mut idx[..S::F64_LANES], colour_index(s, p, n, m2));
-    Some(idx)
 }
 
 impl Kernel for ColourRow<'_> {
@@ -214,38 +239,71 @@ impl Kernel for ColourRow<'_> {
 
     #[inline(always)]
     fn run<S: Lanes>(self, s: S) {
-        let w = S::F64_LANES;
-        let width = self.n.len();
-        let table = table(self.p.colormap);
-        let scale = Scale::of(self.p);
-        let colour = |i: u64| table[i as usize & (TABLE_LEN - 1)].to_le_bytes();
-        let mut col = 0;
-        // Whole vectors with a byte of the row after them: four bytes a
-        // pixel (the next pixel overwrites the fourth), one store instead
-        // of three, with one bounds check per vector.
-        while col + w < width {
-            let out = &mut self.out[3 * col..3 * col + 3 * w + 1];
-            match indices(s, scale, &self.n[col..col + w], &self.m2[col..col + w]) {
-                Some(idx) => {
-                    for (i, &k) in idx[..w].iter().enumerate() {
-                        out[3 * i..3 * i + 4].copy_from_slice(&colour(k));
-                    }
-                }
-                None => out[..3 * w].fill(0),
+        colour_row::<S, true>(s, self)
+    }
+}
+
+/// [`ColourRow`] on `s`; with `ARCH`, the AVX-512 logarithms' own split
+/// ([`split`]; the same bits, and the tests compare both).
+#[inline(always)]
+fn colour_row<S: Lanes, const ARCH: bool>(s: S, r: ColourRow) {
+    let w = S::F64_LANES;
+    let width = r.n.len();
+    let table = table(r.p.colormap);
+    let p = Scale::of(r.p);
+    let mut col = 0;
+    // Whole vectors with a byte of the row after them: four bytes a pixel
+    // (the next pixel overwrites the fourth), with one bounds check per
+    // vector or pair. Two at a time: where both have pixels outside the set,
+    // their colour arithmetic, two chains of some forty dependent
+    // operations, is one block of code, which the out-of-order core
+    // overlaps (4-7% faster than a vector at a time, docs/benchmarks.md).
+    while col + 2 * w < width {
+        let out = &mut r.out[3 * col..3 * col + 6 * w + 1];
+        let (n, m2) = (&r.n[col..col + 2 * w], &r.m2[col..col + 2 * w]);
+        let (ma, mb) = (s.load_f64s(&m2[..w]), s.load_f64s(&m2[w..]));
+        match (any_outside(s, p, ma), any_outside(s, p, mb)) {
+            (true, true) => {
+                let a = colour_index::<S, ARCH>(s, p, counts(s, &n[..w]), ma);
+                let b = colour_index::<S, ARCH>(s, p, counts(s, &n[w..]), mb);
+                put(s, table, a, &mut out[..3 * w + 1]);
+                put(s, table, b, &mut out[3 * w..]);
             }
-            col += w;
-        }
-        // The last vector of the row, whole or not: idle lanes repeat the
-        // last real pixel and are discarded.
-        if col < width {
-            let here = width - col;
-            let n: [u32; 8] = std::array::from_fn(|i| self.n[col + i.min(here - 1)]);
-            let m2: [f64; 8] = std::array::from_fn(|i| self.m2[col + i.min(here - 1)]);
-            let idx = indices(s, scale, &n[..w], &m2[..w]).unwrap_or([BLACK; 8]);
-            for (i, &k) in idx[..here].iter().enumerate() {
-                self.out[3 * (col + i)..3 * (col + i) + 3].copy_from_slice(&colour(k)[..3]);
+            (true, false) => {
+                put(s, table, colour_index::<S, ARCH>(s, p, counts(s, &n[..w]), ma), &mut out[..3 * w + 1]);
+                out[3 * w..6 * w].fill(0);
             }
+            (false, true) => {
+                out[..3 * w].fill(0);
+                put(s, table, colour_index::<S, ARCH>(s, p, counts(s, &n[w..]), mb), &mut out[3 * w..]);
+            }
+            (false, false) => out[..6 * w].fill(0),
         }
+        col += 2 * w;
+    }
+    if col + w < width {
+        let out = &mut r.out[3 * col..3 * col + 3 * w + 1];
+        let m2 = s.load_f64s(&r.m2[col..col + w]);
+        match any_outside(s, p, m2) {
+            true => put(s, table, colour_index::<S, ARCH>(s, p, counts(s, &r.n[col..col + w]), m2), out),
+            false => out[..3 * w].fill(0),
+        }
+        col += w;
+    }
+    // The last vector of the row, whole or not: idle lanes repeat the last
+    // real pixel and are discarded.
+    if col < width {
+        let here = width - col;
+        let n: [u32; 8] = std::array::from_fn(|i| r.n[col + i.min(here - 1)]);
+        let m2: [f64; 8] = std::array::from_fn(|i| r.m2[col + i.min(here - 1)]);
+        let m2 = s.load_f64s(&m2[..w]);
+        let idx = match any_outside(s, p, m2) {
+            true => colour_index::<S, ARCH>(s, p, counts(s, &n[..w]), m2),
+            false => s.splat_u64s(TWO_52.to_bits() | BLACK),
+        };
+        let mut px = [0u8; 3 * 8 + 1];
+        put(s, table, idx, &mut px[..3 * w + 1]);
+        r.out[3 * col..].copy_from_slice(&px[..3 * here]);
     }
 }
 
@@ -260,26 +318,39 @@ pub(super) fn colour_one(p: &Params, n: u32, m2: f64) -> [u8; 3] {
 mod tests {
     use super::*;
 
-    struct Log2(Vec<f64>);
-    impl Kernel for Log2 {
+    /// `log2` of every value, with the path's own split if `ARCH`.
+    struct Log2<const ARCH: bool>(Vec<f64>);
+    impl<const ARCH: bool> Kernel for Log2<ARCH> {
         type Output = Vec<f64>;
         #[inline(always)]
         fn run<S: Lanes>(self, s: S) -> Vec<f64> {
             let one = |v: S::f64s| pulp::bytemuck::cast_slice::<_, f64>(std::slice::from_ref(&v))[0];
-            self.0.iter().map(|&x| one(log2(s, s.splat_f64s(x)))).collect()
+            self.0.iter().map(|&x| one(log2::<S, ARCH>(s, s.splat_f64s(x)))).collect()
         }
     }
 
     #[test]
-    fn log2_is_within_4_2e6_of_libm() {
-        let xs: Vec<f64> = (0..200_000).map(|i| 0.5 * (f64::from(i) * 0.0035).exp()).collect();
+    fn log2_is_within_3_9e6_of_libm() {
+        // From 0.5 to past 1e300, and every power of two near 1 with its
+        // neighbours (where `split` changes its exponent: at 3/4 2^e).
+        let mut xs: Vec<f64> = (0..200_000).map(|i| 0.5 * (f64::from(i) * 0.0035).exp()).collect();
         assert!(*xs.last().unwrap() > 1e300);
-        let reference = crate::simd::dispatch_on(Path::Scalar, Log2(xs.clone()));
+        for e in -4..40 {
+            for m in [0.75, 1.0, 1.5] {
+                let x = m * 2f64.powi(e);
+                xs.extend([x, f64::from_bits(x.to_bits() - 1), f64::from_bits(x.to_bits() + 1)]);
+            }
+        }
+        let reference = crate::simd::dispatch_on(Path::Scalar, Log2::<false>(xs.clone()));
         let worst = xs.iter().zip(&reference).map(|(x, l)| (l - x.log2()).abs()).fold(0.0, f64::max);
-        assert!(worst < 4.2e-6, "{worst:e}");
+        assert!(worst < 3.9e-6, "{worst:e}");
         for p in crate::simd::supported() {
-            let got = crate::simd::dispatch_on(p, Log2(xs.clone()));
-            assert!(got.iter().zip(&reference).all(|(a, b)| a.to_bits() == b.to_bits()), "{p:?}");
+            for got in [
+                crate::simd::dispatch_on(p, Log2::<false>(xs.clone())),
+                crate::simd::dispatch_on(p, Log2::<true>(xs.clone())),
+            ] {
+                assert!(got.iter().zip(&reference).all(|(a, b)| a.to_bits() == b.to_bits()), "{p:?}");
+            }
         }
     }
 
@@ -308,15 +379,29 @@ mod tests {
         }
     }
 
+    /// [`ColourRow`] without the path's own code.
+    struct Generic<'a>(ColourRow<'a>);
+    impl Kernel for Generic<'_> {
+        type Output = ();
+        #[inline(always)]
+        fn run<S: Lanes>(self, s: S) {
+            colour_row::<S, false>(s, self.0)
+        }
+    }
+
     #[test]
     fn every_path_colours_a_row_alike() {
         for cmap in super::super::Colormap::ALL {
-            for smooth in [true, false] {
+            for (smooth, round) in [(true, 0), (false, 0), (true, 1)] {
                 let p = Params { colormap: cmap, smooth, max_iter: 40, bailout: 3.0, ..Params::SEED };
                 // Counts and |z|^2 of every kind: inside, just out, far out, infinite, NaN.
                 let n: Vec<u32> = (0..103).map(|i| i % 41).collect();
+                // Then runs inside the set, of 5 to 40 pixels (whole vectors
+                // black, alone and beside vectors with colour).
+                let inside_run = |i: i32| matches!(i, 0..5 | 11..16 | 21..61 | 70..79 | 86..99);
                 let m2: Vec<f64> = (0..103)
                     .map(|i| match i % 7 {
+                        _ if round == 1 && inside_run(i) => 2.0,
                         0 => 1.0,
                         1 => 9.000001,
                         2 => f64::INFINITY,
@@ -329,14 +414,20 @@ mod tests {
                     let mut out = vec![0; 3 * n.len()];
                     crate::simd::dispatch_on(path, ColourRow { p: &p, n: &n, m2: &m2, out: &mut out });
                     rows.push(out);
+                    // The generic split on the path (on AVX-512, not its own).
+                    let mut out = vec![0; 3 * n.len()];
+                    crate::simd::dispatch_on(path, Generic(ColourRow { p: &p, n: &n, m2: &m2, out: &mut out }));
+                    rows.push(out);
                 }
                 let one: Vec<u8> = n.iter().zip(&m2).flat_map(|(&k, &m)| colour_one(&p, k, m)).collect();
                 for r in &rows {
-                    assert_eq!(r, &one, "{cmap:?} smooth {smooth}");
+                    assert_eq!(r, &one, "{cmap:?} smooth {smooth} round {round}");
                 }
-                for i in (0..103).filter(|i| i % 7 == 0 || i % 7 == 3) {
+                for i in (0..103).filter(|&i| i % 7 == 0 || i % 7 == 3 || round == 1 && inside_run(i)) {
+                    let i = i as usize;
                     assert_eq!(&one[3 * i..3 * i + 3], &[0, 0, 0], "inside or NaN is black");
                 }
+                assert!(one.iter().any(|&b| b != 0));
             }
         }
     }
