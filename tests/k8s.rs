@@ -37,7 +37,6 @@ use crate::util;
 use netns::{Cluster, Spec};
 use serde_json::Value;
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -67,7 +66,8 @@ fn manifests_render_and_validate() {
 const AS_ROOT_ENV: [(&str, &str); 2] = [("OMPI_ALLOW_RUN_AS_ROOT", "1"), ("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")];
 
 /// Names the MPI build (`mpich` or `openmpi5`, the image tag suffixes of
-/// k8s/Dockerfile's builds) whose MPIJobs [`other_mpi_manifests_launch`] runs.
+/// k8s/Dockerfile's builds) whose MPIJobs [`other_mpi_manifests_launch_as_written`]
+/// runs.
 const MPI_VAR: &str = "PIKERNELS_K8S_MPI";
 /// pikernels built against that MPI.
 const PIKERNELS_VAR: &str = "PIKERNELS_K8S_PIKERNELS";
@@ -150,8 +150,8 @@ fn single_host(kernel_args: &[String], dir: &Path) -> (Value, Option<Vec<u8>>) {
 
 /// Runs one MPIJob's launcher against emulated workers, with `mpi` as the
 /// image's MPI. As a `control`, the run lacks one thing the operator or the
-/// manifest provides and must fail, showing the emulation depends on it and
-/// cannot pass by accident:
+/// manifest provides and must go wrong, showing the emulation depends on it
+/// and cannot pass by accident:
 ///
 /// - OpenMPI 4.1 without the operator's `OMPI_MCA_orte_*` variables shortens
 ///   the hostfile's names to `<job>-worker-<i>`, which do not resolve, as in
@@ -200,13 +200,7 @@ fn emulate_mpijob(job: &Value, mpi: &MpiBuild, control: bool) {
     if !(control && mpi.variant == "mpich") {
         hosts.push_str(&format!("{} {launcher} {}\n", cluster.launcher_addr, fqdn(&launcher)));
     }
-    std::fs::OpenOptions::new()
-        .write(true)
-        .truncate(true)
-        .open(&worker_hosts)
-        .unwrap()
-        .write_all(hosts.as_bytes())
-        .unwrap();
+    std::fs::write(&worker_hosts, hosts).unwrap();
 
     // The launcher's /etc as the operator and the image make it.
     let etc = cluster.dir().join("launcher-etc");
