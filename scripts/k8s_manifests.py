@@ -12,6 +12,10 @@
 
 Run it through scripts/k8s-check.sh, which makes the Python environment.
 
+MPI builds: an image tag's suffix names the MPI the image carries (none:
+OpenMPI 4.1, -mpich: MPICH, -openmpi5: OpenMPI 5; VARIANTS below), and an
+MPIJob's mpiImplementation and launcher flags must fit it.
+
 Validation: every kustomization under k8s/overlays/ and k8s/indexed-job/ is
 rendered with `kubectl kustomize`; MPIJobs are validated against the CRD's
 openAPIV3Schema (k8s/schemas/, copied from the Kubeflow MPI Operator) made
@@ -180,14 +184,80 @@ def check_mpijob(p, name, job, validator):
         p.add(name, "the launcher does not pass --bind-to none (rayon threads would share one core)")
     check_timeout(p, name, argv, run.get("activeDeadlineSeconds"))
     images = {c["image"] for r in ("Launcher", "Worker") for c in containers(replicas[r]["template"]["spec"])}
-    mpich_tag = {i.endswith("-mpich") for i in images}
-    if mpich_tag != {spec.get("mpiImplementation") == "MPICH"}:
-        p.add(name, f"mpiImplementation {spec.get('mpiImplementation')} with images {sorted(images)} "
-                    "(the MPICH build's tags end in -mpich, the OpenMPI build's do not)")
+    variants = {image_variant(i) for i in images}
+    if len(variants) != 1:
+        p.add(name, f"the pods use images of different MPI builds: {sorted(images)}")
+    else:
+        check_launcher_for_mpi(p, name, spec.get("mpiImplementation"), variants.pop(), sorted(images), argv)
     worker = replicas["Worker"]["template"]["spec"]["containers"][0]
     probe = worker.get("readinessProbe", {}).get("tcpSocket", {}).get("port")
     if probe != SSH_PORT:
         p.add(name, f"the worker's readinessProbe is not a TCP check of port {SSH_PORT}")
+
+
+# The MPI builds of k8s/Dockerfile, named by their image tag's suffix
+# (docs/deploy-k3s.md, "Which MPI"): the mpiImplementation an MPIJob on that
+# image must declare (the operator writes the hostfile and sets variables for
+# it), and the options its mpirun takes before `pikernels`, with their
+# argument counts. Each list is what that launcher accepts and the manifests
+# need, so a flag of one MPI in another's job is caught before a pod fails on
+# it: OpenMPI 4.1's mpirun rejects --prtemca, MPICH's Hydra rejects both.
+VARIANTS = {
+    "openmpi4": {"suffix": "", "mpi": "OpenMPI", "options": {"--hostfile": 1, "--bind-to": 1, "--mca": 2}},
+    "openmpi5": {
+        "suffix": "-openmpi5",
+        "mpi": "OpenMPI",
+        "options": {"--hostfile": 1, "--bind-to": 1, "--mca": 2, "--prtemca": 2},
+    },
+    "mpich": {"suffix": "-mpich", "mpi": "MPICH", "options": {"--hostfile": 1, "-f": 1, "--bind-to": 1}},
+}
+# OpenMPI 5's mpirun (PRRTE) ignores the operator's OMPI_MCA_orte_* variables,
+# orte_keep_fqdn_hostnames included; its own setting, off by default, is
+# prte_keep_fqdn_hostnames. OpenMPI 5.0.11 kept the hostfile's full names
+# and ran the job without it as well (tests/k8s.rs, measured); the -openmpi5
+# jobs set it anyway, so no PRRTE falls back to the short `<job>-worker-<i>`,
+# which does not resolve in a pod (OpenMPI 4.1 without the operator's
+# variable shows that). This is the spelling its mpirun accepts.
+OPENMPI5_KEEP_FQDN = ["--prtemca", "prte_keep_fqdn_hostnames", "1"]
+
+
+def image_variant(image):
+    """The MPI build an image tag carries: its suffix, else the default."""
+    tag = image.rsplit(":", 1)[-1] if ":" in image.rsplit("/", 1)[-1] else ""
+    for variant, v in VARIANTS.items():
+        if v["suffix"] and tag.endswith(v["suffix"]):
+            return variant
+    return "openmpi4"
+
+
+def launcher_options(argv):
+    """mpirun's options and their arguments: what comes before `pikernels`."""
+    return argv[1 : argv.index("pikernels")] if "pikernels" in argv else argv[1:]
+
+
+def check_launcher_for_mpi(p, name, mpi, variant, images, argv):
+    want = VARIANTS[variant]
+    if mpi != want["mpi"]:
+        p.add(
+            name,
+            f"mpiImplementation {mpi} with images {images}: tag suffix "
+            f"'{want['suffix'] or '(none)'}' is the {variant} build, mpiImplementation {want['mpi']}",
+        )
+    opts = launcher_options(argv)
+    i = 0
+    while i < len(opts):
+        n = want["options"].get(opts[i])
+        if n is None or i + n >= len(opts):
+            p.add(name, f"mpirun option {opts[i]!r} is not one the {variant} launcher takes here "
+                        f"({', '.join(want['options'])}): {' '.join(argv)}")
+            break
+        i += 1 + n
+    keeps = any(argv[k : k + 3] == OPENMPI5_KEEP_FQDN for k in range(len(argv)))
+    if variant == "openmpi5" and not keeps:
+        p.add(name, f"the OpenMPI 5 launcher does not pass {' '.join(OPENMPI5_KEEP_FQDN)} (PRRTE's own setting "
+                    "for keeping the hostfile's full names, which resolve in a pod)")
+    if variant != "openmpi5" and any("prte" in a for a in argv):
+        p.add(name, f"a PRRTE (OpenMPI 5) setting in a {variant} job: {' '.join(argv)}")
 
 
 def check_indexed_job(p, name, job):
@@ -264,6 +334,20 @@ def validate():
     canary["spec"]["slotPerWorker"] = 1
     if not list(validator.iter_errors(canary)):
         p.add("self-check", "the strict CRD schema accepted a misspelt field (slotPerWorker)")
+    # So must the per-MPI rules: each of these launchers is wrong for its build.
+    argv = ["mpirun", "--hostfile", HOSTFILE, "--bind-to", "none", "pikernels", "pi-mc"]
+    keep = argv[:1] + OPENMPI5_KEEP_FQDN + argv[1:]
+    for what, mpi, variant, bad in (
+        ("OpenMPI 5's flags on OpenMPI 4.1", "OpenMPI", "openmpi4", keep),
+        ("OpenMPI 5 without keeping full names", "OpenMPI", "openmpi5", argv),
+        ("an OpenMPI flag for Hydra", "MPICH", "mpich", argv[:1] + ["--mca", "btl", "tcp,self"] + argv[1:]),
+        ("the MPICH image as OpenMPI", "OpenMPI", "mpich", argv),
+        ("the OpenMPI 5 image as MPICH", "MPICH", "openmpi5", keep),
+    ):
+        q = Problems()
+        check_launcher_for_mpi(q, "self-check", mpi, variant, [], bad)
+        if not q.items:
+            p.add("self-check", f"the per-MPI rules accepted {what}")
     if p.items:
         print("\n".join(p.items), file=sys.stderr)
         raise SystemExit(f"{len(p.items)} problem(s) in the manifests")
@@ -314,6 +398,8 @@ def launcher_specs():
                         "argv": c.get("command", []) + c.get("args", []),
                         "env": {e["name"]: e["value"] for e in c.get("env", []) if "value" in e},
                         "mpi": spec.get("mpiImplementation", "OpenMPI"),
+                        # The MPI build of the image (tag suffix): openmpi4, openmpi5 or mpich.
+                        "variant": image_variant(c["image"]),
                         "operator_env": operator_env(
                             spec.get("mpiImplementation", "OpenMPI"), spec.get("slotsPerWorker", 1)
                         ),

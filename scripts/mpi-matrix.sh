@@ -8,6 +8,12 @@
 # would load Debian's OpenMPI 4.1, whose libmpi.so.40 has the same name).
 # The report's build.mpi shows which library each binary really ran with;
 # scripts/mpi_matrix.py requires the expected one and identical results.
+# Then the MPIJobs for the MPICH and OpenMPI 5 images (k8s/overlays/*-mpich,
+# *-openmpi5) run in the Kubernetes emulation of tests/k8s.rs with these
+# builds (other_mpi_manifests_launch_as_written: worker hosts in network
+# namespaces, that MPI's hostfile syntax and launcher; root, as in CI). With
+# PIKERNELS_REQUIRE_NETNS=1 (CI) it fails where it cannot run; otherwise a
+# skip is reported as such.
 #
 #   scripts/mpi-matrix.sh             # needs the packages below
 #   scripts/mpi-matrix.sh --install   # installs them first (Debian, as root)
@@ -28,7 +34,7 @@ if [[ ${1:-} == --install ]]; then
     update-alternatives --quiet --set mpi-x86_64-linux-gnu /usr/lib/x86_64-linux-gnu/openmpi/include
     [[ -x $venv/bin/mpicc ]] || { python3 -m venv "$venv" && "$venv/bin/pip" install -q "$OPENMPI5"; }
 fi
-for tool in mpicc.mpich mpiexec.mpich "$venv/bin/mpicc" "$venv/bin/mpirun"; do
+for tool in mpicc.mpich mpiexec.mpich hydra_pmi_proxy "$venv/bin/mpicc" "$venv/bin/mpirun" "$venv/bin/prted"; do
     command -v "$tool" >/dev/null || { echo "mpi matrix: $tool is missing (run with --install)" >&2; exit 1; }
 done
 mpirun --version 2>&1 | grep -q "Open MPI" || { echo "mpi matrix: mpirun is not OpenMPI's" >&2; exit 1; }
@@ -46,3 +52,26 @@ timeout 1800 python3 scripts/mpi_matrix.py \
     "openmpi-4.1=target/release/pikernels:mpirun:Open MPI v4.1" \
     "mpich-4=target/mpich/release/pikernels:mpiexec.mpich:MPICH Version:" \
     "openmpi-5=target/openmpi5/release/pikernels:$venv/bin/mpirun --oversubscribe:Open MPI v5.0"
+
+# The MPICH and OpenMPI 5 MPIJobs as the emulation runs them: `mpirun` in the
+# image is MPICH's Hydra mpiexec (Debian's alternative), which starts
+# hydra_pmi_proxy on the workers from its own directory, or OpenMPI 5's
+# mpirun, whose daemon prted the workers' ssh sessions find on the PATH; the
+# test links them into /usr/local/bin, where pikernels is.
+k8s_mpijobs() {
+    local log
+    log=$(mktemp)
+    if ! PIKERNELS_K8S_MPI=$1 PIKERNELS_K8S_PIKERNELS=$2 PIKERNELS_K8S_MPI_PROGRAMS=$3 \
+        timeout 1200 cargo test -q --release --locked --test integration \
+        k8s::other_mpi_manifests_launch_as_written -- --exact --nocapture >"$log" 2>&1; then
+        cat "$log" >&2
+        echo "mpi matrix: the $1 MPIJobs failed in the Kubernetes emulation" >&2
+        exit 1
+    fi
+    grep -q "test result: ok. 1 passed" "$log" || { cat "$log" >&2; echo "mpi matrix: the $1 emulation test did not run" >&2; exit 1; }
+    if grep -q SKIPPED "$log"; then grep SKIPPED "$log"; else echo "  $1: MPIJobs ran in the emulation, results identical to one process's"; fi
+    rm -f "$log"
+}
+echo "mpi matrix: the MPICH and OpenMPI 5 MPIJobs in the Kubernetes emulation"
+step k8s_mpijobs mpich target/mpich/release/pikernels "$(command -v mpiexec.mpich) $(command -v hydra_pmi_proxy)"
+step k8s_mpijobs openmpi5 target/openmpi5/release/pikernels "$venv/bin/mpirun $venv/bin/prted"
