@@ -283,9 +283,9 @@ fn step_span(path: Path, cur: &[f64], out_row: &mut [f64], stride: usize, i: usi
 /// reads one row fresh from memory (the rows above and at it come back from
 /// cache), a single stream, too few misses in flight to keep a core's share
 /// of the memory busy; rows far apart in one loop are that many streams.
-/// Measured on the Zen 4 VM (docs/benchmarks.md, heat-memory, streamed
-/// stores): 1, 2, 3, 4 rows reached 72, 77-97, 89-99, 86-96 % of the
-/// streamed triad.
+/// Measured on a 2-vCPU Intel Xeon VM (docs/benchmarks.md, heat-memory,
+/// streamed stores, under load): 1, 2, 3, 4 rows reached 72, 77-97, 89-99,
+/// 86-96 % of the streamed triad.
 const ROWS_PER_PASS: usize = 4;
 
 /// Updates buffer rows `rows` over buffer columns `cols` (see [`row_step`]),
@@ -430,16 +430,17 @@ impl Stores {
 
 /// The most a core's last-level cache is taken to hold: 32 MiB, an AMD
 /// Zen core complex's L3 (a core sees only its own complex's) and more
-/// than most desktop chips' whole L3. Measured on the Zen 4 VM of
-/// docs/benchmarks.md, one thread: plain stores faster below two 18 MB
-/// buffers, streamed faster from two 32 MB buffers up.
+/// than most desktop chips' whole L3. A server's L3 is larger but shared
+/// by every core of the socket, and a VM reports the whole of it (260 MiB
+/// on the 2-vCPU Intel Xeon VM of docs/benchmarks.md). Measured there, one
+/// thread: plain stores faster with two 18 MB buffers, streamed faster
+/// from two 32 MB buffers up.
 const CACHE_CAP_BYTES: usize = 32 << 20;
 
 /// Above how many bytes of the two buffers together a step streams its
 /// stores: this machine's largest cache as Linux reports it (the largest
 /// `size` under `/sys/devices/system/cpu/cpu0/cache/index*/`), at most
-/// [`CACHE_CAP_BYTES`] (virtual machines may report the host's total L3:
-/// 260 MiB on that VM); [`CACHE_CAP_BYTES`] where it cannot be read. Read
+/// [`CACHE_CAP_BYTES`]; [`CACHE_CAP_BYTES`] where it cannot be read. Read
 /// once per process.
 pub fn stream_threshold_bytes() -> usize {
     static BYTES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
