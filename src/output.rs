@@ -217,11 +217,15 @@ pub fn check_writable(path: &Path, what: &str) -> Result<()> {
         bail!("cannot write the {what} {}: directory {} does not exist", path.display(), dir.display());
     }
     sweep_leftovers(dir);
+    // Created and registered as one step, so that a stop signal while the
+    // probe exists removes it too.
     let probe = temp_path(&dest);
-    OpenOptions::new().write(true).create_new(true).open(&probe).with_context(|| {
+    let create = |p: &Path| OpenOptions::new().write(true).create_new(true).open(p).map(drop);
+    let tracked = crate::signals::create_tracked(&probe, create).with_context(|| {
         format!("cannot write the {what} {}: cannot create files in {}", path.display(), dir.display())
     })?;
     let _ = std::fs::remove_file(&probe);
+    drop(tracked);
     Ok(())
 }
 

@@ -208,8 +208,11 @@ fn ctrl_c_stops_every_rank() {
 }
 
 /// A big picture written to `dir/m.png` with no launcher (the process writes
-/// the PNG itself), returned once its temporary file exists: the encoding
-/// takes long enough to be caught with the file open.
+/// the PNG itself), returned once its temporary file holds bytes: the
+/// encoding takes long enough to be caught with the file open. (An empty
+/// `.tmp` may be the probe the preflight makes and removes at once to check
+/// the directory is writable, with the same name: a signal there finds the
+/// probe, or nothing, not the file being written.)
 fn writing_a_big_png(dir: &Path) -> Job {
     let mut cmd = Command::new(util::bin());
     util::mpi_env(&mut cmd).args(["mandelbrot", "--width", "9000", "--height", "9000", "--max-iter", "8", "--out"]);
@@ -217,7 +220,8 @@ fn writing_a_big_png(dir: &Path) -> Job {
     let mut job = Job::start(cmd);
     let deadline = Instant::now() + Duration::from_secs(120);
     let caught = loop {
-        if files_in(dir).iter().any(|f| f.ends_with(".tmp")) {
+        let written = |f: &String| std::fs::metadata(dir.join(f)).is_ok_and(|m| m.len() > 0);
+        if files_in(dir).iter().any(|f| f.ends_with(".tmp") && written(f)) {
             break true;
         }
         if job.child.try_wait().unwrap().is_some() || Instant::now() > deadline {
