@@ -251,6 +251,16 @@ fn colour_row<S: Lanes, const ARCH: bool>(s: S, r: ColourRow) {
     let width = r.n.len();
     let table = table(r.p.colormap);
     let p = Scale::of(r.p);
+    // One vector of pixels (`n` one vector long, `m2` loaded, `outside`
+    // whether any of them is outside the set) into `out`, `3 w + 1` bytes:
+    // coloured, or all black.
+    let one = |outside: bool, n: &[u32], m2: S::f64s, out: &mut [u8]| {
+        if outside {
+            put(s, table, colour_index::<S, ARCH>(s, p, counts(s, n), m2), out);
+        } else {
+            out[..3 * w].fill(0);
+        }
+    };
     let mut col = 0;
     // Whole vectors with a byte of the row after them: four bytes a pixel
     // (the next pixel overwrites the fourth), with one bounds check per
@@ -269,25 +279,16 @@ fn colour_row<S: Lanes, const ARCH: bool>(s: S, r: ColourRow) {
                 put(s, table, a, &mut out[..3 * w + 1]);
                 put(s, table, b, &mut out[3 * w..]);
             }
-            (true, false) => {
-                put(s, table, colour_index::<S, ARCH>(s, p, counts(s, &n[..w]), ma), &mut out[..3 * w + 1]);
-                out[3 * w..6 * w].fill(0);
+            (a, b) => {
+                one(a, &n[..w], ma, &mut out[..3 * w + 1]);
+                one(b, &n[w..], mb, &mut out[3 * w..]);
             }
-            (false, true) => {
-                out[..3 * w].fill(0);
-                put(s, table, colour_index::<S, ARCH>(s, p, counts(s, &n[w..]), mb), &mut out[3 * w..]);
-            }
-            (false, false) => out[..6 * w].fill(0),
         }
         col += 2 * w;
     }
     if col + w < width {
-        let out = &mut r.out[3 * col..3 * col + 3 * w + 1];
         let m2 = s.load_f64s(&r.m2[col..col + w]);
-        match any_outside(s, p, m2) {
-            true => put(s, table, colour_index::<S, ARCH>(s, p, counts(s, &r.n[col..col + w]), m2), out),
-            false => out[..3 * w].fill(0),
-        }
+        one(any_outside(s, p, m2), &r.n[col..col + w], m2, &mut r.out[3 * col..3 * col + 3 * w + 1]);
         col += w;
     }
     // The last vector of the row, whole or not: idle lanes repeat the last
