@@ -271,11 +271,20 @@ fn row_step<'a>(
 }
 
 /// Updates buffer row `i` over buffer columns `cols` (see [`row_step`]).
-fn step_span(path: Path, cur: &[f64], out_row: &mut [f64], stride: usize, i: usize, cols: Range<usize>, r: f64) {
+#[allow(clippy::too_many_arguments)] // the span of one call, spelt out
+fn step_span(
+    path: Path,
+    stores: Stores,
+    cur: &[f64],
+    out_row: &mut [f64],
+    stride: usize,
+    i: usize,
+    cols: Range<usize>,
+    r: f64,
+) {
     if cols.is_empty() {
         return;
     }
-    let stores = Stores::for_len(cur.len());
     crate::simd::dispatch_on(path, row_step(cur, out_row, stride, i, (cols.start, cols.end), r, stores));
 }
 
@@ -374,12 +383,13 @@ fn step_around_on(path: Path, b: Block, grow: [usize; 4], cur: &[f64], next: &mu
     let (top, bottom) = (g - grow[NORTH], g + b.h + grow[SOUTH]);
     let (left, right) = (g - grow[WEST], g + b.w + grow[EAST]);
     let hole = has_interior(b);
+    let stores = Stores::for_len(cur.len());
     for (i, line) in next.chunks_mut(stride).enumerate().skip(top).take(bottom - top) {
         if hole && i > g && i < g + b.h - 1 {
-            step_span(path, cur, line, stride, i, left..g + 1, r);
-            step_span(path, cur, line, stride, i, g + b.w - 1..right, r);
+            step_span(path, stores, cur, line, stride, i, left..g + 1, r);
+            step_span(path, stores, cur, line, stride, i, g + b.w - 1..right, r);
         } else {
-            step_span(path, cur, line, stride, i, left..right, r);
+            step_span(path, stores, cur, line, stride, i, left..right, r);
         }
     }
 }
@@ -473,8 +483,8 @@ fn parse_cache_size(text: &str) -> Option<usize> {
 /// The whole grid after `p.steps` steps, row-major, by [`step_block`] on
 /// one block (the runtime's loop, with zero ghosts as the boundary).
 pub fn evolve(p: &Params) -> Vec<f64> {
-    let cells = (p.rows + 2) * (p.cols + 2);
-    evolve_on(crate::simd::path(), Stores::for_len(cells), p)
+    let buffer = Block { h: p.rows, w: p.cols, g: 1 }.len();
+    evolve_on(crate::simd::path(), Stores::for_len(buffer), p)
 }
 
 /// [`evolve`] on a given SIMD path (which this CPU must have) with the
