@@ -29,10 +29,17 @@
 //!   neighbours would need a graph communicator and four more messages of
 //!   `K x K`. The second phase has nothing to overlap; with `K = 1` no corner
 //!   is read and one phase carries all four sides, as before.
-//! - Rank 0 gathers the blocks, verifies (modes: every cell against the
-//!   closed form within `kernels::heat::error_bound`; hotspot: sampled cells
-//!   against the sequential reference over their light cone), and writes
-//!   the field as a PNG coloured by cubehelix over its own range.
+//! - After the last step (and after the clock: `wall_s` is the steps) no
+//!   rank gathers the field. Each rank verifies its own block (modes: every
+//!   cell against the closed form, `kernels::heat::max_error`; hotspot: the
+//!   sampled cells it holds against the sequential reference over their
+//!   light cone), bounds it and digests it (`kernels::heat::digest_share`,
+//!   whose shares add up to the whole field's digest); one all-gather of
+//!   five numbers a rank combines them. Each rank then colours its block by
+//!   cubehelix over the field's range, and rank 0 gathers the colours
+//!   (3 bytes a cell instead of 8) and writes the PNG. The report's
+//!   `verify_s` is rank 0's checking and combining, `output_s` its
+//!   colouring, the colours' gather and the PNG.
 //! - `--frames K` also writes an animation (APNG or GIF, by the
 //!   `--animation` path's extension): at steps `round(k T / (K - 1))`,
 //!   `k = 0..K-1`, each rank sends rank 0 only its cells of a regular
@@ -46,9 +53,9 @@
 use super::{timed, Finished, Job, Preflight, Ran, SpmdJob, UsageError};
 use crate::cli::{value_name, Common};
 use crate::size::Size;
+use crate::spmd::exchange::Equivalence;
 use crate::spmd::halo::Halo;
 use crate::spmd::{self, Comm, RankStats, Spmd};
-use crate::report::digest;
 use crate::{animation, output, png};
 use anyhow::{bail, Context, Result};
 use kernels::heat::{self, Block, Init, Params};
@@ -158,11 +165,11 @@ pub fn job(a: &Args) -> Result<Job, UsageError> {
         Some(side @ ("cols" | "rows")) => UsageError(format!("--size {}: {side} {}", a.size, e.problem)),
         _ => UsageError::from(e),
     })?;
-    if p.cells() > spmd::MAX_COUNT as u64 {
+    if p.cells().saturating_mul(3) > spmd::MAX_COUNT as u64 {
         return Err(UsageError(format!(
-            "--size {}: {} cells exceed what one MPI gather can carry ({})",
+            "--size {}: the heat map's {} bytes of RGB exceed what one MPI gather can carry ({})",
             a.size,
-            p.cells(),
+            p.cells().saturating_mul(3),
             spmd::MAX_COUNT
         )));
     }
@@ -324,17 +331,16 @@ impl Heat {
         Ok(Layout { pr, pc, gr, gc, rows, cols })
     }
 
-    /// Bytes a rank holds at its peak: two ghosted blocks (`K` layers) and
-    /// the halos' send and receive buffers; rank 0 also the gathered blocks,
-    /// the field, its colours and the PNG.
+    /// Bytes a rank holds at its peak: two ghosted blocks (`K` layers), the
+    /// halos' send and receive buffers, and its cells and their colours;
+    /// rank 0 also the gathered colours, placed, and the PNG.
     fn memory_need(&self, l: &Layout, root: bool) -> u64 {
         let b = l.block(self.depth);
         let (first, second) = halo_lens(b);
         let halos: usize = first.iter().chain(second.iter().flatten()).sum();
-        let own = 2 * b.len() as u64 * 8 + 2 * halos as u64 * 8;
-        let cells = self.p.cells();
-        let rgb = cells * 3;
-        let root_extra = if root { 2 * cells * 8 + rgb + png::packed_bound(self.p.rows as u64, self.p.cols * 3) } else { 0 };
+        let own = 2 * b.len() as u64 * 8 + 2 * halos as u64 * 8 + (b.h * b.w) as u64 * (8 + 3);
+        let rgb = self.p.cells() * 3;
+        let root_extra = if root { 2 * rgb + png::packed_bound(self.p.rows as u64, self.p.cols * 3) } else { 0 };
         // Frames: this rank's samples; rank 0 every frame's and one frame coloured.
         let frames = self.anim.as_ref().map_or(0, |a| {
             let (lat, own) = (a.lattice, (a.lattice.within(l.rows.clone()).len() * a.lattice.within(l.cols.clone()).len()) as u64);
@@ -360,12 +366,36 @@ impl Heat {
 
 /// What rank 0 holds after the run.
 pub struct Gathered {
-    field: Vec<f64>,
+    /// The final field's digest, range and verification, from every rank's block.
+    summary: Summary,
+    /// The final field coloured over its range: row-major RGB.
+    rgb: Vec<u8>,
     /// The animation's frames (`--frames`), each the lattice's samples, row-major.
     frames: Vec<Vec<f64>>,
     grid: (usize, usize),
     wall_s: f64,
+    /// Rank 0's seconds checking its block and combining every rank's checks.
+    verify_s: f64,
+    /// Rank 0's seconds colouring its block and gathering the colours.
+    colour_s: f64,
 }
+
+/// The final field described without gathering it: each rank checks,
+/// bounds and digests its own block, and these combine the blocks' figures.
+struct Summary {
+    /// `--init modes`: the largest error against the closed form.
+    max_error: f64,
+    /// `--init hotspot`: the first sampled cell that differs from the
+    /// sequential reference, if any.
+    bad: Option<(usize, usize)>,
+    lo: f64,
+    hi: f64,
+    digest: String,
+}
+
+/// One rank's figures for [`Summary`], as they travel: `[max error, lo, hi]`
+/// and `[first bad sample's index or u64::MAX, digest share]`.
+type Checks = ([f64; 3], [u64; 2]);
 
 impl SpmdJob for Heat {
     type Prepared = Layout;
@@ -394,9 +424,9 @@ impl SpmdJob for Heat {
     fn preflight(&self, ctx: &Preflight) -> Result<Layout> {
         let layout = self.layout(ctx.rank, ctx.size)?;
         let what = if self.anim.is_some() {
-            "this rank's block (rank 0: and the field and every frame of the animation)"
+            "this rank's block (rank 0: and the heat map and every frame of the animation)"
         } else {
-            "this rank's block (rank 0: and the field)"
+            "this rank's block (rank 0: and the heat map)"
         };
         output::check_memory(self.memory_need(&layout, ctx.is_root()), what)?;
         if ctx.is_root() {
@@ -425,22 +455,34 @@ impl SpmdJob for Heat {
             done = until;
             frames.extend(self.frame(&team, comm, &layout, state.b, &state.cur, &mut stats));
         }
+        team.barrier();
+        let wall_s = team.now() - start;
+        // After the clock: the field is checked, digested and coloured where
+        // it lies; only its range, a few figures and its colours travel.
         let (b, mine) = (state.b, state.cells());
         drop(state);
         stats.units = b.h as u64 * b.w as u64;
+        let t = Instant::now();
+        let (local_f, local_u) = self.check_block(&layout, &mine);
+        let (all_f, all_u) = (team.all_gather(&local_f), team.all_gather(&local_u));
+        let summary = summarise(&self.sampled_cells(), &all_f, &all_u);
+        let verify_s = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let colours = heat::colour(&mine, summary.lo, summary.hi);
+        drop(mine);
         let places: Vec<_> = (0..layout.pr * layout.pc).map(|r| self.place((layout.pr, layout.pc), r)).collect();
-        let field = gather(&team, comm, &places, self.p.cols, &mine, &mut stats);
-        team.barrier();
-        let wall_s = team.now() - start;
-        let output = field.map(|field| Gathered { field, frames, grid: (layout.pr, layout.pc), wall_s });
+        let rgb = gather(&team, comm, &places, self.p.cols, 3, &colours);
+        let colour_s = t.elapsed().as_secs_f64();
+        let grid = (layout.pr, layout.pc);
+        let output = rgb.map(|rgb| Gathered { summary, rgb, frames, grid, wall_s, verify_s, colour_s });
         Ran { output, stats, wall_s }
     }
 
     fn finish(&self, out: Gathered) -> Result<Finished> {
         let p = &self.p;
-        let ((verified, verification, max_error), verify_s) = timed(|| self.verify(&out.field));
-        let (lo, hi) = out.field.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
-        let (written, output_s) = timed(|| self.write_png(&out.field, lo, hi));
+        let (verified, verification, max_error) = self.verdict(&out.summary);
+        let (lo, hi) = (out.summary.lo, out.summary.hi);
+        let (written, output_s) = timed(|| self.write_png(&out.rgb));
         let png_bytes = written?;
         let (anim, anim_s) = timed(|| self.write_animation(&out.frames));
         let anim = anim?;
@@ -448,7 +490,7 @@ impl SpmdJob for Heat {
         let mut result = json!({
                 "size": format!("{}x{}", p.cols, p.rows),
                 "grid": format!("{}x{}", out.grid.1, out.grid.0),
-                "field_digest": digest(&out.field),
+                "field_digest": out.summary.digest,
                 "min": lo, "max": hi,
                 "max_error": max_error,
                 "error_bound": (p.init == Init::Modes).then(|| heat::error_bound(p)),
@@ -471,8 +513,8 @@ impl SpmdJob for Heat {
             verification,
             item: ("cell-updates", updates),
             bytes_per_item: Some(heat::BYTES_PER_CELL_UPDATE as f64),
-            verify_s,
-            output_s: output_s + anim_s,
+            verify_s: out.verify_s,
+            output_s: out.colour_s + output_s + anim_s,
         })
     }
 }
@@ -508,16 +550,48 @@ impl Heat {
             })
             .map(|at| cur[at])
             .collect();
+        let frame = gather(team, comm, &places, lat.width, 1, &mine);
         stats.comm_s += t.elapsed().as_secs_f64();
-        gather(team, comm, &places, lat.width, &mine, stats)
+        frame
     }
 
-    /// Verifies the field: (passed, what was checked, the modes' max error).
-    fn verify(&self, field: &[f64]) -> (bool, String, Option<f64>) {
+    /// This rank's checks of its block (`cells`, row-major): the modes'
+    /// largest error against the closed form (0 for hotspot), the block's
+    /// range, the first of the sampled cells it holds that differs from the
+    /// sequential reference over its light cone (hotspot), and its share of
+    /// the digest.
+    fn check_block(&self, l: &Layout, cells: &[f64]) -> Checks {
+        let p = &self.p;
+        let (rows, cols) = (l.rows.clone(), l.cols.clone());
+        let max_error = match p.init {
+            Init::Modes => heat::max_error(p, rows.clone(), cols.clone(), cells),
+            Init::Hotspot => 0.0,
+        };
+        let bad = match p.init {
+            Init::Modes => None,
+            Init::Hotspot => self.sampled_cells().into_iter().position(|(i, j)| {
+                if !rows.contains(&i) || !cols.contains(&j) {
+                    return false;
+                }
+                // The cell's light cone: T cells each way, clipped to the grid.
+                let t = p.steps.min(p.rows.max(p.cols) as u64) as usize;
+                let (cone_r, cone_c) = (i.saturating_sub(t)..(i + t + 1).min(p.rows), j.saturating_sub(t)..(j + t + 1).min(p.cols));
+                let window = heat::reference(p, cone_r.clone(), cone_c.clone());
+                let want = window[(i - cone_r.start) * cone_c.len() + (j - cone_c.start)];
+                want.to_bits() != cells[(i - rows.start) * cols.len() + (j - cols.start)].to_bits()
+            }),
+        };
+        let (lo, hi) = cells.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
+        let share = heat::digest_share(p, rows, cols, cells);
+        ([max_error, lo, hi], [bad.map_or(u64::MAX, |k| k as u64), share])
+    }
+
+    /// The verdict on the field: (passed, what was checked, the modes' max error).
+    fn verdict(&self, s: &Summary) -> (bool, String, Option<f64>) {
         let p = &self.p;
         match p.init {
             Init::Modes => {
-                let (err, bound) = (heat::max_error(p, field), heat::error_bound(p));
+                let (err, bound) = (s.max_error, heat::error_bound(p));
                 let ok = err <= bound;
                 let verdict = if ok { "within" } else { "FAILED: beyond" };
                 let text = format!(
@@ -526,19 +600,10 @@ impl Heat {
                 );
                 (ok, text, Some(err))
             }
-            Init::Hotspot => {
-                let bad = self.sampled_cells().into_iter().find(|&(i, j)| {
-                    // The cell's light cone: T cells each way, clipped to the grid.
-                    let t = p.steps.min(p.rows.max(p.cols) as u64) as usize;
-                    let (rows, cols) = (i.saturating_sub(t)..(i + t + 1).min(p.rows), j.saturating_sub(t)..(j + t + 1).min(p.cols));
-                    let window = heat::reference(p, rows.clone(), cols.clone());
-                    window[(i - rows.start) * cols.len() + (j - cols.start)].to_bits() != field[i * p.cols + j].to_bits()
-                });
-                match bad {
-                    None => (true, format!("{SAMPLED_CELLS} sampled cells equal the sequential reference bit for bit"), None),
-                    Some((i, j)) => (false, format!("cell (row {i}, column {j}) differs from the sequential reference"), None),
-                }
-            }
+            Init::Hotspot => match s.bad {
+                None => (true, format!("{SAMPLED_CELLS} sampled cells equal the sequential reference bit for bit"), None),
+                Some((i, j)) => (false, format!("cell (row {i}, column {j}) differs from the sequential reference"), None),
+            },
         }
     }
 
@@ -575,10 +640,10 @@ impl Heat {
         Ok(Some(std::fs::metadata(&a.path).map(|m| m.len()).unwrap_or(0)))
     }
 
-    /// Colours the field over `[lo, hi]` and writes the PNG; returns its bytes.
-    fn write_png(&self, field: &[f64], lo: f64, hi: f64) -> Result<u64> {
+    /// Writes the coloured field as a PNG; returns its bytes.
+    fn write_png(&self, rgb: &[u8]) -> Result<u64> {
         let row_bytes = self.p.cols * 3;
-        let packed = png::pack(&heat::colour(field, lo, hi), row_bytes);
+        let packed = png::pack(rgb, row_bytes);
         let blocks = png::blocks(&packed, row_bytes, self.p.rows as u64)?;
         let (w, h) = (u32::try_from(self.p.cols)?, u32::try_from(self.p.rows)?);
         output::write_atomic(&self.out, |f| {
@@ -588,36 +653,49 @@ impl Heat {
     }
 }
 
+/// Combines every rank's [`Checks`] (in rank order, as `all_gather` lays
+/// them out) into the field's [`Summary`]; `sampled` names the cells the
+/// hotspot indices count.
+fn summarise(sampled: &[(usize, usize)], f: &[f64], u: &[u64]) -> Summary {
+    let (mut max_error, mut lo, mut hi) = (0.0f64, f64::INFINITY, f64::NEG_INFINITY);
+    for c in f.chunks(3) {
+        (max_error, lo, hi) = (max_error.max(c[0]), lo.min(c[1]), hi.max(c[2]));
+    }
+    let first_bad = u.chunks(2).map(|c| c[0]).min().unwrap_or(u64::MAX);
+    let bad = usize::try_from(first_bad).ok().and_then(|k| sampled.get(k).copied());
+    let digest = heat::digest_hex(u.chunks(2).map(|c| c[1]));
+    Summary { max_error, bad, lo, hi, digest }
+}
+
 /// Gathers every rank's cells at rank 0 and places them: rank `r`'s are
-/// the rows and columns `places[r]` of a row-major whole `width` wide.
-fn gather(
+/// the rows and columns `places[r]` of a row-major whole `width` cells
+/// wide, `per` values a cell.
+fn gather<T: Equivalence + Copy + Default>(
     team: &spmd::exchange::Team,
     comm: Comm,
     places: &[(Range<usize>, Range<usize>)],
     width: usize,
-    mine: &[f64],
-    stats: &mut RankStats,
-) -> Option<Vec<f64>> {
-    let t = Instant::now();
-    let counts: Vec<usize> = places.iter().map(|(rows, cols)| rows.len() * cols.len()).collect();
+    per: usize,
+    mine: &[T],
+) -> Option<Vec<T>> {
+    let counts: Vec<usize> = places.iter().map(|(rows, cols)| rows.len() * cols.len() * per).collect();
     let total: usize = counts.iter().sum();
     let root = team.rank() == 0;
-    let mut blocks = if root { vec![0.0; total] } else { Vec::new() };
+    let mut blocks = if root { vec![T::default(); total] } else { Vec::new() };
     let recv = root.then_some(&mut blocks[..]);
     match comm {
         Comm::P2p => team.gather_p2p(0, mine, &counts, recv),
         _ => team.gather(0, mine, &counts, recv),
     }
-    stats.comm_s += t.elapsed().as_secs_f64();
     if !root {
         return None;
     }
-    let mut whole = vec![0.0; total];
+    let mut whole = vec![T::default(); total];
     let mut at = 0;
     for ((rows, cols), &count) in places.iter().zip(&counts) {
-        let w = cols.len();
+        let w = cols.len() * per;
         for (i, src) in rows.clone().zip(blocks[at..at + count].chunks(w.max(1))) {
-            whole[i * width + cols.start..][..w].copy_from_slice(src);
+            whole[(i * width + cols.start) * per..][..w].copy_from_slice(src);
         }
         at += count;
     }
@@ -865,5 +943,19 @@ mod tests {
         assert!(h.layout(0, 6).unwrap_err().to_string().contains("--grid 4x4 has 16 processes but the job has 6"));
         assert!(h.layout(0, 16).is_ok());
         assert!(heat(2, 2, None).layout(0, 6).unwrap_err().to_string().contains("need at least"));
+    }
+
+    #[test]
+    fn the_summary_takes_the_largest_error_the_range_and_the_first_bad_sample_of_all_ranks() {
+        let sampled = [(5, 5), (0, 0), (9, 9)];
+        // Three ranks: [error, lo, hi] and [first bad sample or none, share].
+        let f = [1e-15, -0.5, 0.25, 3e-15, 0.0, 0.75, 2e-15, f64::INFINITY, f64::NEG_INFINITY];
+        let u = [u64::MAX, 1, 2, u64::MAX - 1, 1, 5];
+        let s = summarise(&sampled, &f, &u);
+        assert_eq!((s.max_error, s.lo, s.hi), (3e-15, -0.5, 0.75));
+        assert_eq!(s.bad, Some((0, 0)), "sample 1 is the first bad one");
+        assert_eq!(s.digest, heat::digest_hex([1, u64::MAX - 1, 5]));
+        let clean = summarise(&sampled, &f, &[u64::MAX, 1, u64::MAX, 2, u64::MAX, 3]);
+        assert_eq!(clean.bad, None);
     }
 }

@@ -15,7 +15,10 @@ use super::pieces::{self, MAX_MESSAGE_BYTES};
 use super::{tags, Spmd};
 use kernels::partition::offsets;
 use mpi::collective::SystemOperation;
-use mpi::datatype::{Equivalence, Partition, PartitionMut};
+/// What a [`Team`] can move: MPI's fixed-size element types (re-exported so
+/// that a kernel generic over them needs no `mpi` import of its own).
+pub use mpi::datatype::Equivalence;
+use mpi::datatype::{Partition, PartitionMut};
 use mpi::topology::{Communicator, SimpleCommunicator};
 use mpi::traits::*;
 use mpi::Count;

@@ -214,9 +214,20 @@ impl Block {
         assert_eq!((rows.len(), cols.len()), (self.h, self.w), "the block's place");
         let mut buf = vec![0.0; self.len()];
         let (stride, g) = (self.stride(), self.g);
+        // The modes' column factors once per column, not once per cell.
+        let across = MODES.map(|(_, mq, _)| cols.clone().map(|j| mode(mq, j, p.cols)).collect::<Vec<_>>());
         buf.par_chunks_mut(stride).skip(g).take(self.h).zip(rows).for_each(|(line, i)| {
-            for (x, j) in line[g..g + self.w].iter_mut().zip(cols.clone()) {
-                *x = initial(p, i, j);
+            let line = &mut line[g..g + self.w];
+            match p.init {
+                Init::Modes => {
+                    // `initial`'s expression, `(a s_i) s_j` summed over the
+                    // modes in order, with the row's factors shared.
+                    let down = MODES.map(|(mp, _, a)| a * mode(mp, i, p.rows));
+                    for (k, x) in line.iter_mut().enumerate() {
+                        *x = down.iter().zip(&across).map(|(d, c)| d * c[k]).sum();
+                    }
+                }
+                Init::Hotspot => line.iter_mut().zip(cols.clone()).for_each(|(x, j)| *x = initial(p, i, j)),
             }
         });
         buf
@@ -528,13 +539,63 @@ pub fn reference(p: &Params, rows: Range<usize>, cols: Range<usize>) -> Vec<f64>
     (1..=h).flat_map(|i| (1..=w).map(move |j| (i, j))).map(|(i, j)| cur[at(i, j)]).collect()
 }
 
-/// The largest `|field - exact|` over the grid (modes field), in parallel.
-pub fn max_error(p: &Params, field: &[f64]) -> f64 {
-    field
-        .par_chunks(p.cols.max(1))
-        .enumerate()
-        .map(|(i, line)| line.iter().enumerate().map(|(j, &v)| (v - exact(p, i, j)).abs()).fold(0.0, f64::max))
+/// The largest `|cell - exact|` over a window of the modes field (`cells`,
+/// row-major: `rows` by `cols` of the grid), in parallel. Each cell's
+/// exact value is [`exact`]'s expression with its factors shared along rows
+/// and columns (`((a d^T) s_i) s_j`, the same operations in the same
+/// order), so a window's figure is the whole field's over those cells, and
+/// the largest over any tiling of the grid is the whole field's.
+pub fn max_error(p: &Params, rows: Range<usize>, cols: Range<usize>, cells: &[f64]) -> f64 {
+    assert_eq!(cells.len(), rows.len() * cols.len(), "a {}x{} window", rows.len(), cols.len());
+    if cells.is_empty() {
+        return 0.0;
+    }
+    let t = p.steps as f64;
+    let weights = MODES.map(|(mp, mq, a)| a * decay(p, mp, mq).powf(t));
+    let across = MODES.map(|(_, mq, _)| cols.clone().map(|j| mode(mq, j, p.cols)).collect::<Vec<_>>());
+    cells
+        .par_chunks(cols.len())
+        .zip(rows.into_par_iter())
+        .map(|(line, i)| {
+            let down: [f64; MODES.len()] = std::array::from_fn(|k| weights[k] * mode(MODES[k].0, i, p.rows));
+            let exact_at = |j: usize| -> f64 { down.iter().zip(&across).map(|(d, a)| d * a[j]).sum() };
+            line.iter().enumerate().map(|(j, &v)| (v - exact_at(j)).abs()).fold(0.0, f64::max)
+        })
         .reduce(|| 0.0, f64::max)
+}
+
+/// A window's share of the field digest: the wrapping sum over its cells of
+/// a hash of the cell's row-major index in the grid and its value's bits.
+/// The field's digest is the wrapping sum of the shares of any tiling, so
+/// every rank digests its own block and no rank needs the whole field; two
+/// fields with equal digests are bit-identical, barring a 2^-64
+/// coincidence. Written as 16 hex digits by [`digest_hex`].
+pub fn digest_share(p: &Params, rows: Range<usize>, cols: Range<usize>, cells: &[f64]) -> u64 {
+    assert_eq!(cells.len(), rows.len() * cols.len(), "a {}x{} window", rows.len(), cols.len());
+    if cells.is_empty() {
+        return 0;
+    }
+    cells
+        .par_chunks(cols.len())
+        .zip(rows.into_par_iter())
+        .map(|(line, i)| {
+            let first = (i * p.cols + cols.start) as u64;
+            line.iter().zip(first..).fold(0u64, |sum, (v, at)| sum.wrapping_add(mix(mix(at) ^ v.to_bits())))
+        })
+        .reduce(|| 0, u64::wrapping_add)
+}
+
+/// The field digest from its shares ([`digest_share`]).
+pub fn digest_hex(shares: impl IntoIterator<Item = u64>) -> String {
+    format!("{:016x}", shares.into_iter().fold(0u64, u64::wrapping_add))
+}
+
+/// SplitMix64's finaliser: a bijection of `u64` whose every output bit
+/// depends on every input bit.
+fn mix(z: u64) -> u64 {
+    let z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    let z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 /// The name of the step's loop on this process's SIMD path.

@@ -209,15 +209,16 @@ fn the_modes_field_keeps_within_the_bound_of_the_closed_form() {
     for (cols, rows, steps) in [(31, 23, 200), (64, 48, 500), (5, 7, 50)] {
         let p = params(cols, rows, steps, Init::Modes);
         let field = evolve(&p);
-        let (err, bound) = (max_error(&p, &field), error_bound(&p));
+        let whole = |f: &[f64]| max_error(&p, 0..rows, 0..cols, f);
+        let (err, bound) = (whole(&field), error_bound(&p));
         assert!(err <= bound, "{cols}x{rows}, {steps} steps: error {err:e} > bound {bound:e}");
         // The check can fail: a field off by a few bounds in one cell, or
         // run with a slightly different r, is caught.
         let mut off = field.clone();
         off[(rows / 2) * cols + cols / 3] += 3.0 * bound;
-        assert!(max_error(&p, &off) > bound);
+        assert!(whole(&off) > bound);
         let other = evolve(&Params { r: p.r * (1.0 + 1e-9), ..p });
-        assert!(max_error(&p, &other) > bound, "{cols}x{rows}: a changed r goes unnoticed");
+        assert!(whole(&other) > bound, "{cols}x{rows}: a changed r goes unnoticed");
     }
 }
 
@@ -226,7 +227,7 @@ fn each_mode_decays_by_its_factor_in_one_step() {
     // One step from the modes field equals the sum of each mode times its factor.
     let p = params(12, 9, 1, Init::Modes);
     let field = reference(&p, 0..9, 0..12);
-    assert!(max_error(&p, &field) <= error_bound(&p));
+    assert!(max_error(&p, 0..9, 0..12, &field) <= error_bound(&p));
     assert!(decay(&p, 1, 1) < 1.0 && decay(&p, 1, 1) > decay(&p, 5, 2));
 }
 
@@ -244,4 +245,67 @@ fn cubehelix_runs_black_to_white_with_rising_brightness() {
         last = last.max(l);
     }
     assert_eq!(colour(&[0.0, 2.0, 1.0], 0.0, 2.0), [[0, 0, 0], [255, 255, 255], cubehelix(0.5)].concat());
+}
+
+/// The window `rows x cols` of a row-major field `width` wide.
+fn window(field: &[f64], width: usize, rows: Range<usize>, cols: Range<usize>) -> Vec<f64> {
+    rows.flat_map(|i| field[i * width..][cols.clone()].to_vec()).collect()
+}
+
+#[test]
+fn a_windows_error_is_the_closed_form_cell_by_cell_and_tilings_agree() {
+    let p = params(37, 29, 40, Init::Modes);
+    let field = evolve(&p);
+    let by_cell = |rows: Range<usize>, cols: Range<usize>| {
+        rows.flat_map(|i| cols.clone().map(move |j| (i, j)))
+            .map(|(i, j)| (field[i * 37 + j] - exact(&p, i, j)).abs())
+            .fold(0.0, f64::max)
+    };
+    for (rows, cols) in [(0..29, 0..37), (3..17, 5..6), (28..29, 0..37), (10..20, 30..37)] {
+        let got = max_error(&p, rows.clone(), cols.clone(), &window(&field, 37, rows.clone(), cols.clone()));
+        assert_eq!(got.to_bits(), by_cell(rows, cols).to_bits());
+    }
+    // The largest over a 3 x 2 tiling is the whole field's.
+    let tiles = [(0..10, 0..20), (0..10, 20..37), (10..21, 0..20), (10..21, 20..37), (21..29, 0..20), (21..29, 20..37)];
+    let most =
+        tiles.iter().map(|(r, c)| max_error(&p, r.clone(), c.clone(), &window(&field, 37, r.clone(), c.clone())));
+    assert_eq!(most.fold(0.0, f64::max).to_bits(), max_error(&p, 0..29, 0..37, &field).to_bits());
+}
+
+#[test]
+fn the_digest_of_any_tiling_is_the_fields_and_notices_one_bit_or_a_swap() {
+    let p = params(23, 17, 9, Init::Hotspot);
+    let field = evolve(&p);
+    let whole = digest_hex([digest_share(&p, 0..17, 0..23, &field)]);
+    let tilings: [&[(Range<usize>, Range<usize>)]; 3] = [
+        &[(0..17, 0..23)],
+        &[(0..5, 0..23), (5..17, 0..23)],
+        &[(0..8, 0..11), (0..8, 11..23), (8..17, 0..4), (8..17, 4..23)],
+    ];
+    for tiles in tilings {
+        let shares = tiles
+            .iter()
+            .map(|(r, c)| digest_share(&p, r.clone(), c.clone(), &window(&field, 23, r.clone(), c.clone())));
+        assert_eq!(digest_hex(shares), whole);
+    }
+    let mut flipped = field.clone();
+    flipped[100] = f64::from_bits(flipped[100].to_bits() ^ 1);
+    assert_ne!(digest_hex([digest_share(&p, 0..17, 0..23, &flipped)]), whole);
+    let mut swapped = field.clone();
+    let (a, b) = (8 * 23 + 11, 8 * 23 + 12);
+    assert_ne!(swapped[a], swapped[b], "the test needs two different cells");
+    swapped.swap(a, b);
+    assert_ne!(digest_hex([digest_share(&p, 0..17, 0..23, &swapped)]), whole);
+}
+
+#[test]
+fn a_blocks_initial_cells_are_the_initial_field_bit_for_bit() {
+    for init in [Init::Modes, Init::Hotspot] {
+        let p = params(41, 33, 1, init);
+        let b = Block { h: 12, w: 17, g: 2 };
+        let cells = b.cells(&b.initial(&p, 20..32, 9..26));
+        let want: Vec<f64> =
+            (20..32).flat_map(|i| (9..26).map(move |j| (i, j))).map(|(i, j)| initial(&p, i, j)).collect();
+        assert_eq!(bits(&cells), bits(&want), "{init:?}");
+    }
 }
