@@ -615,14 +615,27 @@ pub fn cubehelix(t: f64) -> [u8; 3] {
     rgb.map(|v| (v.clamp(0.0, 1.0) * 255.0).round() as u8)
 }
 
+/// Steps of `t` in [`colour`]'s table of the colour scheme: `t` is rounded
+/// to the nearest `k / COLOUR_STEPS`. A channel of [`cubehelix`] changes by
+/// at most 0.3 of a level between neighbouring steps, so a cell's colour is
+/// within one level of the formula's at its exact `t`.
+pub const COLOUR_STEPS: usize = 1 << 12;
+
 /// Colours `field` (row-major) into RGB bytes, mapping `[lo, hi]` onto the
-/// colour scheme, in parallel.
+/// colour scheme through a table of [`cubehelix`] at `k / COLOUR_STEPS`
+/// (the formula's sine and cosine once per step instead of once per cell),
+/// in parallel. NaN colours black, as in [`cubehelix`].
 pub fn colour(field: &[f64], lo: f64, hi: f64) -> Vec<u8> {
     let span = if hi > lo { hi - lo } else { 1.0 };
+    let table: Vec<[u8; 3]> = (0..=COLOUR_STEPS).map(|k| cubehelix(k as f64 / COLOUR_STEPS as f64)).collect();
+    let steps = COLOUR_STEPS as f64;
     let mut rgb = vec![0u8; field.len() * 3];
     rgb.par_chunks_mut(3 << 12).zip(field.par_chunks(1 << 12)).for_each(|(out, cells)| {
-        for (px, &v) in out.chunks_mut(3).zip(cells) {
-            px.copy_from_slice(&cubehelix((v - lo) / span));
+        for (px, &v) in out.chunks_exact_mut(3).zip(cells) {
+            let x = (v - lo) / span * steps;
+            // Round half up; below 0 and NaN to step 0, above 1 to the last.
+            let k = if x > 0.0 { (x + 0.5).min(steps) as usize } else { 0 };
+            px.copy_from_slice(&table[k]);
         }
     });
     rgb

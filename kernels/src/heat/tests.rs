@@ -309,3 +309,26 @@ fn a_blocks_initial_cells_are_the_initial_field_bit_for_bit() {
         assert_eq!(bits(&cells), bits(&want), "{init:?}");
     }
 }
+
+#[test]
+fn the_colour_table_is_within_one_level_of_the_formula_and_exact_at_its_steps() {
+    let n = 100_000;
+    let field: Vec<f64> = (0..=n).map(|k| -2.0 + 4.0 * k as f64 / n as f64).collect();
+    let rgb = colour(&field, -2.0, 2.0);
+    let mut differ = 0;
+    for (px, &v) in rgb.chunks(3).zip(&field) {
+        let want = cubehelix((v + 2.0) / 4.0);
+        for (got, want) in px.iter().zip(want) {
+            assert!(got.abs_diff(want) <= 1, "{v}: {px:?} against {want:?}");
+            differ += usize::from(*got != want);
+        }
+    }
+    assert!(differ < 3 * n / 20, "{differ} channels of {} differ by a level", 3 * n);
+    // At a table step the colour is the formula's; outside the range it clamps; NaN is black.
+    let at = |t: f64| colour(&[t], 0.0, 1.0);
+    assert_eq!(at(0.25), cubehelix(0.25).to_vec());
+    assert_eq!(at(-3.0), [0, 0, 0]);
+    assert_eq!(at(7.0), [255, 255, 255]);
+    assert_eq!(at(f64::NAN), [0, 0, 0]);
+    assert_eq!(colour(&[5.0, 5.0], 5.0, 5.0), [0; 6], "a flat field is the scheme's start");
+}
