@@ -65,6 +65,34 @@ fn the_field_is_identical_for_any_decomposition_thread_count_and_comm() {
 }
 
 #[test]
+fn a_png_of_many_blocks_is_the_same_bytes_whichever_ranks_compressed_its_bands() {
+    // 600 columns: 145 rows to a PNG block, so 5 blocks of 700 rows, cut
+    // into bands that do not follow the process grid's rows (1 to 6 ranks,
+    // 2-D grids, both comms; with 6 ranks one band is empty).
+    let dir = tempdir();
+    let out = dir.path().join("heat.png");
+    let png = |np: usize, extra: &[&str]| {
+        let mut args = vec!["heat", "--size", "600x700", "--steps", "3", "--init", "hotspot"];
+        args.extend(["--out", out.to_str().unwrap()]);
+        args.extend(extra);
+        let r = json_run(np, &args);
+        (std::fs::read(&out).unwrap(), r["result"]["field_digest"].clone())
+    };
+    let want = png(1, &[]);
+    let img = image::load_from_memory_with_format(&want.0, image::ImageFormat::Png).unwrap().to_rgb8();
+    assert_eq!(img.dimensions(), (600, 700));
+    for (np, extra) in [
+        (2, &["--comm", "p2p"][..]),
+        (3, &["--comm", "collective", "--grid", "1x3"]),
+        (4, &["--comm", "p2p", "--grid", "2x2"]),
+        (6, &["--comm", "collective", "--grid", "3x2"]),
+        (6, &["--comm", "p2p", "--grid", "1x6"]),
+    ] {
+        assert!(png(np, extra) == want, "np={np} {extra:?}: another PNG or digest");
+    }
+}
+
+#[test]
 fn the_field_is_identical_for_any_halo_depth() {
     // 7 steps: a multiple of neither 2 nor 3, so the last exchange covers
     // fewer steps than the depth. A hot disc, so the field is not smooth.

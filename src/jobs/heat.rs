@@ -36,15 +36,17 @@
 //!   light cone), bounds it and digests it (`kernels::heat::digest_share`,
 //!   whose shares add up to the whole field's digest); one all-gather of
 //!   five numbers a rank combines them. Each rank then colours its block by
-//!   cubehelix over the field's range, and rank 0 gathers the colours
-//!   (3 bytes a cell instead of 8) and writes the PNG. The report's
+//!   cubehelix over the field's range; the PNG's blocks of rows are dealt
+//!   out in bands ([`Heat::band`]), one all-to-all brings each band its
+//!   rows, every rank compresses its band ([`png::pack`]), and rank 0
+//!   gathers the compressed blocks and frames the file. The report's
 //!   `verify_s` is rank 0's checking and combining, `output_s` its
-//!   colouring, the colours' gather and the PNG.
+//!   colouring, its band's exchange and compression, the gather and the file.
 //! - `--frames K` also writes an animation (APNG or GIF, by the
 //!   `--animation` path's extension): at steps `round(k T / (K - 1))`,
 //!   `k = 0..K-1`, each rank sends rank 0 only its cells of a regular
 //!   lattice ([`animation::Lattice`], the longer side at most
-//!   `--frame-size`), through the same gather as the field; rank 0 colours
+//!   `--frame-size`), in one gather per frame; rank 0 colours
 //!   every frame over the first frame's range, so the decay shows.
 //!
 //! Every cell's update is one fixed floating-point expression, so the field
@@ -53,7 +55,6 @@
 use super::{timed, Finished, Job, Preflight, Ran, SpmdJob, UsageError};
 use crate::cli::{value_name, Common};
 use crate::size::Size;
-use crate::spmd::exchange::Equivalence;
 use crate::spmd::halo::Halo;
 use crate::spmd::{self, Comm, RankStats, Spmd};
 use crate::{animation, output, png};
@@ -165,11 +166,16 @@ pub fn job(a: &Args) -> Result<Job, UsageError> {
         Some(side @ ("cols" | "rows")) => UsageError(format!("--size {}: {side} {}", a.size, e.problem)),
         _ => UsageError::from(e),
     })?;
-    if p.cells().saturating_mul(3) > spmd::MAX_COUNT as u64 {
+    // The PNG's compressed blocks travel to rank 0 in one gather, at most
+    // their stored size (the RGB and a little).
+    let packed = (p.cols as u64).checked_mul(3).map(|row| png::packed_bound(p.rows as u64, row as usize));
+    if packed.is_none_or(|b| b > spmd::MAX_COUNT as u64) {
         return Err(UsageError(format!(
-            "--size {}: the heat map's {} bytes of RGB exceed what one MPI gather can carry ({})",
+            "--size {}: the heat map's compressed rows may reach {} bytes (its {} cells' RGB, if incompressible), \
+             more than one MPI gather can carry ({})",
             a.size,
-            p.cells().saturating_mul(3),
+            packed.map_or_else(|| "more than 2^64".to_string(), |b| b.to_string()),
+            p.cells(),
             spmd::MAX_COUNT
         )));
     }
@@ -332,15 +338,21 @@ impl Heat {
     }
 
     /// Bytes a rank holds at its peak: two ghosted blocks (`K` layers), the
-    /// halos' send and receive buffers, and its cells and their colours;
-    /// rank 0 also the gathered colours, placed, and the PNG.
+    /// halos' send and receive buffers, its cells and their colours, and
+    /// the largest band of the PNG twice (received, placed) with its
+    /// compressed blocks; rank 0 also every band's compressed blocks.
     fn memory_need(&self, l: &Layout, root: bool) -> u64 {
         let b = l.block(self.depth);
         let (first, second) = halo_lens(b);
         let halos: usize = first.iter().chain(second.iter().flatten()).sum();
-        let own = 2 * b.len() as u64 * 8 + 2 * halos as u64 * 8 + (b.h * b.w) as u64 * (8 + 3);
-        let rgb = self.p.cells() * 3;
-        let root_extra = if root { 2 * rgb + png::packed_bound(self.p.rows as u64, self.p.cols * 3) } else { 0 };
+        let row_bytes = self.p.cols * 3;
+        let band = self.band(l.pr * l.pc, 0).len() as u64;
+        let own = 2 * b.len() as u64 * 8
+            + 2 * halos as u64 * 8
+            + (b.h * b.w) as u64 * (8 + 3)
+            + 2 * band * row_bytes as u64
+            + png::packed_bound(band, row_bytes);
+        let root_extra = if root { png::packed_bound(self.p.rows as u64, row_bytes) } else { 0 };
         // Frames: this rank's samples; rank 0 every frame's and one frame coloured.
         let frames = self.anim.as_ref().map_or(0, |a| {
             let (lat, own) = (a.lattice, (a.lattice.within(l.rows.clone()).len() * a.lattice.within(l.cols.clone()).len()) as u64);
@@ -368,15 +380,17 @@ impl Heat {
 pub struct Gathered {
     /// The final field's digest, range and verification, from every rank's block.
     summary: Summary,
-    /// The final field coloured over its range: row-major RGB.
-    rgb: Vec<u8>,
+    /// The final field coloured over its range, as the PNG's compressed
+    /// blocks in order ([`png::pack`]'s form).
+    png: Vec<u8>,
     /// The animation's frames (`--frames`), each the lattice's samples, row-major.
     frames: Vec<Vec<f64>>,
     grid: (usize, usize),
     wall_s: f64,
     /// Rank 0's seconds checking its block and combining every rank's checks.
     verify_s: f64,
-    /// Rank 0's seconds colouring its block and gathering the colours.
+    /// Rank 0's seconds colouring its block, compressing its band of the PNG
+    /// and gathering every band's blocks.
     colour_s: f64,
 }
 
@@ -470,11 +484,12 @@ impl SpmdJob for Heat {
         let t = Instant::now();
         let colours = heat::colour(&mine, summary.lo, summary.hi);
         drop(mine);
-        let places: Vec<_> = (0..layout.pr * layout.pc).map(|r| self.place((layout.pr, layout.pc), r)).collect();
-        let rgb = gather(&team, comm, &places, self.p.cols, 3, &colours);
+        let packed = self.pack_band(&team, &layout, &colours);
+        drop(colours);
+        let png = gather_bytes(&team, comm, &packed);
         let colour_s = t.elapsed().as_secs_f64();
         let grid = (layout.pr, layout.pc);
-        let output = rgb.map(|rgb| Gathered { summary, rgb, frames, grid, wall_s, verify_s, colour_s });
+        let output = png.map(|png| Gathered { summary, png, frames, grid, wall_s, verify_s, colour_s });
         Ran { output, stats, wall_s }
     }
 
@@ -482,7 +497,7 @@ impl SpmdJob for Heat {
         let p = &self.p;
         let (verified, verification, max_error) = self.verdict(&out.summary);
         let (lo, hi) = (out.summary.lo, out.summary.hi);
-        let (written, output_s) = timed(|| self.write_png(&out.rgb));
+        let (written, output_s) = timed(|| self.write_png(&out.png));
         let png_bytes = written?;
         let (anim, anim_s) = timed(|| self.write_animation(&out.frames));
         let anim = anim?;
@@ -550,7 +565,7 @@ impl Heat {
             })
             .map(|at| cur[at])
             .collect();
-        let frame = gather(team, comm, &places, lat.width, 1, &mine);
+        let frame = gather(team, comm, &places, lat.width, &mine);
         stats.comm_s += t.elapsed().as_secs_f64();
         frame
     }
@@ -607,6 +622,45 @@ impl Heat {
         }
     }
 
+    /// Rank `k`'s band of the PNG on `size` ranks: the rows of its share of
+    /// the PNG's blocks of rows (whole blocks, so the compressed bytes are
+    /// the same for any process count and grid).
+    fn band(&self, size: usize, k: usize) -> Range<usize> {
+        let per = png::rows_per_block(self.p.cols * 3) as usize;
+        let blocks = block_slice(self.p.rows.div_ceil(per), size, k);
+        (blocks.start * per).min(self.p.rows)..(blocks.end * per).min(self.p.rows)
+    }
+
+    /// Moves the ranks' coloured blocks (`colours`, this rank's, row-major
+    /// RGB) so that each rank holds its [`Heat::band`] of whole rows (one
+    /// `MPI_Alltoallv` under either comm: every block row goes to the band
+    /// that holds it), then compresses the band's PNG blocks on this rank's
+    /// threads. Returns them in [`png::pack`]'s form.
+    fn pack_band(&self, team: &spmd::exchange::Team, l: &Layout, colours: &[u8]) -> Vec<u8> {
+        let (size, row_bytes) = (team.size(), self.p.cols * 3);
+        let overlap = |a: &Range<usize>, b: &Range<usize>| a.start.max(b.start)..a.end.min(b.end).max(a.start.max(b.start));
+        // This block's rows go out in order, and the bands follow each
+        // other down the field, so each band's part is the next slice.
+        let counts: Vec<usize> = (0..size).map(|k| overlap(&l.rows, &self.band(size, k)).len() * l.cols.len() * 3).collect();
+        let mut pieces = Vec::new();
+        let from = team
+            .all_to_all_into(colours, &counts, &mut pieces)
+            .expect("the PNG's bytes were checked against MPI's count limit before the run");
+        let mine = self.band(size, team.rank());
+        let mut rows = vec![0u8; mine.len() * row_bytes];
+        let mut at = 0;
+        for (r, &count) in from.iter().enumerate() {
+            let (their_rows, cols) = self.place((l.pr, l.pc), r);
+            let w = cols.len() * 3;
+            for (i, src) in overlap(&their_rows, &mine).zip(pieces[at..at + count].chunks(w.max(1))) {
+                rows[(i - mine.start) * row_bytes + cols.start * 3..][..w].copy_from_slice(src);
+            }
+            at += count;
+        }
+        drop(pieces);
+        png::pack(&rows, row_bytes)
+    }
+
     /// The centre, the corners' neighbourhood and points between.
     fn sampled_cells(&self) -> Vec<(usize, usize)> {
         let (h, w) = (self.p.rows, self.p.cols);
@@ -640,11 +694,10 @@ impl Heat {
         Ok(Some(std::fs::metadata(&a.path).map(|m| m.len()).unwrap_or(0)))
     }
 
-    /// Writes the coloured field as a PNG; returns its bytes.
-    fn write_png(&self, rgb: &[u8]) -> Result<u64> {
+    /// Writes the PNG from its compressed blocks; returns its bytes.
+    fn write_png(&self, packed: &[u8]) -> Result<u64> {
         let row_bytes = self.p.cols * 3;
-        let packed = png::pack(rgb, row_bytes);
-        let blocks = png::blocks(&packed, row_bytes, self.p.rows as u64)?;
+        let blocks = png::blocks(packed, row_bytes, self.p.rows as u64)?;
         let (w, h) = (u32::try_from(self.p.cols)?, u32::try_from(self.p.rows)?);
         output::write_atomic(&self.out, |f| {
             png::write(f, w, h, &blocks).with_context(|| format!("cannot write {}", self.out.display()))
@@ -668,20 +721,18 @@ fn summarise(sampled: &[(usize, usize)], f: &[f64], u: &[u64]) -> Summary {
 }
 
 /// Gathers every rank's cells at rank 0 and places them: rank `r`'s are
-/// the rows and columns `places[r]` of a row-major whole `width` cells
-/// wide, `per` values a cell.
-fn gather<T: Equivalence + Copy + Default>(
+/// the rows and columns `places[r]` of a row-major whole `width` wide.
+fn gather(
     team: &spmd::exchange::Team,
     comm: Comm,
     places: &[(Range<usize>, Range<usize>)],
     width: usize,
-    per: usize,
-    mine: &[T],
-) -> Option<Vec<T>> {
-    let counts: Vec<usize> = places.iter().map(|(rows, cols)| rows.len() * cols.len() * per).collect();
+    mine: &[f64],
+) -> Option<Vec<f64>> {
+    let counts: Vec<usize> = places.iter().map(|(rows, cols)| rows.len() * cols.len()).collect();
     let total: usize = counts.iter().sum();
     let root = team.rank() == 0;
-    let mut blocks = if root { vec![T::default(); total] } else { Vec::new() };
+    let mut blocks = if root { vec![0.0; total] } else { Vec::new() };
     let recv = root.then_some(&mut blocks[..]);
     match comm {
         Comm::P2p => team.gather_p2p(0, mine, &counts, recv),
@@ -690,16 +741,29 @@ fn gather<T: Equivalence + Copy + Default>(
     if !root {
         return None;
     }
-    let mut whole = vec![T::default(); total];
+    let mut whole = vec![0.0; total];
     let mut at = 0;
     for ((rows, cols), &count) in places.iter().zip(&counts) {
-        let w = cols.len() * per;
+        let w = cols.len();
         for (i, src) in rows.clone().zip(blocks[at..at + count].chunks(w.max(1))) {
-            whole[(i * width + cols.start) * per..][..w].copy_from_slice(src);
+            whole[i * width + cols.start..][..w].copy_from_slice(src);
         }
         at += count;
     }
     Some(whole)
+}
+
+/// Gathers every rank's `mine` (of any length) at rank 0, in rank order.
+fn gather_bytes(team: &spmd::exchange::Team, comm: Comm, mine: &[u8]) -> Option<Vec<u8>> {
+    let counts: Vec<usize> = team.all_gather(&[mine.len() as u64]).into_iter().map(|c| c as usize).collect();
+    let root = team.rank() == 0;
+    let mut all = if root { vec![0u8; counts.iter().sum()] } else { Vec::new() };
+    let recv = root.then_some(&mut all[..]);
+    match comm {
+        Comm::P2p => team.gather_p2p(0, mine, &counts, recv),
+        _ => team.gather(0, mine, &counts, recv),
+    }
+    root.then_some(all)
 }
 
 /// One rank's block as it evolves, with its halo exchange: what

@@ -186,6 +186,10 @@ impl Team {
         assert_eq!(counts.len(), self.size);
         assert_eq!(send.len(), counts[self.rank]);
         let proc = self.comm.process_at_rank(root as i32);
+        // An empty slice may point at address 1, MPI_IN_PLACE to OpenMPI
+        // (see `nonnull`): send an empty slice of a real allocation instead.
+        let spare: Vec<T> = Vec::with_capacity(usize::from(send.is_empty()));
+        let send = if send.is_empty() { &spare[..] } else { send };
         if self.rank == root {
             let recv = recv.expect("the root receives");
             assert_eq!(recv.len(), counts.iter().sum::<usize>());
