@@ -27,10 +27,13 @@ JOBS = [
     ("sort", ["sort", "--keys", "1e6", "--dist", "zipf"], "--output"),
     ("matmul rows", ["matmul", "--n", "67", "--entries", "integer", "--algorithm", "rows"], "--out"),
     ("matmul summa", ["matmul", "--n", "67", "--entries", "integer", "--algorithm", "summa"], "--out"),
+    ("heat p2p", ["heat", "--size", "301x203", "--steps", "60", "--comm", "p2p"], "--out"),
+    ("heat collective, depth 2", ["heat", "--size", "301x203", "--steps", "61", "--init", "hotspot",
+                                  "--comm", "collective", "--halo-depth", "2"], "--out"),
 ]
 NPS = [1, 2, 3]
 # Fields that describe the run rather than its result.
-VOLATILE = {"output", "output_bytes", "gflops"}
+VOLATILE = {"output", "output_bytes", "gflops", "cell_updates_per_s", "bytes_per_s_per_core"}
 
 
 def run(binary, launcher, np, args, out_flag, workdir):
