@@ -167,15 +167,7 @@ fn band_misses(g0: [__m256i; 4], g1: [__m256i; 4]) -> u64 {
 #[inline(never)]
 #[target_feature(enable = "avx2")]
 fn exact(h: __m256i, l: __m256i, which: impl Fn(usize) -> bool) -> u64 {
-    use crate::pi_mc::{inside, point};
-    let (hw, lw) = (words(h), words(l));
-    (0..8)
-        .filter(|&d| which(d))
-        .filter(|&d| {
-            let (x, y) = point(hw[d], lw[d]);
-            inside(x, y)
-        })
-        .count() as u64
+    crate::pi_mc::exact_hits(&words(h), &words(l), which)
 }
 
 /// The eight 32-bit words of `a`, word 0 the lowest.

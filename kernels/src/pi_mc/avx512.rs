@@ -95,20 +95,13 @@ pub(crate) unsafe fn pi_mc_unit(key: u64, unit: u64, n: u64) -> u64 {
 #[inline(never)]
 #[target_feature(enable = "avx512f")]
 fn pi_mc_exact(h: __m512i, l: __m512i, which: __mmask16) -> u64 {
-    use crate::pi_mc::{inside, point};
     let (mut hw, mut lw) = ([0u32; 16], [0u32; 16]);
     // SAFETY: each array has room for the 64 bytes stored.
     unsafe {
         _mm512_storeu_si512(hw.as_mut_ptr().cast(), h);
         _mm512_storeu_si512(lw.as_mut_ptr().cast(), l);
     }
-    (0..16)
-        .filter(|&d| which >> d & 1 == 1)
-        .filter(|&d| {
-            let (x, y) = point(hw[d], lw[d]);
-            inside(x, y)
-        })
-        .count() as u64
+    crate::pi_mc::exact_hits(&hw, &lw, |d| which >> d & 1 == 1)
 }
 
 /// The xoshiro256++ output of eight lanes' state `s` (before its step).

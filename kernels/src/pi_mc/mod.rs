@@ -144,6 +144,20 @@ pub(crate) fn inside(x: i32, y: i32) -> bool {
     ((x * x) as u64 + (y * y) as u64) < 1 << 62
 }
 
+/// Hits among the samples `which` of a step whose outputs' 32-bit words,
+/// lowest first, are `h` and `l` ([`point`], [`inside`]): the exact test
+/// the hand-written twins fall back on for the samples near the circle.
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn exact_hits(h: &[u32], l: &[u32], which: impl Fn(usize) -> bool) -> u64 {
+    (0..h.len())
+        .filter(|&d| which(d))
+        .filter(|&d| {
+            let (x, y) = point(h[d], l[d]);
+            inside(x, y)
+        })
+        .count() as u64
+}
+
 /// The two samples of one step of a lane: its two outputs `h` and `l`, word
 /// by word ([`point`]); sample `k` is word `k` (word 0 the low 32 bits).
 #[inline(always)]
