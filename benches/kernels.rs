@@ -89,6 +89,36 @@ fn bench_mandelbrot_escape(c: &mut Criterion) {
     g.finish();
 }
 
+/// The coloured picture against its escape loop alone, one thread, same
+/// picture (the 2000x2000 cut above): the target is the coloured
+/// compute at most 1.3x the escape-only compute. Both time the kernel only
+/// (no packing, no rank), so their ratio is the colouring's own cost;
+/// `scripts/bench_paths.py` gives the same ratio through the whole job.
+fn bench_mandelbrot_colour(c: &mut Criterion) {
+    let region = mandelbrot::Region { xmin: -1.5, xmax: 0.5, ymin: -1.0, ymax: 1.0 };
+    let p = mandelbrot::Params {
+        width: 2000,
+        height: 2000,
+        max_iter: 50,
+        bailout: 2.0,
+        region,
+        ..mandelbrot::Params::SEED
+    };
+    let rows = 0..u64::from(p.height);
+    let mut counts = vec![0u8; p.height as usize * mandelbrot::ESCAPE_ROW_BYTES];
+    let mut rgb = vec![0u8; p.image_bytes() as usize];
+    let pool = pool(1);
+    let mut g = c.benchmark_group("mandelbrot-colour");
+    g.throughput(Throughput::Elements(u64::from(p.width) * u64::from(p.height)));
+    g.bench_function("escape-only/threads/1", |b| {
+        b.iter(|| pool.install(|| mandelbrot::escape_rows(&p, rows.clone(), &mut counts)))
+    });
+    g.bench_function("coloured/threads/1", |b| {
+        b.iter(|| pool.install(|| mandelbrot::render_rows(&p, rows.clone(), &mut rgb)))
+    });
+    g.finish();
+}
+
 /// Elements of each triad array: 8 Mi doubles, 64 MiB, so the three arrays
 /// (192 MiB) are six times this machine's 32 MiB L3.
 const TRIAD_LEN: usize = 8 << 20;
@@ -218,5 +248,13 @@ fn bench_heat_memory(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench_pi_mc, bench_leibniz, bench_mandelbrot, bench_mandelbrot_escape, bench_heat_memory);
+criterion_group!(
+    benches,
+    bench_pi_mc,
+    bench_leibniz,
+    bench_mandelbrot,
+    bench_mandelbrot_escape,
+    bench_mandelbrot_colour,
+    bench_heat_memory
+);
 criterion_main!(benches);

@@ -494,16 +494,14 @@ unsafe fn exact(k: &Span, out: &mut Out, fresh: &[u32], set_aside: &[SetAside]) 
     }
 }
 
-/// `x = m 2^e` with `m` in `[3/4, 3/2)` for positive normal finite lanes
-/// `x`, as [`crate::mandelbrot::colour`]'s generic `split` computes it (both
-/// exact, so the same bits): `m` by `vgetmantpd` with that interval, `e` as
-/// `x`'s binary exponent (`vgetexppd`, `[1, 2)`'s) less `m`'s (-1 where
-/// `m < 1`, which took one from the exponent, else 0).
+/// `x = m 2^e` with `m` in `[1, 2)` for positive normal finite lanes `x`,
+/// as [`crate::mandelbrot::colour`]'s generic `split` computes it (both
+/// exact, so the same bits): `m` by `vgetmantpd` with that interval, `e` by
+/// `vgetexppd`.
 ///
 /// # Safety
 /// The CPU must support AVX-512F.
 #[inline(always)]
 pub(super) unsafe fn split(x: __m512d) -> (__m512d, __m512d) {
-    let m = _mm512_getmant_pd::<_MM_MANT_NORM_P75_1P5, _MM_MANT_SIGN_SRC>(x);
-    (m, _mm512_sub_pd(_mm512_getexp_pd(x), _mm512_getexp_pd(m)))
+    (_mm512_getmant_pd::<_MM_MANT_NORM_1_2, _MM_MANT_SIGN_SRC>(x), _mm512_getexp_pd(x))
 }
