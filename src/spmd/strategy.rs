@@ -203,29 +203,37 @@ fn produce(work: &Work, units: Range<u64>, threads: usize, stats: &mut RankStats
     let mut tally = Tally::default();
     let mut raw = Vec::new();
     let mut out = Vec::new();
-    for c in partition::chunks(n, piece) {
-        let r = units.start + c.start..units.start + c.end;
-        let t = Instant::now();
-        let dest = if work.pack.is_some() || piece < n {
-            raw.resize(bytes(&r), 0);
-            &mut raw
-        } else {
-            out.resize(bytes(&r), 0);
-            &mut out
-        };
-        tally += (work.compute)(r.clone(), dest);
-        stats.compute_s += t.elapsed().as_secs_f64();
-        match &work.pack {
-            Some(p) => {
-                let t = Instant::now();
-                out.extend((p.pack)(r, &raw));
-                stats.pack_s += t.elapsed().as_secs_f64();
+    // The pieces are computed and packed on one of the pool's threads, so
+    // each piece's parallel loops start where the workers are instead of
+    // handing their work from this thread to a pool that fell asleep while
+    // the piece before was packed (two context switches a piece, about
+    // 30 us each on a 2-vCPU VM: 1.5 ms of a 50 ms picture at one thread,
+    // docs/benchmarks.md). Nothing here calls MPI.
+    rayon::scope(|_| {
+        for c in partition::chunks(n, piece) {
+            let r = units.start + c.start..units.start + c.end;
+            let t = Instant::now();
+            let dest = if work.pack.is_some() || piece < n {
+                raw.resize(bytes(&r), 0);
+                &mut raw
+            } else {
+                out.resize(bytes(&r), 0);
+                &mut out
+            };
+            tally += (work.compute)(r.clone(), dest);
+            stats.compute_s += t.elapsed().as_secs_f64();
+            match &work.pack {
+                Some(p) => {
+                    let t = Instant::now();
+                    out.extend((p.pack)(r, &raw));
+                    stats.pack_s += t.elapsed().as_secs_f64();
+                }
+                None if piece < n => out.extend_from_slice(&raw),
+                None => {}
             }
-            None if piece < n => out.extend_from_slice(&raw),
-            None => {}
+            bar.set(c.end);
         }
-        bar.set(c.end);
-    }
+    });
     bar.finish();
     stats.units += n;
     stats.chunks += 1;
