@@ -486,7 +486,7 @@ impl SpmdJob for Heat {
         drop(mine);
         let packed = self.pack_band(&team, &layout, &colours);
         drop(colours);
-        let png = gather_bytes(&team, comm, &packed);
+        let png = team.gather_varcount(0, &packed, comm == Comm::P2p);
         let colour_s = t.elapsed().as_secs_f64();
         let grid = (layout.pr, layout.pc);
         let output = png.map(|png| Gathered { summary, png, frames, grid, wall_s, verify_s, colour_s });
@@ -751,19 +751,6 @@ fn gather(
         at += count;
     }
     Some(whole)
-}
-
-/// Gathers every rank's `mine` (of any length) at rank 0, in rank order.
-fn gather_bytes(team: &spmd::exchange::Team, comm: Comm, mine: &[u8]) -> Option<Vec<u8>> {
-    let counts: Vec<usize> = team.all_gather(&[mine.len() as u64]).into_iter().map(|c| c as usize).collect();
-    let root = team.rank() == 0;
-    let mut all = if root { vec![0u8; counts.iter().sum()] } else { Vec::new() };
-    let recv = root.then_some(&mut all[..]);
-    match comm {
-        Comm::P2p => team.gather_p2p(0, mine, &counts, recv),
-        _ => team.gather(0, mine, &counts, recv),
-    }
-    root.then_some(all)
 }
 
 /// One rank's block as it evolves, with its halo exchange: what

@@ -69,6 +69,19 @@ pub(crate) fn nonnull<T: Equivalence + Default + Clone>(v: &mut Vec<T>) {
     }
 }
 
+/// Runs `f` on `send`, or, if `send` is empty, on an empty slice of a real
+/// allocation: an empty slice of a one-byte type may point at address 1,
+/// which OpenMPI reads as `MPI_IN_PLACE` (see [`nonnull`]). Every borrowed
+/// send buffer goes through here.
+fn with_real_address<T, R>(send: &[T], f: impl FnOnce(&[T]) -> R) -> R {
+    if send.is_empty() {
+        let spare: Vec<T> = Vec::with_capacity(1);
+        f(&spare[..])
+    } else {
+        f(send)
+    }
+}
+
 impl Team {
     pub(crate) fn new(comm: SimpleCommunicator) -> Team {
         let (rank, size) = (comm.rank() as usize, comm.size() as usize);
@@ -150,6 +163,9 @@ impl Team {
         assert_eq!(counts.len(), self.size);
         assert_eq!(recv.len(), counts[self.rank]);
         let proc = self.comm.process_at_rank(root as i32);
+        // An empty receive buffer at address 1 would be `MPI_IN_PLACE` too.
+        let mut spare: Vec<T> = Vec::with_capacity(usize::from(recv.is_empty()));
+        let recv = if recv.is_empty() { &mut spare[..] } else { recv };
         if self.rank == root {
             assert_eq!(send.len(), counts.iter().sum::<usize>());
             let (c, d) = mpi_counts(counts);
@@ -186,18 +202,16 @@ impl Team {
         assert_eq!(counts.len(), self.size);
         assert_eq!(send.len(), counts[self.rank]);
         let proc = self.comm.process_at_rank(root as i32);
-        // An empty slice may point at address 1, MPI_IN_PLACE to OpenMPI
-        // (see `nonnull`): send an empty slice of a real allocation instead.
-        let spare: Vec<T> = Vec::with_capacity(usize::from(send.is_empty()));
-        let send = if send.is_empty() { &spare[..] } else { send };
-        if self.rank == root {
-            let recv = recv.expect("the root receives");
-            assert_eq!(recv.len(), counts.iter().sum::<usize>());
-            let (c, d) = mpi_counts(counts);
-            proc.gather_varcount_into_root(send, &mut PartitionMut::new(recv, c, &d[..]));
-        } else {
-            proc.gather_varcount_into(send);
-        }
+        with_real_address(send, |send| {
+            if self.rank == root {
+                let recv = recv.expect("the root receives");
+                assert_eq!(recv.len(), counts.iter().sum::<usize>());
+                let (c, d) = mpi_counts(counts);
+                proc.gather_varcount_into_root(send, &mut PartitionMut::new(recv, c, &d[..]));
+            } else {
+                proc.gather_varcount_into(send);
+            }
+        })
     }
 
     /// [`Team::gather`] with `MPI_Send` / `MPI_Recv`, in pieces of at most 64 MiB.
@@ -221,12 +235,33 @@ impl Team {
         }
     }
 
+    /// Every rank's `mine`, of any length, at `root`, in rank order (`None`
+    /// elsewhere): the lengths first (an all-gather), then [`Team::gather`],
+    /// or [`Team::gather_p2p`] if `p2p`.
+    pub fn gather_varcount<T: Equivalence + Default + Copy>(
+        &self,
+        root: usize,
+        mine: &[T],
+        p2p: bool,
+    ) -> Option<Vec<T>> {
+        let counts: Vec<usize> = self.all_gather(&[mine.len() as u64]).into_iter().map(|c| c as usize).collect();
+        let at_root = self.rank == root;
+        let mut all = if at_root { vec![T::default(); counts.iter().sum()] } else { Vec::new() };
+        let recv = at_root.then_some(&mut all[..]);
+        if p2p {
+            self.gather_p2p(root, mine, &counts, recv);
+        } else {
+            self.gather(root, mine, &counts, recv);
+        }
+        at_root.then_some(all)
+    }
+
     /// `MPI_Allgather` of one equal-sized piece per rank, in rank order.
     pub fn all_gather<T: Equivalence + Default + Clone>(&self, mine: &[T]) -> Vec<T> {
         self.arrive();
         let mut all = vec![T::default(); mine.len() * self.size];
         nonnull(&mut all);
-        self.comm.all_gather_into(mine, &mut all[..]);
+        with_real_address(mine, |mine| self.comm.all_gather_into(mine, &mut all[..]));
         all
     }
 
@@ -237,7 +272,9 @@ impl Team {
         let mut all = vec![T::default(); lens.iter().sum()];
         nonnull(&mut all);
         let (c, d) = mpi_counts(&lens);
-        self.comm.all_gather_varcount_into(mine, &mut PartitionMut::new(&mut all[..], c, &d[..]));
+        with_real_address(mine, |mine| {
+            self.comm.all_gather_varcount_into(mine, &mut PartitionMut::new(&mut all[..], c, &d[..]))
+        });
         (all, lens)
     }
 
@@ -312,10 +349,12 @@ impl Team {
         let (_, sd) = mpi_counts(send_counts);
         let sc: Vec<Count> = sent.into_iter().map(count).collect();
         let (rc, rd) = mpi_counts(&recv_counts);
-        self.comm.all_to_all_varcount_into(
-            &Partition::new(send, sc, &sd[..]),
-            &mut PartitionMut::new(&mut recv[..], rc, &rd[..]),
-        );
+        with_real_address(send, |send| {
+            self.comm.all_to_all_varcount_into(
+                &Partition::new(send, sc, &sd[..]),
+                &mut PartitionMut::new(&mut recv[..], rc, &rd[..]),
+            )
+        });
         let mut from = recv_counts;
         from[self.rank] += kept;
         Ok(from)
