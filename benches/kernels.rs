@@ -63,18 +63,17 @@ fn bench_mandelbrot(c: &mut Criterion) {
     g.finish();
 }
 
-/// The escape-time kernel alone on the Benchmarks Game region (a 2000x2000
-/// cut of its 16000x16000 image size), counting pixel-iterations.
-fn bench_mandelbrot_escape(c: &mut Criterion) {
+/// The Benchmarks Game region at 2000x2000 (a cut of its 16000x16000 image
+/// size), 50 iterations, escape radius 2.
+fn benchmarks_game_cut() -> mandelbrot::Params {
     let region = mandelbrot::Region { xmin: -1.5, xmax: 0.5, ymin: -1.0, ymax: 1.0 };
-    let p = mandelbrot::Params {
-        width: 2000,
-        height: 2000,
-        max_iter: 50,
-        bailout: 2.0,
-        region,
-        ..mandelbrot::Params::SEED
-    };
+    mandelbrot::Params { width: 2000, height: 2000, max_iter: 50, bailout: 2.0, region, ..mandelbrot::Params::SEED }
+}
+
+/// The escape-time kernel alone on [`benchmarks_game_cut`], counting
+/// pixel-iterations.
+fn bench_mandelbrot_escape(c: &mut Criterion) {
+    let p = benchmarks_game_cut();
     let rows = 0..u64::from(p.height);
     let mut out = vec![0u8; p.height as usize * mandelbrot::ESCAPE_ROW_BYTES];
     let iterations = mandelbrot::escape_rows(&p, rows.clone(), &mut out).to_count().expect("a count");
@@ -90,20 +89,12 @@ fn bench_mandelbrot_escape(c: &mut Criterion) {
 }
 
 /// The coloured picture against its escape loop alone, one thread, same
-/// picture (the 2000x2000 cut above): the target is the coloured
+/// picture ([`benchmarks_game_cut`]): the target is the coloured
 /// compute at most 1.3x the escape-only compute. Both time the kernel only
 /// (no packing, no rank), so their ratio is the colouring's own cost;
 /// `scripts/bench_paths.py` gives the same ratio through the whole job.
 fn bench_mandelbrot_colour(c: &mut Criterion) {
-    let region = mandelbrot::Region { xmin: -1.5, xmax: 0.5, ymin: -1.0, ymax: 1.0 };
-    let p = mandelbrot::Params {
-        width: 2000,
-        height: 2000,
-        max_iter: 50,
-        bailout: 2.0,
-        region,
-        ..mandelbrot::Params::SEED
-    };
+    let p = benchmarks_game_cut();
     let rows = 0..u64::from(p.height);
     let mut counts = vec![0u8; p.height as usize * mandelbrot::ESCAPE_ROW_BYTES];
     let mut rgb = vec![0u8; p.image_bytes() as usize];
