@@ -97,6 +97,28 @@ impl Job {
         }
     }
 
+    /// After SIGSTOP: waits until every thread of the process is stopped (or
+    /// the process has ended), so that nothing it does can happen any more.
+    fn wait_until_stopped(&self) {
+        let state = |stat: &str| stat.rsplit_once(')').and_then(|(_, r)| r.trim_start().chars().next());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let tasks: Vec<Option<char>> = std::fs::read_dir(format!("/proc/{}/task", self.pid()))
+                .map(|rd| {
+                    rd.flatten()
+                        .map(|t| state(&std::fs::read_to_string(t.path().join("stat")).unwrap_or_default()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let ended = tasks.is_empty() || tasks.iter().any(|s| matches!(s, Some('Z' | 'X')));
+            if ended || tasks.iter().all(|s| *s == Some('T')) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "the process did not stop: {tasks:?}");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
     /// Waits for the end; `None` if it outlives `limit` (then the group is killed).
     fn wait(&mut self, limit: Duration) -> Option<i32> {
         let start = Instant::now();
@@ -208,37 +230,54 @@ fn ctrl_c_stops_every_rank() {
 }
 
 /// A big picture written to `dir/m.png` with no launcher (the process writes
-/// the PNG itself), returned once its temporary file holds bytes: the
-/// encoding takes long enough to be caught with the file open. (An empty
-/// `.tmp` may be the probe the preflight makes and removes at once to check
-/// the directory is writable, with the same name: a signal there finds the
-/// probe, or nothing, not the file being written.)
-fn writing_a_big_png(dir: &Path) -> Job {
-    let mut cmd = Command::new(util::bin());
-    util::mpi_env(&mut cmd).args(["mandelbrot", "--width", "9000", "--height", "9000", "--max-iter", "8", "--out"]);
-    cmd.arg(dir.join("m.png"));
-    let mut job = Job::start(cmd);
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let caught = loop {
-        let written = |f: &String| std::fs::metadata(dir.join(f)).is_ok_and(|m| m.len() > 0);
-        if files_in(dir).iter().any(|f| f.ends_with(".tmp") && written(f)) {
-            break true;
+/// the PNG itself), returned *stopped* (SIGSTOP) while its temporary file
+/// holds bytes. Writing the file takes only milliseconds (24 ms for these
+/// 19 MB here, less on a faster machine), so a signal sent after merely
+/// seeing the file could land after the rename: the process is frozen
+/// first, and the file looked for again once it is frozen, when nothing can
+/// rename it any more; a try that finds it already renamed starts again.
+/// (An empty `.tmp` may be the probe the preflight makes and removes at once
+/// to check the directory is writable, with the same name: a signal there
+/// finds the probe, or nothing, not the file being written.)
+fn stopped_while_writing_a_big_png(dir: &Path) -> Job {
+    let written = |f: &String| std::fs::metadata(dir.join(f)).is_ok_and(|m| m.len() > 0);
+    let writing = || files_in(dir).iter().any(|f| f.ends_with(".tmp") && written(f));
+    for try_ in 1..=10 {
+        let mut cmd = Command::new(util::bin());
+        util::mpi_env(&mut cmd).args(["mandelbrot", "--width", "9000", "--height", "9000", "--max-iter", "8", "--out"]);
+        cmd.arg(dir.join("m.png"));
+        let mut job = Job::start(cmd);
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while !writing() && job.child.try_wait().unwrap().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
         }
-        if job.child.try_wait().unwrap().is_some() || Instant::now() > deadline {
-            break false;
+        // SAFETY: plain syscall on a process this test started.
+        unsafe { libc::kill(job.pid(), libc::SIGSTOP) };
+        job.wait_until_stopped();
+        if writing() {
+            return job;
         }
-        std::thread::sleep(Duration::from_millis(2));
-    };
-    assert!(caught, "never saw the temporary file: {:?} {}", files_in(dir), job.stderr());
-    job
+        // Too late (or it ended first): let it finish and try again.
+        println!("try {try_}: the temporary file was renamed before the process stopped; again");
+        // SAFETY: as above.
+        unsafe { libc::kill(job.pid(), libc::SIGCONT) };
+        let code = job.wait(ENDS_WITHIN);
+        assert_eq!(code, Some(0), "{}", job.stderr());
+        std::fs::remove_file(dir.join("m.png")).unwrap();
+    }
+    panic!("never caught the process with its temporary file written: {:?}", files_in(dir));
 }
 
 #[test]
 fn sigterm_while_writing_removes_the_temporary_file() {
     let dir = tempdir();
-    let mut job = writing_a_big_png(dir.path());
-    // SAFETY: plain syscall on a process this test started.
-    unsafe { libc::kill(job.pid(), libc::SIGTERM) };
+    let mut job = stopped_while_writing_a_big_png(dir.path());
+    // SAFETY: plain syscalls on a process this test started; SIGTERM stays
+    // pending until SIGCONT resumes it.
+    unsafe {
+        libc::kill(job.pid(), libc::SIGTERM);
+        libc::kill(job.pid(), libc::SIGCONT);
+    }
     let code = job.wait(ENDS_WITHIN);
     let left = files_in(dir.path());
     let survived = code == Some(143) && left.is_empty() && job.stderr().contains("removed 1 temporary path");
@@ -439,8 +478,9 @@ fn a_job_still_computing_at_the_timeout_ends_with_exit_4() {
 fn sigkill_while_writing_leaves_a_leftover_that_the_next_run_removes() {
     let dir = tempdir();
     let png = dir.path().join("m.png");
-    let mut job = writing_a_big_png(dir.path());
-    // SAFETY: plain syscall on a process this test started.
+    let mut job = stopped_while_writing_a_big_png(dir.path());
+    // SAFETY: plain syscall on a process this test started (a stopped
+    // process dies of SIGKILL as any other).
     unsafe { libc::kill(job.pid(), libc::SIGKILL) };
     let _ = job.wait(ENDS_WITHIN);
     let leftovers: Vec<String> = files_in(dir.path()).into_iter().filter(|f| f.ends_with(".tmp")).collect();

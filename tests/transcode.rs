@@ -382,7 +382,13 @@ fn processes_mentioning(needle: &str) -> Vec<String> {
 fn sigterm_mid_transcode_leaves_nothing_behind() {
     let dir = tempdir();
     let tmp = tempdir();
-    // Slow enough to be caught mid-way: a larger picture, a slow preset.
+    // Long enough to be caught mid-way on any machine: `mpirun` (OpenMPI
+    // 4.1) passes SIGTERM on to the ranks only a second after it got it, and
+    // a fast machine finished this whole job within that second (the output
+    // was renamed into place before the ranks heard of the signal). The
+    // `realtime` filter holds every segment's ffmpeg to the video's own pace,
+    // so the farm takes at least 4 s (12 s of video, 3 ranks) however fast
+    // the encoder is.
     let input = dir.path().join("long.mp4");
     ffmpeg(&[
         "-f",
@@ -410,6 +416,8 @@ fn sigterm_mid_transcode_leaves_nothing_behind() {
         "2",
         "--preset",
         "veryslow",
+        "--ffmpeg-arg=-vf",
+        "--ffmpeg-arg=realtime",
     ];
     let mut cmd = util::mpirun_cmd(3, &args);
     cmd.env("TMPDIR", tmp.path());
