@@ -59,26 +59,29 @@ pub(crate) fn mpi_counts(counts: &[usize]) -> (Vec<Count>, Vec<Count>) {
     (counts.iter().map(|&c| count(c)).collect(), displs.iter().map(|&d| count(d)).collect())
 }
 
-/// Gives an empty `Vec` a real allocation: an empty `Vec` points at address
-/// 1, which OpenMPI reads as `MPI_IN_PLACE` (also 1) and rejects on non-root
-/// ranks of a gather, so a rank with nothing to send must still pass a
-/// genuine (empty) buffer.
-pub(crate) fn nonnull<T: Equivalence + Default + Clone>(v: &mut Vec<T>) {
-    if v.capacity() == 0 {
-        v.reserve(1);
-    }
-}
-
 /// Runs `f` on `send`, or, if `send` is empty, on an empty slice of a real
-/// allocation: an empty slice of a one-byte type may point at address 1,
-/// which OpenMPI reads as `MPI_IN_PLACE` (see [`nonnull`]). Every borrowed
-/// send buffer goes through here.
-fn with_real_address<T, R>(send: &[T], f: impl FnOnce(&[T]) -> R) -> R {
+/// allocation. An empty slice (an empty `Vec` too) points at address 1 for
+/// a one-byte type, and 1 is OpenMPI's `MPI_IN_PLACE`, which it rejects on
+/// the non-root ranks of a gather: a rank with nothing to send must still
+/// pass a genuine (empty) buffer. Every borrowed buffer MPI reads goes
+/// through here; [`with_real_address_mut`] is its twin for buffers MPI writes.
+pub(crate) fn with_real_address<T, R>(send: &[T], f: impl FnOnce(&[T]) -> R) -> R {
     if send.is_empty() {
         let spare: Vec<T> = Vec::with_capacity(1);
         f(&spare[..])
     } else {
         f(send)
+    }
+}
+
+/// [`with_real_address`] for a buffer MPI writes into (an empty receive
+/// buffer at address 1 would be `MPI_IN_PLACE` as well).
+pub(crate) fn with_real_address_mut<T, R>(recv: &mut [T], f: impl FnOnce(&mut [T]) -> R) -> R {
+    if recv.is_empty() {
+        let mut spare: Vec<T> = Vec::with_capacity(1);
+        f(&mut spare[..])
+    } else {
+        f(recv)
     }
 }
 
@@ -163,16 +166,15 @@ impl Team {
         assert_eq!(counts.len(), self.size);
         assert_eq!(recv.len(), counts[self.rank]);
         let proc = self.comm.process_at_rank(root as i32);
-        // An empty receive buffer at address 1 would be `MPI_IN_PLACE` too.
-        let mut spare: Vec<T> = Vec::with_capacity(usize::from(recv.is_empty()));
-        let recv = if recv.is_empty() { &mut spare[..] } else { recv };
-        if self.rank == root {
-            assert_eq!(send.len(), counts.iter().sum::<usize>());
-            let (c, d) = mpi_counts(counts);
-            proc.scatter_varcount_into_root(&Partition::new(send, c, &d[..]), recv);
-        } else {
-            proc.scatter_varcount_into(recv);
-        }
+        with_real_address_mut(recv, |recv| {
+            if self.rank == root {
+                assert_eq!(send.len(), counts.iter().sum::<usize>());
+                let (c, d) = mpi_counts(counts);
+                proc.scatter_varcount_into_root(&Partition::new(send, c, &d[..]), recv);
+            } else {
+                proc.scatter_varcount_into(recv);
+            }
+        })
     }
 
     /// [`Team::scatter`] with `MPI_Send` / `MPI_Recv`, in pieces of at most 64 MiB.
@@ -260,8 +262,7 @@ impl Team {
     pub fn all_gather<T: Equivalence + Default + Clone>(&self, mine: &[T]) -> Vec<T> {
         self.arrive();
         let mut all = vec![T::default(); mine.len() * self.size];
-        nonnull(&mut all);
-        with_real_address(mine, |mine| self.comm.all_gather_into(mine, &mut all[..]));
+        with_real_address(mine, |mine| with_real_address_mut(&mut all, |all| self.comm.all_gather_into(mine, all)));
         all
     }
 
@@ -270,10 +271,11 @@ impl Team {
     pub fn all_gather_varcount<T: Equivalence + Default + Clone>(&self, mine: &[T]) -> (Vec<T>, Vec<usize>) {
         let lens: Vec<usize> = self.all_gather(&[mine.len() as u64]).into_iter().map(|l| l as usize).collect();
         let mut all = vec![T::default(); lens.iter().sum()];
-        nonnull(&mut all);
         let (c, d) = mpi_counts(&lens);
         with_real_address(mine, |mine| {
-            self.comm.all_gather_varcount_into(mine, &mut PartitionMut::new(&mut all[..], c, &d[..]))
+            with_real_address_mut(&mut all, |all| {
+                self.comm.all_gather_varcount_into(mine, &mut PartitionMut::new(all, c, &d[..]))
+            })
         });
         (all, lens)
     }
@@ -344,16 +346,17 @@ impl Team {
         // MPI overwrites every element: keep the old ones rather than clear
         // (a pass over the buffer); only growth is written.
         recv.resize(total, T::default());
-        nonnull(recv);
         // The pieces keep their places in `send`; a kept one is not sent.
         let (_, sd) = mpi_counts(send_counts);
         let sc: Vec<Count> = sent.into_iter().map(count).collect();
         let (rc, rd) = mpi_counts(&recv_counts);
         with_real_address(send, |send| {
-            self.comm.all_to_all_varcount_into(
-                &Partition::new(send, sc, &sd[..]),
-                &mut PartitionMut::new(&mut recv[..], rc, &rd[..]),
-            )
+            with_real_address_mut(recv, |recv| {
+                self.comm.all_to_all_varcount_into(
+                    &Partition::new(send, sc, &sd[..]),
+                    &mut PartitionMut::new(recv, rc, &rd[..]),
+                )
+            })
         });
         let mut from = recv_counts;
         from[self.rank] += kept;

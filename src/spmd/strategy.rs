@@ -23,6 +23,7 @@
 //! of `dynamic` is the shared `super::scheduler`, with the chunk counter as
 //! its source of work.
 
+use super::exchange::{with_real_address, with_real_address_mut};
 use super::scheduler::{self, Answer, Desk};
 use super::{deadline, pieces, tags, Spmd};
 use crate::progress::{self, Progress};
@@ -295,8 +296,7 @@ impl<'a> Ctx<'a> {
                 root.scatter_into(&mut mine[..]);
             }
         });
-        let (tally, mut local) = self.produce(mine[0]..mine[1]);
-        super::exchange::nonnull(&mut local);
+        let (tally, local) = self.produce(mine[0]..mine[1]);
         self.comm(|| spmd.checkpoint());
 
         let limbs = tally.to_limbs();
@@ -316,7 +316,7 @@ impl<'a> Ctx<'a> {
         if !is_root {
             self.comm(|| {
                 root.gather_into(&len);
-                root.gather_varcount_into(&local[..]);
+                with_real_address(&local, |local| root.gather_varcount_into(local));
             });
             return (tally, None);
         }
@@ -326,8 +326,11 @@ impl<'a> Ctx<'a> {
         let mut all = vec![0u8; bytes.iter().sum()];
         let (counts, displs) = super::exchange::mpi_counts(&bytes);
         self.comm(|| {
-            let mut parts = PartitionMut::new(&mut all[..], counts, &displs[..]);
-            root.gather_varcount_into_root(&local[..], &mut parts);
+            with_real_address(&local, |local| {
+                with_real_address_mut(&mut all, |all| {
+                    root.gather_varcount_into_root(local, &mut PartitionMut::new(all, counts, &displs[..]))
+                })
+            })
         });
         (Tally::from_limbs(total), Some(all))
     }
