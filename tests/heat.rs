@@ -172,7 +172,7 @@ fn the_png_shows_the_field_dark_at_the_cold_edges() {
 
 fn refused(run: &Run, needle: &str) {
     assert_eq!(run.code, Some(2), "{run}");
-    assert!(run.elapsed < Duration::from_secs(30), "took {:?}", run.elapsed);
+    assert!(run.elapsed < Duration::from_secs(60), "refused within a minute, took {:?}", run.elapsed);
     assert_eq!(run.stderr.matches(needle).count(), 1, "'{needle}' printed once:\n{run}");
     assert!(!run.stderr.contains("panicked"), "{run}");
     assert!(run.stdout.is_empty(), "{run}");
