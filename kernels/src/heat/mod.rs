@@ -275,6 +275,7 @@ fn row_step<'a>(
         up: &row(i - 1)[a..b],
         mid: &row(i)[a - 1..b + 1],
         down: &row(i + 1)[a..b],
+        ahead: &cur[(i + 1) * stride + a..],
         out: &mut out_row[a..b],
         r,
         stream: stores == Stores::Streamed,
@@ -305,7 +306,10 @@ fn step_span(
 /// of the memory busy; rows far apart in one loop are that many streams.
 /// Measured on a 2-vCPU Intel Xeon VM (docs/benchmarks.md, heat-memory,
 /// streamed stores, under load): 1, 2, 3, 4 rows reached 72, 77-97, 89-99,
-/// 86-96 % of the streamed triad.
+/// 86-96 % of the streamed triad. On the Zen 5 VM, with the row below also
+/// prefetched ([`simd::PREFETCH_CELLS`]), 1, 2, 4, 8 rows reached 67-80,
+/// 59-68, 60-69, 55-57 % (without: 37-38, 38-40, 45-49, 42 %); 4 is kept,
+/// the Intel core not having been measured with the prefetch.
 const ROWS_PER_PASS: usize = 4;
 
 /// Updates buffer rows `rows` over buffer columns `cols` (see [`row_step`]),
