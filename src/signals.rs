@@ -33,6 +33,20 @@ pub fn stopping() -> bool {
     STOPPING.load(std::sync::atomic::Ordering::SeqCst)
 }
 
+/// Set once this rank knows the job is ending with its message already out
+/// (a failed job-wide check: [`ending_quietly`]).
+static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Marks the job as ending on a failure every rank has agreed on and whose
+/// message is out. `mpirun` answers the first rank's non-zero exit with
+/// SIGTERM to the ranks still on their way out; the stop path then still
+/// removes what is in flight, but says nothing: a "stopped by SIGTERM" line
+/// there would be a second message for one error (seen: a rank refusing
+/// `--threads 17` was followed by its own "stopped by SIGTERM").
+pub fn ending_quietly() {
+    QUIET.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
 static IN_FLIGHT: Mutex<Registry> = Mutex::new(Registry { paths: Vec::new(), children: Vec::new() });
 
 /// How long the stop path waits for killed tools to be gone: SIGKILL ends a
@@ -168,11 +182,13 @@ pub fn install(whereabouts: String) -> std::io::Result<()> {
                 SIGINT => "SIGINT",
                 _ => "SIGHUP",
             };
-            eprintln!(
-                "pikernels: stopped by {name}{whereabouts}; removed {removed} temporary path{} (process {})",
-                if removed == 1 { "" } else { "s" },
-                std::process::id()
-            );
+            if !QUIET.load(std::sync::atomic::Ordering::SeqCst) {
+                eprintln!(
+                    "pikernels: stopped by {name}{whereabouts}; removed {removed} temporary path{} (process {})",
+                    if removed == 1 { "" } else { "s" },
+                    std::process::id()
+                );
+            }
             if linger {
                 std::thread::sleep(LINGER);
             }
