@@ -259,19 +259,26 @@ fn stopped_while_writing_a_big_png(dir: &Path) -> Job {
         cmd.arg(dir.join("m.png"));
         let mut job = Job::start(cmd);
         let deadline = Instant::now() + Duration::from_secs(120);
-        while !writing() && job.child.try_wait().unwrap().is_none() && Instant::now() < deadline {
+        let mut ended = false;
+        while !writing() && Instant::now() < deadline {
+            if job.child.try_wait().unwrap().is_some() {
+                ended = true; // reaped: its pid is no longer ours to signal
+                break;
+            }
             std::thread::sleep(Duration::from_millis(1));
         }
-        // SAFETY: plain syscall on a process this test started.
-        unsafe { libc::kill(job.pid(), libc::SIGSTOP) };
-        job.wait_until_stopped();
-        if writing() {
-            return job;
+        if !ended {
+            // SAFETY: plain syscall on a process this test started and has not reaped.
+            unsafe { libc::kill(job.pid(), libc::SIGSTOP) };
+            job.wait_until_stopped();
+            if writing() {
+                return job;
+            }
+            // SAFETY: as above.
+            unsafe { libc::kill(job.pid(), libc::SIGCONT) };
         }
         // Too late (or it ended first): let it finish and try again.
         println!("try {try_}: the temporary file was renamed before the process stopped; again");
-        // SAFETY: as above.
-        unsafe { libc::kill(job.pid(), libc::SIGCONT) };
         let code = job.wait(ENDS_WITHIN);
         assert_eq!(code, Some(0), "{}", job.stderr());
         std::fs::remove_file(dir.join("m.png")).unwrap();

@@ -170,7 +170,7 @@ impl Team {
             if self.rank == root {
                 assert_eq!(send.len(), counts.iter().sum::<usize>());
                 let (c, d) = mpi_counts(counts);
-                proc.scatter_varcount_into_root(&Partition::new(send, c, &d[..]), recv);
+                with_real_address(send, |send| proc.scatter_varcount_into_root(&Partition::new(send, c, &d[..]), recv));
             } else {
                 proc.scatter_varcount_into(recv);
             }
@@ -209,7 +209,9 @@ impl Team {
                 let recv = recv.expect("the root receives");
                 assert_eq!(recv.len(), counts.iter().sum::<usize>());
                 let (c, d) = mpi_counts(counts);
-                proc.gather_varcount_into_root(send, &mut PartitionMut::new(recv, c, &d[..]));
+                with_real_address_mut(recv, |recv| {
+                    proc.gather_varcount_into_root(send, &mut PartitionMut::new(recv, c, &d[..]))
+                });
             } else {
                 proc.gather_varcount_into(send);
             }

@@ -207,14 +207,15 @@ impl Spmd {
         if lowest == u64::MAX {
             return Ok(());
         }
-        // The job ends here: from now on a stop signal is mpirun's answer
-        // to the first rank out, not news for the user.
-        crate::signals::ending_quietly();
         if let (true, Err(e)) = (lowest as usize == self.rank, &local) {
             message(e);
             use std::io::Write;
             let _ = std::io::stderr().flush();
         }
+        // The job ends here, its message out (the barrier waits for the
+        // rank that says it): from now on a stop signal is mpirun's answer
+        // to the first rank out, not news for the user.
+        crate::signals::ending_quietly();
         self.world.barrier();
         Err(Failure)
     }
