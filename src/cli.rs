@@ -79,6 +79,13 @@ pub struct Common {
     /// seconds): one message names the ranks that had not finished, exit status 4.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, help_heading = "Common options")]
     pub timeout: Option<std::time::Duration>,
+    /// Progress on rank 0's standard error: a bar on a terminal and plain lines in a log
+    /// (auto), or one of them, or none (off keeps logs clean).
+    #[arg(long, value_enum, default_value_t = crate::progress::Style::Auto, help_heading = "Common options")]
+    pub progress: crate::progress::Style,
+    /// Time between progress lines (in a log, or with --progress lines).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "20s", help_heading = "Common options")]
+    pub progress_every: std::time::Duration,
 }
 
 /// Part `index` of `count` equal parts of a job's work (`--partition`).

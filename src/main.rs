@@ -60,8 +60,12 @@ fn run(launch: &spmd::Launch) -> Result<(), Stop> {
         cli::Command::Merge(args) if launch.is_root() => merge::run(args),
         cli::Command::List | cli::Command::Merge(_) => Ok(()),
         cli::Command::Kernel(kernel) => {
+            // The limit covers everything after parsing: the checks below
+            // read input files, which can block (a FIFO, a dead network mount).
+            spmd::deadline::arm(kernel.common().timeout, launch.rank as usize, launch.size as usize);
+            spmd::deadline::phase("reading and checking its inputs");
             let job = jobs::from_cli(kernel)?;
-            jobs::run::execute(launch, kernel.name(), &job, kernel.common())
+            jobs::run::execute(kernel.name(), &job, kernel.common())
         }
     }
 }

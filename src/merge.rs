@@ -69,7 +69,7 @@ impl From<UsageError> for MergeError {
 /// this build writes. Every message names the file.
 fn read_part(path: &Path) -> Result<Report, String> {
     let name = name(path);
-    let mut file = std::fs::File::open(path).map_err(|e| format!("cannot read {name}: {e}"))?;
+    let mut file = output::open_input(path, "part").map_err(|e| format!("{e:#}"))?;
     let mut bytes = Vec::new();
     (&mut file).take(MAX_PART_BYTES + 1).read_to_end(&mut bytes).map_err(|e| format!("cannot read {name}: {e}"))?;
     if bytes.len() as u64 > MAX_PART_BYTES {
@@ -149,7 +149,41 @@ fn check_part(name: &str, r: &Report) -> Result<(Partial, i128), String> {
             r.hosts.len()
         ));
     }
+    check_numbers(name, r)?;
     Ok((p, tally))
+}
+
+/// The longest time a part's report may claim for anything: a year.
+const MAX_PART_SECONDS: f64 = 366.0 * 86400.0;
+/// The most threads (or cores) a rank's row may claim.
+const MAX_RANK_THREADS: u64 = 1 << 20;
+
+/// Checks every number of a part that the merged report uses: times are
+/// finite, between 0 and [`MAX_PART_SECONDS`]; thread and core counts below
+/// [`MAX_RANK_THREADS`].
+fn check_numbers(name: &str, r: &Report) -> Result<(), String> {
+    let seconds = |what: String, v: f64| {
+        if v.is_finite() && (0.0..=MAX_PART_SECONDS).contains(&v) {
+            Ok(())
+        } else {
+            Err(format!("{name}: {what} is {v:e} s, but a time must lie between 0 and {MAX_PART_SECONDS} s (a year)"))
+        }
+    };
+    seconds("timing.wall_s".into(), r.timing.wall_s)?;
+    seconds("timing.verify_s".into(), r.timing.verify_s)?;
+    seconds("timing.output_s".into(), r.timing.output_s)?;
+    for row in &r.per_rank {
+        for (field, v) in [("compute_s", row.compute_s), ("comm_s", row.comm_s), ("pack_s", row.pack_s)] {
+            seconds(format!("rank {}'s {field}", row.rank), v)?;
+        }
+        if row.threads == 0 || row.threads > MAX_RANK_THREADS || row.node_cores > MAX_RANK_THREADS {
+            return Err(format!(
+                "{name}: rank {} says it ran {} threads on a node of {} cores; a rank runs 1 to {MAX_RANK_THREADS}",
+                row.rank, row.threads, row.node_cores
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// A part: its file's name, its report, what it says about itself (checked
@@ -411,6 +445,20 @@ mod tests {
             *r = other;
         });
         assert!(m.contains("part-0.json") && m.contains("part 0 of 2"), "{m}");
+    }
+
+    #[test]
+    fn times_and_thread_counts_must_be_sane() {
+        let m = refused(|r| r.timing.wall_s = -1.0);
+        assert!(m.contains("part-0.json: timing.wall_s is -1e0 s") && m.contains("between 0 and"), "{m}");
+        let m = refused(|r| r.per_rank[0].compute_s = 1e308);
+        assert!(m.contains("rank 0's compute_s is 1e308 s"), "{m}");
+        let m = refused(|r| r.timing.output_s = f64::MAX);
+        assert!(m.contains("timing.output_s"), "{m}");
+        let m = refused(|r| r.per_rank[0].threads = u64::MAX);
+        assert!(m.contains("rank 0 says it ran 18446744073709551615 threads"), "{m}");
+        let m = refused(|r| r.per_rank[0].threads = 0);
+        assert!(m.contains("ran 0 threads"), "{m}");
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::path::Path;
 
 /// The order of the square matrix in `path`, from its header alone.
 pub fn square_order(path: &Path) -> Result<usize> {
-    let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let file = output::open_input(path, "matrix")?;
     let npy = NpyFile::new(BufReader::new(file))
         .with_context(|| format!("{} is not a readable .npy file", path.display()))?;
     check_header(path, &npy)
@@ -30,7 +30,7 @@ fn check_header<R: std::io::Read>(path: &Path, npy: &NpyFile<R>) -> Result<usize
 /// Reads the square matrix in `path` as row-major `f64`; fails on a bad
 /// header, a short or unreadable body, or a non-finite entry.
 pub fn read_square(path: &Path) -> Result<(usize, Vec<f64>)> {
-    let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let file = output::open_input(path, "matrix")?;
     let npy = NpyFile::new(BufReader::new(file))
         .with_context(|| format!("{} is not a readable .npy file", path.display()))?;
     let n = check_header(path, &npy)?;

@@ -29,12 +29,23 @@ pub fn destination(path: &Path, what: &str) -> Result<Dest> {
     if path.as_os_str().is_empty() {
         bail!("the {what} path is empty");
     }
+    if !names_a_file(path) {
+        bail!(
+            "the {what} path {} ends in '/', '.' or '..', so it cannot name a file; give a file name",
+            path.display()
+        );
+    }
     let mut at = path.to_path_buf();
     for _ in 0..MAX_LINKS {
         let meta = match std::fs::symlink_metadata(&at) {
             Ok(m) => m,
             // Nothing there yet (or a link's missing target): a new file.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Dest::File(at)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if !names_a_file(&at) {
+                    bail!("the {what} path {} is a link to {}, which cannot name a file", path.display(), at.display());
+                }
+                return Ok(Dest::File(at));
+            }
             Err(e) => bail!("cannot write the {what} {}: {e}", path.display()),
         };
         if !meta.file_type().is_symlink() {
@@ -54,6 +65,16 @@ pub fn destination(path: &Path, what: &str) -> Result<Dest> {
     bail!("cannot write the {what} {}: more than {MAX_LINKS} symbolic links to follow", path.display())
 }
 
+/// Whether the last component of `p`, as written, can name a file: not
+/// empty (a trailing `/`), not `.` nor `..`. (`Path` itself ignores a
+/// trailing slash and a final `.`, so `x.png/` would otherwise pass as
+/// `x.png` and fail only at the rename, after the work.)
+fn names_a_file(p: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let last = p.as_os_str().as_bytes().rsplit(|&c| c == b'/').next().unwrap_or(b"");
+    !matches!(last, b"" | b"." | b"..")
+}
+
 fn classify(given: &Path, at: PathBuf, meta: &std::fs::Metadata, direct: bool, what: &str) -> Result<Dest> {
     use std::os::unix::fs::FileTypeExt;
     let t = meta.file_type();
@@ -71,6 +92,49 @@ fn classify(given: &Path, at: PathBuf, meta: &std::fs::Metadata, direct: bool, w
         "the {what} path {} is {kind}; pikernels writes regular files (and links to them), character devices, FIFOs and sockets",
         given.display()
     )
+}
+
+/// Checks that the input `path` is a regular file (or a link to one) before
+/// anything opens it: opening a FIFO blocks until a writer comes, and a
+/// device or a FIFO may never end. Returns its metadata.
+pub fn check_input(path: &Path, what: &str) -> Result<std::fs::Metadata> {
+    let meta = std::fs::metadata(path).with_context(|| format!("cannot read the {what} {}", path.display()))?;
+    input_is_a_file(path, &meta, what)?;
+    Ok(meta)
+}
+
+fn input_is_a_file(path: &Path, meta: &std::fs::Metadata, what: &str) -> Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    let t = meta.file_type();
+    let kind = match () {
+        _ if t.is_file() => return Ok(()),
+        _ if t.is_dir() => "a directory",
+        _ if t.is_fifo() => "a FIFO",
+        _ if t.is_socket() => "a socket",
+        _ if t.is_char_device() => "a character device",
+        _ if t.is_block_device() => "a block device",
+        _ => "not a regular file",
+    };
+    bail!(
+        "the {what} {} is {kind}; pikernels reads inputs from regular files (and links to them) only: copy it to a file first",
+        path.display()
+    )
+}
+
+/// Opens the input `path` for reading once [`check_input`] holds; the
+/// opened file is checked again (`fstat`), in case the path was swapped for
+/// a FIFO in between (then opened without blocking: `O_NONBLOCK`).
+pub fn open_input(path: &Path, what: &str) -> Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    check_input(path, what)?;
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .with_context(|| format!("cannot read the {what} {}", path.display()))?;
+    let meta = file.metadata().with_context(|| format!("cannot read the {what} {}", path.display()))?;
+    input_is_a_file(path, &meta, what)?;
+    Ok(file)
 }
 
 /// This host's name as temporary names carry it (a directory may be shared
@@ -146,18 +210,41 @@ pub fn sweep_leftovers(dir: &Path) -> usize {
     removed.len()
 }
 
-/// Writes `path` through `write`. A regular file (or a link to one, or a new
-/// file) goes into a temporary file that is synced and renamed over the
-/// destination only if everything succeeded; on any error the temporary file
-/// is removed and the destination is left as it was. A device, FIFO or
-/// socket is written directly (see [`Dest`]).
+/// Writes `path` atomically: `write` fills a temporary file in the same
+/// directory, which is synced and renamed over `path` only if every write
+/// succeeded; on failure the temporary file is removed and the destination is
+/// left as it was. A device, FIFO or socket is written in place (see [`Dest`]).
 pub fn write_atomic(path: &Path, write: impl FnOnce(&mut BufWriter<File>) -> Result<()>) -> Result<()> {
+    stage(path, write)?.commit()
+}
+
+/// An output written in full under its temporary name and synced, not yet
+/// in place: [`Staged::commit`] renames it; dropped uncommitted, it is
+/// removed. A job with several outputs stages them all before it commits
+/// any, so that a failure in a later one leaves none of them behind.
+#[must_use = "a staged output is removed unless committed"]
+pub struct Staged {
+    /// `(temporary, destination)`; `None` for a stream, written in place
+    /// when staged (it cannot be taken back).
+    rename: Option<(PathBuf, PathBuf)>,
+    /// Bytes written.
+    pub len: u64,
+    _tracked: Option<crate::signals::Tracked>,
+}
+
+/// Writes `path`'s content under its temporary name (or, for a stream, in
+/// place): the first half of [`write_atomic`].
+pub fn stage(path: &Path, write: impl FnOnce(&mut BufWriter<File>) -> Result<()>) -> Result<Staged> {
     let dest = match destination(path, "output")? {
-        Dest::Stream(at) => return write_direct(path, &at, write),
+        Dest::Stream(at) => {
+            // A stream's size is not known (nor was it before: metadata says 0).
+            write_direct(path, &at, write)?;
+            return Ok(Staged { rename: None, len: 0, _tracked: None });
+        }
         Dest::File(at) => at,
     };
     let tmp = temp_path(&dest);
-    let _tracked = crate::signals::track(&tmp);
+    let tracked = crate::signals::track(&tmp);
     let result = (|| {
         let file = OpenOptions::new()
             .write(true)
@@ -169,12 +256,35 @@ pub fn write_atomic(path: &Path, write: impl FnOnce(&mut BufWriter<File>) -> Res
         let file =
             w.into_inner().map_err(|e| e.into_error()).with_context(|| format!("cannot write {}", path.display()))?;
         file.sync_all().with_context(|| format!("cannot write {}", path.display()))?;
-        std::fs::rename(&tmp, &dest).with_context(|| format!("cannot rename {} to {}", tmp.display(), dest.display()))
+        Ok(file.metadata().map(|m| m.len()).unwrap_or(0))
     })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+    match result {
+        Ok(len) => Ok(Staged { rename: Some((tmp, dest)), len, _tracked: Some(tracked) }),
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(e)
+        }
     }
-    result
+}
+
+impl Staged {
+    /// Puts the output in place (renames it over its destination); on
+    /// failure the temporary file is removed and the destination left as it was.
+    pub fn commit(mut self) -> Result<()> {
+        let Some((tmp, dest)) = self.rename.take() else { return Ok(()) };
+        std::fs::rename(&tmp, &dest).map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            anyhow::Error::new(e).context(format!("cannot rename {} to {}", tmp.display(), dest.display()))
+        })
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if let Some((tmp, _)) = &self.rename {
+            let _ = std::fs::remove_file(tmp);
+        }
+    }
 }
 
 /// Writes a device, FIFO or socket in place: opened for writing (a socket
@@ -320,17 +430,46 @@ pub fn available_disk(path: &Path) -> Option<u64> {
     Some(st.f_bavail as u64 * st.f_frsize as u64)
 }
 
-/// Memory this process can still allocate: the kernel's `MemAvailable`,
-/// lowered to the headroom of any memory-limited cgroup this process is in
-/// (a container's or a Kubernetes pod's limit; cgroup v1 and v2).
-pub fn available_memory() -> Option<u64> {
-    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let avail = meminfo
-        .lines()
-        .find_map(|l| l.strip_prefix("MemAvailable:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())?
-        * 1024;
-    Some(cgroup_headroom().map_or(avail, |h| h.min(avail)))
+/// Memory this process can still allocate, and the limit that sets it: the
+/// kernel's `MemAvailable`, lowered to the headroom of any memory-limited
+/// cgroup this process is in (a container's or a Kubernetes pod's limit;
+/// cgroup v1 and v2) and to what the address-space limit (`ulimit -v`, which
+/// batch systems set) leaves of this process's address space.
+pub fn available_memory() -> Option<(u64, &'static str)> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| {
+        m.lines()
+            .find_map(|l| l.strip_prefix("MemAvailable:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map(|kib| kib.saturating_mul(1024))
+    });
+    [
+        (meminfo, "available"),
+        (cgroup_headroom(), "left under this process's memory cgroup limit (a container's or pod's)"),
+        (address_space_headroom(), "left under the address-space limit (ulimit -v)"),
+    ]
+    .into_iter()
+    .filter_map(|(bytes, why)| Some((bytes?, why)))
+    .min_by_key(|&(bytes, _)| bytes)
+}
+
+/// Address space that threads, MPI and the allocator take after the memory
+/// check (thread stacks, glibc's per-thread arenas reserve 64 MiB each).
+const ADDRESS_SPACE_RESERVE: u64 = 512 << 20;
+
+/// What the address-space limit (`RLIMIT_AS`, `ulimit -v`) leaves of this
+/// process's address space, less [`ADDRESS_SPACE_RESERVE`]; `None` when
+/// there is no limit.
+fn address_space_headroom() -> Option<u64> {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes only into `limit`.
+    if unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut limit) } != 0 || limit.rlim_cur == libc::RLIM_INFINITY {
+        return None;
+    }
+    let pages: u64 = std::fs::read_to_string("/proc/self/statm").ok()?.split_whitespace().next()?.parse().ok()?;
+    // SAFETY: a plain getter.
+    let page = u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096).max(1);
+    let used = pages.saturating_mul(page).saturating_add(ADDRESS_SPACE_RESERVE);
+    Some(limit.rlim_cur.saturating_sub(used))
 }
 
 /// The smallest `limit - usage` over this process's memory cgroups and their
@@ -371,11 +510,17 @@ fn cgroup_headroom() -> Option<u64> {
     best
 }
 
-/// Fails with an estimate if `need` bytes of memory are not available.
-pub fn check_memory(need: u64, what: &str) -> Result<()> {
-    if let Some(avail) = available_memory() {
+/// Fails with an estimate if `need` bytes of memory are not available;
+/// `advice` names the options that would lower the need ("give a smaller
+/// --size or more processes").
+pub fn check_memory(need: u64, what: &str, advice: &str) -> Result<()> {
+    if let Some((avail, why)) = available_memory() {
         if need > avail {
-            bail!("{what} needs about {} of memory, but only {} is available", human_bytes(need), human_bytes(avail));
+            bail!(
+                "{what} needs about {} of memory, but only {} is {why}: {advice}",
+                human_bytes(need),
+                human_bytes(avail)
+            );
         }
     }
     Ok(())
@@ -492,6 +637,18 @@ mod tests {
         let missing = dir.path().join("nope/a.png");
         assert!(check_writable(&missing, "image").unwrap_err().to_string().contains("does not exist"));
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "the probe file is removed");
+        // Paths whose last component cannot name a file, refused before any
+        // work (Path alone reads `a.png/` as `a.png`, and the rename fails).
+        let d = dir.path().display();
+        for bad in [format!("{d}/a.png/"), format!("{d}/a.png/."), format!("{d}/nope/.."), ".".into(), "..".into()] {
+            let e = check_writable(Path::new(&bad), "image").unwrap_err().to_string();
+            assert!(e.contains("cannot name a file"), "{bad}: {e}");
+        }
+        std::os::unix::fs::symlink("x/", dir.path().join("to-a-dir")).unwrap();
+        let e = check_writable(&dir.path().join("to-a-dir"), "image").unwrap_err().to_string();
+        assert!(e.contains("is a link to") && e.contains("cannot name a file"), "{e}");
+        std::fs::remove_file(dir.path().join("to-a-dir")).unwrap();
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "nothing made by a refusal");
     }
 
     #[test]
@@ -601,9 +758,10 @@ mod tests {
 
     #[test]
     fn resources_are_read() {
-        assert!(available_memory().unwrap() > 0);
+        assert!(available_memory().unwrap().0 > 0);
         assert!(available_disk(Path::new("x")).unwrap() > 0);
-        assert!(check_memory(u64::MAX, "this").unwrap_err().to_string().contains("needs about"));
+        let e = check_memory(u64::MAX, "this", "give less").unwrap_err().to_string();
+        assert!(e.contains("needs about") && e.ends_with(": give less"), "{e}");
         assert_eq!(human_bytes(1536), "1.5 KiB");
         assert_eq!(human_bytes(10), "10 B");
     }

@@ -396,6 +396,32 @@ fn too_little_memory_is_refused_with_the_estimate() {
     assert!(ok, "{r}");
 }
 
+/// An address-space limit (`ulimit -v`, as batch systems set it) too small
+/// for the job: refused before any work, exit 2, with the estimate, the
+/// limit that binds and the options to change (the allocation would
+/// otherwise fail mid-run and the rank abort with exit 134). A job that fits
+/// under the same limit runs.
+#[test]
+fn an_address_space_limit_is_respected_before_any_work() {
+    let dir = tempdir();
+    let limited = |args: &[&str]| {
+        let mut cmd = Command::new("sh");
+        // 1.5 GiB of address space: MPI and the binary take a few hundred MiB of it.
+        cmd.arg("-c").arg("ulimit -v 1572864 && exec \"$0\" \"$@\"").arg(util::bin()).args(args);
+        util::mpi_env(&mut cmd).current_dir(dir.path());
+        util::run(cmd, util::TIMEOUT)
+    };
+    let r = limited(&["heat", "--size", "8000x8000", "--steps", "1", "--out", "h.png"]);
+    let ok = r.code == Some(2)
+        && r.stderr.contains("needs about")
+        && r.stderr.contains("under the address-space limit (ulimit -v): give a smaller --size or --halo-depth")
+        && files_in(dir.path()).is_empty();
+    tally("an address-space limit (ulimit -v) too small for heat", ok);
+    assert!(ok, "{r}\nleft {:?}", files_in(dir.path()));
+    let fits = limited(&["heat", "--size", "200x150", "--steps", "2", "--out", "h.png"]);
+    assert!(fits.success(), "a job that fits under the limit runs:\n{fits}");
+}
+
 /// CPU seconds (user + system) from a /proc `stat` file.
 fn stat_cpu_seconds(stat: &str) -> f64 {
     let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
@@ -542,4 +568,139 @@ fn sigkill_while_writing_leaves_a_leftover_that_the_next_run_removes() {
         && files_in(dir.path()) == ["m.png"];
     tally("SIGKILL while writing the PNG, then a second run", ok);
     assert!(ok, "{r}\nleft {:?}", files_in(dir.path()));
+}
+
+/// Whether a process has ended: gone, or a zombie its (stopped) parent has
+/// not reaped yet.
+fn ended(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => matches!(stat.rsplit_once(')').and_then(|(_, r)| r.trim_start().chars().next()), Some('Z' | 'X')),
+    }
+}
+
+/// `mpirun` itself stopped (SIGSTOP: a frozen launcher node) while the job
+/// computes: `MPI_Abort` asks the launcher to end the job and nobody
+/// answers. `--timeout` must still end every rank: each rank's watchdog
+/// fires, and a rank whose abort goes unanswered ends itself.
+#[test]
+fn the_timeout_ends_every_rank_even_when_mpirun_is_stopped() {
+    const LIMIT_S: u64 = 8;
+    let what = "SIGSTOP mpirun with --timeout";
+    let mut args = long_pi("collective");
+    args.extend(["--timeout".into(), format!("{LIMIT_S}s")]);
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let start = Instant::now();
+    let mut job = Job::start(mpirun_cmd(2, &argv));
+    let ranks = job.wait_for_ranks(2, Duration::ZERO);
+    // SAFETY: plain syscall on a process this test started.
+    unsafe { libc::kill(job.pid(), libc::SIGSTOP) };
+    // The limit, the watchdogs' grace (2 s and 3 s), the unanswered abort
+    // (5 s), and room for a loaded machine.
+    let bound = Duration::from_secs(LIMIT_S) + ENDS_WITHIN;
+    while !ranks.iter().all(|&(pid, _)| ended(pid)) && start.elapsed() < bound {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let all_ended = ranks.iter().all(|&(pid, _)| ended(pid));
+    let when = start.elapsed();
+    // SAFETY: as above; the launcher then reaps its ranks and reports.
+    unsafe { libc::kill(job.pid(), libc::SIGCONT) };
+    let code = job.wait(ENDS_WITHIN);
+    let err = job.stderr();
+    let ok =
+        all_ended && code.is_some_and(|c| c != 0) && err.contains("timed out") && job.left(job.dir.path()).is_empty();
+    tally(what, ok);
+    assert!(all_ended, "{what}: ranks still running {when:?} after the start (limit {LIMIT_S} s)\n{err}");
+    assert!(when >= Duration::from_secs(LIMIT_S), "{what}: ended before the limit ({when:?})\n{err}");
+    assert!(code.is_some_and(|c| c != 0), "{what}: mpirun's exit {code:?}\n{err}");
+    assert!(err.contains("did not finish within --timeout 8s"), "{what}: no timeout message\n{err}");
+    assert!(!err.contains("the MPI library ended"), "{what}: our own abort is no library exit\n{err}");
+    assert!(job.left(job.dir.path()).is_empty(), "{what}: left {:?}", job.left(job.dir.path()));
+    println!("{what}: every rank ended {when:?} after the start; mpirun exit {code:?} once continued");
+}
+
+/// A shared library that, preloaded into the ranks, makes the MPI function
+/// `function` call `exit(1)` on rank 0 (and work as usual elsewhere): what
+/// an MPI library does when it gives up inside a call (OpenMPI 4.1 when its
+/// start-up fails, or a rank loses its launcher).
+fn exit_inside(dir: &Path, function: &str, params: &str, args: &str) -> std::path::PathBuf {
+    let c = dir.join(format!("{function}.c"));
+    let so = dir.join(format!("{function}.so"));
+    std::fs::write(
+        &c,
+        format!(
+            "#define _GNU_SOURCE\n#include <dlfcn.h>\n#include <stdlib.h>\n#include <string.h>\n\
+             int {function}({params}) {{\n\
+               const char *rank = getenv(\"OMPI_COMM_WORLD_RANK\");\n\
+               if (!rank || strcmp(rank, \"0\") == 0) exit(1);\n\
+               int (*real)({params}) = dlsym(RTLD_NEXT, \"{function}\");\n\
+               return real({args});\n}}\n"
+        ),
+    )
+    .unwrap();
+    let built = Command::new("cc").args(["-shared", "-fPIC", "-o"]).arg(&so).arg(&c).arg("-ldl").status();
+    assert!(built.is_ok_and(|s| s.success()), "cannot build {}", c.display());
+    so
+}
+
+/// The MPI library ends a rank with `exit()` (no signal, no MPI_Abort, MPI
+/// not finalised): the launcher then says only that the rank "exited
+/// improperly". The rank itself must say which rank it was and what it was
+/// doing, with and without a launcher; a run that ends normally (or through
+/// pikernels' own abort) says nothing of the kind.
+#[test]
+fn an_exit_inside_the_mpi_library_is_explained() {
+    let dir = tempdir();
+    let cases = [
+        (
+            exit_inside(
+                dir.path(),
+                "MPI_Init_thread",
+                "int *argc, char ***argv, int required, int *provided",
+                "argc, argv, required, provided",
+            ),
+            "starting MPI (in MPI_Init)",
+        ),
+        (
+            exit_inside(
+                dir.path(),
+                "MPI_Comm_split_type",
+                "void *comm, int type, int key, void *info, void *out",
+                "comm, type, key, info, out",
+            ),
+            "learning its node",
+        ),
+    ];
+    for (shim, doing) in &cases {
+        let preload = format!("LD_PRELOAD={}", shim.display());
+        for np in [1, 2] {
+            let what = format!("exit(1) inside the MPI library while {doing}, np {np}");
+            let args = ["pi-mc", "--samples", "1e6"];
+            let run = if np == 1 {
+                let mut cmd = Command::new(util::bin());
+                util::mpi_env(&mut cmd).env("LD_PRELOAD", shim).args(args);
+                util::run(cmd, util::TIMEOUT)
+            } else {
+                let mut cmd = Command::new("mpirun");
+                util::mpi_env(&mut cmd)
+                    .args(["--oversubscribe", "-np", "2", "-x", &preload])
+                    .arg(util::bin())
+                    .args(args);
+                util::run(cmd, util::TIMEOUT)
+            };
+            let whose =
+                if np == 1 { "pikernels: error: ".to_string() } else { "pikernels: error on rank 0 of 2 (".into() };
+            let said = run.stderr.lines().any(|l| {
+                l.starts_with(&whose)
+                    && l.contains(&format!("the MPI library ended this process while it was {doing}"))
+                    && l.contains("without finalising MPI")
+            });
+            let ok = run.code.is_some_and(|c| c != 0) && said;
+            tally(&what, ok);
+            assert!(ok, "{what}: no explanation\n{run}");
+        }
+    }
+    // Control: the same job without the fault says nothing of the kind.
+    let run = util::mpirun(2, &["pi-mc", "--samples", "1e6"]);
+    assert!(run.success() && !run.stderr.contains("MPI library ended"), "{run}");
 }

@@ -122,7 +122,7 @@ fn matmul_reads_npy_inputs_and_rejects_bad_ones() {
         (vec!["matmul", "--a", &pa, "--b", &small], 2, "same order"),
         (vec!["matmul", "--a", &rect, "--b", &rect], 2, "square"),
         (vec!["matmul", "--a", &garbage, "--b", &pb], 2, "not a readable .npy"),
-        (vec!["matmul", "--a", "/nonexistent/a.npy", "--b", &pb], 2, "cannot open"),
+        (vec!["matmul", "--a", "/nonexistent/a.npy", "--b", &pb], 2, "cannot read the matrix"),
         (vec!["matmul", "--a", &pa], 2, "required arguments were not provided"),
         (vec!["matmul", "--n", "8", "--comm", "dynamic"], 2, "dynamic does not apply"),
         // The header is fine, the body is short: found by rank 0 in pre-flight.
@@ -245,7 +245,7 @@ fn sort_reads_raw_keys_and_rejects_bad_input() {
         (vec!["sort", "--keys", "1e13"], "2^40"),
         (vec!["sort", "--input", odd.to_str().unwrap()], "whole number of 8-byte keys"),
         (vec!["sort", "--input", empty.to_str().unwrap()], "holds no keys"),
-        (vec!["sort", "--input", "/nonexistent/keys"], "cannot read --input"),
+        (vec!["sort", "--input", "/nonexistent/keys"], "cannot read the --input"),
         (vec!["sort", "--comm", "dynamic"], "dynamic does not apply"),
         (vec!["sort", "--keys", "1e12"], "cannot pass through rank 0"),
     ];

@@ -58,9 +58,84 @@ fn in_terminal(cmdline: &str) -> util::Run {
 }
 
 #[test]
-fn no_terminal_no_progress() {
-    let r = long_enough(|args| util::direct(&args.split(' ').collect::<Vec<_>>()));
-    assert_eq!(r.stderr, "", "stderr must stay empty without a terminal");
+fn progress_off_keeps_the_log_clean() {
+    let r = long_enough(|args| {
+        let args = format!("{args} --progress off --progress-every 1s");
+        util::direct(&args.split(' ').collect::<Vec<_>>())
+    });
+    assert_eq!(r.stderr, "", "stderr must stay empty with --progress off");
+}
+
+/// The progress lines in `stderr`, checked to be plain text (no bar, no
+/// carriage return or escape sequence), each naming `what`.
+fn lines<'a>(stderr: &'a str, what: &str) -> Vec<&'a str> {
+    assert!(!stderr.contains('\r') && !stderr.contains('\u{1b}'), "terminal control in a log:\n{stderr}");
+    let lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with("pikernels: progress: ")).collect();
+    for l in &lines {
+        assert!(l.contains(what) && l.contains("% (") && l.contains("elapsed"), "{l}");
+    }
+    lines
+}
+
+/// Without a terminal (a log: a file, a pipe, `kubectl logs`), rank 0 prints
+/// plain lines at the pace asked, neither more often nor never.
+#[test]
+fn a_log_gets_plain_progress_lines_at_a_steady_pace() {
+    let r = long_enough(|args| {
+        let args = format!("{args} --progress-every 1s");
+        util::direct(&args.split(' ').collect::<Vec<_>>())
+    });
+    let seen = lines(&r.stderr, "rank 0's share");
+    let rep: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let compute = rep["timing"]["compute_s"]["max"].as_f64().unwrap();
+    // One a second after the first second; a line may be late (a piece
+    // still computing), never early.
+    assert!(
+        !seen.is_empty() && seen.len() as f64 <= compute + 1.0,
+        "{} lines in {compute:.1} s:\n{}",
+        seen.len(),
+        r.stderr
+    );
+    assert!(seen.iter().any(|l| l.contains("left")), "{}", r.stderr);
+}
+
+/// Under mpirun the ranks' stderr is a pipe: the dispatcher's progress comes
+/// as lines (the default, auto), as a user reading `kubectl logs -f` sees it.
+#[test]
+fn under_mpirun_progress_comes_as_lines() {
+    let r = long_enough(|args| {
+        let args = format!("{args} --comm dynamic --progress-every 1s");
+        util::mpirun(2, &args.split(' ').collect::<Vec<_>>())
+    });
+    assert!(!lines(&r.stderr, "chunks handed out").is_empty(), "no progress lines:\n{r}");
+}
+
+/// heat counts its steps (rank 0's own loop, no message).
+#[test]
+fn heat_shows_its_steps() {
+    let r = util::mpirun(
+        2,
+        &[
+            "heat",
+            "--size",
+            "1000x800",
+            "--steps",
+            "3000",
+            "--progress",
+            "lines",
+            "--progress-every",
+            "100ms",
+            "--format",
+            "json",
+            "--out",
+            "/dev/null",
+        ],
+    );
+    assert!(r.success(), "{r}");
+    let wall = r.report()["timing"]["wall_s"].as_f64().unwrap();
+    let seen = lines(&r.stderr, "steps");
+    assert!(wall < 0.3 || !seen.is_empty(), "{wall:.2} s of steps and no line:\n{r}");
+    assert!(seen.len() as f64 <= wall / 0.1 + 1.0, "{} lines in {wall:.2} s", seen.len());
 }
 
 #[test]
@@ -81,7 +156,7 @@ fn under_mpirun_stderr_is_a_pipe_so_no_bar() {
     // OpenMPI forwards the ranks' stderr through a pipe even when mpirun's
     // own stderr is a terminal: the ranks rightly see no terminal.
     let r = long_enough(|args| {
-        in_terminal(&format!("mpirun --oversubscribe -np 2 {} {args} > /dev/null", bin().display()))
+        in_terminal(&format!("mpirun --oversubscribe -np 2 {} {args} --progress bar > /dev/null", bin().display()))
     });
     assert!(!r.stdout.contains("share"), "unexpected bar:\n{r}");
 }

@@ -786,3 +786,32 @@ fn a_linked_output_keeps_its_link_and_aliases_and_fifos_are_refused() {
     assert_eq!(std::fs::read(&input).unwrap(), input_bytes, "the input is unchanged");
     nothing_left(tmp.path(), dir.path());
 }
+
+/// Paths that a tool could read as something else: an input named like an
+/// option (`-clip.mp4`), one named like a URL (`http:clip.mp4`), an output
+/// named like an option, a relative work directory (`TMPDIR=rel`), all given
+/// relative to the job's directory. Each is passed to ffprobe and ffmpeg as
+/// the file it names: the job runs and its output has the input's frames.
+#[test]
+fn paths_that_look_like_options_or_urls_are_files_to_the_tools() {
+    let dir = tempdir();
+    let clip = make(dir.path(), &CLIPS[2]);
+    let frames = probe(&clip).frames;
+    std::fs::create_dir(dir.path().join("rel")).unwrap();
+    for (input, output) in [("-clip.mkv", "-out.mkv"), ("http:clip.mkv", "pipe:out.mkv")] {
+        std::fs::copy(&clip, dir.path().join(input)).unwrap();
+        let args = ["transcode", "--input", input, "--output", output, "--preset", "ultrafast"];
+        // --input=-clip.mkv, as a user would write a value that starts with '-'.
+        let input_arg = format!("--input={input}");
+        let output_arg = format!("--output={output}");
+        let argv = [args[0], &input_arg, &output_arg, args[5], args[6]];
+        let mut cmd = util::mpirun_cmd(2, &argv);
+        cmd.current_dir(dir.path()).env("TMPDIR", "rel");
+        let run = util::run(cmd, util::TIMEOUT);
+        assert!(run.success(), "{input} -> {output}:\n{run}");
+        let out = dir.path().join(output);
+        assert_eq!(probe(&out).frames, frames, "{input} -> {output}: frames");
+        nothing_left(&dir.path().join("rel"), dir.path());
+        std::fs::remove_file(out).unwrap();
+    }
+}

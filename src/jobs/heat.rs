@@ -57,6 +57,7 @@ use crate::cli::{value_name, Common};
 use crate::size::Size;
 use crate::spmd::halo::Halo;
 use crate::spmd::{self, Comm, RankStats, Spmd};
+use crate::progress::Progress;
 use crate::{animation, output, png};
 use anyhow::{bail, Context, Result};
 use kernels::heat::{self, Block, Init, Params};
@@ -190,6 +191,15 @@ pub fn job(a: &Args) -> Result<Job, UsageError> {
     }
     if a.halo_depth == 0 {
         return Err(UsageError("--halo-depth 0: a halo must be at least 1 cell deep".into()));
+    }
+    // No block is thicker than the field: a deeper halo fills nothing more
+    // (and its ghosted block's size would overflow any estimate).
+    let thickest = p.rows.min(p.cols);
+    if a.halo_depth > thickest {
+        return Err(UsageError(format!(
+            "--halo-depth {}: deeper than the {} field is thin ({thickest} cells): give at most {thickest}",
+            a.halo_depth, a.size
+        )));
     }
     let grid = a.grid.map(|g| (g.rows as usize, g.cols as usize));
     let out = a.common.out.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_OUT));
@@ -341,25 +351,26 @@ impl Heat {
     /// halos' send and receive buffers, its cells and their colours, and
     /// the largest band of the PNG twice (received, placed) with its
     /// compressed blocks; rank 0 also every band's compressed blocks.
+    /// Computed in `u128` (the depth and the frames multiply the cells),
+    /// saturated to `u64` only at the end, so no estimate can wrap small.
     fn memory_need(&self, l: &Layout, root: bool) -> u64 {
         let b = l.block(self.depth);
         let (first, second) = halo_lens(b);
-        let halos: usize = first.iter().chain(second.iter().flatten()).sum();
-        let row_bytes = self.p.cols * 3;
-        let band = self.band(l.pr * l.pc, 0).len() as u64;
-        let own = 2 * b.len() as u64 * 8
-            + 2 * halos as u64 * 8
-            + (b.h * b.w) as u64 * (8 + 3)
-            + 2 * band * row_bytes as u64
-            + png::packed_bound(band, row_bytes);
-        let root_extra = if root { png::packed_bound(self.p.rows as u64, row_bytes) } else { 0 };
+        let halos: u128 = first.iter().chain(second.iter().flatten()).map(|&n| n as u128).sum();
+        let row_bytes = self.p.cols as u128 * 3;
+        let band = self.band(l.pr * l.pc, 0).len() as u128;
+        let ghosted = (b.h as u128 + 2 * self.depth as u128) * (b.w as u128 + 2 * self.depth as u128);
+        let packed = |rows: u128| png::packed_bound(rows as u64, self.p.cols * 3) as u128; // bounded by `job`
+        let own =
+            2 * ghosted * 8 + 2 * halos * 8 + (b.h * b.w) as u128 * (8 + 3) + 2 * band * row_bytes + packed(band);
+        let root_extra = if root { packed(self.p.rows as u128) } else { 0 };
         // Frames: this rank's samples; rank 0 every frame's and one frame coloured.
         let frames = self.anim.as_ref().map_or(0, |a| {
-            let (lat, own) = (a.lattice, (a.lattice.within(l.rows.clone()).len() * a.lattice.within(l.cols.clone()).len()) as u64);
-            let all = lat.cells() as u64;
-            own * 8 + if root { a.frames.saturating_mul(all * 8) + all * 12 } else { 0 }
+            let own = (a.lattice.within(l.rows.clone()).len() * a.lattice.within(l.cols.clone()).len()) as u128;
+            let all = a.lattice.cells() as u128;
+            own * 8 + if root { a.frames as u128 * all * 8 + all * 12 } else { 0 }
         });
-        own + root_extra + frames
+        u64::try_from(own + root_extra + frames).unwrap_or(u64::MAX)
     }
 
     /// The steps after which the loop stops: the frames' steps, or only the last.
@@ -442,7 +453,12 @@ impl SpmdJob for Heat {
         } else {
             "this rank's block (rank 0: and the heat map)"
         };
-        output::check_memory(self.memory_need(&layout, ctx.is_root()), what)?;
+        let advice = if self.anim.is_some() {
+            "give a smaller --size or --halo-depth, more processes, or fewer --frames or a smaller --frame-size"
+        } else {
+            "give a smaller --size or --halo-depth, or more processes"
+        };
+        output::check_memory(self.memory_need(&layout, ctx.is_root()), what, advice)?;
         if ctx.is_root() {
             output::check_writable(&self.out, "heat map")?;
             let bound = png::packed_bound(self.p.rows as u64, self.p.cols * 3) + 12 * self.p.rows as u64 + (1 << 16);
@@ -464,11 +480,14 @@ impl SpmdJob for Heat {
         let start = team.now();
         let mut frames = Vec::new();
         let mut done = 0;
+        // Rank 0's steps, from its own loop: no message.
+        let progress = Progress::new(spmd.is_root(), self.p.steps, "steps");
         for until in self.stops() {
-            state.advance(until - done, &mut stats);
+            state.advance(done..until, &mut stats, &progress);
             done = until;
             frames.extend(self.frame(&team, comm, &layout, state.b, &state.cur, &mut stats));
         }
+        progress.finish();
         team.barrier();
         let wall_s = team.now() - start;
         // After the clock: the field is checked, digested and coloured where
@@ -497,10 +516,22 @@ impl SpmdJob for Heat {
         let p = &self.p;
         let (verified, verification, max_error) = self.verdict(&out.summary);
         let (lo, hi) = (out.summary.lo, out.summary.hi);
-        let (written, output_s) = timed(|| self.write_png(&out.png));
-        let png_bytes = written?;
+        // Both outputs are staged before either is put in place: a failure in
+        // the second (a full disk) leaves neither.
+        let (png, output_s) = timed(|| self.write_png(&out.png));
+        let png = png?;
         let (anim, anim_s) = timed(|| self.write_animation(&out.frames));
         let anim = anim?;
+        let png_bytes = png.len;
+        let anim_bytes = anim.as_ref().map(|a| a.len);
+        // Only a verified field's pictures are put in place (dropped, the
+        // staged files are removed).
+        if verified {
+            png.commit()?;
+            if let Some(anim) = anim {
+                anim.commit()?;
+            }
+        }
         let updates = p.cells() as f64 * p.steps as f64;
         let mut result = json!({
                 "size": format!("{}x{}", p.cols, p.rows),
@@ -510,10 +541,10 @@ impl SpmdJob for Heat {
                 "max_error": max_error,
                 "error_bound": (p.init == Init::Modes).then(|| heat::error_bound(p)),
                 "cell_updates_per_s": if out.wall_s > 0.0 { updates / out.wall_s } else { 0.0 },
-                "output": self.out.display().to_string(),
+                "output": verified.then(|| self.out.display().to_string()),
                 "png_bytes": png_bytes,
         });
-        if let (Some(a), Some(bytes)) = (&self.anim, anim) {
+        if let (Some(a), Some(bytes)) = (&self.anim, anim_bytes) {
             let fields = json!({
                 "animation": a.path.display().to_string(),
                 "frames": a.frames,
@@ -670,8 +701,8 @@ impl Heat {
     }
 
     /// With `--frames`: colours every frame over the first frame's range and
-    /// writes the animation; returns its bytes.
-    fn write_animation(&self, frames: &[Vec<f64>]) -> Result<Option<u64>> {
+    /// stages the animation (not yet in place).
+    fn write_animation(&self, frames: &[Vec<f64>]) -> Result<Option<output::Staged>> {
         let Some(a) = &self.anim else { return Ok(None) };
         let first = frames.first().context("no frames were gathered")?;
         let (lo, hi) = first.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
@@ -688,21 +719,20 @@ impl Heat {
                 }
             }
         };
-        output::write_atomic(&a.path, |f| {
+        let staged = output::stage(&a.path, |f| {
             animation::write(f, a.format, w, h, count, pixels).with_context(|| format!("cannot write {}", a.path.display()))
         })?;
-        Ok(Some(std::fs::metadata(&a.path).map(|m| m.len()).unwrap_or(0)))
+        Ok(Some(staged))
     }
 
-    /// Writes the PNG from its compressed blocks; returns its bytes.
-    fn write_png(&self, packed: &[u8]) -> Result<u64> {
+    /// Writes the PNG from its compressed blocks, staged (not yet in place).
+    fn write_png(&self, packed: &[u8]) -> Result<output::Staged> {
         let row_bytes = self.p.cols * 3;
         let blocks = png::blocks(packed, row_bytes, self.p.rows as u64)?;
         let (w, h) = (u32::try_from(self.p.cols)?, u32::try_from(self.p.rows)?);
-        output::write_atomic(&self.out, |f| {
+        output::stage(&self.out, |f| {
             png::write(f, w, h, &blocks).with_context(|| format!("cannot write {}", self.out.display()))
-        })?;
-        Ok(std::fs::metadata(&self.out).map(|m| m.len()).unwrap_or(0))
+        })
     }
 }
 
@@ -796,15 +826,17 @@ impl Evolving {
         Evolving { b, r: p.r, sides: l.neighbours().map(|n| n.is_some()), next: cur.clone(), cur, rows, cols }
     }
 
-    /// Advances the block `steps` steps: an exchange every `K` steps, the
+    /// Advances the block over the steps `steps` (rank 0 tells `progress`
+    /// after each exchange): an exchange every `K` steps, the
     /// last covering what is left. `compute_s` is the stencil; `comm_s` the
     /// rest (packing, the waits, unpacking).
-    fn advance(&mut self, steps: u64, stats: &mut RankStats) {
-        let mut left = steps;
-        while left > 0 {
-            let m = left.min(self.b.g as u64) as usize;
+    fn advance(&mut self, steps: Range<u64>, stats: &mut RankStats, progress: &Progress) {
+        let mut at = steps.start;
+        while at < steps.end {
+            let m = (steps.end - at).min(self.b.g as u64) as usize;
             self.exchange_and_step(m, stats);
-            left -= m as u64;
+            at += m as u64;
+            progress.set(at);
         }
     }
 

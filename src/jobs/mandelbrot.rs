@@ -275,14 +275,22 @@ impl UnitJob for Mandelbrot {
             // The gathered blocks (twice under --comm dynamic, joined from
             // chunks) and the piece of rows being computed.
             let whole = self.travelling_bytes(self.units());
-            output::check_memory(2 * whole + raw, "rank 0 (gathering the image's compressed blocks)")?;
+            output::check_memory(
+                2 * whole + raw,
+                "rank 0 (gathering the image's compressed blocks)",
+                "give a smaller --width and --height, or --no-output",
+            )?;
             if let Some(path) = &self.out {
                 output::check_writable(path, "image")?;
                 // Worst case: incompressible pixels, stored, and a chunk header per block.
                 output::check_disk(path, whole + 12 * self.units() + (1 << 16), "the PNG")?;
             }
         } else {
-            output::check_memory(2 * self.travelling_bytes(held) + raw, "this rank's share of the image")?;
+            output::check_memory(
+                2 * self.travelling_bytes(held) + raw,
+                "this rank's share of the image",
+                "give a smaller --width and --height, or more processes",
+            )?;
         }
         Ok(())
     }
@@ -296,14 +304,15 @@ impl UnitJob for Mandelbrot {
         if iterations < pixels.min(1) {
             bail!("the ranks' iteration counts add up to {}, which cannot be right for {pixels} pixels", tally.0);
         }
+        // Only a verified picture is written.
         let (png_bytes, output_s) = match &self.out {
-            Some(path) => {
+            Some(path) if mismatch.is_none() => {
                 // Checked whole by `first_mismatch` already.
                 let blocks = png::blocks(&data, self.p.row_bytes(), u64::from(self.p.height))?;
                 let (written, s) = timed(|| self.write_png(path, &blocks));
                 (Some(written?), s)
             }
-            None => (None, 0.0),
+            _ => (None, 0.0),
         };
         let verification = match mismatch {
             None if self.escape_only => {
@@ -313,11 +322,14 @@ impl UnitJob for Mandelbrot {
                 "{} sampled rows, inflated from the PNG's compressed blocks, equal the sequential reference, byte for byte",
                 rows.len()
             ),
-            Some(row) => format!("row {row} differs from the sequential reference"),
+            Some(row) => format!(
+                "row {row} differs from the sequential reference{}",
+                if self.out.is_some() { "; the picture was not written" } else { "" }
+            ),
         };
         Ok(Finished {
             result: json!({
-                "output": self.out.as_ref().map(|p| p.display().to_string()),
+                "output": self.out.as_ref().filter(|_| mismatch.is_none()).map(|p| p.display().to_string()),
                 "png_bytes": png_bytes,
                 "pixels": pixels,
                 "total_iterations": iterations,

@@ -473,7 +473,11 @@ impl SpmdJob for Matmul {
     }
 
     fn preflight(&self, ctx: &Preflight) -> Result<Inputs> {
-        output::check_memory(self.memory_need(ctx), "this rank's share of A, B and C")?;
+        output::check_memory(
+            self.memory_need(ctx),
+            "this rank's share of A, B and C",
+            "give a smaller --n (smaller --a and --b) or more processes",
+        )?;
         if ctx.is_root() {
             if let Some(path) = &self.out {
                 output::check_writable(path, "product C")?;
@@ -507,24 +511,38 @@ impl SpmdJob for Matmul {
         let n = self.n;
         let entries = self.entries();
         let (check, verify_s) = timed(|| matmul::freivalds(&a, &b, &c, n, self.seed, entries));
+        // The inputs are finite (generated, or refused otherwise when read):
+        // a non-finite entry of C is the product overflowing f64.
+        let overflow = c.iter().position(|v| !v.is_finite());
+        let passed = check.passed && overflow.is_none();
+        // Only a verified C is written.
         let output_s = match &self.out {
-            Some(path) => {
+            Some(path) if passed => {
                 let (written, s) = timed(|| npy::write_square(path, n, &c));
                 written?;
                 s
             }
-            None => 0.0,
+            _ => 0.0,
         };
         let flops = matmul::flops(n);
         let how = match entries {
             Entries::Integer => "exactly (integer entries)".to_string(),
             Entries::Uniform => "within the rounding bound 4(n+2)eps(|A||B||x|)".to_string(),
         };
-        let verification = if check.passed {
+        let not_written = if self.out.is_some() { "; C was not written" } else { "" };
+        let verification = if let Some(at) = overflow {
+            format!(
+                "C[{}, {}] is {}: the product of the finite A and B overflows f64 (an entry beyond 1.8e308), \
+                 so C cannot be checked{not_written}",
+                at / n,
+                at % n,
+                c[at]
+            )
+        } else if check.passed {
             format!("Freivalds' check: C x equals A (B x) {how} for a random x")
         } else {
             format!(
-                "Freivalds' check FAILED: row {} of C x differs from A (B x) by {:.3e} times the allowed error",
+                "Freivalds' check FAILED: row {} of C x differs from A (B x) by {:.3e} times the allowed error{not_written}",
                 check.worst_row, check.worst_ratio
             )
         };
@@ -537,9 +555,9 @@ impl SpmdJob for Matmul {
                 "freivalds_worst_ratio": check.worst_ratio,
                 "c_digest": digest(&c),
                 "c_trace": (0..n).map(|i| c[i * n + i]).sum::<f64>(),
-                "output": self.out.as_ref().map(|p| p.display().to_string()),
+                "output": self.out.as_ref().filter(|_| passed).map(|p| p.display().to_string()),
             }),
-            verified: check.passed,
+            verified: passed,
             verification,
             item: ("flops", flops),
             bytes_per_item: None,

@@ -1,6 +1,6 @@
 //! The one flow every run takes, whatever the kernel's shape.
 //!
-//! Every rank: the time limit armed → MPI up → this rank's resources
+//! Every rank (the time limit already armed): MPI up → this rank's resources
 //! checked and the result agreed job-wide → the rayon pool → the job's run
 //! → statistics to rank 0. Rank 0 then finishes the job (verifies, writes
 //! outputs) and prints the report.
@@ -13,9 +13,8 @@ use crate::report::{Assembly, Build, Report};
 use crate::spmd::{self, Spmd};
 
 /// Runs `job` (of kernel `kernel`) on every rank and, on rank 0, prints the
-/// report; `launch` is where this process stands, as `main` read it.
-pub fn execute(launch: &spmd::Launch, kernel: &'static str, job: &Job, common: &Common) -> Result<(), Stop> {
-    spmd::deadline::arm(common.timeout, launch.rank as usize, launch.size as usize);
+/// report. `main` has armed the time limit (before the inputs were read).
+pub fn execute(kernel: &'static str, job: &Job, common: &Common) -> Result<(), Stop> {
     let spmd = Spmd::init(common.threads).map_err(|e| Stop::failure(format!("cannot start MPI: {e:#}")))?;
     let mut phases = job.phases(common.partition);
     preflight(&spmd, phases.as_mut(), common)?;
@@ -25,6 +24,7 @@ pub fn execute(launch: &spmd::Launch, kernel: &'static str, job: &Job, common: &
         spmd::deadline::know_hosts(hosts);
     }
     spmd::deadline::phase("computing its share");
+    crate::progress::choose(common.progress, common.progress_every);
     let ran = phases.run(&spmd, common.comm);
     spmd::deadline::phase("sending its statistics");
     let stats = spmd.gather_stats(ran.stats);

@@ -101,9 +101,17 @@ impl Sort {
         }
         let (n, source) = match &a.input {
             Some(path) => {
-                let len = std::fs::metadata(path)
-                    .map_err(|e| UsageError(format!("cannot read --input {}: {e}", path.display())))?
+                let len = output::check_input(path, "--input")
+                    .map_err(|e| UsageError(format!("{e:#}")))?
                     .len();
+                if len == 0 && has_content(path) {
+                    return Err(UsageError(format!(
+                        "--input {} says its size is 0 but has content (a /proc or /sys file, whose size is not \
+                         known before it is read): sort needs a file whose size gives the number of 8-byte keys; \
+                         copy it to a regular file first",
+                        path.display()
+                    )));
+                }
                 if len % 8 != 0 {
                     return Err(UsageError(format!(
                         "--input {} is {len} bytes, not a whole number of 8-byte keys",
@@ -226,10 +234,15 @@ impl Exchange for Mpi {
     }
 }
 
+/// Whether a file whose size reads 0 yields a byte anyway (procfs, sysfs).
+fn has_content(path: &std::path::Path) -> bool {
+    output::open_input(path, "--input").is_ok_and(|mut f| f.read(&mut [0u8; 1]).is_ok_and(|n| n > 0))
+}
+
 fn read_keys(path: &std::path::Path, n: u64) -> Result<Vec<u64>> {
     let mut bytes = Vec::with_capacity(n as usize * 8);
-    std::fs::File::open(path)
-        .and_then(|mut f| f.read_to_end(&mut bytes))
+    output::open_input(path, "--input")?
+        .read_to_end(&mut bytes)
         .with_context(|| format!("cannot read --input {}", path.display()))?;
     if bytes.len() as u64 != n * 8 {
         bail!("--input {} changed size while being read", path.display());
@@ -291,7 +304,11 @@ impl SpmdJob for Sort {
                 output::check_disk(path, whole, "the sorted keys")?;
             }
         }
-        output::check_memory(need, "this rank's share of the keys")?;
+        output::check_memory(
+            need,
+            "this rank's share of the keys",
+            "give fewer --keys (a smaller --input), more processes, or no --output",
+        )?;
         match (ctx.is_root(), &self.source) {
             (true, Source::File(path)) => Ok(Some(read_keys(path, self.n)?)),
             _ => Ok(None),

@@ -552,13 +552,21 @@ impl Transcode {
         // Only a verified result takes the output's name; a failed check
         // leaves no file behind (exit 3 with the report says why).
         let written = check.passed();
-        if written {
-            let dest = self.destination()?;
-            std::fs::rename(&tmp, &dest)
-                .with_context(|| format!("cannot rename {} to {}", tmp.display(), dest.display()))?;
+        // Whatever happens, the temporary output does not outlive this run:
+        // renamed into place, or removed (a failed rename too, which would
+        // otherwise leave a complete hidden file for the next run to sweep).
+        let placed = if written {
+            self.destination().and_then(|dest| {
+                std::fs::rename(&tmp, &dest)
+                    .with_context(|| format!("cannot rename {} to {}", tmp.display(), dest.display()))
+            })
         } else {
+            Ok(())
+        };
+        if !written || placed.is_err() {
             let _ = std::fs::remove_file(&tmp);
         }
+        placed?;
         let total_s = wall_s + joined.join_s;
         Ok(Finished {
             result: self.result(probe, run, &joined, written, total_s),

@@ -168,10 +168,7 @@ impl Probe {
 /// Probes `path`: a clear error if it is missing, empty, not media, or has
 /// no video stream.
 pub fn probe(tools: &Tools, path: &Path) -> Result<Probe> {
-    let meta = std::fs::metadata(path).with_context(|| format!("cannot read the input {}", path.display()))?;
-    if meta.is_dir() {
-        bail!("the input {} is a directory, not a video file", path.display());
-    }
+    let meta = crate::output::check_input(path, "input")?;
     if meta.len() == 0 {
         bail!("the input {} is empty", path.display());
     }
@@ -179,7 +176,7 @@ pub fn probe(tools: &Tools, path: &Path) -> Result<Probe> {
     cmd.args(["-v", "error", "-count_packets", "-show_entries"])
         .arg("format=duration,format_name:stream=codec_type,codec_name,avg_frame_rate,r_frame_rate,nb_read_packets:stream_disposition=attached_pic")
         .args(["-of", "json"])
-        .arg(path);
+        .arg(tool_path(path));
     let json = capture(cmd).with_context(|| format!("{} is not a readable video file", path.display()))?;
     parse_probe(&json).with_context(|| format!("{} is not a usable video file", path.display()))
 }
@@ -264,10 +261,12 @@ pub struct Segment {
 pub fn split(tools: &Tools, input: &Path, dir: &Path, seconds: f64) -> Result<Vec<Segment>> {
     let list = dir.join("segments.csv");
     let mut cmd = tools.ffmpeg();
-    cmd.arg("-i").arg(input);
+    cmd.arg("-i").arg(tool_path(input));
     cmd.args(["-map", "0:v:0", "-c", "copy", "-f", "segment", "-segment_format", "nut", "-reset_timestamps", "1"]);
     cmd.args(["-segment_time", &format!("{seconds}"), "-segment_list_type", "csv", "-segment_list"]);
-    cmd.arg(&list).arg(dir.join("seg-%05d.nut"));
+    // The pattern's directory part is literal: a `%` there is doubled.
+    let pattern = tool_path(dir).to_string_lossy().replace('%', "%%") + "/seg-%05d.nut";
+    cmd.arg(tool_path(&list)).arg(pattern);
     capture(cmd).with_context(|| format!("cannot split {} into segments", input.display()))?;
     let text = std::fs::read_to_string(&list).with_context(|| format!("cannot read {}", list.display()))?;
     let _ = std::fs::remove_file(&list);
@@ -316,7 +315,7 @@ pub fn transcode_segment(
     limit: Option<Duration>,
 ) -> Result<()> {
     let mut cmd = video_command(tools, settings, &[], input, fault);
-    cmd.arg(output);
+    cmd.arg(tool_path(output));
     capture_within(cmd, limit).map(drop)
 }
 
@@ -325,7 +324,7 @@ pub fn transcode_segment(
 /// is still to be added.
 fn video_command(tools: &Tools, settings: &Settings, before: &[&str], input: &Path, fault: bool) -> Command {
     let mut cmd = tools.ffmpeg();
-    cmd.args(before).arg("-i").arg(input).args(["-map", "0:v:0"]).args(settings.video_args());
+    cmd.args(before).arg("-i").arg(tool_path(input)).args(["-map", "0:v:0"]).args(settings.video_args());
     if fault {
         cmd.arg(FAULT_OPTION);
     }
@@ -336,7 +335,7 @@ fn video_command(tools: &Tools, settings: &Settings, before: &[&str], input: &Pa
 /// path is still to be added.
 fn audio_command(tools: &Tools, settings: &Settings, before: &[&str], input: &Path) -> Command {
     let mut cmd = tools.ffmpeg();
-    cmd.args(before).arg("-i").arg(input).args(["-vn", "-map", "0:a"]).args(settings.audio_args());
+    cmd.args(before).arg("-i").arg(tool_path(input)).args(["-vn", "-map", "0:a"]).args(settings.audio_args());
     cmd
 }
 
@@ -344,9 +343,9 @@ fn audio_command(tools: &Tools, settings: &Settings, before: &[&str], input: &Pa
 /// the output path is still to be added.
 fn concat_command(tools: &Tools, list: &Path, audio: Option<&Path>) -> Command {
     let mut cmd = tools.ffmpeg();
-    cmd.args(["-f", "concat", "-safe", "0", "-i"]).arg(list);
+    cmd.args(["-f", "concat", "-safe", "0", "-i"]).arg(tool_path(list));
     if let Some(audio) = audio {
-        cmd.arg("-i").arg(audio).args(["-map", "1:a"]);
+        cmd.arg("-i").arg(tool_path(audio)).args(["-map", "1:a"]);
     }
     cmd.args(["-map", "0:v", "-c", "copy"]);
     cmd
@@ -357,7 +356,7 @@ fn concat_command(tools: &Tools, list: &Path, audio: Option<&Path>) -> Command {
 /// stays aligned with the video).
 pub fn encode_audio(tools: &Tools, settings: &Settings, input: &Path, output: &Path) -> Result<()> {
     let mut cmd = audio_command(tools, settings, &[], input);
-    cmd.arg(output);
+    cmd.arg(tool_path(output));
     capture(cmd).with_context(|| format!("cannot encode the audio of {}", input.display()))?;
     Ok(())
 }
@@ -367,7 +366,7 @@ pub fn encode_audio(tools: &Tools, settings: &Settings, input: &Path, output: &P
 pub fn concat(tools: &Tools, parts: &[PathBuf], list: &Path, audio: Option<&Path>, output: &Path) -> Result<()> {
     std::fs::write(list, concat_list(parts)).with_context(|| format!("cannot write {}", list.display()))?;
     let mut cmd = concat_command(tools, list, audio);
-    cmd.arg(output);
+    cmd.arg(tool_path(output));
     capture(cmd).with_context(|| format!("cannot join the segments into {}", output.display()))?;
     Ok(())
 }
@@ -375,8 +374,8 @@ pub fn concat(tools: &Tools, parts: &[PathBuf], list: &Path, audio: Option<&Path
 /// The whole transcode in one ffmpeg process (the `--baseline` comparison).
 pub fn transcode_whole(tools: &Tools, settings: &Settings, input: &Path, output: &Path) -> Result<()> {
     let mut cmd = tools.ffmpeg();
-    cmd.arg("-i").arg(input).args(["-map", "0:v:0", "-map", "0:a?"]);
-    cmd.args(settings.video_args()).args(settings.audio_args()).arg(output);
+    cmd.arg("-i").arg(tool_path(input)).args(["-map", "0:v:0", "-map", "0:a?"]);
+    cmd.args(settings.video_args()).args(settings.audio_args()).arg(tool_path(output));
     capture(cmd).with_context(|| format!("the one-process baseline transcode of {} failed", input.display()))?;
     Ok(())
 }
@@ -434,19 +433,19 @@ pub fn trial(
     };
     let video = dir.join("video.mp4");
     let mut cmd = video_command(tools, settings, &before, input, false);
-    cmd.arg(&video);
+    cmd.arg(tool_path(&video));
     capture_within(cmd, limit).map_err(refused(Stage::Video))?;
     let audio = audio.then(|| dir.join("audio.mp4"));
     if let Some(path) = &audio {
         let mut cmd = audio_command(tools, settings, &before, input);
-        cmd.arg(path);
+        cmd.arg(tool_path(path));
         capture_within(cmd, limit).map_err(refused(Stage::Audio))?;
     }
     let list = dir.join("concat.txt");
     std::fs::write(&list, concat_list(std::slice::from_ref(&video)))
         .map_err(|e| refused(Stage::Container)(anyhow!("cannot write {}: {e}", list.display())))?;
     let mut cmd = concat_command(tools, &list, audio.as_deref());
-    cmd.arg(dir.join(output_name));
+    cmd.arg(tool_path(&dir.join(output_name)));
     capture_within(cmd, limit).map_err(refused(Stage::Container))?;
     Ok(())
 }
@@ -498,9 +497,26 @@ fn strip_component(line: &str) -> String {
     }
 }
 
-/// A concat demuxer script naming `parts` in order, each path quoted.
+/// A concat demuxer script naming `parts` in order, each path quoted and
+/// absolute: the demuxer reads a relative entry relative to the script's own
+/// directory (not ours), and an entry like `http:x` as a URL.
 pub fn concat_list(parts: &[PathBuf]) -> String {
-    parts.iter().map(|p| format!("file '{}'\n", p.to_string_lossy().replace('\'', "'\\''"))).collect()
+    let absolute = |p: &PathBuf| std::path::absolute(p).unwrap_or_else(|_| p.clone());
+    parts.iter().map(|p| format!("file '{}'\n", absolute(p).to_string_lossy().replace('\'', "'\\''"))).collect()
+}
+
+/// `path` as an argument to a tool (ffmpeg, ffprobe): absolute paths as
+/// they are, relative ones behind `./`, so that no path is ever read as an
+/// option (`-clip.mp4`), as standard input or output (`-`), or as a URL
+/// (`http:clip.mp4`, `pipe:1`: ffmpeg takes any `letters:` prefix for a
+/// protocol, but never one after a `/`).
+pub fn tool_path(path: &Path) -> std::ffi::OsString {
+    if path.has_root() {
+        return path.as_os_str().to_owned();
+    }
+    let mut arg = std::ffi::OsString::from("./");
+    arg.push(path);
+    arg
 }
 
 /// Runs `cmd`, returning its stdout; on failure the error carries the exit
@@ -774,6 +790,18 @@ mod tests {
     fn concat_list_quotes_paths() {
         let l = concat_list(&[PathBuf::from("/t/a.mp4"), PathBuf::from("/t/it's.mp4")]);
         assert_eq!(l, "file '/t/a.mp4'\nfile '/t/it'\\''s.mp4'\n");
+        let here = std::env::current_dir().unwrap();
+        assert_eq!(concat_list(&[PathBuf::from("http:x.mp4")]), format!("file '{}/http:x.mp4'\n", here.display()));
+    }
+
+    #[test]
+    fn tool_paths_are_never_options_streams_or_urls() {
+        for (given, arg) in
+            [("-clip.mp4", "./-clip.mp4"), ("-", "./-"), ("http:x.mp4", "./http:x.mp4"), ("d/a.mp4", "./d/a.mp4")]
+        {
+            assert_eq!(tool_path(Path::new(given)), arg);
+        }
+        assert_eq!(tool_path(Path::new("/t/-a.mp4")), "/t/-a.mp4");
     }
 
     #[test]

@@ -15,11 +15,11 @@
 //!   ranks (so rank 0's checkpoint, or the lowest stuck rank, speaks first and
 //!   its abort ends the rest), and names its own rank and what it was doing.
 //!
-//! Either way the rank removes its temporary files and calls `MPI_Abort`,
-//! which makes the launcher end every rank; a stopped rank is killed with the
-//! rest. The watchdog calls `MPI_Abort` from its own thread although MPI runs
-//! `Funneled`, as the panic hook does: the job is being torn down, and both
-//! OpenMPI and MPICH allow it in practice.
+//! Either way the rank removes its temporary files and aborts the job
+//! ([`super::ending::abort`]), which makes the launcher end every rank; a
+//! stopped rank is killed with the rest. A launcher that cannot answer (itself
+//! stopped) does not keep the job alive: every rank's watchdog fires, and each
+//! rank ends itself a few seconds after its abort went unanswered.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
@@ -80,6 +80,16 @@ pub fn phase(what: &'static str) {
     *PHASE.lock().unwrap_or_else(|e| e.into_inner()) = what;
 }
 
+/// What this rank was last recorded doing; never blocks (it may run in an
+/// `atexit` handler while another thread holds the lock).
+pub fn current_phase() -> &'static str {
+    match PHASE.try_lock() {
+        Ok(p) => *p,
+        Err(std::sync::TryLockError::Poisoned(p)) => *p.into_inner(),
+        Err(std::sync::TryLockError::WouldBlock) => "running",
+    }
+}
+
 /// Host names by rank (rank 0 learns them before the work), for messages.
 pub fn know_hosts(hosts: &[String]) {
     let _ = HOSTS.set(hosts.to_vec());
@@ -117,11 +127,16 @@ pub fn rank_name(rank: usize) -> String {
 pub fn expire(detail: &str) -> ! {
     if FIRED.swap(true, Ordering::SeqCst) || crate::signals::stopping() {
         // The other mechanism, or a stop signal (the launcher ending the job
-        // after another rank's abort), is already ending it.
+        // after another rank's abort), is already ending it; should that
+        // stall (its message blocked on a launcher that no longer reads),
+        // the backstop still ends this rank.
+        super::ending::backstop(EXIT_TIMEOUT);
         loop {
             std::thread::park();
         }
     }
+    // Before anything that can block (the message, the removals).
+    super::ending::backstop(EXIT_TIMEOUT);
     let (limit, size) = LIMIT.get().map_or((Duration::ZERO, 1), |l| (l.limit, l.size));
     let of = if size > 1 { format!(" of {size} ranks") } else { String::new() };
     eprintln!(
@@ -129,15 +144,7 @@ pub fn expire(detail: &str) -> ! {
         human(limit)
     );
     crate::signals::remove_in_flight();
-    if mpi::environment::is_initialized() && !mpi::environment::is_finalized() {
-        // SAFETY: MPI is initialised and not finalised; MPI_Abort takes no
-        // Rust-owned memory and ends the process.
-        unsafe {
-            mpi::ffi::MPI_Abort(mpi::ffi::RSMPI_COMM_WORLD, EXIT_TIMEOUT);
-        }
-    }
-    // SAFETY: ends the process at once (MPI is not up, or the abort returned).
-    unsafe { libc::_exit(EXIT_TIMEOUT) }
+    super::ending::abort(EXIT_TIMEOUT)
 }
 
 /// [`expire`] at a wait on rank 0 that knows which ranks have not finished

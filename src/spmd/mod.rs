@@ -13,6 +13,7 @@
 //! is `scheduler`.
 
 pub mod deadline;
+pub mod ending;
 pub mod exchange;
 pub mod grid;
 pub mod halo;
@@ -143,14 +144,20 @@ impl Spmd {
     /// itself is started by [`Spmd::start_pool`], once the job has agreed that
     /// every rank's thread count is sane.
     pub fn init(threads: Option<usize>) -> Result<Spmd> {
+        let launch = Launch::from_env();
+        ending::watch_exits(whereabouts(launch.rank as usize, launch.size as usize, &hostname()));
+        deadline::phase("starting MPI");
         let (universe, _provided) = mpi::initialize_with_threading(mpi::Threading::Funneled)
             .ok_or_else(|| anyhow!("MPI was already initialised"))?;
+        ending::started();
+        deadline::phase("learning its node (MPI_Comm_split_type)");
         let world = universe.world();
         let watch = world.duplicate();
         let (rank, size) = (world.rank() as usize, world.size() as usize);
         let node = Node::of(&world);
         let threads = threads.unwrap_or(node.default_threads());
         let host = mpi::environment::processor_name().unwrap_or_else(|_| "unknown".into());
+        deadline::phase("checking its resources");
         install_panic_hook(rank, host.clone());
         crate::signals::install(whereabouts(rank, size, &host)).context("cannot install the signal handler")?;
         Ok(Spmd { _universe: universe, world, watch, rank, size, threads, node, host })
@@ -412,6 +419,17 @@ pub fn wait_gently<'a, D: ?Sized, S: mpi::request::Scope<'a>>(mut request: mpi::
     }
 }
 
+/// This machine's host name, from the system (MPI need not be up).
+fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most `buf.len()` bytes into `buf`.
+    if unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } != 0 {
+        return "unknown".into();
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
 fn whereabouts(rank: usize, size: usize, host: &str) -> String {
     if size == 1 {
         String::new()
@@ -427,6 +445,7 @@ fn install_panic_hook(rank: usize, host: String) {
         if PANICKED.swap(true, Ordering::SeqCst) {
             return;
         }
+        ending::backstop(crate::exit::Exit::Internal as i32);
         let what = info
             .payload()
             .downcast_ref::<&str>()
@@ -435,12 +454,7 @@ fn install_panic_hook(rank: usize, host: String) {
             .unwrap_or_else(|| "panic".into());
         let at = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
         eprintln!("pikernels: internal error on rank {rank} ({host}): {what}{at}");
-        // SAFETY: MPI is initialised (the hook is installed after init) and
-        // MPI_Abort takes no Rust-owned memory.
-        unsafe {
-            mpi::ffi::MPI_Abort(mpi::ffi::RSMPI_COMM_WORLD, crate::exit::Exit::Internal as i32);
-        }
-        std::process::abort();
+        ending::abort(crate::exit::Exit::Internal as i32);
     }));
 }
 

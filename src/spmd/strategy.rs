@@ -210,8 +210,21 @@ fn produce(work: &Work, units: Range<u64>, threads: usize, stats: &mut RankStats
     // the piece before was packed (two context switches a piece, about
     // 30 us each on a 2-vCPU VM: 1.5 ms of a 50 ms picture at one thread,
     // docs/benchmarks.md). Nothing here calls MPI.
+    // Pieces cut for progress alone stop after the first if the share will
+    // be done before anything shows (its time times the pieces left): a
+    // short run is not cut into a hundred pieces for nothing.
+    let for_progress = work.pack.is_none() && piece < n;
+    let mut pieces = partition::chunks(n, piece).peekable();
     rayon::scope(|_| {
-        for c in partition::chunks(n, piece) {
+        let started = Instant::now();
+        while let Some(mut c) = pieces.next() {
+            if for_progress && c.start > 0 && c.start == piece {
+                let estimate = started.elapsed().mul_f64(n as f64 / c.start as f64);
+                if !bar.worth_pieces(estimate) {
+                    c.end = n;
+                    pieces.by_ref().for_each(drop);
+                }
+            }
             let r = units.start + c.start..units.start + c.end;
             let t = Instant::now();
             let dest = if work.pack.is_some() || piece < n {
