@@ -42,6 +42,9 @@ pub enum Said {
     /// A command-line error found before MPI started, printed the way clap
     /// prints its own (usage hint included) by one rank of the job.
     Usage(clap::Error),
+    /// A refusal of a value found before MPI started: `main` prints it as
+    /// clap prints a value it refuses (with the usage hint), once for the job.
+    Refusal(String),
 }
 
 /// Why a run stopped short of success: a status and what to say.
@@ -56,9 +59,7 @@ pub struct Stop {
 impl Stop {
     /// A usage error found before MPI started (exit 2).
     pub fn usage(message: impl Into<String>) -> Stop {
-        use clap::CommandFactory;
-        let error = crate::cli::Cli::command().error(clap::error::ErrorKind::ValueValidation, message.into());
-        Stop { exit: Exit::Usage, said: Said::Usage(error) }
+        Stop { exit: Exit::Usage, said: Said::Refusal(message.into()) }
     }
 
     /// A failure during the run (exit 1): `pikernels: error: MESSAGE`.

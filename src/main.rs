@@ -4,6 +4,7 @@
 //! usage error never leaves a rank waiting), then hand the job to the runtime.
 
 mod animation;
+mod args;
 mod cli;
 mod exit;
 mod jobs;
@@ -78,6 +79,10 @@ fn say(launch: spmd::Launch, said: Said) {
         // Every rank parses the same arguments and stops the same way; one prints.
         Said::Usage(e) => launch.refuse(|| {
             let _ = e.print();
+        }),
+        Said::Refusal(message) => launch.refuse(|| {
+            use clap::CommandFactory;
+            let _ = cli::Cli::command().error(clap::error::ErrorKind::ValueValidation, message).print();
         }),
     }
 }

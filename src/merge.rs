@@ -13,7 +13,8 @@
 //! unit range, its tally (an integer within [`crate::jobs::UnitJob::tally_bounds`]
 //! of the rebuilt job). Every refusal is exit 2 and names the file.
 
-use crate::cli::{MergeArgs, MAX_PARTITIONS};
+use crate::args::MAX_PARTITIONS;
+use crate::cli::MergeArgs;
 use crate::exit::{Exit, Stop};
 use crate::jobs::{partial, run::publish, Finished, UsageError};
 use crate::output;

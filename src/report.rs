@@ -4,7 +4,6 @@
 //! (with `schema_version`); text, CSV and Markdown show the same data for
 //! people and spreadsheets.
 
-use crate::jobs::Finished;
 use crate::spmd::{Comm, RankStats};
 /// A result field's digest of f64 bits (the kernels crate's, one place).
 pub use kernels::digest;
@@ -292,18 +291,29 @@ impl Build {
             version: env!("CARGO_PKG_VERSION").into(),
             arch: std::env::consts::ARCH.into(),
             isa,
-            mpi: mpi_library(),
+            mpi: crate::spmd::mpi_library(),
         }
     }
 }
 
-/// The first line of `MPI_Get_library_version` (callable before `MPI_Init`),
-/// without OpenMPI's package and date details.
-fn mpi_library() -> String {
-    let full = mpi::environment::library_version().unwrap_or_default();
-    let first = full.lines().next().unwrap_or("").trim_matches(char::from(0)).trim();
-    let name = first.split(", package:").next().unwrap_or(first);
-    name.split_whitespace().collect::<Vec<_>>().join(" ")
+/// Rank 0's account of a finished job.
+pub struct Finished {
+    /// Kernel-specific result fields.
+    pub result: Value,
+    /// Whether verification passed.
+    pub verified: bool,
+    /// What verification checked.
+    pub verification: String,
+    /// The throughput item and how many were processed.
+    pub item: (&'static str, f64),
+    /// Memory traffic per item, for a memory-bound kernel: the report then
+    /// adds `bytes_per_s_per_core` (this times the per-core item rate) to
+    /// the result.
+    pub bytes_per_item: Option<f64>,
+    /// Seconds spent verifying.
+    pub verify_s: f64,
+    /// Seconds spent writing outputs.
+    pub output_s: f64,
 }
 
 /// What a report is assembled from: the same for a run and for a merge of
@@ -424,7 +434,7 @@ impl Report {
             plural(self.ranks),
             self.threads_per_rank,
             plural(self.threads_per_rank),
-            crate::cli::value_name(self.comm),
+            crate::args::value_name(self.comm),
             self.hosts_summary()
         );
         let _ = writeln!(s, "  params    {}", pairs(&self.params).join("  "));
@@ -485,7 +495,7 @@ impl Report {
             ("threads_per_rank".into(), self.threads_per_rank.to_string()),
             ("cores_used".into(), self.cores_used.to_string()),
             ("oversubscribed".into(), self.oversubscribed.to_string()),
-            ("comm".into(), crate::cli::value_name(self.comm)),
+            ("comm".into(), crate::args::value_name(self.comm)),
         ];
         cols.extend(flat("params", &self.params));
         cols.extend(flat("result", &self.result));

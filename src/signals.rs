@@ -168,11 +168,11 @@ fn kill_group(pid: u32) {
 }
 
 /// Starts the thread that waits for stop signals. `whereabouts` names this
-/// rank in the message.
-pub fn install(whereabouts: String) -> std::io::Result<()> {
+/// rank in the message; `linger` (a job of several ranks) waits [`LINGER`]
+/// before exiting, so that every rank finishes its cleanup.
+pub fn install(whereabouts: String, linger: bool) -> std::io::Result<()> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])?;
-    let linger = crate::spmd::Launch::from_env().size > 1;
     std::thread::Builder::new().name("pikernels-signals".into()).spawn(move || {
         if let Some(sig) = signals.forever().next() {
             STOPPING.store(true, std::sync::atomic::Ordering::SeqCst);

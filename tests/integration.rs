@@ -13,6 +13,7 @@ mod errors;
 mod faults;
 mod heat;
 mod k8s;
+mod layers;
 mod linalg;
 mod multihost;
 mod outputs;

@@ -23,7 +23,6 @@
 //! ```
 #![deny(missing_docs)]
 
-pub mod buckets;
 pub use mandelbrot::colormap;
 mod counter;
 pub mod heat;

@@ -53,7 +53,8 @@
 //! is bit-identical for any process count, grid, `--threads` and `--comm`.
 
 use super::{timed, Finished, Job, Preflight, Ran, SpmdJob, UsageError};
-use crate::cli::{value_name, Common};
+use super::Common;
+use crate::args::value_name;
 use crate::size::Size;
 use crate::spmd::halo::Halo;
 use crate::spmd::{self, Comm, RankStats, Spmd};

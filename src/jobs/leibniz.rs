@@ -1,7 +1,7 @@
 //! `pikernels leibniz`: the Leibniz series for pi.
 
 use super::{no_file_output, timed, Finished, Job, UnitJob, UsageError};
-use crate::cli::Common;
+use super::Common;
 use crate::size::Size;
 use anyhow::Result;
 use kernels::{leibniz, Tally};

@@ -1,7 +1,8 @@
 //! `pikernels mandelbrot`: the Mandelbrot set as a PNG.
 
 use super::{timed, Finished, Job, Preflight, UnitJob, UsageError};
-use crate::cli::{value_name, Common};
+use super::Common;
+use crate::args::value_name;
 use crate::size::Size;
 use kernels::colormap::Colormap;
 use crate::output;
@@ -50,7 +51,7 @@ pub struct Args {
     #[arg(long, allow_hyphen_values = true, conflicts_with_all = ["center", "zoom"])]
     pub ymax: Option<f64>,
     /// Centre of the view as X,Y (instead of --xmin/--xmax/--ymin/--ymax), e.g. -0.745,0.113.
-    #[arg(long, value_name = "X,Y", allow_hyphen_values = true, value_parser = crate::cli::parse_point)]
+    #[arg(long, value_name = "X,Y", allow_hyphen_values = true, value_parser = crate::args::parse_point)]
     pub center: Option<(f64, f64)>,
     /// Magnification relative to the seed's 3-wide view (with --center; default 1).
     #[arg(long, value_name = "Z", allow_hyphen_values = true, requires = "center")]

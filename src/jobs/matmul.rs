@@ -15,7 +15,8 @@
 //! (rank 0 for `rows`, 2-D blocks for `summa`) and ends with C at rank 0.
 
 use super::{timed, Finished, Job, Preflight, Ran, SpmdJob, UsageError};
-use crate::cli::{value_name, Common};
+use super::Common;
+use crate::args::value_name;
 use crate::size::Size;
 use crate::spmd::exchange::Team;
 use crate::spmd::grid::{rank_at, Grid};
@@ -571,13 +572,13 @@ impl SpmdJob for Matmul {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::{Parser, ValueEnum};
+    use clap::ValueEnum;
 
     /// The report parameters of `pikernels matmul LINE...`.
     fn params(line: &[&str]) -> Value {
-        let cli = crate::cli::Cli::try_parse_from([&["pikernels", "matmul"][..], line].concat()).expect("parses");
-        let Some(crate::jobs::Kernel::Matmul(a)) = cli.command.kernel() else { panic!("not matmul") };
-        SpmdJob::params(&Matmul::new(a).expect("a valid matmul"))
+        let kernel = crate::jobs::parse(&[&["pikernels", "matmul"][..], line].concat()).expect("parses");
+        let crate::jobs::Kernel::Matmul(a) = kernel else { panic!("not matmul") };
+        SpmdJob::params(&Matmul::new(&a).expect("a valid matmul"))
     }
 
     #[test]

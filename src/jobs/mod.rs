@@ -13,13 +13,14 @@
 //! rayon pool starts → the job runs in its shape ([`shape`]) → rank 0
 //! verifies, writes outputs, reports ([`run::execute`]).
 
+mod common;
 pub mod partial;
 pub mod run;
 pub mod shape;
 
+pub use common::Common;
 pub use shape::{Finished, Job, Preflight, Ran, SpmdJob, UnitJob};
 
-use crate::cli::Common;
 use crate::exit::Stop;
 use crate::output;
 
@@ -113,16 +114,27 @@ pub fn from_cli(kernel: &Kernel) -> Result<Job, UsageError> {
 /// The kernels whose parts `--partition` may cut and `merge` combine, by
 /// name: those whose job, as its defaults describe it, is partitionable.
 pub fn partitionable_kernels() -> Vec<&'static str> {
-    use clap::Parser;
     Kernel::NAMES
         .iter()
         .copied()
         .filter(|name| {
-            let cli = crate::cli::Cli::try_parse_from(["pikernels", name]);
-            let job = cli.ok().and_then(|c| c.command.kernel().and_then(|k| k.job().ok()));
+            let job = parse(&["pikernels", name]).ok().and_then(|k| k.job().ok());
             job.is_some_and(|j| j.partitionable().is_some())
         })
         .collect()
+}
+
+/// A kernel's command line (`pikernels KERNEL --flag value ...`) parsed as
+/// the binary parses it (the same `Kernel` subcommands), for rebuilding a job
+/// from a report's parameters without the binary's whole command line.
+pub fn parse<S: AsRef<std::ffi::OsStr> + Clone + Into<std::ffi::OsString>>(argv: &[S]) -> Result<Kernel, clap::Error> {
+    #[derive(clap::Parser)]
+    #[command(name = "pikernels")]
+    struct One {
+        #[command(subcommand)]
+        kernel: Kernel,
+    }
+    <One as clap::Parser>::try_parse_from(argv).map(|one| one.kernel)
 }
 
 /// Rejects `--out` for kernels that write no file.
@@ -156,7 +168,7 @@ pub fn list() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::{CommandFactory, Parser};
+    use clap::CommandFactory;
 
     /// Report parameters that are not flags, in report schema version 1:
     /// mandelbrot's `smooth` is the negation of `--banded`.
@@ -168,8 +180,8 @@ mod tests {
         let mut checked = 0;
         for name in Kernel::NAMES {
             // Kernels whose defaults make a job (transcode needs an input file).
-            let Ok(parsed) = crate::cli::Cli::try_parse_from(["pikernels", name]) else { continue };
-            let Ok(job) = parsed.command.kernel().expect("a kernel").job() else { continue };
+            let Ok(kernel) = parse(&["pikernels", name]) else { continue };
+            let Ok(job) = kernel.job() else { continue };
             let sub = cli.find_subcommand(name).expect("every registered kernel is a subcommand");
             let params = job.params();
             for key in params.as_object().expect("params are an object").keys() {

@@ -7,10 +7,10 @@
 //! of the parts' tallies is bit for bit the tally one run over all units
 //! gives, and `merge` verifies and reports it as that run would.
 
+use super::Common;
 use super::{Finished, Job, UnitJob, UsageError};
-use crate::cli::{Cli, Common, Partition};
+use crate::args::Partition;
 use crate::report::Partial;
-use clap::Parser;
 use kernels::{partition, Tally};
 use serde_json::Value;
 use std::ops::Range;
@@ -77,10 +77,11 @@ pub fn from_params(kernel: &str, params: &Value) -> Result<Job, UsageError> {
             other => other.to_string(),
         });
     }
-    let cli = Cli::try_parse_from(&argv)
-        .map_err(|e| UsageError(format!("cannot rebuild the job `{}`: {}", argv[1..].join(" "), e.kind())))?;
-    let kernel = cli.command.kernel().ok_or_else(|| UsageError(format!("`{kernel}` is not a kernel")))?;
-    super::from_cli(kernel)
+    let kernel = super::parse(&argv).map_err(|e| match e.kind() {
+        clap::error::ErrorKind::InvalidSubcommand => UsageError(format!("`{kernel}` is not a kernel")),
+        kind => UsageError(format!("cannot rebuild the job `{}`: {kind}", argv[1..].join(" "))),
+    })?;
+    super::from_cli(&kernel)
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! `pikernels pi-mc`: Monte Carlo pi.
 
 use super::{no_file_output, timed, Finished, Job, UnitJob, UsageError};
-use crate::cli::Common;
+use super::Common;
 use crate::size::Size;
 use anyhow::{anyhow, Result};
 use kernels::{pi_mc, Tally};

@@ -5,8 +5,8 @@
 //! → statistics to rank 0. Rank 0 then finishes the job (verifies, writes
 //! outputs) and prints the report.
 
+use super::Common;
 use super::{Job, Preflight};
-use crate::cli::Common;
 use crate::exit::{Exit, Stop};
 use crate::output;
 use crate::report::{Assembly, Build, Report};
@@ -55,7 +55,7 @@ fn preflight(spmd: &Spmd, phases: &mut dyn super::shape::Phases, common: &Common
     // job-wide, not by the argument parser: ranks on different hosts (or
     // bound to different cores) may have different limits, and a rank that
     // refused alone would leave the others waiting.
-    let local = crate::cli::check_threads(spmd.threads())
+    let local = spmd::threads::check_threads(spmd.threads())
         .map_err(anyhow::Error::msg)
         .and_then(|()| phases.preflight(&ctx))
         .and_then(|()| match (&common.report, spmd.is_root()) {

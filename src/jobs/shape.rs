@@ -13,8 +13,9 @@
 //! Both reach the runtime as a [`Job`]; [`Phases`] is what
 //! `jobs::run::execute` calls, in order, on every rank.
 
-use crate::cli::Partition;
+use crate::args::Partition;
 use crate::output::FileUse;
+pub use crate::report::Finished;
 use crate::report::Partial;
 use crate::spmd::{self, strategy::RankStats, Comm, Spmd, Work};
 use anyhow::Result;
@@ -136,26 +137,6 @@ impl Preflight {
     pub fn max_units_held(&self, units: u64, grain: u64) -> u64 {
         spmd::strategy::largest_share(self.comm, units, grain, self.size as u64)
     }
-}
-
-/// Rank 0's account of a finished job.
-pub struct Finished {
-    /// Kernel-specific result fields.
-    pub result: Value,
-    /// Whether verification passed.
-    pub verified: bool,
-    /// What verification checked.
-    pub verification: String,
-    /// The throughput item and how many were processed.
-    pub item: (&'static str, f64),
-    /// Memory traffic per item, for a memory-bound kernel: the report then
-    /// adds `bytes_per_s_per_core` (this times the per-core item rate) to
-    /// the result.
-    pub bytes_per_item: Option<f64>,
-    /// Seconds spent verifying.
-    pub verify_s: f64,
-    /// Seconds spent writing outputs.
-    pub output_s: f64,
 }
 
 /// A job with validated parameters, in its shape.

@@ -16,7 +16,8 @@
 //! (or `--out`) if asked.
 
 use super::{Finished, Job, Preflight, Ran, SpmdJob, UsageError};
-use crate::cli::{value_name, Common};
+use super::Common;
+use crate::args::value_name;
 use crate::output;
 use crate::size::Size;
 use crate::spmd::exchange::Team;
@@ -416,13 +417,13 @@ impl SpmdJob for Sort {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::{Parser, ValueEnum};
+    use clap::ValueEnum;
 
     /// The report parameters of `pikernels sort LINE...`.
     fn params(line: &[&str]) -> Value {
-        let cli = crate::cli::Cli::try_parse_from([&["pikernels", "sort"][..], line].concat()).expect("parses");
-        let Some(crate::jobs::Kernel::Sort(a)) = cli.command.kernel() else { panic!("not sort") };
-        SpmdJob::params(&Sort::new(a).expect("a valid sort"))
+        let kernel = crate::jobs::parse(&[&["pikernels", "sort"][..], line].concat()).expect("parses");
+        let crate::jobs::Kernel::Sort(a) = kernel else { panic!("not sort") };
+        SpmdJob::params(&Sort::new(&a).expect("a valid sort"))
     }
 
     #[test]

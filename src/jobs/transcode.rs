@@ -34,7 +34,7 @@
 //! apply to it.
 
 use super::{timed, Finished, Job, Preflight, Ran, SpmdJob, UsageError};
-use crate::cli::Common;
+use super::Common;
 use crate::media::{self, Probe, Segment, Settings, Stage, ToolFailure, Tools};
 use crate::output;
 use crate::signals::{self, Tracked};
@@ -94,7 +94,7 @@ pub struct Args {
     /// How long one segment's ffmpeg may run before it is taken for stuck,
     /// killed, and the segment retried on another rank, e.g. 90s, 20m, 1h
     /// [default: 10 minutes plus 100 times the segment's length].
-    #[arg(long, value_name = "DURATION", value_parser = crate::cli::parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = crate::args::parse_duration)]
     pub item_timeout: Option<std::time::Duration>,
     /// The ffmpeg program to run on every rank.
     #[arg(long, value_name = "PATH", default_value = "ffmpeg")]
@@ -813,18 +813,17 @@ impl SpmdJob for Transcode {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
 
     #[test]
     fn the_defaults_are_those_the_cli_had() {
         let line = ["pikernels", "transcode", "--input", "in.mp4", "--output", "out.mkv"];
-        let cli = crate::cli::Cli::try_parse_from(line).expect("parses");
-        let Some(crate::jobs::Kernel::Transcode(a)) = cli.command.kernel() else { panic!("not transcode") };
+        let kernel = crate::jobs::parse(&line).expect("parses");
+        let crate::jobs::Kernel::Transcode(a) = kernel else { panic!("not transcode") };
         let want = json!({
             "input": "in.mp4", "output": "out.mkv", "segment_seconds": null,
             "codec": "libx264", "preset": "veryfast", "crf": 28, "audio_codec": "aac", "audio_bitrate": "128k",
             "ffmpeg_args": [], "shared_dir": null, "baseline": false, "chunk_bytes": 8 << 20, "item_timeout_s": null,
         });
-        assert_eq!(SpmdJob::params(&Transcode::new(a).expect("a valid transcode")), want);
+        assert_eq!(SpmdJob::params(&Transcode::new(&a).expect("a valid transcode")), want);
     }
 }

@@ -22,6 +22,7 @@ pub(crate) mod scheduler;
 pub mod strategy;
 pub mod tags;
 pub mod tasks;
+pub mod threads;
 
 /// The most elements one MPI call moves to or from one rank: counts and
 /// displacements are C `int`s (`i32::MAX`). Every call that moves a
@@ -159,7 +160,8 @@ impl Spmd {
         let host = mpi::environment::processor_name().unwrap_or_else(|_| "unknown".into());
         deadline::phase("checking its resources");
         install_panic_hook(rank, host.clone());
-        crate::signals::install(whereabouts(rank, size, &host)).context("cannot install the signal handler")?;
+        crate::signals::install(whereabouts(rank, size, &host), launch.size > 1)
+            .context("cannot install the signal handler")?;
         Ok(Spmd { _universe: universe, world, watch, rank, size, threads, node, host })
     }
 
@@ -279,6 +281,16 @@ impl Spmd {
     }
 }
 
+/// The MPI library this binary runs with: the first line of
+/// `MPI_Get_library_version` (callable before `MPI_Init`), without
+/// OpenMPI's package and date details.
+pub fn mpi_library() -> String {
+    let full = mpi::environment::library_version().unwrap_or_default();
+    let first = full.lines().next().unwrap_or("").trim_matches(char::from(0)).trim();
+    let name = first.split(", package:").next().unwrap_or(first);
+    name.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 /// Words of a CPU mask: 1024 CPUs, glibc's `cpu_set_t`.
 const MASK_WORDS: usize = 16;
 
@@ -305,7 +317,7 @@ impl Node {
         let node = world.split_shared(world.rank());
         let mut mine = [0u64; MASK_WORDS + 1];
         mine[..MASK_WORDS].copy_from_slice(&affinity());
-        mine[MASK_WORDS] = crate::cli::max_threads().0 as u64;
+        mine[MASK_WORDS] = threads::max_threads().0 as u64;
         let mut all = vec![0u64; (MASK_WORDS + 1) * node.size() as usize];
         node.all_gather_into(&mine[..], &mut all[..]);
         Node::from_masks(&mine, &all)

@@ -10,12 +10,12 @@
 //! every rank takes the sorted path: local sort, regular samples of the
 //! sorted keys, [`partition_counts`], all-to-all, [`merge_runs`].
 
+use super::buckets::{self, Room};
 use super::exchange::{Exchange, Own};
 use super::{
     fast_path_limit, merge_runs, partition_bits, partition_counts, partition_into, regular_samples, sample_range,
     sort_local_with, splitters, Classes, LocalSort, Tagged,
 };
-use crate::buckets::{self, Room};
 use crate::partition::offsets;
 use std::mem::take;
 use std::time::Instant;
