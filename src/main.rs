@@ -65,6 +65,7 @@ fn run(launch: &spmd::Launch) -> Result<(), Stop> {
             // read input files, which can block (a FIFO, a dead network mount).
             spmd::deadline::arm(kernel.common().timeout, launch.rank as usize, launch.size as usize);
             spmd::deadline::phase("reading and checking its inputs");
+            launch.check_environment().map_err(Stop::usage)?;
             let job = jobs::from_cli(kernel)?;
             jobs::run::execute(kernel.name(), &job, kernel.common())
         }

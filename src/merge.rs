@@ -48,7 +48,7 @@ pub fn run(args: &MergeArgs) -> Result<(), Stop> {
         MergeError::Usage(e) => refuse(e),
         MergeError::Failed(e) => Stop::line(Exit::Failure, format!("pikernels merge: error: {e:#}")),
     })?;
-    publish(&report, args.format, args.report.as_deref(), "pikernels merge")
+    publish(&report, args.format, args.report.as_deref(), "pikernels merge", Vec::new())
 }
 
 /// Why a merge did not produce a report.
@@ -140,8 +140,12 @@ fn check_part(name: &str, r: &Report) -> Result<(Partial, i128), String> {
             p.first_unit, p.end_unit, p.index, p.count, p.total_units, expected.start, expected.end
         ));
     }
-    let tally: i128 =
-        p.tally.trim().parse().map_err(|_| format!("{name}: the tally '{}' is not an integer", p.tally))?;
+    let tally: i128 = p.tally.trim().parse().map_err(|e: std::num::ParseIntError| match e.kind() {
+        std::num::IntErrorKind::PosOverflow | std::num::IntErrorKind::NegOverflow => {
+            format!("{name}: the tally '{}' is beyond what any part can hold (±2^127)", p.tally)
+        }
+        _ => format!("{name}: the tally '{}' is not an integer", p.tally),
+    })?;
     if r.per_rank.is_empty() || r.per_rank.len() != r.ranks || r.hosts.len() != r.ranks {
         return Err(format!(
             "{name} says {} ranks ran the part, but lists {} per-rank rows and {} hosts",
@@ -493,7 +497,7 @@ mod tests {
         let m = refused(|r| edit_partial(r, |p| p.tally = "1e5".into()));
         assert!(m.contains("part-0.json") && m.contains("not an integer"), "{m}");
         let m = refused(|r| edit_partial(r, |p| p.tally = "170141183460469231731687303715884105728".into()));
-        assert!(m.contains("part-0.json") && m.contains("not an integer"), "beyond i128: {m}");
+        assert!(m.contains("part-0.json") && m.contains("beyond what any part can hold"), "beyond i128: {m}");
         let mut parts: Vec<_> = (0..2).map(|i| leibniz_part(300_000, i, 2)).collect();
         edit_partial(&mut parts[1].1, |p| p.tally = (1i128 << 101).to_string());
         let Err(MergeError::Usage(m)) = merge(parts) else { panic!("a leibniz part summing to 2 was merged") };

@@ -58,9 +58,10 @@ pub fn read_square(path: &Path) -> Result<(usize, Vec<f64>)> {
     Ok((n, data))
 }
 
-/// Writes the row-major `n x n` matrix `data` to `path` atomically.
-pub fn write_square(path: &Path, n: usize, data: &[f64]) -> Result<()> {
-    output::write_atomic(path, |w| encode(w, n, data).with_context(|| format!("cannot write {}", path.display())))
+/// Writes the row-major `n x n` matrix `data` for `path` under its
+/// temporary name (`output::Staged::commit` puts it in place).
+pub fn write_square(path: &Path, n: usize, data: &[f64]) -> Result<output::Staged> {
+    output::stage(path, |w| encode(w, n, data).with_context(|| format!("cannot write {}", path.display())))
 }
 
 /// Writes `data` as an `n x n` C-order float64 `.npy` to `w`.

@@ -214,6 +214,7 @@ pub fn sweep_leftovers(dir: &Path) -> usize {
 /// directory, which is synced and renamed over `path` only if every write
 /// succeeded; on failure the temporary file is removed and the destination is
 /// left as it was. A device, FIFO or socket is written in place (see [`Dest`]).
+#[cfg(test)]
 pub fn write_atomic(path: &Path, write: impl FnOnce(&mut BufWriter<File>) -> Result<()>) -> Result<()> {
     stage(path, write)?.commit()
 }
@@ -233,7 +234,7 @@ pub struct Staged {
 }
 
 /// Writes `path`'s content under its temporary name (or, for a stream, in
-/// place): the first half of [`write_atomic`].
+/// place): the first half of an atomic write; [`Staged::commit`] is the second.
 pub fn stage(path: &Path, write: impl FnOnce(&mut BufWriter<File>) -> Result<()>) -> Result<Staged> {
     let dest = match destination(path, "output")? {
         Dest::Stream(at) => {
@@ -268,6 +269,13 @@ pub fn stage(path: &Path, write: impl FnOnce(&mut BufWriter<File>) -> Result<()>
 }
 
 impl Staged {
+    /// An output a tool has written in full under the temporary name `tmp`
+    /// (tracked for stop signals by `tracked`), to be renamed over `dest`.
+    pub fn adopt(tmp: PathBuf, dest: PathBuf, tracked: crate::signals::Tracked) -> Staged {
+        let len = std::fs::metadata(&tmp).map(|m| m.len()).unwrap_or(0);
+        Staged { rename: Some((tmp, dest)), len, _tracked: Some(tracked) }
+    }
+
     /// Puts the output in place (renames it over its destination); on
     /// failure the temporary file is removed and the destination left as it was.
     pub fn commit(mut self) -> Result<()> {
@@ -562,6 +570,7 @@ pub fn human_bytes(n: u64) -> String {
 }
 
 /// Writes `text` to `path` atomically.
+#[cfg(test)]
 pub fn write_text(path: &Path, text: &str) -> Result<()> {
     write_atomic(path, |w| w.write_all(text.as_bytes()).with_context(|| format!("cannot write {}", path.display())))
 }

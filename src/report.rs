@@ -314,6 +314,10 @@ pub struct Finished {
     pub verify_s: f64,
     /// Seconds spent writing outputs.
     pub output_s: f64,
+    /// The job's output files, written in full but not yet in place: they
+    /// are renamed into place only once the report is out (`jobs::run::publish`),
+    /// so a run that fails at its last step leaves none of them.
+    pub outputs: Vec<crate::output::Staged>,
 }
 
 /// What a report is assembled from: the same for a run and for a merge of

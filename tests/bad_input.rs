@@ -90,6 +90,7 @@ const CASES: &[(&[&str], &str)] = &[
         "--halo-depth 4611686018427387904: deeper than",
     ),
     (&["heat", "--size", "64x48", "--halo-depth", "49"], "give at most 48"),
+    (&["heat", "--size", "4294967296x4294967296"], "its 18446744073709551616 cells"),
     (&["sort", "--keys", "1e12"], "give fewer --keys"),
     // Partial runs and merging.
     (&["pi-mc", "--partition", "4/4"], "part 4 of 4 does not exist"),
@@ -465,6 +466,58 @@ fn run_with_stdout(mut cmd: std::process::Command, fd: Option<std::os::fd::RawFd
         });
     }
     run(cmd, TIMEOUT)
+}
+
+/// A `--report` that cannot be written (a full device) fails the run at its
+/// last step, exit 1, and the run leaves none of its outputs: they are put in
+/// place only once the report is written.
+#[test]
+fn a_report_that_cannot_be_written_leaves_no_output() {
+    let cases: &[&[&str]] = &[
+        &["mandelbrot", "--width", "64", "--height", "48", "--out", "m.png"],
+        &["heat", "--size", "64x48", "--steps", "4", "--frames", "2", "--animation", "a.gif", "--out", "h.png"],
+        &["sort", "--keys", "1e4", "--output", "k.u64"],
+        &["matmul", "--n", "16", "--out", "c.npy"],
+    ];
+    let mut failures = Vec::new();
+    for args in cases {
+        let dir = tempdir();
+        let mut cmd = std::process::Command::new(util::bin());
+        util::mpi_env(&mut cmd).args(*args).args(["--report", "/dev/full"]).current_dir(dir.path());
+        let r = run(cmd, TIMEOUT);
+        let left = files_in(dir.path());
+        let ok = r.code == Some(1) && r.stderr.contains("cannot write /dev/full") && left.is_empty();
+        println!(
+            "fault injected: --report /dev/full for {}: {}",
+            args[0],
+            if ok { "survived" } else { "NOT survived" }
+        );
+        if !ok {
+            failures.push(format!("{args:?}: left {left:?}\n{r}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// Without a launcher MPI makes its session directory under TMPDIR: one it
+/// cannot use is refused before MPI starts (exit 2, one line naming TMPDIR),
+/// not left to the MPI library's screenful.
+#[test]
+fn an_unusable_tmpdir_is_refused_before_mpi_starts() {
+    let dir = tempdir();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    for tmp in [std::path::PathBuf::from("/proc"), file.clone(), dir.path().join("missing")] {
+        let mut cmd = std::process::Command::new(util::bin());
+        util::mpi_env(&mut cmd).env("TMPDIR", &tmp).args(["pi-mc", "--samples", "1e5"]);
+        let r = run(cmd, TIMEOUT);
+        let mut why = refusal_problems(&r, "(TMPDIR) is not a directory this process can write", false);
+        if r.stderr.contains("MPI_INIT") || r.stderr.contains("orte") {
+            why.push("the MPI library's own failure was shown".into());
+        }
+        assert!(why.is_empty(), "TMPDIR={}: {}\n{r}", tmp.display(), why.join("; "));
+    }
+    assert_eq!(files_in(dir.path()), ["a-file"]);
 }
 
 /// A report that cannot be written to standard output (a full device, a

@@ -352,12 +352,35 @@ fn missing_tools_and_bad_options_are_refused() {
         (&["--segment-seconds", "0"], "--segment-seconds must be a positive"),
         (&["--chunk-bytes", "0"], "--chunk-bytes must be between"),
         (&["--out", "x.mp4"], "transcode writes --output"),
+        // A word that is no option's value is one more ffmpeg output, which
+        // ffmpeg (told -y) would write over the input itself.
+        (&["--ffmpeg-arg", i], "ffmpeg would read it as one more output file"),
+        (&["--ffmpeg-arg=-an", "--ffmpeg-arg", "x.mp4"], "--ffmpeg-arg x.mp4: ffmpeg would read it"),
     ];
+    let before = std::fs::read(&input).unwrap();
     for (extra, needle) in cases {
         let mut args = vec!["--input", i, "--output", o];
         args.extend_from_slice(extra);
         refused(&transcode(2, tmp.path(), &[], &args), needle);
     }
+    assert_eq!(std::fs::read(&input).unwrap(), before, "the input is untouched");
+    assert!(!std::path::Path::new("x.mp4").exists() && !dir.path().join("x.mp4").exists());
+    // Outputs that ffmpeg writes as many files: refused before any work.
+    for (name, needle) in [
+        ("o.m3u8", "HLS writes a playlist"),
+        ("o%03d.png", "a pattern for many files"),
+        ("o.png", "one file per frame"),
+    ] {
+        let out = dir.path().join(name);
+        refused(&transcode(2, tmp.path(), &[], &["--input", i, "--output", out.to_str().unwrap()]), needle);
+    }
+    // A work directory whose path has a line break cannot be named in ffmpeg's list of parts.
+    let broken = tmp.path().join("line\nbreak");
+    std::fs::create_dir(&broken).unwrap();
+    let run = transcode(2, &broken, &[], &["--input", i, "--output", o]);
+    refused(&run, "holds a line break");
+    assert!(run.stderr.contains("TMPDIR"), "names TMPDIR: {run}");
+    let _ = std::fs::remove_dir_all(&broken);
     let run = transcode(2, tmp.path(), &[], &["--input", i, "--output", dir.path().join("noext").to_str().unwrap()]);
     refused(&run, "has no extension");
     assert!(!out.exists());

@@ -167,6 +167,9 @@ pub struct Freivalds {
     pub worst_ratio: f64,
     /// The row where `worst_ratio` was reached.
     pub worst_row: usize,
+    /// The check's own `A (B x)` (or its error bound) overflows f64 in
+    /// `worst_row`: C cannot be checked in double precision at all.
+    pub uncheckable: bool,
 }
 
 /// Freivalds' check of `C = A B` (order `n`) with one random vector `x`
@@ -210,7 +213,12 @@ pub fn freivalds(a: &[f64], b: &[f64], c: &[f64], n: usize, seed: u64, entries: 
             t.iter().map(|t| 4.0 * (n as f64 + 2.0) * eps * t + f64::MIN_POSITIVE).collect()
         }
     };
-    let mut result = Freivalds { passed: true, worst_ratio: 0.0, worst_row: 0 };
+    // Entries so large that the check's own products overflow: C may be
+    // right, but nothing here can say so.
+    if let Some(i) = (0..n).find(|&i| !abx[i].is_finite() || !bound[i].is_finite()) {
+        return Freivalds { passed: false, worst_ratio: f64::INFINITY, worst_row: i, uncheckable: true };
+    }
+    let mut result = Freivalds { passed: true, worst_ratio: 0.0, worst_row: 0, uncheckable: false };
     for i in 0..n {
         let diff = (abx[i] - cx[i]).abs();
         let ok = if entries == Entries::Integer { diff == 0.0 } else { diff <= bound[i] };
@@ -375,6 +383,16 @@ mod tests {
             c[17 * n + 40] = f64::NAN;
             assert!(!freivalds(&a, &b, &c, n, 1, entries).passed);
         }
+    }
+
+    #[test]
+    fn a_check_whose_own_products_overflow_says_so() {
+        // C = A B = 0 exactly, but A (B x) sums 1e308 * (B x) terms: inf - inf.
+        let (a, b, c) = ([1e308, -1e308, 1e308, -1e308], [1.0; 4], [0.0; 4]);
+        let r = freivalds(&a, &b, &c, 2, 1, Entries::Uniform);
+        assert!(!r.passed && r.uncheckable && r.worst_row == 0, "{r:?}");
+        let r = freivalds(&[1.0, 0.0, 0.0, 1.0], &b, &b, 2, 1, Entries::Uniform);
+        assert!(r.passed && !r.uncheckable, "{r:?}");
     }
 
     #[test]

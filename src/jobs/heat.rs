@@ -170,14 +170,17 @@ pub fn job(a: &Args) -> Result<Job, UsageError> {
     })?;
     // The PNG's compressed blocks travel to rank 0 in one gather, at most
     // their stored size (the RGB and a little).
-    let packed = (p.cols as u64).checked_mul(3).map(|row| png::packed_bound(p.rows as u64, row as usize));
-    if packed.is_none_or(|b| b > spmd::MAX_COUNT as u64) {
+    // In u128: the RGB bytes alone already bound the gather from below, and
+    // cannot wrap (a side may be near 2^64).
+    let rgb = p.rows as u128 * (p.cols as u128 * 3 + 1);
+    let packed = (rgb <= spmd::MAX_COUNT as u128).then(|| png::packed_bound(p.rows as u64, p.cols * 3) as u128);
+    if packed.is_none_or(|b| b > spmd::MAX_COUNT as u128) {
         return Err(UsageError(format!(
             "--size {}: the heat map's compressed rows may reach {} bytes (its {} cells' RGB, if incompressible), \
              more than one MPI gather can carry ({})",
             a.size,
-            packed.map_or_else(|| "more than 2^64".to_string(), |b| b.to_string()),
-            p.cells(),
+            packed.unwrap_or(rgb),
+            p.rows as u128 * p.cols as u128,
             spmd::MAX_COUNT
         )));
     }
@@ -525,14 +528,9 @@ impl SpmdJob for Heat {
         let anim = anim?;
         let png_bytes = png.len;
         let anim_bytes = anim.as_ref().map(|a| a.len);
-        // Only a verified field's pictures are put in place (dropped, the
-        // staged files are removed).
-        if verified {
-            png.commit()?;
-            if let Some(anim) = anim {
-                anim.commit()?;
-            }
-        }
+        // Only a verified field's pictures are put in place, after the
+        // report (dropped, the staged files are removed).
+        let outputs = if verified { [Some(png), anim].into_iter().flatten().collect() } else { Vec::new() };
         let updates = p.cells() as f64 * p.steps as f64;
         let mut result = json!({
                 "size": format!("{}x{}", p.cols, p.rows),
@@ -562,6 +560,7 @@ impl SpmdJob for Heat {
             bytes_per_item: Some(heat::BYTES_PER_CELL_UPDATE as f64),
             verify_s: out.verify_s,
             output_s: out.colour_s + output_s + anim_s,
+            outputs,
         })
     }
 }

@@ -113,6 +113,7 @@ impl UnitJob for Leibniz {
             bytes_per_item: None,
             verify_s,
             output_s: 0.0,
+            outputs: Vec::new(),
         })
     }
 }

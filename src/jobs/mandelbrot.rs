@@ -150,12 +150,12 @@ impl Mandelbrot {
         rows
     }
 
-    fn write_png(&self, path: &std::path::Path, blocks: &[png::Block]) -> Result<u64> {
-        output::write_atomic(path, |w| {
+    /// The PNG written in full under its temporary name (put in place with the report).
+    fn write_png(&self, path: &std::path::Path, blocks: &[png::Block]) -> Result<output::Staged> {
+        output::stage(path, |w| {
             png::write(w, self.p.width, self.p.height, blocks)
                 .with_context(|| format!("cannot write {}", path.display()))
-        })?;
-        Ok(std::fs::metadata(path).map(|m| m.len()).unwrap_or(0))
+        })
     }
 
     /// Bytes that travel for `rows` rows at most: iteration totals, or the
@@ -306,7 +306,7 @@ impl UnitJob for Mandelbrot {
             bail!("the ranks' iteration counts add up to {}, which cannot be right for {pixels} pixels", tally.0);
         }
         // Only a verified picture is written.
-        let (png_bytes, output_s) = match &self.out {
+        let (png, output_s) = match &self.out {
             Some(path) if mismatch.is_none() => {
                 // Checked whole by `first_mismatch` already.
                 let blocks = png::blocks(&data, self.p.row_bytes(), u64::from(self.p.height))?;
@@ -315,6 +315,7 @@ impl UnitJob for Mandelbrot {
             }
             _ => (None, 0.0),
         };
+        let png_bytes = png.as_ref().map(|p| p.len);
         let verification = match mismatch {
             None if self.escape_only => {
                 format!("{} sampled rows' iteration totals equal the sequential reference's", rows.len())
@@ -342,6 +343,7 @@ impl UnitJob for Mandelbrot {
             bytes_per_item: None,
             verify_s,
             output_s,
+            outputs: png.into_iter().collect(),
         })
     }
 }

@@ -517,13 +517,12 @@ impl SpmdJob for Matmul {
         let overflow = c.iter().position(|v| !v.is_finite());
         let passed = check.passed && overflow.is_none();
         // Only a verified C is written.
-        let output_s = match &self.out {
+        let (c_file, output_s) = match &self.out {
             Some(path) if passed => {
                 let (written, s) = timed(|| npy::write_square(path, n, &c));
-                written?;
-                s
+                (Some(written?), s)
             }
-            _ => 0.0,
+            _ => (None, 0.0),
         };
         let flops = matmul::flops(n);
         let how = match entries {
@@ -538,6 +537,12 @@ impl SpmdJob for Matmul {
                 at / n,
                 at % n,
                 c[at]
+            )
+        } else if check.uncheckable {
+            format!(
+                "Freivalds' check cannot be made: row {} of A (B x) overflows f64 (entries too large to check C \
+                 in double precision), so C is not verified{not_written}",
+                check.worst_row
             )
         } else if check.passed {
             format!("Freivalds' check: C x equals A (B x) {how} for a random x")
@@ -564,6 +569,7 @@ impl SpmdJob for Matmul {
             bytes_per_item: None,
             verify_s,
             output_s,
+            outputs: c_file.into_iter().collect(),
         })
     }
 }

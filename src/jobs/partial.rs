@@ -59,6 +59,7 @@ pub fn finished(part: Partition, range: &Range<u64>, total_units: u64, tally: Ta
         bytes_per_item: None,
         verify_s: 0.0,
         output_s: 0.0,
+        outputs: Vec::new(),
     };
     (finished, partial)
 }

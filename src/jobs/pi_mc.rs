@@ -97,6 +97,7 @@ impl UnitJob for PiMc {
             bytes_per_item: None,
             verify_s,
             output_s: 0.0,
+            outputs: Vec::new(),
         })
     }
 }

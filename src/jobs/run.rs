@@ -32,7 +32,8 @@ pub fn execute(kernel: &'static str, job: &Job, common: &Common) -> Result<(), S
     let (Some(hosts), Some(stats)) = (hosts, stats) else {
         return Ok(()); // not rank 0: its part is done
     };
-    let (finished, partial) = phases.finish().map_err(|e| failure_at(&spmd, e))?;
+    let (mut finished, partial) = phases.finish().map_err(|e| failure_at(&spmd, e))?;
+    let outputs = std::mem::take(&mut finished.outputs);
     let report = Report::assemble(Assembly {
         kernel: kernel.into(),
         params: job.params(),
@@ -44,7 +45,7 @@ pub fn execute(kernel: &'static str, job: &Job, common: &Common) -> Result<(), S
         build: Build::current(kernel, job.implementation()),
         partial,
     });
-    publish(&report, common.format, common.report.as_deref(), "pikernels")
+    publish(&report, common.format, common.report.as_deref(), "pikernels", outputs)
 }
 
 /// The job-wide pre-flight: this rank's thread count and resources, and
@@ -71,24 +72,33 @@ fn failure_at(spmd: &Spmd, e: anyhow::Error) -> Stop {
     Stop::line(Exit::Failure, format!("pikernels: error{}: {e:#}", spmd.whereabouts()))
 }
 
-/// Prints `report` on standard output and writes it to `--report`; a
-/// report that is not verified (and not a part's) ends with exit 3.
+/// Writes `report` to `--report`, puts the job's `outputs` and that file in
+/// place, then prints the report on standard output; a report that is not
+/// verified (and not a part's) ends with exit 3. A `--report` that cannot be
+/// written ends the run with exit 1 and none of its outputs (they are
+/// dropped uncommitted, and so removed); standard output is where the report
+/// is shown, not an output: a failure there is exit 1 with the files in place.
 /// `program` names who speaks in messages (`pikernels`, `pikernels merge`).
 pub fn publish(
     report: &Report,
     format: crate::report::Format,
     path: Option<&std::path::Path>,
     program: &str,
+    outputs: Vec<output::Staged>,
 ) -> Result<(), Stop> {
+    let failed = |e: anyhow::Error| Stop::line(Exit::Failure, format!("{program}: error: {e:#}"));
     let rendered = report.render(format);
-    let printed = output::to_stdout(&rendered, "the report");
-    if let Some(path) = path {
-        output::write_text(path, &rendered)
-            .map_err(|e| Stop::line(Exit::Failure, format!("{program}: error: {e:#}")))?;
+    let report_file = match path {
+        Some(path) => {
+            Some(output::stage(path, |w| Ok(std::io::Write::write_all(w, rendered.as_bytes())?)).map_err(failed)?)
+        }
+        None => None,
+    };
+    for staged in outputs.into_iter().chain(report_file) {
+        staged.commit().map_err(failed)?;
     }
-    // A full or closed standard output: the run's report is lost (unless
-    // --report kept it), an ordinary failure rather than a panic.
-    printed.map_err(|e| Stop::line(Exit::Failure, format!("{program}: error: {e:#}")))?;
+    // A full or closed standard output: an ordinary failure rather than a panic.
+    output::to_stdout(&rendered, "the report").map_err(failed)?;
     if report.verified || report.partial.is_some() {
         Ok(())
     } else {

@@ -251,8 +251,9 @@ fn read_keys(path: &std::path::Path, n: u64) -> Result<Vec<u64>> {
     Ok(bytes.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes"))).collect())
 }
 
-fn write_keys(path: &std::path::Path, keys: &[u64]) -> Result<()> {
-    output::write_atomic(path, |w| {
+/// The sorted keys written for `path` under its temporary name.
+fn write_keys(path: &std::path::Path, keys: &[u64]) -> Result<output::Staged> {
+    output::stage(path, |w| {
         for chunk in keys.chunks(1 << 16) {
             let bytes: Vec<u8> = chunk.iter().flat_map(|k| k.to_le_bytes()).collect();
             w.write_all(&bytes).with_context(|| format!("cannot write {}", path.display()))?;
@@ -384,13 +385,13 @@ impl SpmdJob for Sort {
         } else {
             problems.join("; ")
         };
-        let output_s = match &self.out {
+        let (keys_file, output_s) = match &self.out {
             Some(path) if verified => {
                 let t = Instant::now();
-                write_keys(path, &gathered.sorted)?;
-                t.elapsed().as_secs_f64()
+                let staged = write_keys(path, &gathered.sorted)?;
+                (Some(staged), t.elapsed().as_secs_f64())
             }
-            _ => 0.0,
+            _ => (None, 0.0),
         };
         let per_rank: Vec<u64> = s.iter().map(|x| x[0]).collect();
         let most = per_rank.iter().copied().max().unwrap_or(0);
@@ -410,6 +411,7 @@ impl SpmdJob for Sort {
             bytes_per_item: None,
             verify_s,
             output_s,
+            outputs: keys_file.into_iter().collect(),
         })
     }
 }

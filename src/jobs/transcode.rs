@@ -320,6 +320,13 @@ impl Transcode {
         if a.output == a.input {
             return Err(UsageError("--output must differ from --input".into()));
         }
+        if let Some(why) = many_files(&a.output) {
+            return Err(UsageError(format!(
+                "--output {}: {why}, but transcode writes one file (checked, then renamed into place): give a \
+                 container such as .mp4, .mkv, .mov, .webm or .nut",
+                a.output.display()
+            )));
+        }
         let fault = match std::env::var(media::FAULT_ENV) {
             Ok(v) => Some(media::parse_fault(&v).map_err(UsageError)?),
             Err(_) => None,
@@ -544,7 +551,7 @@ impl Transcode {
     /// Rank 0 after the farm: join, verify, rename, compare with the baseline.
     fn conclude(&self, probe: &Probe, run: &Run, dir: &Path, wall_s: f64) -> Result<Finished> {
         let tmp = self.temp_output();
-        let _tracked = signals::track(&tmp);
+        let tracked = signals::track(&tmp);
         let joined = self.join(probe, run, dir, &tmp).inspect_err(|_| {
             let _ = std::fs::remove_file(&tmp);
         })?;
@@ -553,20 +560,19 @@ impl Transcode {
         // leaves no file behind (exit 3 with the report says why).
         let written = check.passed();
         // Whatever happens, the temporary output does not outlive this run:
-        // renamed into place, or removed (a failed rename too, which would
-        // otherwise leave a complete hidden file for the next run to sweep).
-        let placed = if written {
-            self.destination().and_then(|dest| {
-                std::fs::rename(&tmp, &dest)
-                    .with_context(|| format!("cannot rename {} to {}", tmp.display(), dest.display()))
-            })
-        } else {
-            Ok(())
+        // staged, it is renamed into place once the report is out, or
+        // removed (dropped uncommitted, or on an error here).
+        let staged = match written.then(|| self.destination()) {
+            Some(Ok(dest)) => Some(output::Staged::adopt(tmp.clone(), dest, tracked)),
+            Some(Err(e)) => {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e);
+            }
+            None => {
+                let _ = std::fs::remove_file(&tmp);
+                None
+            }
         };
-        if !written || placed.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
-        placed?;
         let total_s = wall_s + joined.join_s;
         Ok(Finished {
             result: self.result(probe, run, &joined, written, total_s),
@@ -576,6 +582,7 @@ impl Transcode {
             bytes_per_item: None,
             verify_s: joined.verify_s,
             output_s: joined.join_s,
+            outputs: staged.into_iter().collect(),
         })
     }
 
@@ -666,6 +673,26 @@ struct Check {
     streams_ok: bool,
 }
 
+/// Why ffmpeg would write `output` as many files (a pattern, a playlist
+/// with segments, an image per frame), or `None` for one file.
+fn many_files(output: &Path) -> Option<&'static str> {
+    let name = output.file_name()?.to_string_lossy();
+    if name.contains('%') {
+        return Some("a name with % is a pattern for many files");
+    }
+    let ext = output.extension()?.to_string_lossy().to_ascii_lowercase();
+    match ext.as_str() {
+        "m3u8" | "m3u" => Some("HLS writes a playlist and segment files beside it"),
+        "mpd" => Some("DASH writes a manifest and segment files beside it"),
+        "png" | "jpg" | "jpeg" | "bmp" | "tif" | "tiff" | "pgm" | "ppm" | "pbm" | "pam" | "tga" | "dpx" | "exr"
+        | "jp2" | "j2k" | "sgi" | "xwd" => Some("an image format is written one file per frame"),
+        _ => None,
+    }
+}
+
+/// The resolution of the durations ffprobe prints (microseconds).
+const DURATION_RESOLUTION_S: f64 = 1e-6;
+
 impl Check {
     fn of(input: &Probe, out: &Probe) -> Check {
         let frame_s = input.frame_s();
@@ -674,7 +701,9 @@ impl Check {
             frame_s,
             diff_s,
             frames_ok: out.frames == input.frames,
-            duration_ok: diff_s <= frame_s,
+            // ffprobe prints durations to the microsecond: a difference of
+            // exactly one frame reads as one frame plus rounding.
+            duration_ok: diff_s <= frame_s + DURATION_RESOLUTION_S,
             streams_ok: out.audio_streams == input.audio_streams,
         }
     }
@@ -755,6 +784,16 @@ impl SpmdJob for Transcode {
                 bail!("--shared-dir {} is not a directory here", shared.display());
             }
         }
+        // ffmpeg's concat list holds one path a line: a line break in the
+        // work directory's path cannot be written there.
+        let parent = self.shared_dir.clone().unwrap_or_else(std::env::temp_dir);
+        if parent.as_os_str().as_encoded_bytes().iter().any(|b| matches!(b, b'\n' | b'\r')) {
+            let which = if self.shared_dir.is_some() { "--shared-dir" } else { "TMPDIR (the work directory)" };
+            bail!("{which} {:?} holds a line break, which ffmpeg's list of parts cannot hold; give a path without one", parent);
+        }
+        if !self.settings.extra.is_empty() {
+            media::OptionTable::of(&self.tools)?.check_extra(&self.settings.extra).map_err(anyhow::Error::msg)?;
+        }
         if !ctx.is_root() {
             let dir = match self.shared_dir {
                 None => Some(WorkDir::create(&std::env::temp_dir())?),
@@ -767,7 +806,6 @@ impl SpmdJob for Transcode {
         output::check_writable(&self.output, "output")?;
         let input_bytes = std::fs::metadata(&self.input).map(|m| m.len()).unwrap_or(0);
         // Segments (a copy of the input's video) and the transcoded parts.
-        let parent = self.shared_dir.clone().unwrap_or_else(std::env::temp_dir);
         output::check_disk(&parent.join("x"), 2 * input_bytes, "the segments and their transcoded parts")?;
         output::check_disk(&self.output, input_bytes, "the output")?;
         sweep_dead(&self.output_dir(), &format!("{TEMP_OUTPUT_PREFIX}{}-", output::host_tag()));

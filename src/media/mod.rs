@@ -106,6 +106,73 @@ impl Tools {
     }
 }
 
+/// Which of ffmpeg's options take a value, read from its own help
+/// (`ffmpeg -h full`): a main option's line reads `-name value  text`
+/// (`-an  text` takes none); every codec, format or filter option
+/// (`  -crf  <int>  ...`) takes one.
+pub struct OptionTable {
+    takes_value: std::collections::HashMap<String, bool>,
+}
+
+impl OptionTable {
+    /// This ffmpeg's options.
+    pub fn of(tools: &Tools) -> Result<OptionTable> {
+        let mut cmd = Command::new(&tools.ffmpeg);
+        cmd.args(["-hide_banner", "-h", "full"]);
+        Ok(OptionTable::parse(&String::from_utf8_lossy(&capture(cmd)?)))
+    }
+
+    fn parse(help: &str) -> OptionTable {
+        let mut takes_value = std::collections::HashMap::new();
+        for line in help.lines() {
+            if let Some(rest) = line.strip_prefix('-') {
+                // The option field ends at the first run of two spaces.
+                let field = rest.split("  ").next().unwrap_or("");
+                let mut words = field.split_whitespace();
+                if let Some(name) = words.next() {
+                    takes_value.entry(name.to_string()).or_insert(words.next().is_some());
+                }
+            } else if let Some(rest) = line.strip_prefix("  -") {
+                if let Some(name) = rest.split_whitespace().next() {
+                    takes_value.insert(name.to_string(), true);
+                }
+            }
+        }
+        OptionTable { takes_value }
+    }
+
+    /// Whether option `-name` (`-c:v` is `c`'s) takes a value; `None` for an
+    /// option this ffmpeg does not know (its trial refuses it).
+    fn takes_value(&self, name: &str) -> Option<bool> {
+        let base = name.split(':').next().unwrap_or(name);
+        self.takes_value.get(base).copied().or_else(|| {
+            // A boolean main option negated: -noautorotate.
+            base.strip_prefix("no").and_then(|b| self.takes_value.get(b)).filter(|v| !**v).map(|_| false)
+        })
+    }
+
+    /// Checks that `args` (placed before an output on ffmpeg's command line)
+    /// are options and their values only: a word that is no option's value
+    /// would be read as one more output file, which ffmpeg (told `-y`)
+    /// writes over whatever is there: the input, or any other file.
+    pub fn check_extra(&self, args: &[String]) -> Result<(), String> {
+        let mut value_due = false;
+        for arg in args {
+            if value_due {
+                value_due = false;
+            } else if let Some(name) = arg.strip_prefix('-').filter(|n| !n.is_empty()) {
+                value_due = self.takes_value(name).unwrap_or(false);
+            } else {
+                return Err(format!(
+                    "--ffmpeg-arg {arg}: ffmpeg would read it as one more output file (it is the value of no \
+                     option before it) and write over whatever is there; pass only options and their values"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// How to encode.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Settings {
@@ -792,6 +859,22 @@ mod tests {
         assert_eq!(l, "file '/t/a.mp4'\nfile '/t/it'\\''s.mp4'\n");
         let here = std::env::current_dir().unwrap();
         assert_eq!(concat_list(&[PathBuf::from("http:x.mp4")]), format!("file '{}/http:x.mp4'\n", here.display()));
+    }
+
+    #[test]
+    fn extra_arguments_are_options_and_their_values_only() {
+        let help = "Main options:\n-y                  overwrite output files\n-vf filter_graph    set video filters\n\
+                    -an                 disable audio\n-autorotate         automatically insert rotate filters\n\
+                    -c codec            codec name\nlibx264 AVOptions:\n  -crf               <float>      E..V....... quality\n";
+        let t = OptionTable::parse(help);
+        let ok = |args: &[&str]| t.check_extra(&args.iter().map(|a| a.to_string()).collect::<Vec<_>>());
+        assert_eq!(ok(&["-vf", "realtime", "-an", "-crf", "-5", "-c:v", "libx264", "-noautorotate"]), Ok(()));
+        for bad in [&["in.mp4"][..], &["-an", "in.mp4"], &["-vf", "x", "out.mkv"], &["-noautorotate", "x.mp4"]] {
+            let e = ok(bad).unwrap_err();
+            assert!(e.contains("one more output file"), "{bad:?}: {e}");
+        }
+        // An option this ffmpeg does not know is left to its trial, as taking no value.
+        assert!(ok(&["-unknown", "x.mp4"]).is_err());
     }
 
     #[test]

@@ -58,7 +58,10 @@ pub fn arm(limit: Option<Duration>, rank: usize, size: usize) {
     if LIMIT.set(Limit { limit, start: Instant::now(), rank, size }).is_err() {
         return;
     }
-    let at = limit + WATCHDOG_GRACE + stagger(rank);
+    // A job of one rank has no checkpoint to speak first: its watchdog
+    // fires at the limit itself (a job that ends within the grace would
+    // otherwise finish late with exit 0).
+    let at = if size > 1 { limit + WATCHDOG_GRACE + stagger(rank) } else { limit };
     let spawned = std::thread::Builder::new().name("pikernels-watchdog".into()).spawn(move || {
         let start = LIMIT.get().expect("armed").start;
         loop {

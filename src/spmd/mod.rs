@@ -57,6 +57,31 @@ impl Launch {
         }
     }
 
+    /// Checks what MPI needs of this machine before it starts. Without a
+    /// launcher the MPI library makes its session directory under the
+    /// temporary directory (`TMPDIR`, else `/tmp`); one it cannot write ends
+    /// the process inside `MPI_Init` with the library's own screenful and no
+    /// word of what to change. (Under a launcher, the launcher made it.)
+    pub fn check_environment(self) -> Result<(), String> {
+        if self.size > 1 || std::env::var_os("OMPI_COMM_WORLD_SIZE").is_some() {
+            return Ok(());
+        }
+        let tmp = std::env::temp_dir();
+        // Tried, as MPI will (root passes every permission check, and still
+        // cannot make a directory in /proc).
+        let probe = tmp.join(format!(".pikernels-probe-{}", std::process::id()));
+        let writable = std::fs::create_dir(&probe).is_ok_and(|()| std::fs::remove_dir(&probe).is_ok());
+        if writable {
+            Ok(())
+        } else {
+            Err(format!(
+                "the temporary directory {} (TMPDIR) is not a directory this process can write: MPI keeps its \
+                 session files there; set TMPDIR to one it can (or unset it for /tmp)",
+                tmp.display()
+            ))
+        }
+    }
+
     /// Whether this process prints job-wide messages (it is rank 0).
     pub fn is_root(self) -> bool {
         self.rank == 0
