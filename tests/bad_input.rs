@@ -212,7 +212,7 @@ fn clashing_and_unwritable_outputs_are_refused_and_lose_nothing() {
     ];
     // A block device node (root only; made here, never a system device).
     // SAFETY: a plain getter.
-    if unsafe { libc::geteuid() } == 0 {
+    if util::is_root() {
         let c = std::ffi::CString::new(p("blk")).unwrap();
         // SAFETY: `c` is a valid C string; makedev is a plain computation.
         let made = unsafe { libc::mknod(c.as_ptr(), libc::S_IFBLK | 0o600, libc::makedev(7, 200)) == 0 };

@@ -3,21 +3,7 @@
 
 use crate::util;
 
-use std::time::Duration;
-use util::{files_in, mpirun, tempdir, Run};
-
-/// A job that refuses its input must end well within this (about 1 s on an
-/// idle machine; `mpirun -np 3` starting on a loaded 2-core one takes longer).
-const QUICK: Duration = Duration::from_secs(60);
-
-fn refused(run: &Run, code: i32, needle: &str) {
-    assert_eq!(run.code, Some(code), "{run}");
-    assert!(run.elapsed < QUICK, "took {:?}", run.elapsed);
-    assert!(run.stderr.contains(needle), "expected '{needle}' in:\n{run}");
-    assert_eq!(run.stderr.matches(needle).count(), 1, "printed once, not once per rank:\n{run}");
-    assert!(!run.stderr.contains("panicked"), "{run}");
-    assert!(run.stdout.is_empty(), "{run}");
-}
+use util::{files_in, mpirun, refused, tempdir};
 
 #[test]
 fn unwritable_outputs_are_refused_before_any_work() {
@@ -37,7 +23,7 @@ fn unwritable_outputs_are_refused_before_any_work() {
 
 #[test]
 fn read_only_directory_is_refused() {
-    if unsafe { libc::geteuid() } == 0 {
+    if util::is_root() {
         // Root writes anywhere; use a read-only bind of /proc-like place instead.
         let run = mpirun(2, &["mandelbrot", "--width", "8", "--height", "8", "--out", "/proc/m.png"]);
         refused(&run, 2, "cannot create files in /proc");

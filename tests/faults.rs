@@ -20,15 +20,10 @@ fn tally(what: &str, survived: bool) {
     println!("fault injected: {what}: {}", if survived { "survived" } else { "NOT survived" });
 }
 
-fn is_root() -> bool {
-    // SAFETY: a plain getter.
-    unsafe { libc::geteuid() == 0 }
-}
-
 /// Root-only tests run when root; elsewhere they say why and pass, unless
 /// PIKERNELS_REQUIRE_ROOT_TESTS=1 (set by CI, which is root) makes them fail.
 fn need_root(what: &str) -> bool {
-    if is_root() {
+    if util::is_root() {
         return true;
     }
     let required = std::env::var("PIKERNELS_REQUIRE_ROOT_TESTS").is_ok_and(|v| v == "1");

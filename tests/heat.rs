@@ -5,7 +5,6 @@
 use crate::util;
 
 use serde_json::Value;
-use std::time::Duration;
 use util::{json_run, mpirun, tempdir, Run};
 
 /// The field of one run, as the report and the file show it.
@@ -171,11 +170,7 @@ fn the_png_shows_the_field_dark_at_the_cold_edges() {
 }
 
 fn refused(run: &Run, needle: &str) {
-    assert_eq!(run.code, Some(2), "{run}");
-    assert!(run.elapsed < Duration::from_secs(60), "refused within a minute, took {:?}", run.elapsed);
-    assert_eq!(run.stderr.matches(needle).count(), 1, "'{needle}' printed once:\n{run}");
-    assert!(!run.stderr.contains("panicked"), "{run}");
-    assert!(run.stdout.is_empty(), "{run}");
+    util::refused(run, 2, needle);
 }
 
 #[test]

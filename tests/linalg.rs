@@ -7,7 +7,7 @@ use crate::util;
 use kernels::matmul::{self, Entries, Which};
 use npyz::WriterBuilder;
 use std::path::Path;
-use util::{files_in, json_run, mpirun, tempdir, Run};
+use util::{files_in, json_run, mpirun, refused, tempdir};
 
 fn read_npy(path: &Path) -> (Vec<u64>, Vec<f64>) {
     let npy = npyz::NpyFile::new(std::fs::File::open(path).unwrap()).unwrap();
@@ -134,14 +134,6 @@ fn matmul_reads_npy_inputs_and_rejects_bad_ones() {
         refused(&run, code, needle);
         assert!(files_in(out_dir.path()).is_empty(), "{args:?} left {:?}", files_in(out_dir.path()));
     }
-}
-
-fn refused(run: &Run, code: i32, needle: &str) {
-    assert_eq!(run.code, Some(code), "{run}");
-    assert!(run.stderr.contains(needle), "expected '{needle}' in:\n{run}");
-    assert_eq!(run.stderr.matches(needle).count(), 1, "printed once:\n{run}");
-    assert!(!run.stderr.contains("panicked"), "{run}");
-    assert!(run.stdout.is_empty(), "{run}");
 }
 
 fn sorted_reference(seed: u64, dist: kernels::sort::Dist, n: u64) -> Vec<u64> {

@@ -161,3 +161,25 @@ pub fn json_run(np: usize, args: &[&str]) -> Value {
     assert_eq!(report["verified"], true, "{run}");
     report
 }
+
+/// How long a refusal may take: about a second on a quiet machine, more
+/// than twenty seconds seen under a load average above 100; the bound tells
+/// a refusal from a run that did the work.
+pub const REFUSED_WITHIN: Duration = Duration::from_secs(90);
+
+/// Checks that `run` was refused: exit `code`, within [`REFUSED_WITHIN`],
+/// `needle` printed exactly once (once for the job, not once per rank), no
+/// panic and no report.
+pub fn refused(run: &Run, code: i32, needle: &str) {
+    assert_eq!(run.code, Some(code), "{run}");
+    assert!(run.elapsed < REFUSED_WITHIN, "took {:?}:\n{run}", run.elapsed);
+    assert_eq!(run.stderr.matches(needle).count(), 1, "'{needle}' printed once:\n{run}");
+    assert!(!run.stderr.contains("panicked"), "{run}");
+    assert!(run.stdout.is_empty(), "{run}");
+}
+
+/// Whether the tests run as root (CI does).
+pub fn is_root() -> bool {
+    // SAFETY: a plain getter.
+    unsafe { libc::geteuid() == 0 }
+}
