@@ -44,7 +44,8 @@ static CHOSEN: OnceLock<(Style, Duration)> = OnceLock::new();
 
 /// Chooses the form of progress for this process (first call wins).
 pub fn choose(style: Style, every: Duration) {
-    let _ = CHOSEN.set((style, every));
+    // At least a millisecond: a zero interval would never move on.
+    let _ = CHOSEN.set((style, every.max(Duration::from_millis(1))));
 }
 
 /// What is drawn, if anything.

@@ -89,7 +89,7 @@ const CASES: &[(&[&str], &str)] = &[
         &["heat", "--size", "2000x1500", "--halo-depth", "4611686018427387904"],
         "--halo-depth 4611686018427387904: deeper than",
     ),
-    (&["heat", "--size", "64x48", "--halo-depth", "49"], "give at most 48"),
+    (&["heat", "--size", "64x48", "--halo-depth", "65"], "give at most 64"),
     (&["heat", "--size", "4294967296x4294967296"], "its 18446744073709551616 cells"),
     (&["sort", "--keys", "1e12"], "give fewer --keys"),
     // Partial runs and merging.

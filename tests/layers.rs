@@ -42,12 +42,15 @@ fn module_of(src: &Path, file: &Path) -> String {
     first.as_os_str().to_string_lossy().trim_end_matches(".rs").to_string()
 }
 
-/// A file's code: without comments and without its `#[cfg(test)]` part
-/// (from the first such line on; the tests sit at a file's end).
+/// A file's code: without comments and without its tests (from a
+/// `#[cfg(test)]` followed by a `mod` on: the tests sit at a file's end; a
+/// test-only item elsewhere is read as code).
 fn code(text: &str) -> String {
     let mut out = String::new();
-    for line in text.lines() {
-        if line.trim() == "#[cfg(test)]" {
+    let lines: Vec<&str> = text.lines().collect();
+    for (i, line) in lines.iter().enumerate() {
+        let next = lines[i + 1..].iter().map(|l| l.trim()).find(|l| !l.is_empty()).unwrap_or("");
+        if line.trim() == "#[cfg(test)]" && next.starts_with("mod ") {
             break;
         }
         let line = line.split("//").next().unwrap_or("");
@@ -225,10 +228,12 @@ fn only_the_spmd_runtime_calls_mpi() {
 
 #[test]
 fn the_reading_finds_what_it_must() {
-    let code =
-        code("use crate::{a::X, b, c::{d, e}};\nlet x = crate::f::g(); // crate::h\n#[cfg(test)]\nuse crate::i;");
+    let code = code(
+        "use crate::{a::X, b, c::{d, e}};\nlet x = crate::f::g(); // crate::h\n#[cfg(test)]\nfn t() { crate::j::k() }\n\
+         #[cfg(test)]\nmod tests {\nuse crate::i;\n}",
+    );
     let found: Vec<String> = uses(&code).into_iter().collect();
-    assert_eq!(found, ["a", "b", "c", "f"]);
+    assert_eq!(found, ["a", "b", "c", "f", "j"]);
     let mut e = BTreeMap::new();
     e.insert(("a".to_string(), "b".to_string()), PathBuf::new());
     assert_eq!(circle(&e), None);

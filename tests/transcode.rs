@@ -363,7 +363,7 @@ fn missing_tools_and_bad_options_are_refused() {
     // Outputs that ffmpeg writes as many files: refused before any work.
     for (name, needle) in [
         ("o.m3u8", "HLS writes a playlist"),
-        ("o%03d.png", "a pattern for many files"),
+        ("o%03d.mkv", "a pattern for many files"),
         ("o.png", "one file per frame"),
     ] {
         let out = dir.path().join(name);

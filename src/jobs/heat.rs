@@ -196,12 +196,14 @@ pub fn job(a: &Args) -> Result<Job, UsageError> {
     if a.halo_depth == 0 {
         return Err(UsageError("--halo-depth 0: a halo must be at least 1 cell deep".into()));
     }
-    // No block is thicker than the field: a deeper halo fills nothing more
-    // (and its ghosted block's size would overflow any estimate).
-    let thickest = p.rows.min(p.cols);
+    // No block is thicker than the field's longer side (a grid of one
+    // process across the shorter side may be deeper than that side): a
+    // deeper halo fills nothing more, and its ghosted block's size would
+    // overflow any estimate.
+    let thickest = p.rows.max(p.cols);
     if a.halo_depth > thickest {
         return Err(UsageError(format!(
-            "--halo-depth {}: deeper than the {} field is thin ({thickest} cells): give at most {thickest}",
+            "--halo-depth {}: deeper than the {} field is long ({thickest} cells): give at most {thickest}",
             a.halo_depth, a.size
         )));
     }

@@ -575,7 +575,7 @@ impl Transcode {
         };
         let total_s = wall_s + joined.join_s;
         Ok(Finished {
-            result: self.result(probe, run, &joined, written, total_s),
+            result: self.result(probe, run, &joined, written, staged.as_ref().map_or(0, |s| s.len), total_s),
             verified: written,
             verification: check.describe(probe, &joined.out, written),
             item: ("frames", probe.frames as f64),
@@ -600,7 +600,8 @@ impl Transcode {
     }
 
     /// The report's result fields.
-    fn result(&self, probe: &Probe, run: &Run, joined: &Joined, written: bool, total_s: f64) -> Value {
+    /// `output_bytes`: the staged output's size (0 when none is written).
+    fn result(&self, probe: &Probe, run: &Run, joined: &Joined, written: bool, output_bytes: u64, total_s: f64) -> Value {
         let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
         json!({
             "input": self.input.display().to_string(),
@@ -625,7 +626,7 @@ impl Transcode {
             "output_frames": joined.out.frames,
             "output_duration_s": joined.out.duration_s,
             "input_bytes": size(&self.input),
-            "output_bytes": size(&self.output),
+            "output_bytes": output_bytes,
             "baseline": joined.baseline.as_ref().map(|(b, s)| json!({
                 "seconds": s,
                 "speed_x_realtime": probe.duration_s / s,
@@ -677,8 +678,13 @@ struct Check {
 /// with segments, an image per frame), or `None` for one file.
 fn many_files(output: &Path) -> Option<&'static str> {
     let name = output.file_name()?.to_string_lossy();
-    if name.contains('%') {
-        return Some("a name with % is a pattern for many files");
+    // `%d`, `%03d`, `%v`: a pattern ffmpeg numbers (`100%.mp4` is one file).
+    let pattern = name.match_indices('%').any(|(at, _)| {
+        let rest = name[at + 1..].trim_start_matches(|c: char| c.is_ascii_digit());
+        rest.starts_with('d') || rest.starts_with('v')
+    });
+    if pattern {
+        return Some("a name with %d (or %03d, %v) is a pattern for many files");
     }
     let ext = output.extension()?.to_string_lossy().to_ascii_lowercase();
     match ext.as_str() {

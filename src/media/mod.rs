@@ -114,6 +114,23 @@ pub struct OptionTable {
     takes_value: std::collections::HashMap<String, bool>,
 }
 
+/// ffmpeg's main options that take a value although their help line names
+/// none (ffmpeg 5 and 6: `-fps_mode  set framerate mode ...`).
+const VALUE_UNNAMED: &[&str] = &[
+    "apad",
+    "async",
+    "discard",
+    "disposition",
+    "filter_complex_threads",
+    "filter_threads",
+    "fps_mode",
+    "frame_drop_threshold",
+    "guess_layout_max",
+    "thread_queue_size",
+    "top",
+    "vsync",
+];
+
 impl OptionTable {
     /// This ffmpeg's options.
     pub fn of(tools: &Tools) -> Result<OptionTable> {
@@ -130,11 +147,14 @@ impl OptionTable {
                 let field = rest.split("  ").next().unwrap_or("");
                 let mut words = field.split_whitespace();
                 if let Some(name) = words.next() {
-                    takes_value.entry(name.to_string()).or_insert(words.next().is_some());
+                    let named = words.next().is_some() || VALUE_UNNAMED.contains(&name);
+                    takes_value.entry(name.to_string()).or_insert(named);
                 }
             } else if let Some(rest) = line.strip_prefix("  -") {
+                // A codec's or format's own option; a main option of the same
+                // name (listed first: `-y`, `-stats`) is the one ffmpeg reads.
                 if let Some(name) = rest.split_whitespace().next() {
-                    takes_value.insert(name.to_string(), true);
+                    takes_value.entry(name.to_string()).or_insert(true);
                 }
             }
         }
@@ -865,11 +885,18 @@ mod tests {
     fn extra_arguments_are_options_and_their_values_only() {
         let help = "Main options:\n-y                  overwrite output files\n-vf filter_graph    set video filters\n\
                     -an                 disable audio\n-autorotate         automatically insert rotate filters\n\
-                    -c codec            codec name\nlibx264 AVOptions:\n  -crf               <float>      E..V....... quality\n";
+                    -fps_mode           set framerate mode\n\
+                    -c codec            codec name\nlibx264 AVOptions:\n  -crf               <float>      E..V....... quality\n\
+                    some bsf AVOptions:\n  -y                 <int>        ...V....... a codec's own y\n";
         let t = OptionTable::parse(help);
         let ok = |args: &[&str]| t.check_extra(&args.iter().map(|a| a.to_string()).collect::<Vec<_>>());
-        assert_eq!(ok(&["-vf", "realtime", "-an", "-crf", "-5", "-c:v", "libx264", "-noautorotate"]), Ok(()));
-        for bad in [&["in.mp4"][..], &["-an", "in.mp4"], &["-vf", "x", "out.mkv"], &["-noautorotate", "x.mp4"]] {
+        assert_eq!(
+            ok(&["-vf", "realtime", "-an", "-crf", "-5", "-c:v", "libx264", "-noautorotate", "-fps_mode", "cfr"]),
+            Ok(())
+        );
+        let bad: [&[&str]; 5] =
+            [&["in.mp4"], &["-an", "in.mp4"], &["-vf", "x", "out.mkv"], &["-noautorotate", "x.mp4"], &["-y", "x.mp4"]];
+        for bad in bad {
             let e = ok(bad).unwrap_err();
             assert!(e.contains("one more output file"), "{bad:?}: {e}");
         }

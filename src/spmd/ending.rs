@@ -96,8 +96,8 @@ pub fn abort(code: i32) -> ! {
 }
 
 /// What a rank says when the MPI library ends it with `exit()`: which rank,
-/// and what it was doing. Written with one `write(2)`, no allocation on a
-/// lock another thread may hold.
+/// and what it was doing. Written with one `write(2)` from a stack buffer,
+/// without allocating (another thread may hold the allocator's lock).
 extern "C" fn last_words() {
     if ABORTING.load(Ordering::SeqCst) {
         return;
@@ -107,13 +107,25 @@ extern "C" fn last_words() {
         return; // an ordinary end: MPI finalised
     }
     let what = if starting { "starting MPI (in MPI_Init)" } else { super::deadline::current_phase() };
-    let line = format!(
-        "pikernels: error{}: the MPI library ended this process while it was {what}, without finalising MPI \
-         (pikernels did not choose this exit); the library's own message, if it printed one, is above\n",
-        WHO.get().map_or("", String::as_str)
-    );
-    // SAFETY: writes a buffer this function owns to standard error.
+    let pieces = [
+        "pikernels: error",
+        WHO.get().map_or("", String::as_str),
+        ": the MPI library ended this process while it was ",
+        what,
+        ", without finalising MPI (pikernels did not choose this exit); the library's own message, if it \
+         printed one, is above\n",
+    ];
+    // One line in one write (a stack buffer: no allocation), so that it
+    // reaches the launcher whole.
+    let mut line = [0u8; 1024];
+    let mut len = 0;
+    for piece in pieces {
+        let n = piece.len().min(line.len() - len);
+        line[len..len + n].copy_from_slice(&piece.as_bytes()[..n]);
+        len += n;
+    }
+    // SAFETY: writes `len` bytes of a buffer on this stack to standard error.
     unsafe {
-        libc::write(2, line.as_ptr().cast(), line.len());
+        libc::write(2, line.as_ptr().cast(), len);
     }
 }
