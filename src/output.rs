@@ -142,17 +142,18 @@ pub fn open_input(path: &Path, what: &str) -> Result<File> {
 /// name (`unknown` if it cannot be read) with `/` and `-` replaced, so that it
 /// can sit in a file name between dashes. Transcode's names use it too.
 pub fn host_tag() -> String {
+    hostname().map_or_else(|| "unknown".into(), |name| name.replace(['/', '-'], "_"))
+}
+
+/// This machine's host name as the system gives it (`None` if it cannot be
+/// read or is empty); MPI need not be up.
+pub fn hostname() -> Option<String> {
     let mut buf = [0u8; 256];
     // SAFETY: the buffer is valid for its length; gethostname NUL-terminates
     // within it on success.
     let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
     let end = buf.iter().position(|&b| b == 0).unwrap_or(0);
-    let name = if ok { String::from_utf8_lossy(&buf[..end]).replace(['/', '-'], "_") } else { String::new() };
-    if name.is_empty() {
-        "unknown".into()
-    } else {
-        name
-    }
+    (ok && end > 0).then(|| String::from_utf8_lossy(&buf[..end]).into_owned())
 }
 
 /// Longest file name on the file systems pikernels writes to (NAME_MAX).

@@ -171,7 +171,11 @@ impl Spmd {
     /// every rank's thread count is sane.
     pub fn init(threads: Option<usize>) -> Result<Spmd> {
         let launch = Launch::from_env();
-        ending::watch_exits(whereabouts(launch.rank as usize, launch.size as usize, &hostname()));
+        ending::watch_exits(whereabouts(
+            launch.rank as usize,
+            launch.size as usize,
+            &crate::output::hostname().unwrap_or_else(|| "unknown".into()),
+        ));
         deadline::phase("starting MPI");
         let (universe, _provided) = mpi::initialize_with_threading(mpi::Threading::Funneled)
             .ok_or_else(|| anyhow!("MPI was already initialised"))?;
@@ -454,17 +458,6 @@ pub fn wait_gently<'a, D: ?Sized, S: mpi::request::Scope<'a>>(mut request: mpi::
         }
         pause.wait();
     }
-}
-
-/// This machine's host name, from the system (MPI need not be up).
-fn hostname() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: gethostname writes at most `buf.len()` bytes into `buf`.
-    if unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } != 0 {
-        return "unknown".into();
-    }
-    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-    String::from_utf8_lossy(&buf[..end]).into_owned()
 }
 
 fn whereabouts(rank: usize, size: usize, host: &str) -> String {
