@@ -24,6 +24,7 @@
 #![deny(missing_docs)]
 
 pub use mandelbrot::colormap;
+pub mod block;
 mod counter;
 pub mod heat;
 mod invalid;

@@ -10,6 +10,10 @@
 //! runs the caller's closure while they travel (the cells that need no
 //! ghost), waits, and hands back what each neighbour sent.
 //!
+//! A stencil kernel need not pack edges itself: a [`GhostExchange`] refreshes
+//! the ghost layers of a block (`kernels::block::Block`, any depth) from
+//! one or two halos, the corners included.
+//!
 //! - [`Comm::P2p`]: non-blocking receives and sends with each neighbour on a
 //!   communicator of the halo's own (a duplicate of the world), tagged by
 //!   the direction a message travels ([`tags::HALO_NORTH`] ...). A direction
@@ -25,8 +29,10 @@
 //! Both move the same values to the same places, so a kernel's results do
 //! not depend on `--comm`.
 
+use super::blocks::Blocks;
 use super::exchange::mpi_counts;
 use super::{tags, Comm, Spmd};
+use kernels::block::Block;
 use mpi::raw::AsRaw;
 use mpi::topology::{CartesianCommunicator, SimpleCommunicator};
 use mpi::traits::*;
@@ -198,6 +204,96 @@ impl Halo {
         // SAFETY: `request` is the pending request started above.
         let rc = unsafe { ffi::MPI_Wait(&mut request, ffi::RSMPI_STATUS_IGNORE) };
         assert_eq!(rc, 0, "MPI_Wait failed");
+        value
+    }
+}
+
+/// A block's ghost layers refreshed from its neighbours' edges: what a
+/// stencil kernel whose ranks each own a [`Block`] of a field on a process
+/// grid ([`Blocks`]) calls once every `g` steps, `g` being the block's
+/// ghost layers (its halo depth).
+///
+/// - Depth 1: one phase carries all four sides, the block's edge rows and
+///   columns over its own cells; no corner is ever read.
+/// - Depth `K > 1`: a ghost cell updated by a later sub-step needs the
+///   diagonal neighbours' cells (a cell `a` layers north and `b` west of
+///   the block depends on them from sub-step 2 on). They travel in two
+///   phases: first the rows (north and south, over the block's own
+///   columns), then the columns (west and east) over every buffer row, the
+///   ghost rows just received included, so a west neighbour passes on what
+///   its north neighbour sent it. A Cartesian communicator's neighbourhood
+///   has only the four sides, so this works unchanged for the collective;
+///   eight neighbours would need a graph communicator and four more
+///   messages of `K x K`. The second phase has nothing to overlap.
+pub struct GhostExchange {
+    block: Block,
+    /// The first phase: rows north and south, and with depth 1 the columns
+    /// west and east too.
+    rows: Halo,
+    /// The second phase (depth above 1): columns west and east over every
+    /// buffer row, carrying the corners.
+    cols: Option<Halo>,
+}
+
+/// The values each phase of a [`GhostExchange`] carries per direction
+/// (north, south, west, east): depth 1, one phase of the edges; depth
+/// `K > 1`, `K` rows of `w`, then `K` columns of all `h + 2K` buffer rows.
+pub fn phase_lens(b: Block) -> ([usize; 4], Option<[usize; 4]>) {
+    let (k, h, w) = (b.g, b.h, b.w);
+    if k == 1 {
+        ([w, w, h, h], None)
+    } else {
+        let col = k * (h + 2 * k);
+        ([k * w, k * w, 0, 0], Some([0, 0, col, col]))
+    }
+}
+
+impl Spmd {
+    /// This rank's [`GhostExchange`] for its `block` (its place on
+    /// `blocks`, with the ghost layers it keeps). A collective call: every
+    /// rank must make it, before a kernel's timed region.
+    pub fn ghost_exchange(&self, comm: Comm, blocks: &Blocks, block: Block) -> GhostExchange {
+        let (first, second) = phase_lens(block);
+        let halo = |lens| self.halo(comm, blocks.dims, blocks.position(self.rank()), lens);
+        GhostExchange { block, rows: halo(first), cols: second.map(halo) }
+    }
+}
+
+impl GhostExchange {
+    /// Whether this rank has no neighbour (a 1x1 grid: nothing to refresh).
+    pub fn is_alone(&self) -> bool {
+        self.rows.is_alone()
+    }
+
+    /// Which sides (north, south, west, east) have a neighbour; the others
+    /// keep their ghosts (a fixed boundary).
+    pub fn sides(&self) -> [bool; 4] {
+        self.rows.neighbours.map(|n| n.is_some())
+    }
+
+    /// Fills `buf`'s ghost layers (a buffer of the block) with the
+    /// neighbours' edges, and runs `overlap` on `buf` while the first phase
+    /// travels (it must not need the ghosts: the cells a stencil can update
+    /// without them). Returns `overlap`'s value.
+    pub fn refresh<R>(&mut self, buf: &mut [f64], overlap: impl FnOnce(&[f64]) -> R) -> R {
+        let b = self.block;
+        let [north, south, west, east] = self.rows.outgoing();
+        b.edge_rows(buf, north, south);
+        if self.cols.is_none() {
+            b.edge_cols(buf, b.own_rows(), west, east);
+        }
+        let shared: &[f64] = buf;
+        let (value, [north, south, west, east]) = self.rows.exchange(|| overlap(shared));
+        b.fill_ghost_rows(north, south, buf);
+        match &mut self.cols {
+            Some(cols) => {
+                let [_, _, west, east] = cols.outgoing();
+                b.edge_cols(buf, b.all_rows(), west, east);
+                let ((), [_, _, west, east]) = cols.exchange(|| ());
+                b.fill_ghost_cols(b.all_rows(), west, east, buf);
+            }
+            None => b.fill_ghost_cols(b.own_rows(), west, east, buf),
+        }
         value
     }
 }

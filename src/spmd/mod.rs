@@ -12,6 +12,7 @@
 //! request/answer protocols (the dynamic strategy and the task farm [`tasks`])
 //! is `scheduler`.
 
+pub mod blocks;
 pub mod deadline;
 pub mod ending;
 pub mod exchange;

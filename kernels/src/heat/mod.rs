@@ -30,6 +30,7 @@
 
 mod simd;
 
+pub use crate::block::Block;
 use crate::simd::Path;
 use crate::Invalid;
 use rayon::prelude::*;
@@ -178,35 +179,7 @@ pub const WEST: usize = 2;
 /// The side towards the next columns.
 pub const EAST: usize = 3;
 
-/// A block of the grid with `g` ghost layers all round: `h x w` cells in a
-/// row-major buffer of `(h + 2g) x (w + 2g)`, cell `(i, j)` of the block at
-/// buffer row `g + i`, column `g + j`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Block {
-    /// Rows of cells (not counting ghosts).
-    pub h: usize,
-    /// Columns of cells (not counting ghosts).
-    pub w: usize,
-    /// Ghost layers on each side (at least 1).
-    pub g: usize,
-}
-
 impl Block {
-    /// Elements in one buffer row, ghosts included.
-    pub fn stride(&self) -> usize {
-        self.w + 2 * self.g
-    }
-
-    /// Elements in a buffer of the block, ghosts included.
-    pub fn len(&self) -> usize {
-        (self.h + 2 * self.g) * self.stride()
-    }
-
-    /// Whether the block has no cells.
-    pub fn is_empty(&self) -> bool {
-        self.h == 0 || self.w == 0
-    }
-
     /// A buffer of the block whose cells hold the initial field of the
     /// grid's rows `rows` and columns `cols` (`h` and `w` long: the block's
     /// place), ghosts 0.
@@ -231,12 +204,6 @@ impl Block {
             }
         });
         buf
-    }
-
-    /// The block's cells without ghosts, row-major `h x w`.
-    pub fn cells(&self, buf: &[f64]) -> Vec<f64> {
-        let g = self.g;
-        buf.chunks(self.stride()).skip(g).take(self.h).flat_map(|line| line[g..g + self.w].iter().copied()).collect()
     }
 }
 
