@@ -2,15 +2,14 @@
 //! as APNG or GIF ([`Format`], [`write`]).
 //!
 //! APNG goes through the `png` crate (already in the lockfile as `image`'s
-//! reader; its encoder writes `acTL`/`fcTL`/`fdAT` with frame delays). No
-//! GIF encoder is in the offline registry, so the GIF writer is here: GIF89a
-//! with one fixed 256-entry global palette, a looping extension, and each
-//! frame's palette indices LZW-coded (variable code width 9-12 bits, a clear
-//! code whenever the 4096-entry table fills). Both outputs depend on the
-//! frames' bytes only, so they are the same for any process count.
+//! reader; its encoder writes `acTL`/`fcTL`/`fdAT` with frame delays), GIF
+//! through the `gif` crate (the encoder `image` uses): GIF89a with one
+//! fixed 256-entry global palette, the caller's colour map sampled at 256
+//! levels, a looping extension, and each frame's palette indices LZW-coded.
+//! Both outputs depend on the frames' bytes only, so they are the same for
+//! any process count.
 
 use anyhow::{bail, Context, Result};
-use std::collections::HashMap;
 use std::io::Write;
 use std::ops::Range;
 use std::path::Path;
@@ -90,14 +89,23 @@ impl Lattice {
 /// Writes `frames` (each `width x height`, as [`write`]'s caller gives
 /// them: RGB bytes for APNG, palette indices for GIF) as an animation that
 /// loops for ever, [`DELAY_CS`] per frame. `frames` is called once per frame
-/// in order, so only one frame's pixels need exist at a time.
-pub fn write<F>(w: &mut impl Write, format: Format, width: u32, height: u32, count: u32, frames: F) -> Result<()>
+/// in order, so only one frame's pixels need exist at a time. A GIF's
+/// palette is the caller's colour map `colour` sampled at 256 levels
+/// ([`palette`]); APNG frames carry their own colours.
+pub fn write<F>(
+    w: &mut impl Write,
+    format: Format,
+    colour: impl Fn(f64) -> [u8; 3],
+    (width, height): (u32, u32),
+    count: u32,
+    frames: F,
+) -> Result<()>
 where
     F: FnMut(u32) -> Vec<u8>,
 {
     match format {
         Format::Apng => write_apng(w, width, height, count, frames),
-        Format::Gif => write_gif(w, width, height, count, frames),
+        Format::Gif => write_gif_with(w, &palette(colour), width, height, count, frames),
     }
 }
 
@@ -137,20 +145,9 @@ pub fn level(t: f64) -> u8 {
     }
 }
 
-/// GIF89a with a global palette set by [`write_gif_with`]'s caller.
-fn write_gif<F: FnMut(u32) -> Vec<u8>>(
-    w: &mut impl Write,
-    width: u32,
-    height: u32,
-    count: u32,
-    frames: F,
-) -> Result<()> {
-    write_gif_with(w, &palette(kernels::heat::cubehelix), width, height, count, frames)
-}
-
-/// GIF89a: the header, the 256-entry `palette`, the looping extension, then
-/// per frame a graphic control extension (the delay), an image descriptor
-/// and the LZW-coded indices in sub-blocks of up to 255 bytes.
+/// GIF89a through the `gif` crate: the 256-entry `palette` as the global
+/// colour table, a loop for ever, then per frame the delay, the whole
+/// screen (no local table, left in place) and the LZW-coded indices.
 pub fn write_gif_with<F: FnMut(u32) -> Vec<u8>>(
     w: &mut impl Write,
     palette: &[[u8; 3]],
@@ -162,130 +159,37 @@ pub fn write_gif_with<F: FnMut(u32) -> Vec<u8>>(
     if palette.len() != 256 {
         bail!("a GIF palette has 256 entries here, not {}", palette.len());
     }
-    let (w16, h16) = match (u16::try_from(width), u16::try_from(height)) {
-        (Ok(a), Ok(b)) => (a.to_le_bytes(), b.to_le_bytes()),
-        _ => bail!("GIF frames are at most {MAX_SIDE} pixels a side, not {width}x{height}"),
+    let (Ok(w16), Ok(h16)) = (u16::try_from(width), u16::try_from(height)) else {
+        bail!("GIF frames are at most {MAX_SIDE} pixels a side, not {width}x{height}");
     };
-    w.write_all(b"GIF89a")?;
-    w.write_all(&w16)?;
-    w.write_all(&h16)?;
-    // Global colour table of 2^(7+1) entries, 8 bits per primary; background 0; square pixels.
-    w.write_all(&[0xf7, 0, 0])?;
-    for c in palette {
-        w.write_all(c)?;
-    }
-    // NETSCAPE2.0 application extension: loop for ever.
-    w.write_all(b"\x21\xff\x0bNETSCAPE2.0\x03\x01\x00\x00\x00")?;
+    let mut enc = gif::Encoder::new(w, w16, h16, &palette.concat()).context("GIF: header")?;
+    enc.set_repeat(gif::Repeat::Infinite).context("GIF: loop extension")?;
     let pixels = width as usize * height as usize;
-    let mut coder = Lzw::default();
     for k in 0..count {
         let indices = frames(k);
         if indices.len() != pixels {
             bail!("GIF frame {k} has {} pixels, not {width}x{height}", indices.len());
         }
-        // Graphic control: disposal 1 (leave in place), no transparency, the delay.
-        let d = DELAY_CS.to_le_bytes();
-        w.write_all(&[0x21, 0xf9, 0x04, 0x04, d[0], d[1], 0x00, 0x00])?;
-        // Image descriptor: the whole screen, no local table, not interlaced.
-        w.write_all(&[0x2c, 0, 0, 0, 0, w16[0], w16[1], h16[0], h16[1], 0])?;
-        w.write_all(&[8])?; // LZW minimum code size: 8-bit indices.
-        let data = coder.encode(&indices);
-        for block in data.chunks(255) {
-            w.write_all(&[block.len() as u8])?;
-            w.write_all(block)?;
-        }
-        w.write_all(&[0])?;
+        let mut frame = gif::Frame::from_indexed_pixels(w16, h16, indices, None);
+        frame.delay = DELAY_CS;
+        frame.dispose = gif::DisposalMethod::Keep;
+        enc.write_frame(&frame).with_context(|| format!("GIF: frame {k}"))?;
     }
-    w.write_all(&[0x3b])?;
+    enc.into_inner().context("GIF: trailer")?;
     Ok(())
-}
-
-const CLEAR: u16 = 256;
-const END: u16 = 257;
-const FIRST_FREE: u16 = 258;
-const MAX_CODES: u16 = 4096;
-
-/// GIF's LZW for 8-bit symbols: codes written least significant bit first,
-/// 9 bits wide after a clear, one bit wider each time the next free code
-/// reaches a power of two (as the decoder's table, one entry behind, sees
-/// it), at most 12; a clear code when the table is full.
-#[derive(Default)]
-struct Lzw {
-    table: HashMap<(u16, u8), u16>,
-    out: Vec<u8>,
-    acc: u32,
-    bits: u32,
-    width: u32,
-    next: u16,
-}
-
-impl Lzw {
-    fn emit(&mut self, code: u16) {
-        self.acc |= u32::from(code) << self.bits;
-        self.bits += self.width;
-        while self.bits >= 8 {
-            self.out.push(self.acc as u8);
-            self.acc >>= 8;
-            self.bits -= 8;
-        }
-    }
-
-    fn clear(&mut self) {
-        self.emit(CLEAR);
-        self.table.clear();
-        self.width = 9;
-        self.next = FIRST_FREE;
-    }
-
-    /// One image's code stream: a clear, the codes, the end code, padded to a byte.
-    fn encode(&mut self, symbols: &[u8]) -> Vec<u8> {
-        self.out = Vec::with_capacity(symbols.len() / 2 + 16);
-        (self.acc, self.bits, self.width) = (0, 0, 9);
-        self.clear();
-        let Some((&first, rest)) = symbols.split_first() else {
-            self.emit(END);
-            return self.finish();
-        };
-        let mut prefix = u16::from(first);
-        for &s in rest {
-            if let Some(&code) = self.table.get(&(prefix, s)) {
-                prefix = code;
-                continue;
-            }
-            self.emit(prefix);
-            if self.next < MAX_CODES {
-                self.table.insert((prefix, s), self.next);
-                if u32::from(self.next) == 1 << self.width && self.width < 12 {
-                    self.width += 1;
-                }
-                self.next += 1;
-            } else {
-                self.clear();
-            }
-            prefix = u16::from(s);
-        }
-        self.emit(prefix);
-        // The decoder adds an entry on reading that last code and may widen.
-        if u32::from(self.next) == 1 << self.width && self.width < 12 {
-            self.width += 1;
-        }
-        self.emit(END);
-        self.finish()
-    }
-
-    fn finish(&mut self) -> Vec<u8> {
-        if self.bits > 0 {
-            self.out.push(self.acc as u8);
-        }
-        (self.acc, self.bits) = (0, 0);
-        std::mem::take(&mut self.out)
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::io::Cursor;
+
+    /// A colour map for the palette tests: three channels that differ, so
+    /// a palette written out of order or with channels swapped shows.
+    fn grey(t: f64) -> [u8; 3] {
+        let v = (t * 255.0).round() as u8;
+        [v, v / 2, 255 - v]
+    }
 
     /// Frames with flat runs, ramps and noise (`k` varies them).
     fn frame(w: usize, h: usize, k: u32, channels: usize) -> Vec<u8> {
@@ -339,7 +243,7 @@ mod tests {
         let (w, h, n) = (37, 23, 4);
         let frames: Vec<Vec<u8>> = (0..n).map(|k| frame(w, h, k, 3)).collect();
         let mut file = Vec::new();
-        write(&mut file, Format::Apng, w as u32, h as u32, n, |k| frames[k as usize].clone()).unwrap();
+        write(&mut file, Format::Apng, grey, (w as u32, h as u32), n, |k| frames[k as usize].clone()).unwrap();
         let mut r = png::Decoder::new(Cursor::new(&file)).read_info().unwrap();
         let actl = r.info().animation_control.unwrap();
         assert_eq!((actl.num_frames, actl.num_plays), (n, 0));
@@ -354,8 +258,9 @@ mod tests {
         assert!(r.next_frame(&mut buf).is_err(), "no more frames");
     }
 
-    /// A GIF decoder from the format's description, for the tests: the
-    /// frames' indices, delays (centiseconds), the screen and the palette.
+    /// A GIF as the `gif` crate's decoder reads it: the frames' indices and
+    /// delays (centiseconds), the screen and the global palette. (The heat
+    /// tests read the GIF with ffmpeg's decoder as well.)
     struct Gif {
         width: usize,
         height: usize,
@@ -364,115 +269,32 @@ mod tests {
     }
 
     fn decode_gif(f: &[u8]) -> Gif {
-        assert_eq!(&f[..6], b"GIF89a");
-        let le = |i: usize| usize::from(u16::from_le_bytes([f[i], f[i + 1]]));
-        let (width, height) = (le(6), le(8));
-        assert_eq!(f[10], 0xf7);
-        let palette = f[13..13 + 768].to_vec();
-        let mut at = 13 + 768;
+        let mut options = gif::DecodeOptions::new();
+        options.set_color_output(gif::ColorOutput::Indexed);
+        let mut d = options.read_info(f).unwrap();
+        assert_eq!(d.repeat(), gif::Repeat::Infinite);
+        let (width, height) = (usize::from(d.width()), usize::from(d.height()));
+        let palette = d.global_palette().expect("a global palette").to_vec();
         let mut frames = Vec::new();
-        let mut delay = 0;
-        let sub_blocks = |at: &mut usize| {
-            let mut data = Vec::new();
-            while f[*at] != 0 {
-                let n = usize::from(f[*at]);
-                data.extend_from_slice(&f[*at + 1..*at + 1 + n]);
-                *at += 1 + n;
-            }
-            *at += 1;
-            data
-        };
-        loop {
-            match f[at] {
-                0x3b => break,
-                0x21 => {
-                    let label = f[at + 1];
-                    at += 2;
-                    let data = sub_blocks(&mut at);
-                    if label == 0xf9 {
-                        delay = u16::from_le_bytes([data[1], data[2]]);
-                    }
-                }
-                0x2c => {
-                    assert_eq!((le(at + 5), le(at + 7), f[at + 9]), (width, height, 0));
-                    assert_eq!(f[at + 10], 8);
-                    at += 11;
-                    let data = sub_blocks(&mut at);
-                    frames.push((delay, lzw_decode(&data)));
-                }
-                b => panic!("unexpected block {b:#x} at {at}"),
-            }
+        while let Some(frame) = d.read_next_frame().unwrap() {
+            assert_eq!((frame.left, frame.top), (0, 0));
+            assert_eq!((usize::from(frame.width), usize::from(frame.height)), (width, height));
+            assert!(frame.palette.is_none(), "no local palette");
+            frames.push((frame.delay, frame.buffer.to_vec()));
         }
-        assert_eq!(at + 1, f.len());
         Gif { width, height, palette, frames }
-    }
-
-    fn lzw_decode(data: &[u8]) -> Vec<u8> {
-        let mut table: Vec<Vec<u8>> = Vec::new();
-        let reset = |t: &mut Vec<Vec<u8>>| {
-            *t = (0..=255u8).map(|b| vec![b]).collect();
-            t.push(Vec::new());
-            t.push(Vec::new());
-        };
-        reset(&mut table);
-        let (mut width, mut acc, mut bits, mut pos) = (9u32, 0u32, 0u32, 0usize);
-        let mut prev: Option<Vec<u8>> = None;
-        let mut out = Vec::new();
-        loop {
-            while bits < width {
-                acc |= u32::from(data[pos]) << bits;
-                pos += 1;
-                bits += 8;
-            }
-            let code = (acc & ((1 << width) - 1)) as usize;
-            acc >>= width;
-            bits -= width;
-            if code == 256 {
-                reset(&mut table);
-                width = 9;
-                prev = None;
-                continue;
-            }
-            if code == 257 {
-                break;
-            }
-            let entry = match (&prev, table.get(code)) {
-                (_, Some(e)) => e.clone(),
-                (Some(p), None) => {
-                    assert_eq!(code, table.len(), "a code beyond the table");
-                    let mut e = p.clone();
-                    e.push(p[0]);
-                    e
-                }
-                (None, None) => panic!("first code {code} not a symbol"),
-            };
-            if let Some(p) = prev {
-                if table.len() < 4096 {
-                    let mut e = p;
-                    e.push(entry[0]);
-                    table.push(e);
-                }
-                if table.len() == 1 << width && width < 12 {
-                    width += 1;
-                }
-            }
-            out.extend_from_slice(&entry);
-            prev = Some(entry);
-        }
-        assert!(pos == data.len(), "codes after the end code");
-        out
     }
 
     #[test]
     fn gif_decodes_to_the_frames_palette_and_delays() {
-        let pal = palette(kernels::heat::cubehelix);
-        assert_eq!(pal[0], [0, 0, 0]);
-        assert_eq!(pal[255], [255, 255, 255]);
+        let pal = palette(grey);
+        assert_eq!(pal[0], [0, 0, 255]);
+        assert_eq!(pal[255], [255, 127, 0]);
         // Large noisy frames fill the table and clear it; tiny ones do not.
         for (w, h, n) in [(1, 1, 2), (5, 3, 3), (301, 211, 3), (64, 1, 2)] {
             let frames: Vec<Vec<u8>> = (0..n).map(|k| frame(w, h, k, 1)).collect();
             let mut file = Vec::new();
-            write(&mut file, Format::Gif, w as u32, h as u32, n, |k| frames[k as usize].clone()).unwrap();
+            write(&mut file, Format::Gif, grey, (w as u32, h as u32), n, |k| frames[k as usize].clone()).unwrap();
             let g = decode_gif(&file);
             assert_eq!((g.width, g.height), (w, h));
             assert_eq!(g.palette, pal.concat());
@@ -482,29 +304,6 @@ mod tests {
                 assert!(&got.1 == want, "{w}x{h}");
             }
         }
-    }
-
-    #[test]
-    fn lzw_round_trips_at_every_code_width_change() {
-        // Runs of one symbol grow the table one entry per code, so the
-        // lengths walk the width changes at 512, 1024, 2048 and the clear at 4096.
-        let mut coder = Lzw::default();
-        for n in [0, 1, 2, 255, 256, 257, 300, 5000, 140_000, 9_000_000] {
-            let run = vec![7u8; n];
-            assert!(lzw_decode(&coder.encode(&run)) == run, "run of {n}");
-        }
-        let mut x = 1u32;
-        let noise: Vec<u8> = (0..200_000)
-            .map(|_| {
-                x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-                (x >> 24) as u8
-            })
-            .collect();
-        let coded = coder.encode(&noise);
-        assert!(lzw_decode(&coded) == noise);
-        // At most a 12-bit code per symbol, and the clears: within Format::bound (3 bytes a pixel).
-        assert!(coded.len() * 2 <= noise.len() * 3 + 1024, "{} bytes", coded.len());
-        assert!(coded.len() * 2 > noise.len() * 2, "noise does not compress");
     }
 
     #[test]

@@ -88,7 +88,8 @@ impl Heat {
             }
         };
         let staged = output::stage(&a.path, |f| {
-            animation::write(f, a.format, w, h, count, pixels).with_context(|| format!("cannot write {}", a.path.display()))
+            animation::write(f, a.format, heat::cubehelix, (w, h), count, pixels)
+                .with_context(|| format!("cannot write {}", a.path.display()))
         })?;
         Ok(Some(staged))
     }
