@@ -1,6 +1,7 @@
 //! Process-count comparisons: `cargo bench --bench processes`.
 //!
-//! One criterion group per kernel over `mpirun -np 1, 2, ...` (up to the
+//! One criterion group per benchmark run of every kernel (as `pikernels list
+//! --format json` gives them: each kernel declares them once) over `mpirun -np 1, 2, ...` (up to the
 //! cores available). Each sample is the kernel's own compute time from the
 //! JSON report (the slowest rank's `timing.compute_s.max`), taken with
 //! `iter_custom`, so mpirun's launch (about 0.3 s here, far more than the
@@ -21,9 +22,17 @@ fn ranks() -> Vec<usize> {
     std::iter::successors(Some(1), |n| Some(n * 2)).take_while(|&n| n <= cores).collect()
 }
 
-/// One kernel's group: `args` run with one thread per rank, `items` the
-/// throughput items one run processes.
-fn group(c: &mut Criterion, name: &str, args: &[&str], items: u64) {
+/// One case's group: `args` run with one thread per rank; the throughput
+/// is the items one run processes, from one run's report at `-np 1`.
+fn group(c: &mut Criterion, name: &str, args: &[&str]) {
+    let with = |np: usize| {
+        let mut all = args.to_vec();
+        all.extend(["--threads", "1", "--format", "json"]);
+        let run = util::mpirun(np, &all);
+        assert!(run.success(), "{run}");
+        run.report()
+    };
+    let items = with(1)["throughput"]["count"].as_f64().expect("throughput.count") as u64;
     let mut g = c.benchmark_group(format!("np/{name}"));
     g.sampling_mode(SamplingMode::Flat)
         .sample_size(10)
@@ -35,11 +44,7 @@ fn group(c: &mut Criterion, name: &str, args: &[&str], items: u64) {
             b.iter_custom(|iters| {
                 (0..iters)
                     .map(|_| {
-                        let mut all = args.to_vec();
-                        all.extend(["--threads", "1", "--format", "json"]);
-                        let run = util::mpirun(np, &all);
-                        assert!(run.success(), "{run}");
-                        let s = run.report()["timing"]["compute_s"]["max"].as_f64().expect("compute_s.max");
+                        let s = with(np)["timing"]["compute_s"]["max"].as_f64().expect("compute_s.max");
                         Duration::from_secs_f64(s)
                     })
                     .sum()
@@ -49,32 +54,23 @@ fn group(c: &mut Criterion, name: &str, args: &[&str], items: u64) {
     g.finish();
 }
 
+/// Every kernel's benchmark runs, as the binary lists them (each kernel
+/// declares them once, in its job file).
 fn processes(c: &mut Criterion) {
-    group(c, "leibniz", &["leibniz", "--terms", "2e9"], 2_000_000_000);
-    group(c, "pi-mc", &["pi-mc", "--samples", "5e8"], 500_000_000);
-    let bg = [
-        "mandelbrot",
-        "--width",
-        "4000",
-        "--height",
-        "4000",
-        "--max-iter",
-        "50",
-        "--xmin",
-        "-1.5",
-        "--xmax",
-        "0.5",
-        "--ymin",
-        "-1",
-        "--ymax",
-        "1",
-        "--bailout",
-        "2",
-        "--escape-only",
-    ];
-    group(c, "mandelbrot-escape", &bg, 4000 * 4000);
-    // Out of cache (128 MB a buffer), memory-bound: see docs/benchmarks.md.
-    group(c, "heat", &["heat", "--size", "4000x4000", "--steps", "50", "--out", "/dev/null"], 4000 * 4000 * 50);
+    let out =
+        std::process::Command::new(util::bin()).args(["list", "--format", "json"]).output().expect("pikernels list");
+    assert!(out.status.success(), "pikernels list --format json failed");
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).expect("the list is JSON");
+    for kernel in listed.as_array().expect("an array") {
+        let name = kernel["name"].as_str().expect("a name");
+        for example in kernel["bench"].as_array().expect("bench runs") {
+            let label = example["label"].as_str().expect("a label");
+            let mut args = vec![name];
+            args.extend(example["args"].as_array().expect("args").iter().map(|a| a.as_str().expect("an argument")));
+            let case = if label.is_empty() { name.to_string() } else { format!("{name}-{label}") };
+            group(c, &case, &args);
+        }
+    }
 }
 
 criterion_group!(benches, processes);

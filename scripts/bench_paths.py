@@ -20,26 +20,23 @@ row also gives the coloured compute time over the escape-only compute time of
 the same picture, per path."""
 import argparse, json, os, subprocess
 
-BG = "--width 4000 --height 4000 --max-iter 50 --xmin -1.5 --xmax 0.5 --ymin -1 --ymax 1 --bailout 2"
-CASES = [
-    ("leibniz", "leibniz --terms 2e9"),
-    ("pi-mc", "pi-mc --samples 1e9"),
-    ("mandelbrot escape", f"mandelbrot {BG} --escape-only"),
-    ("mandelbrot coloured", f"mandelbrot {BG} --no-output"),
-    ("heat", "heat --size 4000x4000 --steps 20 --out /dev/null"),
-]
-
 ap = argparse.ArgumentParser()
 ap.add_argument("--repeat", type=int, default=3)
 ap.add_argument("--bin", action="append", help="the binary (default target/release/pikernels); repeat to compare")
 ap.add_argument("--cases", default="", help="only the cases whose name contains this")
 ap.add_argument("--paths", default="avx512,avx2,neon,scalar", help="comma-separated paths to try")
 a = ap.parse_args()
-CASES = [c for c in CASES if a.cases in c[0]]
 bins = a.bin or ["target/release/pikernels"]
+# The cases: the benchmark runs of every kernel with a path per instruction
+# set, as the (first) binary lists them (each kernel declares them once).
+listed = json.loads(subprocess.run([bins[0], "list", "--format", "json"], capture_output=True, text=True,
+                                   check=True).stdout)
+CASES = [(f"{k['name']} {e['label']}".strip(), " ".join([k["name"], *e["args"]]))
+         for k in listed if k["simd_paths"] for e in k["bench"]]
+CASES = [c for c in CASES if a.cases in c[0]]
 
 paths = [p for p in a.paths.split(",")
-         if subprocess.run([bins[0], "pi-mc", "--samples", "1"], env={**os.environ, "PIKERNELS_SIMD": p},
+         if subprocess.run([bins[0], "list"], env={**os.environ, "PIKERNELS_SIMD": p},
                            capture_output=True).returncode == 0]
 best = {}
 for _ in range(a.repeat):
@@ -69,7 +66,7 @@ def table(b):
         for p in paths:
             rate, t, item, isa = best[(b, name, p)]
             # A hand-written twin names itself "<kernel> <path> (std::arch)" in the report's isa.
-            kernel = "mandelbrot" if name.startswith("mandelbrot") else name
+            kernel = name.split()[0]
             loop = " (std::arch)" if f"{kernel} {p} (std::arch)" in isa else ""
             cells.append(f"{rate:.3g} {item}/s{loop}, {t:.3f} s ({rate / top:.0%})")
         print(f"| {name} | `{cmd}` | " + " | ".join(cells) + " |")

@@ -28,6 +28,7 @@ deployment depends on (docs/deploy-k3s.md) are checked one by one.
 import re
 import copy
 import json
+import os
 import pathlib
 import shlex
 import subprocess
@@ -43,11 +44,29 @@ CRD = K8S / "schemas" / "kubeflow.org_mpijobs.yaml"
 KUBERNETES_VERSION = "1.32.0"  # K3s v1.32, as docs/deploy-k3s.md installs
 HOSTFILE = "/etc/mpi/hostfile"
 SSH_PORT = 2222
-# Result keys that describe the run rather than the result: where it wrote,
-# the process grid (from the process count), and the rates (timings: heat's
-# update rate and the memory traffic per core derived from it). The
-# emulations compare an MPIJob's result with one process's minus these.
-RUN_DEPENDENT_RESULT = ("output", "grid", "cell_updates_per_s", "bytes_per_s_per_core")
+# The binary whose kernels' declarations give the result keys that describe
+# a run rather than its result (where it wrote, its process grid, its
+# rates): the emulations compare an MPIJob's result with one process's minus
+# these. PIKERNELS_BIN, or this checkout's release build.
+BINARY = os.environ.get("PIKERNELS_BIN") or str(ROOT / "target" / "release" / "pikernels")
+_RUN_KEYS = {}
+
+
+def run_keys(argv):
+    """The result keys that describe the run of the kernel `argv` runs, as
+    the binary lists them (`pikernels list --format json`, each kernel
+    declaring them once)."""
+    if not _RUN_KEYS:
+        try:
+            out = subprocess.run([BINARY, "list", "--format", "json"], capture_output=True, text=True, check=True,
+                                 timeout=60).stdout
+        except (OSError, subprocess.SubprocessError) as e:
+            raise SystemExit(f"cannot list the kernels with {BINARY} (build it first, or set PIKERNELS_BIN): {e}")
+        _RUN_KEYS.update({k["name"]: k["run_keys"] for k in json.loads(out)})
+    after = argv[argv.index("pikernels") + 1:] if "pikernels" in argv else []
+    if not after or after[0] not in _RUN_KEYS:
+        raise SystemExit(f"no kernel in {shlex.join(argv)}")
+    return list(_RUN_KEYS[after[0]])
 
 
 def kustomizations():
@@ -393,7 +412,7 @@ def launcher_specs():
                         "name": obj["metadata"]["name"],
                         "namespace": obj["metadata"]["namespace"],
                         "slots_per_worker": spec.get("slotsPerWorker", 1),
-                        "result_ignores": list(RUN_DEPENDENT_RESULT),
+                        "result_ignores": run_keys(c.get("command", []) + c.get("args", [])),
                         "workers": spec["mpiReplicaSpecs"]["Worker"]["replicas"],
                         "argv": c.get("command", []) + c.get("args", []),
                         "env": {e["name"]: e["value"] for e in c.get("env", []) if "value" in e},

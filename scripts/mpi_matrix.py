@@ -7,7 +7,10 @@ requires identical results.
 Each build is named (NAME), run by its own launcher (LAUNCHER, e.g.
 `mpiexec.mpich`), and must report, in its `build.mpi`, a library whose name
 starts with EXPECTED (so a binary that silently loaded another MPI fails).
-The first build is the reference. For every job below and every process
+The first build is the reference. The jobs are every kernel's small
+examples, as the reference binary lists them (`pikernels list --format
+json`: each kernel declares them once, in its job file); a kernel without
+one says why, and the matrix prints it. For every job and every process
 count, each build's result must equal the reference's, field by field, and
 written files must be byte-identical. Every run has a time limit.
 """
@@ -18,25 +21,27 @@ import subprocess
 import sys
 import tempfile
 
-JOBS = [
-    ("pi-mc", ["pi-mc", "--samples", "2e8", "--seed", "7"], None),
-    ("leibniz", ["leibniz", "--terms", "1e8"], None),
-    ("mandelbrot", ["mandelbrot", "--width", "320", "--height", "240", "--max-iter", "200"], "--out"),
-    ("mandelbrot p2p", ["mandelbrot", "--width", "320", "--height", "240", "--comm", "p2p"], "--out"),
-    ("mandelbrot dynamic", ["mandelbrot", "--width", "320", "--height", "240", "--comm", "dynamic"], "--out"),
-    ("sort", ["sort", "--keys", "1e6", "--dist", "zipf"], "--output"),
-    ("matmul rows", ["matmul", "--n", "67", "--entries", "integer", "--algorithm", "rows"], "--out"),
-    ("matmul summa", ["matmul", "--n", "67", "--entries", "integer", "--algorithm", "summa"], "--out"),
-    ("heat p2p", ["heat", "--size", "301x203", "--steps", "60", "--comm", "p2p"], "--out"),
-    ("heat collective, depth 2", ["heat", "--size", "301x203", "--steps", "61", "--init", "hotspot",
-                                  "--comm", "collective", "--halo-depth", "2"], "--out"),
-]
 NPS = [1, 2, 3]
-# Fields that describe the run rather than its result.
-VOLATILE = {"output", "output_bytes", "gflops", "cell_updates_per_s", "bytes_per_s_per_core"}
 
 
-def run(binary, launcher, np, args, out_flag, workdir):
+def jobs(binary):
+    """(label, argv after the binary, output flag or None, result keys that
+    describe the run) for every small example of every kernel the binary
+    lists; prints the kernels left out."""
+    listed = json.loads(subprocess.run([binary, "list", "--format", "json"], capture_output=True, text=True,
+                                       check=True, timeout=60).stdout)
+    out = []
+    for k in listed:
+        if not k["small"]:
+            print(f"  {k['name']}: not in the matrix: {k['no_small_because']}")
+        for e in k["small"]:
+            out.append((f"{k['name']} {e['label']}".strip(), [k["name"], *e["args"]], k["output"], set(k["run_keys"])))
+    if len(out) < len(listed):
+        sys.exit(f"mpi matrix: only {len(out)} jobs from {len(listed)} kernels: is the list right?")
+    return out
+
+
+def run(binary, launcher, np, args, out_flag, run_keys, workdir):
     argv = launcher.split() + ["-np", str(np), binary] + args + ["--threads", "1", "--format", "json"]
     out = None
     if out_flag:
@@ -51,7 +56,7 @@ def run(binary, launcher, np, args, out_flag, workdir):
         with open(out, "rb") as f:
             digest = hashlib.sha256(f.read()).hexdigest()
         os.remove(out)
-    result = {k: v for k, v in report["result"].items() if k not in VOLATILE}
+    result = {k: v for k, v in report["result"].items() if k not in run_keys}
     return report, result, digest
 
 
@@ -65,11 +70,11 @@ def main():
         sys.exit("usage: mpi_matrix.py NAME=BINARY:LAUNCHER:EXPECTED NAME=... (two builds at least)")
     runs = same = 0
     with tempfile.TemporaryDirectory() as workdir:
-        for label, args, out_flag in JOBS:
+        for label, args, out_flag, run_keys in jobs(builds[0][1]):
             for np in NPS:
                 reference = None
                 for name, binary, launcher, expected in builds:
-                    report, result, digest = run(binary, launcher, np, args, out_flag, workdir)
+                    report, result, digest = run(binary, launcher, np, args, out_flag, run_keys, workdir)
                     runs += 1
                     mpi = report["build"].get("mpi", "")
                     if not mpi.startswith(expected):

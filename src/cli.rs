@@ -27,12 +27,30 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 #[allow(clippy::large_enum_variant)] // parsed once per run
 pub enum Command {
-    /// List the kernels with a one-line description each.
-    List,
+    /// List the kernels with a one-line description each (--format json: with their examples).
+    List(ListArgs),
     #[command(flatten)]
     Kernel(Kernel),
     /// Combine the partial reports of `--partition I/N` runs into one verified result.
     Merge(MergeArgs),
+}
+
+/// Options of `list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// text: one line per kernel; json: every kernel with whether it is partitionable and the
+    /// small and benchmark runs the scripts cover it with.
+    #[arg(long, value_enum, default_value_t = ListFormat::Text)]
+    pub format: ListFormat,
+}
+
+/// How `list` prints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ListFormat {
+    /// One line per kernel.
+    Text,
+    /// A JSON array, one object per kernel.
+    Json,
 }
 
 /// Options of `merge`.

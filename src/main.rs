@@ -53,13 +53,19 @@ fn run(launch: &spmd::Launch) -> Result<(), Stop> {
     // mid-run; `list` and `merge` would run on a path the user did not get).
     kernels::simd::from_env().map_err(Stop::usage)?;
     match &cli.command {
-        cli::Command::List if launch.is_root() => {
-            output::to_stdout(&jobs::list(), "the list of kernels").map_err(|e| Stop::failure(format!("{e:#}")))
+        cli::Command::List(args) if launch.is_root() => {
+            let text = match args.format {
+                cli::ListFormat::Text => jobs::list(),
+                cli::ListFormat::Json => {
+                    serde_json::to_string_pretty(&jobs::listed()).expect("the list serialises") + "\n"
+                }
+            };
+            output::to_stdout(&text, "the list of kernels").map_err(|e| Stop::failure(format!("{e:#}")))
         }
         // No MPI: it reads the parts' reports. Started under a launcher anyway,
         // rank 0 alone merges (so it prints once); the others have nothing to do.
         cli::Command::Merge(args) if launch.is_root() => merge::run(args),
-        cli::Command::List | cli::Command::Merge(_) => Ok(()),
+        cli::Command::List(_) | cli::Command::Merge(_) => Ok(()),
         cli::Command::Kernel(kernel) => {
             // The limit covers everything after parsing: the checks below
             // read input files, which can block (a FIFO, a dead network mount).

@@ -134,3 +134,49 @@ fn no_launcher_runs_one_rank_on_all_cores() {
     assert_eq!(r["threads_per_rank"], cores);
     assert_eq!(r["hosts"].as_array().unwrap().len(), 1);
 }
+
+/// Every kernel's declared small examples (`pikernels list --format json`,
+/// the runs the MPI matrix compares across MPIs): the result but its
+/// declared run keys is the same at `-np 1` and `-np 3`, with different
+/// thread counts, and every declared run key is a key of the result (a key
+/// missing from the list would fail here; a stale one too).
+#[test]
+fn every_kernels_small_examples_agree_across_process_counts_but_for_their_declared_run_keys() {
+    let out = std::process::Command::new(util::bin()).args(["list", "--format", "json"]).output().unwrap();
+    assert!(out.status.success());
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let dir = tempdir();
+    let mut compared = 0;
+    for k in listed.as_array().unwrap() {
+        let name = k["name"].as_str().unwrap();
+        let run_keys: Vec<&str> = k["run_keys"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+        for e in k["small"].as_array().unwrap() {
+            let results: Vec<_> = [(1, "2"), (3, "1")]
+                .map(|(np, threads)| {
+                    let mut args = vec![name];
+                    args.extend(e["args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()));
+                    let out = dir.path().join(format!("out-{np}"));
+                    let out = out.to_str().unwrap();
+                    if let Some(flag) = k["output"].as_str() {
+                        args.extend([flag, out]);
+                    }
+                    args.extend(["--threads", threads]);
+                    let r = json_run(np, &args);
+                    assert_eq!(r["verified"], true, "{name} {args:?}");
+                    r["result"].as_object().unwrap().clone()
+                })
+                .into_iter()
+                .map(|mut result| {
+                    for key in &run_keys {
+                        assert!(result.remove(*key).is_some(), "{name}: run key {key} is not in the result {result:?}");
+                    }
+                    result
+                })
+                .collect();
+            assert!(!results[0].is_empty(), "{name}: nothing left to compare");
+            assert_eq!(results[0], results[1], "{name} {}: np 1 and np 3 differ beyond the run keys", e["label"]);
+            compared += 1;
+        }
+    }
+    assert!(compared >= 6, "only {compared} small examples");
+}

@@ -49,7 +49,7 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(600);
 
 fn k8s_check(what: &str) -> util::Run {
     let mut cmd = Command::new(format!("{REPO}/scripts/k8s-check.sh"));
-    cmd.arg(what);
+    cmd.arg(what).env("PIKERNELS_BIN", util::bin());
     let r = run(cmd, CHECK_TIMEOUT);
     assert!(r.success(), "scripts/k8s-check.sh {what} failed:\n{r}");
     r
@@ -296,8 +296,8 @@ fn emulate_mpijob(job: &Value, mpi: &MpiBuild, control: bool) {
     let kernel_args: Vec<String> = argv.iter().skip_while(|a| *a != "pikernels").skip(1).cloned().collect();
     let refs = util::tempdir();
     let (single, png) = single_host(&kernel_args, refs.path());
-    // The whole result, but for what describes the run (k8s_manifests.py,
-    // RUN_DEPENDENT_RESULT: output path, process grid, rates).
+    // The whole result, but for what describes the run (output path, process
+    // grid, rates: the kernel's declared run_keys, through k8s_manifests.py).
     let ignores = strings(&job["result_ignores"]);
     let comparable = |r: &Value| -> serde_json::Map<String, Value> {
         let m = r["result"].as_object().expect("a result object");

@@ -1,5 +1,6 @@
 //! `pikernels leibniz`: the Leibniz series for pi.
 
+use super::examples::{Example, Examples};
 use super::{no_file_output, timed, Finished, Job, UnitJob, UsageError};
 use super::Common;
 use crate::size::Size;
@@ -21,6 +22,16 @@ const UNIT_SLACK: i128 = 1 << (Tally::FRACTION_BITS - 40);
 
 /// Default Leibniz terms (`--terms`).
 pub const DEFAULT_TERMS: u64 = 1_000_000_000;
+
+/// Runs of `leibniz` for the scripts and benchmarks that cover every kernel.
+pub const EXAMPLES: Examples = Examples {
+    output: None,
+    small: &[Example { label: "", args: &["--terms", "1e8"] }],
+    bench: &[Example { label: "", args: &["--terms", "2e9"] }],
+    simd_paths: true,
+    no_small_because: None,
+    run_keys: &[],
+};
 
 /// Options of `leibniz`.
 #[derive(Debug, clap::Args)]

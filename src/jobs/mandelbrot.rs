@@ -1,5 +1,6 @@
 //! `pikernels mandelbrot`: the Mandelbrot set as a PNG.
 
+use super::examples::{Example, Examples};
 use super::{timed, Finished, Job, Preflight, UnitJob, UsageError};
 use super::Common;
 use crate::args::value_name;
@@ -25,6 +26,31 @@ const MAX_GATHER_BYTES: u64 = crate::spmd::MAX_COUNT as u64;
 
 /// Default PNG path.
 pub const DEFAULT_OUT: &str = "mandelbrot.png";
+
+/// Runs of `mandelbrot` for the scripts and benchmarks that cover every kernel.
+pub const EXAMPLES: Examples = Examples {
+    output: Some("--out"),
+    small: &[
+        Example { label: "", args: &["--width", "320", "--height", "240", "--max-iter", "200"] },
+        Example { label: "p2p", args: &["--width", "320", "--height", "240", "--comm", "p2p"] },
+        Example { label: "dynamic", args: &["--width", "320", "--height", "240", "--comm", "dynamic"] },
+    ],
+    // The same picture twice (a region where most points escape fast, so
+    // the loop, not the colouring, is what the first measures).
+    bench: &[
+        Example { label: "escape", args: &[
+            "--width", "4000", "--height", "4000", "--max-iter", "50", "--xmin", "-1.5", "--xmax", "0.5",
+            "--ymin", "-1", "--ymax", "1", "--bailout", "2", "--escape-only",
+        ] },
+        Example { label: "coloured", args: &[
+            "--width", "4000", "--height", "4000", "--max-iter", "50", "--xmin", "-1.5", "--xmax", "0.5",
+            "--ymin", "-1", "--ymax", "1", "--bailout", "2", "--no-output",
+        ] },
+    ],
+    simd_paths: true,
+    no_small_because: None,
+    run_keys: &["output"],
+};
 
 /// Options of `mandelbrot`.
 #[derive(Debug, clap::Args)]

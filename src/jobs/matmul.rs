@@ -14,6 +14,7 @@
 //! The timed region starts with the inputs where the algorithm expects them
 //! (rank 0 for `rows`, 2-D blocks for `summa`) and ends with C at rank 0.
 
+use super::examples::{Example, Examples};
 use super::{timed, Finished, Job, Preflight, Ran, SpmdJob, UsageError};
 use super::Common;
 use crate::args::value_name;
@@ -42,6 +43,19 @@ pub const SUMMA_PANEL: usize = 1024;
 
 /// Default matrix order (`--n`).
 pub const DEFAULT_N: u64 = 2048;
+
+/// Runs of `matmul` for the scripts and benchmarks that cover every kernel.
+pub const EXAMPLES: Examples = Examples {
+    output: Some("--out"),
+    small: &[
+        Example { label: "rows", args: &["--n", "67", "--entries", "integer", "--algorithm", "rows"] },
+        Example { label: "summa", args: &["--n", "67", "--entries", "integer", "--algorithm", "summa"] },
+    ],
+    bench: &[Example { label: "", args: &["--n", "2000"] }],
+    simd_paths: false,
+    no_small_because: None,
+    run_keys: &["output", "grid", "gflops"],
+};
 
 /// Options of `matmul`.
 #[derive(Debug, clap::Args)]

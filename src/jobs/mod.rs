@@ -14,6 +14,7 @@
 //! verifies, writes outputs, reports ([`run::execute`]).
 
 mod common;
+pub mod examples;
 pub mod partial;
 pub mod run;
 pub mod shape;
@@ -58,6 +59,9 @@ macro_rules! registry {
                 match self { $( Kernel::$variant(a) => $module::job(a), )+ }
             }
         }
+
+        /// Every kernel's examples, by name, in the registry's order.
+        const EXAMPLES: &[(&str, examples::Examples)] = &[$( ($name, $module::EXAMPLES), )+];
     };
 }
 
@@ -158,10 +162,23 @@ fn timed<R>(f: impl FnOnce() -> R) -> (R, f64) {
 
 /// One line per kernel, for `pikernels list`.
 pub fn list() -> String {
+    listed().iter().map(|k| format!("{:<12} {}\n", k.name, k.about)).collect()
+}
+
+/// Every kernel with its description, whether it is partitionable and its
+/// examples: `pikernels list --format json`, which the scripts read.
+pub fn listed() -> Vec<examples::Listed> {
     use clap::Subcommand;
-    Kernel::augment_subcommands(clap::Command::new("pikernels"))
-        .get_subcommands()
-        .map(|c| format!("{:<12} {}\n", c.get_name(), c.get_about().map(|a| a.to_string()).unwrap_or_default()))
+    let partitionable = partitionable_kernels();
+    let cmd = Kernel::augment_subcommands(clap::Command::new("pikernels"));
+    EXAMPLES
+        .iter()
+        .map(|&(name, examples)| examples::Listed {
+            name,
+            about: cmd.find_subcommand(name).and_then(|c| c.get_about()).map(|a| a.to_string()).unwrap_or_default(),
+            partitionable: partitionable.contains(&name),
+            examples,
+        })
         .collect()
 }
 

@@ -1,5 +1,6 @@
 //! `pikernels pi-mc`: Monte Carlo pi.
 
+use super::examples::{Example, Examples};
 use super::{no_file_output, timed, Finished, Job, UnitJob, UsageError};
 use super::Common;
 use crate::size::Size;
@@ -14,6 +15,16 @@ pub const SIGMAS: f64 = 5.0;
 
 /// Default Monte Carlo samples (`--samples`).
 pub const DEFAULT_SAMPLES: u64 = 1_000_000_000;
+
+/// Runs of `pi-mc` for the scripts and benchmarks that cover every kernel.
+pub const EXAMPLES: Examples = Examples {
+    output: None,
+    small: &[Example { label: "", args: &["--samples", "2e8", "--seed", "7"] }],
+    bench: &[Example { label: "", args: &["--samples", "1e9"] }],
+    simd_paths: true,
+    no_small_because: None,
+    run_keys: &[],
+};
 
 /// Options of `pi-mc`.
 #[derive(Debug, clap::Args)]

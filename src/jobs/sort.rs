@@ -15,6 +15,7 @@
 //! and that the multiset's fingerprint is the input's, and writes `--output`
 //! (or `--out`) if asked.
 
+use super::examples::{Example, Examples};
 use super::{Finished, Job, Preflight, Ran, SpmdJob, UsageError};
 use super::Common;
 use crate::args::value_name;
@@ -35,6 +36,16 @@ use std::time::Instant;
 
 /// Default number of keys of `sort --keys`.
 pub const DEFAULT_KEYS: u64 = 100_000_000;
+
+/// Runs of `sort` for the scripts and benchmarks that cover every kernel.
+pub const EXAMPLES: Examples = Examples {
+    output: Some("--output"),
+    small: &[Example { label: "", args: &["--keys", "1e6", "--dist", "zipf"] }],
+    bench: &[Example { label: "", args: &["--keys", "5e7"] }],
+    simd_paths: false,
+    no_small_because: None,
+    run_keys: &["output", "imbalance", "keys_per_rank"],
+};
 
 /// Options of `sort`.
 #[derive(Debug, clap::Args)]

@@ -33,6 +33,7 @@
 //! This job has its own schedule (an [`SpmdJob`]), so `--comm` does not
 //! apply to it.
 
+use super::examples::Examples;
 use super::{timed, Finished, Job, Preflight, Ran, SpmdJob, UsageError};
 use super::Common;
 use crate::media::{self, Probe, Segment, Settings, Stage, ToolFailure, Tools};
@@ -48,6 +49,19 @@ use std::time::{Duration, Instant};
 
 /// Largest `--chunk-bytes`: one MPI message's count is a 32-bit int.
 const MAX_CHUNK_BYTES: u64 = 1 << 30;
+
+/// Runs of `transcode` for the scripts and benchmarks that cover every kernel.
+pub const EXAMPLES: Examples = Examples {
+    output: Some("--output"),
+    small: &[],
+    bench: &[],
+    simd_paths: false,
+    no_small_because: Some("it needs an input video (the tests make one with ffmpeg's test source)"),
+    run_keys: &[
+        "input", "output", "transport", "retried_segments", "split_s", "farm_s", "audio_s", "join_s", "total_s",
+        "speed_x_realtime", "baseline",
+    ],
+};
 
 /// Options of `transcode` (defaults are the seed's: libx264 veryfast, CRF 28, AAC 128k).
 #[derive(Debug, clap::Args)]

@@ -46,6 +46,7 @@ mod checks;
 mod evolve;
 mod pictures;
 
+use super::examples::{Example, Examples};
 use super::{timed, Finished, Job, Preflight, Ran, SpmdJob, UsageError};
 use super::Common;
 use crate::args::value_name;
@@ -71,6 +72,22 @@ pub const DEFAULT_ANIMATION: &str = "heat.apng";
 
 /// Default longest frame side in pixels (`--frame-size`).
 pub const DEFAULT_FRAME_SIZE: u64 = 640;
+
+/// Runs of `heat` for the scripts and benchmarks that cover every kernel.
+pub const EXAMPLES: Examples = Examples {
+    output: Some("--out"),
+    small: &[
+        Example { label: "p2p", args: &["--size", "301x203", "--steps", "60", "--comm", "p2p"] },
+        Example { label: "collective, depth 2", args: &[
+            "--size", "301x203", "--steps", "61", "--init", "hotspot", "--comm", "collective", "--halo-depth", "2",
+        ] },
+    ],
+    // Out of cache (128 MB a buffer): memory-bound.
+    bench: &[Example { label: "", args: &["--size", "4000x4000", "--steps", "20", "--out", "/dev/null"] }],
+    simd_paths: true,
+    no_small_because: None,
+    run_keys: &["output", "grid", "cell_updates_per_s", "bytes_per_s_per_core"],
+};
 
 /// Options of `heat`.
 #[derive(Debug, clap::Args)]
