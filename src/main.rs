@@ -5,6 +5,7 @@
 
 mod animation;
 mod args;
+mod checkpoint;
 mod cli;
 mod exit;
 mod jobs;

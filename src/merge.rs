@@ -237,6 +237,7 @@ pub fn merge(mut parts: Vec<(String, Report)>) -> Result<Report, MergeError> {
         wall_s,
         build: first.build.clone(),
         partial: None,
+        checkpoint: None,
     }))
 }
 
@@ -413,6 +414,7 @@ mod tests {
                 total_units: total,
                 tally: tally.0.to_string(),
             }),
+            checkpoint: None,
         };
         let text = serde_json::to_string(&report).unwrap();
         (format!("part-{index}.json"), serde_json::from_str(&text).unwrap())

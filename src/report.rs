@@ -75,6 +75,29 @@ pub struct Report {
     /// exact tally, for `pikernels merge`. Such a report is not verified.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partial: Option<Partial>,
+    /// Set only by a `--checkpoint` run: what the journal gave and kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<Checkpoint>,
+}
+
+/// What a `--checkpoint DIR` run took from its journal and added to it.
+/// The throughput counts the work this run computed: the job's items times
+/// the share of units it computed (an estimate where units differ in cost).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// The journal's directory.
+    pub dir: String,
+    /// Units of the job (of its part, for a `--partition` run).
+    pub units: u64,
+    /// Units whose results came from the journal, not computed again.
+    pub resumed_units: u64,
+    /// Units this run computed.
+    pub computed_units: u64,
+    /// Records this run added to the journal.
+    pub records_written: u64,
+    /// Whether writing a record failed (warned about once; the run went on
+    /// without checkpoints after it).
+    pub write_failed: bool,
 }
 
 /// One part of a job cut into `count` parts (an Indexed Job's pod).
@@ -341,6 +364,8 @@ pub struct Assembly {
     pub build: Build,
     /// A partial run's part.
     pub partial: Option<Partial>,
+    /// A `--checkpoint` run's account.
+    pub checkpoint: Option<Checkpoint>,
 }
 
 impl Report {
@@ -350,7 +375,10 @@ impl Report {
         let rows = &a.per_rank;
         let spread = |f: fn(&RankRow) -> f64| Spread::of(rows.iter().map(f).collect());
         let cores = CoreUse::of(rows);
-        let (item, count) = a.finished.item;
+        let (item, mut count) = a.finished.item;
+        if let Some(c) = a.checkpoint.as_ref().filter(|c| c.units > 0) {
+            count *= c.computed_units as f64 / c.units as f64;
+        }
         let rate = |seconds: f64| if seconds > 0.0 { count / seconds } else { 0.0 };
         let per_core_per_s = rate(cores.core_seconds);
         let mut result = a.finished.result;
@@ -383,6 +411,7 @@ impl Report {
             per_rank: a.per_rank,
             build: a.build,
             partial: a.partial,
+            checkpoint: a.checkpoint,
         }
     }
 
@@ -444,6 +473,19 @@ impl Report {
         let _ = writeln!(s, "  params    {}", pairs(&self.params).join("  "));
         let _ = writeln!(s, "  result    {}", pairs(&self.result).join("  "));
         let _ = writeln!(s, "  verified  {}: {}", if self.verified { "yes" } else { "NO" }, self.verification);
+        if let Some(c) = &self.checkpoint {
+            let failed = if c.write_failed { ", then a record could not be written" } else { "" };
+            let _ = writeln!(
+                s,
+                "  resumed   {} of {} units from {}; computed {}, {} record{} written{failed}",
+                c.resumed_units,
+                c.units,
+                c.dir,
+                c.computed_units,
+                c.records_written,
+                plural(c.records_written as usize)
+            );
+        }
         let pack = if t.pack_s.max > 0.0 { format!(" | pack max {:.4} s", t.pack_s.max) } else { String::new() };
         let _ = writeln!(
             s,
@@ -636,6 +678,7 @@ mod tests {
             throughput: Throughput { item: "samples".into(), count: 100.0, per_s: 28.6, per_core_per_s: 12.5 },
             build: Build::current("pi-mc", None),
             partial: None,
+            checkpoint: None,
         }
     }
 

@@ -8,6 +8,7 @@ mod netns;
 mod util;
 
 mod bad_input;
+mod checkpoint;
 mod consistency;
 mod errors;
 mod faults;

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 /// `src/`'s floors, bottom to top.
 const FLOORS: &[(&str, &[&str])] = &[
     ("utilities", &["exit", "size", "progress", "signals", "args"]),
-    ("outputs and media", &["output", "png", "npy", "animation", "media"]),
+    ("outputs and media", &["output", "png", "npy", "animation", "media", "checkpoint"]),
     ("the SPMD runtime", &["spmd"]),
     ("reports", &["report"]),
     ("jobs", &["jobs"]),

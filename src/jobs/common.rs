@@ -41,6 +41,15 @@ pub struct Common {
     /// (auto), or one of them, or none (off keeps logs clean).
     #[arg(long, value_enum, default_value_t = crate::progress::Style::Auto, help_heading = "Common options")]
     pub progress: crate::progress::Style,
+    /// Keep finished work in the journal in DIR (created if missing, on rank 0's machine), so that
+    /// rerunning the same command after a failure computes only what is missing, with the
+    /// same result (pi-mc, leibniz, mandelbrot).
+    #[arg(long, value_name = "DIR", help_heading = "Common options")]
+    pub checkpoint: Option<PathBuf>,
+    /// With --checkpoint: about how much work each journal record holds, in run time
+    /// (the most a failure can lose) [default: 30s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, help_heading = "Common options")]
+    pub checkpoint_every: Option<std::time::Duration>,
     /// Time between progress lines (in a log, or with --progress lines).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "20s", help_heading = "Common options")]
     pub progress_every: std::time::Duration,

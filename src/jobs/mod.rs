@@ -109,6 +109,7 @@ pub fn from_cli(kernel: &Kernel) -> Result<Job, UsageError> {
     let job = kernel.job()?;
     let common = kernel.common();
     partial::check(kernel.name(), &job, common)?;
+    check_checkpoint(kernel.name(), &job, common)?;
     let mut files = job.files();
     files.extend(common.report.as_deref().map(|r| output::FileUse::writes("--report", r)));
     output::check_distinct(&files).map_err(UsageError)?;
@@ -139,6 +140,20 @@ pub fn parse<S: AsRef<std::ffi::OsStr> + Clone + Into<std::ffi::OsString>>(argv:
         kernel: Kernel,
     }
     <One as clap::Parser>::try_parse_from(argv).map(|one| one.kernel)
+}
+
+/// `--checkpoint` applies to the jobs whose units it can keep; its interval
+/// only with it.
+fn check_checkpoint(kernel: &str, job: &Job, common: &Common) -> Result<(), UsageError> {
+    match (&common.checkpoint, common.checkpoint_every, job) {
+        (None, Some(_), _) => Err(UsageError("--checkpoint-every applies with --checkpoint DIR: give both".into())),
+        (Some(dir), _, Job::Spmd(_)) => Err(UsageError(format!(
+            "--checkpoint {}: {kernel} cannot resume yet: its work is not cut into units that finish on their own \
+             (checkpoints are kept by pi-mc, leibniz and mandelbrot); run it without --checkpoint",
+            dir.display()
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// Rejects `--out` for kernels that write no file.

@@ -16,7 +16,12 @@ use crate::spmd::{self, Spmd};
 /// report. `main` has armed the time limit (before the inputs were read).
 pub fn execute(kernel: &'static str, job: &Job, common: &Common) -> Result<(), Stop> {
     let spmd = Spmd::init(common.threads).map_err(|e| Stop::failure(format!("cannot start MPI: {e:#}")))?;
-    let mut phases = job.phases(common.partition);
+    let resume = common.checkpoint.clone().map(|dir| super::shape::Resume {
+        dir,
+        every: common.checkpoint_every.unwrap_or(super::shape::CHECKPOINT_EVERY),
+        kernel,
+    });
+    let mut phases = job.phases(common.partition, resume);
     preflight(&spmd, phases.as_mut(), common)?;
     spmd.start_pool().map_err(|e| failure_at(&spmd, e))?;
     let hosts = spmd.gather_hosts();
@@ -44,6 +49,7 @@ pub fn execute(kernel: &'static str, job: &Job, common: &Common) -> Result<(), S
         wall_s: ran.wall_s,
         build: Build::current(kernel, job.implementation()),
         partial,
+        checkpoint: phases.checkpoint(),
     });
     publish(&report, common.format, common.report.as_deref(), "pikernels", outputs)
 }

@@ -14,14 +14,17 @@
 //! `jobs::run::execute` calls, in order, on every rank.
 
 use crate::args::Partition;
+use crate::checkpoint::{self, Journal};
 use crate::output::FileUse;
 pub use crate::report::Finished;
-use crate::report::Partial;
+use crate::report::{Checkpoint, Partial};
 use crate::spmd::{self, strategy::RankStats, Comm, Spmd, Work};
 use anyhow::Result;
 use kernels::Tally;
 use serde_json::Value;
 use std::ops::{Range, RangeInclusive};
+use std::path::PathBuf;
+use std::time::Duration;
 
 /// A kernel whose result is a tally (and bytes placed by unit) over work units.
 pub trait UnitJob: Sync {
@@ -192,10 +195,10 @@ impl Job {
     }
 
     /// The phases of a run of this job (`part`: the `--partition` part, for
-    /// a partitionable job).
-    pub fn phases(&self, part: Option<Partition>) -> Box<dyn Phases + '_> {
+    /// a partitionable job; `resume`: `--checkpoint`, for a unit job).
+    pub fn phases(&self, part: Option<Partition>, resume: Option<Resume>) -> Box<dyn Phases + '_> {
         match self {
-            Job::Units(j) => Box::new(UnitPhases::new(j.as_ref(), part)),
+            Job::Units(j) => Box::new(UnitPhases::new(j.as_ref(), part, resume)),
             Job::Spmd(j) => j.phases(),
         }
     }
@@ -250,33 +253,132 @@ pub trait Phases {
     fn run(&mut self, spmd: &Spmd, comm: Comm) -> RunStats;
     /// On rank 0: the job's account, and a part's exact tally for a partial run.
     fn finish(&mut self) -> Result<(Finished, Option<Partial>)>;
+    /// On rank 0, after the run: what `--checkpoint` resumed and kept.
+    fn checkpoint(&self) -> Option<Checkpoint> {
+        None
+    }
 }
 
-/// A unit job's phases: the generic strategies, or a part of the units.
+/// `--checkpoint`: where the journal is, how much work a record holds (in
+/// run time), and the kernel (part of what the journal belongs to).
+pub struct Resume {
+    /// The journal's directory (`--checkpoint`).
+    pub dir: PathBuf,
+    /// About how long a batch runs before it is recorded (`--checkpoint-every`).
+    pub every: Duration,
+    /// The kernel's name.
+    pub kernel: &'static str,
+}
+
+/// Default `--checkpoint-every`.
+pub const CHECKPOINT_EVERY: Duration = Duration::from_secs(30);
+
+/// A unit job's phases: the generic strategies, or a part of the units;
+/// with `--checkpoint`, in batches recorded as they finish.
 struct UnitPhases<'a> {
     job: &'a dyn UnitJob,
     part: Option<Partition>,
     /// The units this run computes: all of them, or its part's.
     mine: Range<u64>,
+    /// `--checkpoint`, and on rank 0 after the pre-flight its open journal.
+    resume: Option<Resume>,
+    journal: Option<Journal>,
     /// Rank 0, after the run: the tally and the (packed) bytes.
     result: Option<(Tally, Vec<u8>)>,
+    /// Rank 0, after a `--checkpoint` run: its account.
+    account: Option<Checkpoint>,
 }
 
 impl<'a> UnitPhases<'a> {
-    fn new(job: &'a dyn UnitJob, part: Option<Partition>) -> Self {
+    fn new(job: &'a dyn UnitJob, part: Option<Partition>, resume: Option<Resume>) -> Self {
         let mine = super::partial::units(job, part);
-        UnitPhases { job, part, mine, result: None }
+        UnitPhases { job, part, mine, resume, journal: None, result: None, account: None }
+    }
+
+    /// What a journal must belong to: everything that changes a unit's result.
+    fn identity(&self, kernel: &str) -> Value {
+        serde_json::json!({
+            "pikernels_journal": checkpoint::FORMAT,
+            "version": env!("CARGO_PKG_VERSION"),
+            "kernel": kernel,
+            "params": self.job.params(),
+            "units": [self.mine.start, self.mine.end],
+            "unit_bytes": self.job.unit_bytes(),
+            "pack_grain": self.job.pack_grain(),
+        })
+    }
+
+    /// A `--checkpoint` run: the missing units in batches, each recorded on
+    /// rank 0 as it finishes; then rank 0 joins the journal's records and
+    /// the new ones in unit order (a batch whose record could not be
+    /// written is still this run's).
+    fn run_resuming(&mut self, spmd: &Spmd, comm: Comm, work: &Work, every: Duration) -> RunStats {
+        let mut journal = self.journal.take();
+        let missing = journal.as_ref().map_or(Vec::new(), |j| checkpoint::missing(self.mine.clone(), j.records()));
+        let resumed: u64 =
+            journal.as_ref().map_or(0, |j| j.records().iter().map(|r| r.units.end - r.units.start).sum());
+        let (mut written, mut unrecorded) = (0, Vec::new());
+        let batches = spmd::resume::run(spmd, comm, work, &missing, every, &mut |units, tally, bytes| {
+            let record = checkpoint::Record { units, tally: tally.0, bytes };
+            let kept = journal.as_mut().is_some_and(|j| j.append(record.clone()));
+            if kept {
+                written += 1;
+            } else {
+                unrecorded.push(record);
+            }
+        });
+        if let (Some(j), Some(resume)) = (journal, &self.resume) {
+            let mut all: Vec<&checkpoint::Record> = j.records().iter().chain(&unrecorded).collect();
+            all.sort_by_key(|r| r.units.start);
+            let tally = all.iter().map(|r| Tally(r.tally)).fold(Tally::default(), |a, b| a + b);
+            let data = all.iter().flat_map(|r| r.bytes.iter().copied()).collect();
+            let units = self.mine.end - self.mine.start;
+            self.result = Some((tally, data));
+            self.account = Some(Checkpoint {
+                dir: resume.dir.display().to_string(),
+                units,
+                resumed_units: resumed,
+                computed_units: units - resumed,
+                records_written: written,
+                write_failed: !unrecorded.is_empty(),
+            });
+        }
+        RunStats { stats: batches.stats, wall_s: batches.wall_s }
     }
 }
 
 impl Phases for UnitPhases<'_> {
     fn preflight(&mut self, ctx: &Preflight) -> Result<()> {
-        self.job.preflight(ctx)
+        self.job.preflight(ctx)?;
+        // Rank 0 alone reads and writes the journal; a journal it cannot
+        // use (another job's, in use, not a directory) is refused job-wide.
+        if let (Some(resume), true) = (&self.resume, ctx.is_root()) {
+            let (journal, note) = Journal::open(&resume.dir, &self.identity(resume.kernel), self.mine.clone())?;
+            if let Some(note) = note {
+                eprintln!("pikernels: warning: {note}");
+            }
+            self.journal = Some(journal);
+        }
+        Ok(())
     }
 
     fn run(&mut self, spmd: &Spmd, comm: Comm) -> RunStats {
+        let job = self.job;
+        if let Some(every) = self.resume.as_ref().map(|r| r.every) {
+            // The batches number units as the journal does: the job's own.
+            let compute = |units: Range<u64>, out: &mut [u8]| job.compute(units, out);
+            let pack = |units: Range<u64>, raw: &[u8]| job.pack(units, raw);
+            let work = Work {
+                units: self.mine.end,
+                unit_bytes: job.unit_bytes(),
+                compute: &compute,
+                pack: job.pack_grain().map(|grain| spmd::strategy::Pack { grain, pack: &pack }),
+                quiet: true,
+            };
+            return self.run_resuming(spmd, comm, &work, every);
+        }
         // A partial run hands the runtime its part's units, renumbered from 0.
-        let (job, offset) = (self.job, self.mine.start);
+        let offset = self.mine.start;
         let compute = |units: Range<u64>, out: &mut [u8]| job.compute(units.start + offset..units.end + offset, out);
         let pack = |units: Range<u64>, raw: &[u8]| job.pack(units.start + offset..units.end + offset, raw);
         let work = Work {
@@ -284,6 +386,7 @@ impl Phases for UnitPhases<'_> {
             unit_bytes: job.unit_bytes(),
             compute: &compute,
             pack: job.pack_grain().map(|grain| spmd::strategy::Pack { grain, pack: &pack }),
+            quiet: false,
         };
         let outcome = spmd::strategy::run(spmd, comm, &work);
         self.result = outcome.data.map(|data| (outcome.tally, data));
@@ -299,6 +402,10 @@ impl Phases for UnitPhases<'_> {
             }
             None => Ok((self.job.finish(tally, data)?, None)),
         }
+    }
+
+    fn checkpoint(&self) -> Option<Checkpoint> {
+        self.account.clone()
     }
 }
 

@@ -19,6 +19,7 @@ pub mod exchange;
 pub mod grid;
 pub mod halo;
 pub mod pieces;
+pub mod resume;
 pub(crate) mod scheduler;
 pub mod strategy;
 pub mod tags;

@@ -61,6 +61,9 @@ pub struct Work<'a> {
     /// How the computed bytes travel: as they are (`None`) or packed by the
     /// kernel on the rank that computed them.
     pub pack: Option<Pack<'a>>,
+    /// Whether the caller shows the progress itself (a run in batches),
+    /// so the strategy shows none.
+    pub quiet: bool,
 }
 
 /// Packs a range of units from their computed bytes.
@@ -272,7 +275,7 @@ impl<'a> Ctx<'a> {
     /// This rank's static share, computed (and packed).
     fn produce(&mut self, units: Range<u64>) -> (Tally, Vec<u8>) {
         deadline::phase("computing its share");
-        let bar = Progress::new(self.spmd.is_root(), units.end - units.start, "rank 0's share");
+        let bar = Progress::new(self.spmd.is_root() && !self.work.quiet, units.end - units.start, "rank 0's share");
         produce(self.work, units, self.spmd.threads(), &mut self.stats, &bar)
     }
 
@@ -438,7 +441,7 @@ impl<'a> Ctx<'a> {
         let results: Mutex<Vec<(u64, Vec<u8>, usize)>> = Mutex::new(Vec::with_capacity(n_chunks as usize));
         let work = self.work;
         let threads = spmd.threads();
-        let bar = Progress::new(true, n_chunks, "chunks handed out");
+        let bar = Progress::new(!work.quiet, n_chunks, "chunks handed out");
         let mut desk = ChunkDesk {
             world: spmd.world(),
             next: &next,

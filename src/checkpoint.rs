@@ -1,0 +1,395 @@
+//! `--checkpoint DIR`: the journal of a unit job's finished work, so that
+//! a rerun of the same command does only what is missing.
+//!
+//! A directory holds one job's journal:
+//!
+//! - `job.json`: what the journal belongs to (the kernel, its parameters,
+//!   the units, the bytes per unit, the packing grain and the format
+//!   version: everything that changes a unit's result). Written once, by the
+//!   first run, through a temporary name and a rename; a later run whose
+//!   job differs is refused (exit 2) naming what differs, and nothing in the
+//!   directory is touched.
+//! - `units.log`: records appended as batches of units finish, each made
+//!   durable (`fsync`) before the next batch starts: a magic number, the
+//!   unit range, the exact tally, the batch's bytes (a unit job's bytes as
+//!   they travel: Mandelbrot's compressed PNG blocks) and a CRC-32 of all of
+//!   it. Reading stops at the first record that is short, fails its
+//!   checksum or overlaps another (a run killed while writing, a file edited
+//!   or truncated): the records before it are used, the units after it are
+//!   computed again, and the damaged tail is cut off before new records are
+//!   appended. A record is never used unless its checksum holds.
+//! - `lock`: locked (`flock`) by the run that uses the journal, for as long
+//!   as it runs, and holding its host and process id: a second job on the
+//!   same directory is refused while the first runs.
+//!
+//! Only rank 0 reads and writes the journal (the directory must be there
+//! for rank 0 alone: a volume on the launcher's node, not a shared file
+//! system). A record that cannot be written (a full disk, the directory
+//! removed) is warned about once and the run goes on without checkpoints.
+
+use anyhow::{bail, Context, Result};
+use serde_json::Value;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+/// The journal's format; a journal of another format is another job's.
+pub const FORMAT: u64 = 1;
+
+/// A record's first bytes.
+const MAGIC: [u8; 8] = *b"pkunits1";
+
+/// Bytes of a record before its data: magic, start, end, tally, data length.
+const HEAD: usize = 8 + 8 + 8 + 16 + 8;
+
+/// A batch of finished units: their range, exact tally and bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    /// The units, in the job's numbering.
+    pub units: Range<u64>,
+    /// Their exact tally.
+    pub tally: i128,
+    /// Their bytes as the job's units give them (packed if the job packs).
+    pub bytes: Vec<u8>,
+}
+
+/// An open journal, locked for this run.
+pub struct Journal {
+    dir: PathBuf,
+    log: File,
+    /// Held for the run: the lock is the open file's.
+    _lock: File,
+    records: Vec<Record>,
+    /// Set once a record could not be written: no more are tried.
+    failed: bool,
+}
+
+impl Journal {
+    /// Opens (or starts) the journal in `dir` for the job `identity` (an
+    /// object), whose units are `units`: locks it, checks that it is this
+    /// job's, and reads its intact records. Returns the journal and, if
+    /// part of it was damaged, a line saying so. Refuses (an error to show
+    /// as a usage error) another job's journal, a directory in use, and a
+    /// path that is not a directory.
+    pub fn open(dir: &Path, identity: &Value, units: Range<u64>) -> Result<(Journal, Option<String>)> {
+        let shown = dir.display();
+        match std::fs::symlink_metadata(dir) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) if dir.is_dir() => {} // a link to a directory
+            Ok(_) => bail!("--checkpoint {shown} is not a directory"),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::create_dir(dir)
+                .with_context(|| format!("--checkpoint {shown}: cannot create the directory"))?,
+            Err(e) => bail!("--checkpoint {shown}: {e}"),
+        }
+        // The journal's files are regular files or absent: a link or a device
+        // in their place (a FIFO that blocks, /dev/zero that never ends) is
+        // refused, not read.
+        for name in ["lock", "job.json", "units.log"] {
+            match std::fs::symlink_metadata(dir.join(name)) {
+                Ok(m) if !m.file_type().is_file() => bail!(
+                    "--checkpoint {shown}: {name} there is not a regular file (a link, a directory or a device): \
+                     this is not a pikernels journal; give another directory"
+                ),
+                _ => {}
+            }
+        }
+        let lock_path = dir.join("lock");
+        let mut lock = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&lock_path)
+            .with_context(|| format!("--checkpoint {shown}: cannot open {}", lock_path.display()))?;
+        if let Err(e) = lock.try_lock() {
+            let mut holder = String::new();
+            let _ = lock.read_to_string(&mut holder);
+            let holder = holder.trim();
+            let by = if holder.is_empty() { String::new() } else { format!(" ({holder})") };
+            bail!(
+                "--checkpoint {shown} is in use by another job{by}: wait for it to end, or give another directory \
+                 ({e})"
+            );
+        }
+        // Who holds it, for the message a second job shows.
+        let _ = lock.set_len(0);
+        let _ = writeln!(
+            lock,
+            "process {} on {}",
+            std::process::id(),
+            crate::output::hostname().unwrap_or_else(|| "this host".into())
+        );
+        let job_path = dir.join("job.json");
+        match std::fs::read(&job_path) {
+            Ok(text) => {
+                let theirs: Value = serde_json::from_slice(&text).map_err(|e| {
+                    anyhow::anyhow!(
+                        "--checkpoint {shown}: {} is not a pikernels journal's job description ({e}); nothing \
+                         in the directory was changed: give another directory",
+                        job_path.display()
+                    )
+                })?;
+                if let Some(what) = differences(&theirs, identity) {
+                    bail!(
+                        "--checkpoint {shown} holds the journal of another job: {what}; nothing in the directory \
+                         was changed: rerun with the same parameters, or give another directory"
+                    );
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let staged = dir.join(".job.json.tmp");
+                let text = serde_json::to_vec_pretty(identity).expect("the identity serialises");
+                std::fs::write(&staged, text)
+                    .and_then(|()| File::open(&staged)?.sync_all())
+                    .and_then(|()| std::fs::rename(&staged, &job_path))
+                    .with_context(|| format!("--checkpoint {shown}: cannot write {}", job_path.display()))?;
+                sync_dir(dir);
+            }
+            Err(e) => bail!("--checkpoint {shown}: cannot read {}: {e}", job_path.display()),
+        }
+        let log_path = dir.join("units.log");
+        let mut log = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&log_path)
+            .with_context(|| format!("--checkpoint {shown}: cannot open {}", log_path.display()))?;
+        let mut bytes = Vec::new();
+        log.read_to_end(&mut bytes).with_context(|| format!("--checkpoint {shown}: cannot read the journal"))?;
+        let (records, intact) = parse(&bytes, units);
+        let note = (intact < bytes.len()).then(|| {
+            format!(
+                "--checkpoint {shown}: {} of the journal's {} bytes after its record {} are damaged (a run killed \
+                 while writing, or an edit): those units are computed again",
+                bytes.len() - intact,
+                bytes.len(),
+                records.len()
+            )
+        });
+        if intact < bytes.len() {
+            log.set_len(intact as u64).with_context(|| format!("--checkpoint {shown}: cannot cut the damaged tail"))?;
+        }
+        log.seek(SeekFrom::End(0))?;
+        Ok((Journal { dir: dir.to_path_buf(), log, _lock: lock, records, failed: false }, note))
+    }
+
+    /// The intact records, in the order they were written.
+    pub fn records(&self) -> &[Record] {
+        &self.records
+    }
+
+    /// Appends `record` durably. A failure is warned about once on standard
+    /// error and ends the checkpoints, never the run; returns whether the
+    /// record was written.
+    pub fn append(&mut self, record: Record) -> bool {
+        if self.failed {
+            return false;
+        }
+        let bytes = encode(&record);
+        let written = self.log.write_all(&bytes).and_then(|()| self.log.sync_data());
+        match written {
+            Ok(()) => {
+                self.records.push(record);
+                true
+            }
+            Err(e) => {
+                self.failed = true;
+                eprintln!(
+                    "pikernels: warning: cannot write a checkpoint in {} ({e}): the run goes on without checkpoints",
+                    self.dir.display()
+                );
+                false
+            }
+        }
+    }
+}
+
+/// A record as stored.
+fn encode(r: &Record) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEAD + r.bytes.len() + 4);
+    out.extend_from_slice(&MAGIC);
+    out.extend_from_slice(&r.units.start.to_le_bytes());
+    out.extend_from_slice(&r.units.end.to_le_bytes());
+    out.extend_from_slice(&r.tally.to_le_bytes());
+    out.extend_from_slice(&(r.bytes.len() as u64).to_le_bytes());
+    out.extend_from_slice(&r.bytes);
+    let crc = crc32fast::hash(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    out
+}
+
+/// The intact records at the start of `bytes` whose units lie in `units`
+/// and overlap no earlier record's, and the length they take.
+fn parse(bytes: &[u8], units: Range<u64>) -> (Vec<Record>, usize) {
+    let mut records: Vec<Record> = Vec::new();
+    let mut at = 0;
+    let u64_at = |i: usize| u64::from_le_bytes(bytes[i..i + 8].try_into().expect("8 bytes"));
+    while bytes.len() - at >= HEAD + 4 {
+        if bytes[at..at + 8] != MAGIC {
+            break;
+        }
+        let (start, end) = (u64_at(at + 8), u64_at(at + 16));
+        let tally = i128::from_le_bytes(bytes[at + 24..at + 40].try_into().expect("16 bytes"));
+        let len = u64_at(at + 40);
+        let Some(total) = usize::try_from(len).ok().and_then(|l| l.checked_add(HEAD + 4)) else { break };
+        if bytes.len() - at < total {
+            break;
+        }
+        let body = &bytes[at..at + total - 4];
+        let crc = u32::from_le_bytes(bytes[at + total - 4..at + total].try_into().expect("4 bytes"));
+        if crc32fast::hash(body) != crc {
+            break;
+        }
+        let inside = start < end && units.start <= start && end <= units.end;
+        if !inside || records.iter().any(|r| r.units.start < end && start < r.units.end) {
+            break;
+        }
+        records.push(Record { units: start..end, tally, bytes: body[HEAD..].to_vec() });
+        at += total;
+    }
+    (records, at)
+}
+
+/// Makes a rename in `dir` durable (best effort: not every file system
+/// lets a directory be synced).
+fn sync_dir(dir: &Path) {
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+/// What differs between the job a journal belongs to (`theirs`) and this
+/// one (`ours`), said by key (`samples is 1000 there, 2000 here`), or `None`.
+fn differences(theirs: &Value, ours: &Value) -> Option<String> {
+    let mut out = Vec::new();
+    walk("", theirs, ours, &mut out);
+    (!out.is_empty()).then(|| out.join("; "))
+}
+
+fn walk(path: &str, theirs: &Value, ours: &Value, out: &mut Vec<String>) {
+    match (theirs, ours) {
+        (Value::Object(a), Value::Object(b)) => {
+            let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            for k in keys {
+                let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                walk(&p, a.get(k).unwrap_or(&Value::Null), b.get(k).unwrap_or(&Value::Null), out);
+            }
+        }
+        (a, b) if a != b => out.push(format!("{path} is {a} there, {b} here")),
+        _ => {}
+    }
+}
+
+/// The units of `all` that no record covers, in order, as ranges.
+pub fn missing(all: Range<u64>, records: &[Record]) -> Vec<Range<u64>> {
+    let mut done: Vec<Range<u64>> = records.iter().map(|r| r.units.clone()).collect();
+    done.sort_by_key(|r| r.start);
+    let mut out = Vec::new();
+    let mut at = all.start;
+    for d in done {
+        if d.start > at {
+            out.push(at..d.start);
+        }
+        at = at.max(d.end);
+    }
+    if at < all.end {
+        out.push(at..all.end);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(units: Range<u64>, tally: i128, bytes: &[u8]) -> Record {
+        Record { units, tally, bytes: bytes.to_vec() }
+    }
+
+    #[test]
+    fn records_round_trip_and_damage_ends_the_intact_prefix() {
+        let (a, b) = (rec(0..4, -7, b"abc"), rec(4..9, i128::MAX, b""));
+        let mut log = encode(&a);
+        log.extend(encode(&b));
+        assert_eq!(parse(&log, 0..9), (vec![a.clone(), b.clone()], log.len()));
+        // Truncated anywhere in the second record: the first only.
+        let first = encode(&a).len();
+        for cut in first..log.len() {
+            assert_eq!(parse(&log[..cut], 0..9), (vec![a.clone()], first), "cut at {cut}");
+        }
+        // One flipped bit anywhere in the first record: nothing is used.
+        for i in 0..first {
+            let mut bad = log.clone();
+            bad[i] ^= 0x10;
+            assert_eq!(parse(&bad, 0..9).0, [], "bit flipped in byte {i}");
+        }
+        // Units outside the job's, or overlapping an earlier record: not used.
+        assert_eq!(parse(&log, 0..8).0, [a.clone()]);
+        let mut twice = encode(&a);
+        twice.extend(encode(&rec(3..5, 1, b"x")));
+        assert_eq!(parse(&twice, 0..9).0, [a]);
+    }
+
+    #[test]
+    fn missing_units_are_the_gaps_between_records() {
+        let r = [rec(4..6, 0, b""), rec(0..2, 0, b""), rec(9..10, 0, b"")];
+        assert_eq!(missing(0..10, &r), [2..4, 6..9]);
+        assert_eq!(missing(0..10, &[]), [0..10]);
+        assert_eq!(missing(3..10, &[rec(3..10, 0, b"")]), Vec::<Range<u64>>::new());
+    }
+
+    #[test]
+    fn differences_name_each_key_that_differs() {
+        let a = serde_json::json!({"kernel": "pi-mc", "params": {"samples": 10, "seed": 1}});
+        let b = serde_json::json!({"kernel": "pi-mc", "params": {"samples": 20, "seed": 1}});
+        assert_eq!(differences(&a, &a), None);
+        assert_eq!(differences(&a, &b).unwrap(), "params.samples is 10 there, 20 here");
+    }
+
+    #[test]
+    fn a_journal_reopens_with_its_records_refuses_another_job_and_is_locked() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = dir.path().join("ck");
+        let id = serde_json::json!({"kernel": "leibniz", "units": 10});
+        let (mut journal, note) = Journal::open(&j, &id, 0..10).unwrap();
+        assert!(note.is_none());
+        assert!(journal.append(rec(0..3, 5, b"xy")));
+        // Locked while open.
+        let e = Journal::open(&j, &id, 0..10).err().unwrap().to_string();
+        assert!(e.contains("is in use by another job"), "{e}");
+        drop(journal);
+        let (journal, _) = Journal::open(&j, &id, 0..10).unwrap();
+        assert_eq!(journal.records(), [rec(0..3, 5, b"xy")]);
+        drop(journal);
+        let before = std::fs::read(j.join("units.log")).unwrap();
+        let other = serde_json::json!({"kernel": "leibniz", "units": 11});
+        let e = Journal::open(&j, &other, 0..11).err().unwrap().to_string();
+        assert!(e.contains("units is 10 there, 11 here"), "{e}");
+        assert_eq!(std::fs::read(j.join("units.log")).unwrap(), before, "nothing changed");
+        // A damaged tail is noted and cut before new records.
+        let mut log = before.clone();
+        log.extend_from_slice(b"pkunits1 torn");
+        std::fs::write(j.join("units.log"), &log).unwrap();
+        let (mut journal, note) = Journal::open(&j, &id, 0..10).unwrap();
+        assert!(note.unwrap().contains("are damaged"));
+        assert!(journal.append(rec(3..10, 1, b"")));
+        drop(journal);
+        let (journal, note) = Journal::open(&j, &id, 0..10).unwrap();
+        assert!(note.is_none());
+        assert_eq!(journal.records().len(), 2);
+        // A link in place of the journal's files is refused, not followed.
+        let linked = dir.path().join("linked");
+        std::fs::create_dir(&linked).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", linked.join("units.log")).unwrap();
+        let e = Journal::open(&linked, &id, 0..10).err().unwrap().to_string();
+        assert!(e.contains("units.log there is not a regular file"), "{e}");
+        // A file where the directory should be.
+        let file = dir.path().join("file");
+        std::fs::write(&file, b"").unwrap();
+        assert!(Journal::open(&file, &id, 0..10).err().unwrap().to_string().contains("is not a directory"));
+    }
+}
