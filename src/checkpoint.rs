@@ -58,21 +58,27 @@ pub struct Record {
 pub struct Journal {
     dir: PathBuf,
     log: File,
-    /// Held for the run: the lock is the open file's.
-    _lock: File,
+    /// The directory's claim, held for the run.
+    _claim: Claim,
     records: Vec<Record>,
     /// Set once a record could not be written: no more are tried.
     failed: bool,
 }
 
-impl Journal {
-    /// Opens (or starts) the journal in `dir` for the job `identity` (an
-    /// object), whose units are `units`: locks it, checks that it is this
-    /// job's, and reads its intact records. Returns the journal and, if
-    /// part of it was damaged, a line saying so. Refuses (an error to show
-    /// as a usage error) another job's journal, a directory in use, and a
-    /// path that is not a directory.
-    pub fn open(dir: &Path, identity: &Value, units: Range<u64>) -> Result<(Journal, Option<String>)> {
+/// A journal directory claimed for this run: created if missing, locked,
+/// and holding this job's description (`job.json`).
+pub struct Claim {
+    dir: PathBuf,
+    /// Held for the run: the lock is the open file's.
+    _lock: File,
+}
+
+impl Claim {
+    /// Claims `dir` for the job `identity` (an object): creates it if
+    /// missing, locks it, and checks that its journal is this job's (or
+    /// starts one). Refuses (an error to show as a usage error) another
+    /// job's journal, a directory in use, and a path that is not a directory.
+    pub fn open(dir: &Path, identity: &Value) -> Result<Claim> {
         let shown = dir.display();
         match std::fs::symlink_metadata(dir) {
             Ok(m) if m.is_dir() => {}
@@ -85,7 +91,7 @@ impl Journal {
         // The journal's files are regular files or absent: a link or a device
         // in their place (a FIFO that blocks, /dev/zero that never ends) is
         // refused, not read.
-        for name in ["lock", "job.json", "units.log"] {
+        for name in ["lock", "job.json", "units.log", STATE] {
             match std::fs::symlink_metadata(dir.join(name)) {
                 Ok(m) if !m.file_type().is_file() => bail!(
                     "--checkpoint {shown}: {name} there is not a regular file (a link, a directory or a device): \
@@ -148,6 +154,22 @@ impl Journal {
             }
             Err(e) => bail!("--checkpoint {shown}: cannot read {}: {e}", job_path.display()),
         }
+        Ok(Claim { dir: dir.to_path_buf(), _lock: lock })
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+impl Journal {
+    /// Opens the unit journal of a claimed directory, whose job's units
+    /// are `units`, and reads its intact records. Returns the journal and,
+    /// if part of it was damaged, a line saying so (the damaged tail is
+    /// cut off).
+    pub fn open(claim: Claim, units: Range<u64>) -> Result<(Journal, Option<String>)> {
+        let (dir, shown) = (claim.dir.clone(), claim.dir.display().to_string());
         let log_path = dir.join("units.log");
         let mut log = OpenOptions::new()
             .read(true)
@@ -172,7 +194,7 @@ impl Journal {
             log.set_len(intact as u64).with_context(|| format!("--checkpoint {shown}: cannot cut the damaged tail"))?;
         }
         log.seek(SeekFrom::End(0))?;
-        Ok((Journal { dir: dir.to_path_buf(), log, _lock: lock, records, failed: false }, note))
+        Ok((Journal { dir, log, _claim: claim, records, failed: false }, note))
     }
 
     /// The intact records, in the order they were written.
@@ -204,6 +226,71 @@ impl Journal {
             }
         }
     }
+}
+
+/// The state file of a job that keeps its whole state (heat's field).
+const STATE: &str = "state.bin";
+
+/// A state file's first bytes.
+const STATE_MAGIC: [u8; 8] = *b"pkstate1";
+
+/// The state a claimed directory holds, if it holds one that is whole: the
+/// step it was taken after and its `len` values; with a line saying why a
+/// state file there was not used (damaged, or of another length).
+pub fn read_state(claim: &Claim, len: usize) -> (Option<(u64, Vec<f64>)>, Option<String>) {
+    let path = claim.dir.join(STATE);
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return (None, None),
+        Err(e) => return (None, Some(format!("cannot read {} ({e}): starting from the beginning", path.display()))),
+    };
+    let whole = 8 + 8 + 8 + len * 8 + 4;
+    let ok = bytes.len() == whole
+        && bytes[..8] == STATE_MAGIC
+        && u64::from_le_bytes(bytes[16..24].try_into().expect("8 bytes")) == len as u64
+        && crc32fast::hash(&bytes[..whole - 4]).to_le_bytes() == bytes[whole - 4..];
+    if !ok {
+        return (None, Some(format!("{} is damaged or of another size: starting from the beginning", path.display())));
+    }
+    let step = u64::from_le_bytes(bytes[8..16].try_into().expect("8 bytes"));
+    let values =
+        bytes[24..whole - 4].chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes"))).collect();
+    (Some((step, values)), None)
+}
+
+/// Writes the state after `step` (`values`) to a claimed directory `dir`
+/// (the claim's, held by the caller while this runs, on any thread): under
+/// a temporary name, synced, then renamed over the last one, so the
+/// directory always holds one whole state.
+pub fn write_state(dir: &Path, step: u64, values: &[f64]) -> std::io::Result<()> {
+    let staged = dir.join(format!(".{STATE}.tmp"));
+    let write = || -> std::io::Result<()> {
+        let mut f = std::io::BufWriter::with_capacity(1 << 20, File::create(&staged)?);
+        let mut crc = crc32fast::Hasher::new();
+        let mut put = |f: &mut std::io::BufWriter<File>, b: &[u8]| {
+            crc.update(b);
+            f.write_all(b)
+        };
+        put(&mut f, &STATE_MAGIC)?;
+        put(&mut f, &step.to_le_bytes())?;
+        put(&mut f, &(values.len() as u64).to_le_bytes())?;
+        for chunk in values.chunks(1 << 16) {
+            let bytes: Vec<u8> = chunk.iter().flat_map(|v| v.to_le_bytes()).collect();
+            put(&mut f, &bytes)?;
+        }
+        let sum = crc.finalize();
+        f.write_all(&sum.to_le_bytes())?;
+        let file = f.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        std::fs::rename(&staged, dir.join(STATE))?;
+        sync_dir(dir);
+        Ok(())
+    };
+    let r = write();
+    if r.is_err() {
+        let _ = std::fs::remove_file(&staged);
+    }
+    r
 }
 
 /// A record as stored.
@@ -343,6 +430,28 @@ mod tests {
     }
 
     #[test]
+    fn a_state_is_read_back_whole_or_not_at_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let claim = Claim::open(&dir.path().join("ck"), &serde_json::json!({"kernel": "heat"})).unwrap();
+        assert_eq!(read_state(&claim, 3), (None, None));
+        write_state(claim.dir(), 7, &[1.5, -0.0, f64::MIN_POSITIVE]).unwrap();
+        let (state, note) = read_state(&claim, 3);
+        assert_eq!(note, None);
+        let (step, values) = state.unwrap();
+        assert_eq!(
+            (step, values.iter().map(|v| v.to_bits()).collect::<Vec<_>>()),
+            (7, [1.5, -0.0, f64::MIN_POSITIVE].map(f64::to_bits).to_vec())
+        );
+        assert!(read_state(&claim, 4).1.unwrap().contains("damaged or of another size"));
+        let path = claim.dir().join(STATE);
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[30] ^= 4;
+        std::fs::write(&path, &bytes).unwrap();
+        assert_eq!(read_state(&claim, 3).0, None);
+        assert!(!claim.dir().join(format!(".{STATE}.tmp")).exists());
+    }
+
+    #[test]
     fn differences_name_each_key_that_differs() {
         let a = serde_json::json!({"kernel": "pi-mc", "params": {"samples": 10, "seed": 1}});
         let b = serde_json::json!({"kernel": "pi-mc", "params": {"samples": 20, "seed": 1}});
@@ -355,41 +464,46 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let j = dir.path().join("ck");
         let id = serde_json::json!({"kernel": "leibniz", "units": 10});
-        let (mut journal, note) = Journal::open(&j, &id, 0..10).unwrap();
+        let (mut journal, note) = Claim::open(&j, &id).and_then(|c| Journal::open(c, 0..10)).unwrap();
         assert!(note.is_none());
         assert!(journal.append(rec(0..3, 5, b"xy")));
         // Locked while open.
-        let e = Journal::open(&j, &id, 0..10).err().unwrap().to_string();
+        let e = Claim::open(&j, &id).and_then(|c| Journal::open(c, 0..10)).err().unwrap().to_string();
         assert!(e.contains("is in use by another job"), "{e}");
         drop(journal);
-        let (journal, _) = Journal::open(&j, &id, 0..10).unwrap();
+        let (journal, _) = Claim::open(&j, &id).and_then(|c| Journal::open(c, 0..10)).unwrap();
         assert_eq!(journal.records(), [rec(0..3, 5, b"xy")]);
         drop(journal);
         let before = std::fs::read(j.join("units.log")).unwrap();
         let other = serde_json::json!({"kernel": "leibniz", "units": 11});
-        let e = Journal::open(&j, &other, 0..11).err().unwrap().to_string();
+        let e = Claim::open(&j, &other).and_then(|c| Journal::open(c, 0..11)).err().unwrap().to_string();
         assert!(e.contains("units is 10 there, 11 here"), "{e}");
         assert_eq!(std::fs::read(j.join("units.log")).unwrap(), before, "nothing changed");
         // A damaged tail is noted and cut before new records.
         let mut log = before.clone();
         log.extend_from_slice(b"pkunits1 torn");
         std::fs::write(j.join("units.log"), &log).unwrap();
-        let (mut journal, note) = Journal::open(&j, &id, 0..10).unwrap();
+        let (mut journal, note) = Claim::open(&j, &id).and_then(|c| Journal::open(c, 0..10)).unwrap();
         assert!(note.unwrap().contains("are damaged"));
         assert!(journal.append(rec(3..10, 1, b"")));
         drop(journal);
-        let (journal, note) = Journal::open(&j, &id, 0..10).unwrap();
+        let (journal, note) = Claim::open(&j, &id).and_then(|c| Journal::open(c, 0..10)).unwrap();
         assert!(note.is_none());
         assert_eq!(journal.records().len(), 2);
         // A link in place of the journal's files is refused, not followed.
         let linked = dir.path().join("linked");
         std::fs::create_dir(&linked).unwrap();
         std::os::unix::fs::symlink("/dev/zero", linked.join("units.log")).unwrap();
-        let e = Journal::open(&linked, &id, 0..10).err().unwrap().to_string();
+        let e = Claim::open(&linked, &id).and_then(|c| Journal::open(c, 0..10)).err().unwrap().to_string();
         assert!(e.contains("units.log there is not a regular file"), "{e}");
         // A file where the directory should be.
         let file = dir.path().join("file");
         std::fs::write(&file, b"").unwrap();
-        assert!(Journal::open(&file, &id, 0..10).err().unwrap().to_string().contains("is not a directory"));
+        assert!(Claim::open(&file, &id)
+            .and_then(|c| Journal::open(c, 0..10))
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("is not a directory"));
     }
 }

@@ -87,7 +87,10 @@ pub struct Report {
 pub struct Checkpoint {
     /// The journal's directory.
     pub dir: String,
-    /// Units of the job (of its part, for a `--partition` run).
+    /// What the counts below count: `units` (of a unit job), or `steps` (heat).
+    #[serde(default = "units_word")]
+    pub unit: String,
+    /// Units of the job (of its part, for a `--partition` run; heat: steps).
     pub units: u64,
     /// Units whose results came from the journal, not computed again.
     pub resumed_units: u64,
@@ -98,6 +101,10 @@ pub struct Checkpoint {
     /// Whether writing a record failed (warned about once; the run went on
     /// without checkpoints after it).
     pub write_failed: bool,
+}
+
+fn units_word() -> String {
+    "units".into()
 }
 
 /// One part of a job cut into `count` parts (an Indexed Job's pod).
@@ -477,9 +484,10 @@ impl Report {
             let failed = if c.write_failed { ", then a record could not be written" } else { "" };
             let _ = writeln!(
                 s,
-                "  resumed   {} of {} units from {}; computed {}, {} record{} written{failed}",
+                "  resumed   {} of {} {} from {}; computed {}, {} record{} written{failed}",
                 c.resumed_units,
                 c.units,
+                c.unit,
                 c.dir,
                 c.computed_units,
                 c.records_written,

@@ -77,15 +77,37 @@ fn wait(child: &mut Child, limit: Duration) -> Option<i32> {
     }
 }
 
+/// The step of the field a heat journal keeps (0: none), read from its
+/// state file's header (`pkstate1`, then the step).
+fn journal_step(dir: &Path) -> u64 {
+    let state = std::fs::read(dir.join("state.bin")).unwrap_or_default();
+    if state.len() >= 16 && &state[..8] == b"pkstate1" {
+        u64::from_le_bytes(state[8..16].try_into().unwrap())
+    } else {
+        0
+    }
+}
+
 /// Runs `args` with `--checkpoint` under `mpirun -np NP` and SIGKILLs rank
 /// `victim` once the journal covers at least `min_units`, before it
 /// covers `max_units` (else the job ran too fast to be killed part way);
 /// returns the units the journal covered when the rank was killed.
 fn kill_part_way(np: usize, args: &[&str], dir: &Path, victim: u32, (min_units, max_units): (u64, u64)) -> u64 {
+    kill_when(np, args, || journal_units(dir), victim, (min_units, max_units))
+}
+
+/// [`kill_part_way`] with the journal's progress read by `covered`.
+fn kill_when(
+    np: usize,
+    args: &[&str],
+    covered: impl Fn() -> u64,
+    victim: u32,
+    (min_units, max_units): (u64, u64),
+) -> u64 {
     let mut job = start(np, args);
     let began = Instant::now();
     let covered = loop {
-        let covered = journal_units(dir);
+        let covered = covered();
         if covered >= min_units {
             break covered;
         }
@@ -169,6 +191,46 @@ fn a_killed_rank_0_loses_the_job_but_the_rerun_writes_the_same_picture() {
 }
 
 #[test]
+fn heat_killed_part_way_resumes_on_another_grid_with_the_same_field() {
+    let dir = tempdir();
+    let ck = dir.path().join("ck");
+    let ck_s = ck.to_str().unwrap();
+    let (out, whole_png) = (dir.path().join("h.png"), dir.path().join("whole.png"));
+    let (out_s, whole_s) = (out.to_str().unwrap(), whole_png.to_str().unwrap());
+    let job = ["heat", "--size", "1000x800", "--steps", "6000", "--threads", "1"];
+    fn with<'a>(job: &[&'a str], extra: &[&'a str]) -> Vec<&'a str> {
+        [job, extra].concat()
+    }
+    // Three ranks on a 3x1 grid, depth 2, a checkpoint every 250 steps.
+    let first = with(&job, &["--checkpoint", ck_s, "--checkpoint-steps", "250", "--halo-depth", "2", "--out", out_s]);
+    let kept = kill_when(3, &first, || journal_step(&ck), 1, (1200, 4800));
+    assert!(kept.is_multiple_of(250), "kept the field after step {kept}");
+    // Resumed on two ranks stacked (a 1x2 grid), depth 1, another comm.
+    let rerun = with(&job, &["--checkpoint", ck_s, "--grid", "1x2", "--comm", "p2p", "--out", out_s]);
+    let resumed = json_run(2, &rerun);
+    assert_eq!(resumed["checkpoint"]["unit"], "steps");
+    assert!(resumed["checkpoint"]["resumed_units"].as_u64().unwrap() >= kept);
+    let whole = json_run(1, &with(&job, &["--out", whole_s]));
+    assert_eq!(resumed["result"]["field_digest"], whole["result"]["field_digest"]);
+    assert!(std::fs::read(&out).unwrap() == std::fs::read(&whole_png).unwrap(), "the PNGs differ");
+    // Finished: instant and the same.
+    let again = json_run(2, &rerun);
+    assert_eq!(again["checkpoint"]["computed_units"], 0);
+    assert_eq!(again["result"]["field_digest"], whole["result"]["field_digest"]);
+    // A damaged field is not used: the run starts over, with the same result.
+    let state = ck.join("state.bin");
+    let mut bytes = std::fs::read(&state).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x40;
+    std::fs::write(&state, &bytes).unwrap();
+    let run = util::mpirun(2, &[&rerun[..], &["--format", "json"]].concat());
+    assert!(run.success(), "{run}");
+    assert!(run.stderr.contains("is damaged"), "{run}");
+    assert_eq!(run.report()["checkpoint"]["resumed_units"], 0);
+    assert_eq!(run.report()["result"]["field_digest"], whole["result"]["field_digest"]);
+}
+
+#[test]
 fn a_journal_of_other_parameters_is_refused_and_left_as_it_was() {
     let dir = tempdir();
     let ck = dir.path().join("ck");
@@ -242,7 +304,7 @@ fn kernels_that_cannot_resume_refuse_checkpoint_and_the_interval_needs_it() {
     let dir = tempdir();
     let ck = dir.path().join("ck");
     let ck_s = ck.to_str().unwrap();
-    for kernel in ["heat", "matmul", "sort"] {
+    for kernel in ["matmul", "sort"] {
         let run = util::mpirun(1, &[kernel, "--checkpoint", ck_s]);
         refused(&run, 2, &format!("{kernel} cannot resume yet"));
     }
@@ -256,6 +318,15 @@ fn kernels_that_cannot_resume_refuse_checkpoint_and_the_interval_needs_it() {
         2,
         "is not a positive duration",
     );
+    // heat's own: steps need the journal, one way to say when, no frames yet.
+    refused(
+        &util::mpirun(1, &["heat", "--checkpoint-steps", "10"]),
+        2,
+        "--checkpoint-steps applies with --checkpoint DIR",
+    );
+    let both = ["heat", "--checkpoint", ck_s, "--checkpoint-steps", "10", "--checkpoint-every", "1s"];
+    refused(&util::mpirun(1, &both), 2, "both say when to keep the field: give one");
+    refused(&util::mpirun(1, &["heat", "--checkpoint", ck_s, "--frames", "3"]), 2, "--checkpoint with --frames");
     assert!(!ck.exists(), "a refused run made the directory");
     let file = dir.path().join("file");
     std::fs::write(&file, b"x").unwrap();

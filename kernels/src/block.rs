@@ -41,6 +41,17 @@ impl Block {
         buf.chunks(self.stride()).skip(g).take(self.h).flat_map(|line| line[g..g + self.w].iter().copied()).collect()
     }
 
+    /// A buffer of the block holding `cells` (row-major `h x w`), ghosts 0.
+    pub fn ghosted(&self, cells: &[f64]) -> Vec<f64> {
+        assert_eq!(cells.len(), self.h * self.w, "the block's cells");
+        let mut buf = vec![0.0; self.len()];
+        let (g, w, stride) = (self.g, self.w, self.stride());
+        for (i, row) in cells.chunks(w.max(1)).enumerate().take(self.h) {
+            buf[(g + i) * stride + g..][..w].copy_from_slice(row);
+        }
+        buf
+    }
+
     /// Buffer rows holding the block's own cells.
     pub fn own_rows(&self) -> std::ops::Range<usize> {
         self.g..self.g + self.h
@@ -164,5 +175,10 @@ mod tests {
             }
         }
         assert_eq!(sb.cells(&south).len(), 12);
+        // Cells into a ghosted buffer and out again.
+        let cells: Vec<f64> = (0..12).map(f64::from).collect();
+        let buf = sb.ghosted(&cells);
+        assert_eq!(sb.cells(&buf), cells);
+        assert_eq!(buf.iter().filter(|&&v| v != 0.0).count(), 11, "ghosts are 0");
     }
 }

@@ -147,9 +147,9 @@ pub fn parse<S: AsRef<std::ffi::OsStr> + Clone + Into<std::ffi::OsString>>(argv:
 fn check_checkpoint(kernel: &str, job: &Job, common: &Common) -> Result<(), UsageError> {
     match (&common.checkpoint, common.checkpoint_every, job) {
         (None, Some(_), _) => Err(UsageError("--checkpoint-every applies with --checkpoint DIR: give both".into())),
-        (Some(dir), _, Job::Spmd(_)) => Err(UsageError(format!(
+        (Some(dir), _, job) if !job.resumes() => Err(UsageError(format!(
             "--checkpoint {}: {kernel} cannot resume yet: its work is not cut into units that finish on their own \
-             (checkpoints are kept by pi-mc, leibniz and mandelbrot); run it without --checkpoint",
+             (checkpoints are kept by pi-mc, leibniz, mandelbrot and heat); run it without --checkpoint",
             dir.display()
         ))),
         _ => Ok(()),

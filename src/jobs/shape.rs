@@ -105,6 +105,15 @@ pub trait SpmdJob: Sync + 'static {
     fn run(&self, spmd: &Spmd, comm: Comm, prepared: Self::Prepared) -> Ran<Self::Output>;
     /// On rank 0: verifies, writes outputs, describes the result.
     fn finish(&self, output: Self::Output) -> Result<Finished>;
+    /// Whether the job keeps checkpoints itself (`--checkpoint`); the others
+    /// refuse the flag.
+    fn resumes(&self) -> bool {
+        false
+    }
+    /// On rank 0, before `finish`: what `--checkpoint` resumed and kept.
+    fn resumed(&self, _output: &Self::Output) -> Option<Checkpoint> {
+        None
+    }
 }
 
 /// What one rank's run of an [`SpmdJob`] gives back.
@@ -185,6 +194,15 @@ impl Job {
         }
     }
 
+    /// Whether `--checkpoint` applies: every unit job, and the SPMD jobs that
+    /// keep checkpoints themselves.
+    pub fn resumes(&self) -> bool {
+        match self {
+            Job::Units(_) => true,
+            Job::Spmd(j) => j.resumes(),
+        }
+    }
+
     /// The job as a unit job whose parts `--partition` may cut and `merge`
     /// may combine (its whole result is the tally), or `None`.
     pub fn partitionable(&self) -> Option<&dyn UnitJob> {
@@ -213,6 +231,8 @@ pub trait ErasedSpmd: Sync {
     fn implementation(&self) -> Option<&'static str>;
     /// [`SpmdJob::files`].
     fn files(&self) -> Vec<FileUse>;
+    /// [`SpmdJob::resumes`].
+    fn resumes(&self) -> bool;
     /// The phases of a run, holding the typed state between them.
     fn phases(&self) -> Box<dyn Phases + '_>;
 }
@@ -230,8 +250,12 @@ impl<J: SpmdJob> ErasedSpmd for J {
         SpmdJob::files(self)
     }
 
+    fn resumes(&self) -> bool {
+        SpmdJob::resumes(self)
+    }
+
     fn phases(&self) -> Box<dyn Phases + '_> {
-        Box::new(SpmdPhases { job: self, prepared: None, output: None })
+        Box::new(SpmdPhases { job: self, prepared: None, output: None, account: None })
     }
 }
 
@@ -336,6 +360,7 @@ impl<'a> UnitPhases<'a> {
             self.result = Some((tally, data));
             self.account = Some(Checkpoint {
                 dir: resume.dir.display().to_string(),
+                unit: "units".into(),
                 units,
                 resumed_units: resumed,
                 computed_units: units - resumed,
@@ -353,7 +378,8 @@ impl Phases for UnitPhases<'_> {
         // Rank 0 alone reads and writes the journal; a journal it cannot
         // use (another job's, in use, not a directory) is refused job-wide.
         if let (Some(resume), true) = (&self.resume, ctx.is_root()) {
-            let (journal, note) = Journal::open(&resume.dir, &self.identity(resume.kernel), self.mine.clone())?;
+            let claim = checkpoint::Claim::open(&resume.dir, &self.identity(resume.kernel))?;
+            let (journal, note) = Journal::open(claim, self.mine.clone())?;
             if let Some(note) = note {
                 eprintln!("pikernels: warning: {note}");
             }
@@ -415,6 +441,7 @@ struct SpmdPhases<'a, J: SpmdJob> {
     job: &'a J,
     prepared: Option<J::Prepared>,
     output: Option<J::Output>,
+    account: Option<Checkpoint>,
 }
 
 impl<J: SpmdJob> Phases for SpmdPhases<'_, J> {
@@ -432,6 +459,11 @@ impl<J: SpmdJob> Phases for SpmdPhases<'_, J> {
 
     fn finish(&mut self) -> Result<(Finished, Option<Partial>)> {
         let output = self.output.take().ok_or_else(|| anyhow::anyhow!("rank 0 holds no result"))?;
+        self.account = self.job.resumed(&output);
         Ok((self.job.finish(output)?, None))
+    }
+
+    fn checkpoint(&self) -> Option<Checkpoint> {
+        self.account.clone()
     }
 }

@@ -102,6 +102,32 @@ impl Team {
         Some(whole)
     }
 
+    /// The inverse of [`Team::gather_blocks`] for the blocks themselves:
+    /// rank 0's `whole` field (row-major, ignored elsewhere) cut into every
+    /// rank's block on `blocks`, each rank getting its own, row-major. One
+    /// `MPI_Scatterv`, or its point-to-point twin under `Comm::P2p`.
+    pub fn scatter_blocks<T: Equivalence + Default + Copy>(&self, comm: Comm, blocks: &Blocks, whole: &[T]) -> Vec<T> {
+        let places: Vec<_> = (0..blocks.ranks()).map(|r| blocks.place(r)).collect();
+        let counts: Vec<usize> = places.iter().map(|(rows, cols)| rows.len() * cols.len()).collect();
+        let send: Vec<T> = if self.rank() == 0 {
+            let width = blocks.field.1;
+            places
+                .iter()
+                .flat_map(|(rows, cols)| {
+                    rows.clone().flat_map(move |i| whole[i * width + cols.start..][..cols.len()].iter().copied())
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let mut mine = vec![T::default(); counts[self.rank()]];
+        match comm {
+            Comm::P2p => self.scatter_p2p(0, &send, &counts, &mut mine),
+            _ => self.scatter(0, &send, &counts, &mut mine),
+        }
+        mine
+    }
+
     /// Turns blocks into bands: this rank's block `mine` (its place on
     /// `blocks`, row-major, `per_cell` values a cell) is cut by the bands of
     /// whole field rows `bands` (one per rank, in order down the field), and

@@ -32,6 +32,15 @@ impl Evolving {
         Evolving { b, r: p.r, next: cur.clone(), cur, ghosts }
     }
 
+    /// The rank's block holding `cells` (its block's cells, row-major, as a
+    /// kept field dealt them out), and its ghost exchange (collective).
+    pub fn from_cells(spmd: &Spmd, comm: Comm, l: &Layout, p: &Params, depth: usize, cells: &[f64]) -> Evolving {
+        let b = l.block(depth);
+        let cur = b.ghosted(cells);
+        let ghosts = spmd.ghost_exchange(comm, &l.blocks, b);
+        Evolving { b, r: p.r, next: cur.clone(), cur, ghosts }
+    }
+
     /// Advances the block over the steps `steps` (rank 0 tells `progress`
     /// after each exchange): an exchange every `K` steps, the last covering
     /// what is left. `compute_s` is the stencil; `comm_s` the rest (packing,

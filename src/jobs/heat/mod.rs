@@ -45,6 +45,7 @@
 mod checks;
 mod evolve;
 mod pictures;
+mod resume;
 
 use super::examples::{Example, Examples};
 use super::{timed, Finished, Job, Preflight, Ran, SpmdJob, UsageError};
@@ -116,6 +117,9 @@ pub struct Args {
     /// the initial field first, the final one last.
     #[arg(long, value_name = "K", allow_hyphen_values = true)]
     pub frames: Option<Size>,
+    /// With --checkpoint: keep the field every N steps (instead of about every --checkpoint-every).
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    pub checkpoint_steps: Option<Size>,
     /// The animation's path (with --frames): .gif (GIF) or .apng / .png (APNG) [default: heat.apng].
     #[arg(long, value_name = "PATH")]
     pub animation: Option<PathBuf>,
@@ -219,7 +223,29 @@ pub fn job(a: &Args) -> Result<Job, UsageError> {
     let grid = a.grid.map(|g| (g.rows as usize, g.cols as usize));
     let out = a.common.out.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_OUT));
     let anim = anim(a, &p)?;
-    Ok(Job::spmd(Heat { p, grid, depth: a.halo_depth, out, anim }))
+    let resume = match (&a.common.checkpoint, a.checkpoint_steps) {
+        (None, Some(_)) => {
+            return Err(UsageError("--checkpoint-steps applies with --checkpoint DIR: give both".into()));
+        }
+        (Some(_), Some(_)) if a.common.checkpoint_every.is_some() => {
+            return Err(UsageError("--checkpoint-steps and --checkpoint-every both say when to keep the field: give one".into()));
+        }
+        (Some(_), Some(Size(0))) => return Err(UsageError("--checkpoint-steps 0: give at least 1".into())),
+        (Some(_), _) if anim.is_some() => {
+            return Err(UsageError(
+                "--checkpoint with --frames: a resumed run would lack the frames before its start; not yet: \
+                 give one of them"
+                    .into(),
+            ));
+        }
+        (Some(dir), steps) => Some(resume::Resume {
+            dir: dir.clone(),
+            steps: steps.map(|s| s.0),
+            every: a.common.checkpoint_every.unwrap_or(super::shape::CHECKPOINT_EVERY),
+        }),
+        (None, None) => None,
+    };
+    Ok(Job::spmd(Heat { p, grid, depth: a.halo_depth, out, anim, resume }))
 }
 
 /// The animation `--frames`, `--animation` and `--frame-size` ask for, checked.
@@ -283,6 +309,8 @@ pub struct Heat {
     depth: usize,
     out: PathBuf,
     anim: Option<Anim>,
+    /// `--checkpoint`, `--checkpoint-steps`, `--checkpoint-every`.
+    resume: Option<resume::Resume>,
 }
 
 /// One rank's place: the field's blocks on the process grid, and its own.
@@ -369,6 +397,9 @@ impl Heat {
         let own =
             2 * ghosted * 8 + 2 * halos * 8 + (b.h * b.w) as u128 * (8 + 3) + 2 * band * row_bytes + packed(band);
         let root_extra = if root { packed(self.p.rows as u128) } else { 0 };
+        // --checkpoint: rank 0 gathers the field (and on a resume deals it out
+        // from a second copy in blocks' order).
+        let root_extra = root_extra + if root && self.resume.is_some() { 2 * self.p.cells() as u128 * 8 } else { 0 };
         // Frames: this rank's samples; rank 0 every frame's and one frame coloured.
         let frames = self.anim.as_ref().map_or(0, |a| {
             let own = (a.lattice.within(l.rows.clone()).len() * a.lattice.within(l.cols.clone()).len()) as u128;
@@ -403,10 +434,12 @@ pub struct Gathered {
     /// Rank 0's seconds colouring its block, compressing its band of the PNG
     /// and gathering every band's blocks.
     colour_s: f64,
+    /// With `--checkpoint`: what was resumed and kept.
+    checkpoint: Option<crate::report::Checkpoint>,
 }
 
 impl SpmdJob for Heat {
-    type Prepared = Layout;
+    type Prepared = (Layout, Option<resume::Start>);
     type Output = Gathered;
 
     fn params(&self) -> Value {
@@ -429,7 +462,7 @@ impl SpmdJob for Heat {
         files
     }
 
-    fn preflight(&self, ctx: &Preflight) -> Result<Layout> {
+    fn preflight(&self, ctx: &Preflight) -> Result<(Layout, Option<resume::Start>)> {
         let layout = self.layout(ctx.rank, ctx.size)?;
         let what = if self.anim.is_some() {
             "this rank's block (rank 0: and the heat map and every frame of the animation)"
@@ -452,23 +485,87 @@ impl SpmdJob for Heat {
                 output::check_disk(&a.path, animation::Format::bound(a.frames, w, h), "the animation")?;
             }
         }
-        Ok(layout)
+        let start = match (&self.resume, ctx.is_root()) {
+            (Some(r), true) => Some(self.open_journal(r)?),
+            _ => None,
+        };
+        Ok((layout, start))
     }
 
-    fn run(&self, spmd: &Spmd, comm: Comm, layout: Layout) -> Ran<Gathered> {
+    fn resumes(&self) -> bool {
+        true
+    }
+
+    fn resumed(&self, output: &Gathered) -> Option<crate::report::Checkpoint> {
+        output.checkpoint.clone()
+    }
+
+    fn run(&self, spmd: &Spmd, comm: Comm, (layout, mut journal): (Layout, Option<resume::Start>)) -> Ran<Gathered> {
         let mut stats = RankStats { threads: spmd.threads() as u64, chunks: self.p.steps, ..RankStats::default() };
-        let mut state = Evolving::new(spmd, comm, &layout, &self.p, self.depth);
         let team = spmd.team();
+        // With --checkpoint: the step rank 0's journal kept, and its field
+        // dealt out as this grid's blocks.
+        let mut first = [journal.as_ref().map_or(0, |j| j.step)];
+        if self.resume.is_some() {
+            team.broadcast(0, &mut first);
+        }
+        let first = first[0];
+        let mut state = if first > 0 {
+            let field = journal.as_mut().and_then(|j| j.field.take()).unwrap_or_default();
+            let mine = team.scatter_blocks(comm, &layout.blocks, &field);
+            drop(field);
+            Evolving::from_cells(spmd, comm, &layout, &self.p, self.depth, &mine)
+        } else {
+            Evolving::new(spmd, comm, &layout, &self.p, self.depth)
+        };
+        if let Some(j) = journal.as_mut() {
+            j.field = None;
+        }
         team.barrier();
         let start = team.now();
         let mut frames = Vec::new();
-        let mut done = 0;
+        let mut done = first;
         // Rank 0's steps, from its own loop: no message.
         let progress = Progress::new(spmd.is_root(), self.p.steps, "steps");
-        for until in self.stops() {
-            state.advance(done..until, &mut stats, &progress);
-            done = until;
-            frames.extend(self.frame(&team, comm, &layout, &state.cur, &mut stats));
+        let (mut written, mut failed, mut writer) = (0, false, resume::Writer(None));
+        if let Some(r) = &self.resume {
+            // Stretches between checkpoints; the field kept after each (the
+            // last too, so a rerun of a finished job is instant).
+            let places: Vec<_> = (0..layout.blocks.ranks()).map(|k| layout.blocks.place(k)).collect();
+            let mut last = None;
+            while done < self.p.steps {
+                // By time, the first stretch only measures the rate: no
+                // field is kept after it (unless it is the last).
+                let probe = last.is_none() && r.steps.is_none();
+                let mut stretch = [self.next_stretch(r, last)];
+                team.broadcast(0, &mut stretch);
+                let until = done.saturating_add(stretch[0]).min(self.p.steps);
+                let t = Instant::now();
+                state.advance(done..until, &mut stats, &progress);
+                last = Some((until - done, t.elapsed()));
+                done = until;
+                if probe && done < self.p.steps {
+                    continue;
+                }
+                let t = Instant::now();
+                let whole = team.gather_blocks(comm, &places, self.p.cols, &state.cells());
+                if let (Some(whole), Some(j)) = (whole, &journal) {
+                    // Rank 0 writes on a thread of its own while the steps go
+                    // on; the write before is waited for first (one at a time).
+                    writer.finish(&mut written, &mut failed, &r.dir);
+                    if !failed {
+                        let dir = j.claim.dir().to_path_buf();
+                        writer.0 = Some(std::thread::spawn(move || crate::checkpoint::write_state(&dir, done, &whole)));
+                    }
+                }
+                stats.comm_s += t.elapsed().as_secs_f64();
+            }
+        } else {
+            for until in self.stops() {
+                state.advance(done..until, &mut stats, &progress);
+                done = until;
+                frames.extend(self.frame(&team, comm, &layout, &state.cur, &mut stats));
+            }
         }
         progress.finish();
         team.barrier();
@@ -490,8 +587,13 @@ impl SpmdJob for Heat {
         drop(colours);
         let png = team.gather_varcount(0, &packed, comm == Comm::P2p);
         let colour_s = t.elapsed().as_secs_f64();
+        // The last field is written while the checks and the PNG went on.
+        if let Some(r) = &self.resume {
+            writer.finish(&mut written, &mut failed, &r.dir);
+        }
+        let checkpoint = self.resume.as_ref().map(|r| resume::account(r, self.p.steps, first, written, failed));
         let grid = layout.blocks.dims;
-        let output = png.map(|png| Gathered { summary, png, frames, grid, wall_s, verify_s, colour_s });
+        let output = png.map(|png| Gathered { summary, png, frames, grid, wall_s, verify_s, colour_s, checkpoint });
         Ran { output, stats, wall_s }
     }
 
@@ -518,7 +620,12 @@ impl SpmdJob for Heat {
                 "min": lo, "max": hi,
                 "max_error": max_error,
                 "error_bound": (p.init == Init::Modes).then(|| heat::error_bound(p)),
-                "cell_updates_per_s": if out.wall_s > 0.0 { updates / out.wall_s } else { 0.0 },
+                // The steps this run computed (all, unless it resumed).
+                "cell_updates_per_s": if out.wall_s > 0.0 {
+                    p.cells() as f64 * out.checkpoint.as_ref().map_or(p.steps, |c| c.computed_units) as f64 / out.wall_s
+                } else {
+                    0.0
+                },
                 "output": verified.then(|| self.out.display().to_string()),
                 "png_bytes": png_bytes,
         });
@@ -550,7 +657,7 @@ mod tests {
 
     fn heat(cols: usize, rows: usize, grid: Option<(usize, usize)>) -> Heat {
         let p = Params { cols, rows, steps: 1, r: 0.2, init: Init::Modes };
-        Heat { p, grid, depth: 1, out: PathBuf::from(DEFAULT_OUT), anim: None }
+        Heat { p, grid, depth: 1, out: PathBuf::from(DEFAULT_OUT), anim: None, resume: None }
     }
 
     #[test]
