@@ -100,6 +100,42 @@ impl Claim {
                 _ => {}
             }
         }
+        // Another job's journal is refused before anything here is touched
+        // (the lock included).
+        let job_path = dir.join("job.json");
+        let belongs = |job_path: &Path| -> Result<bool> {
+            match std::fs::read(job_path) {
+                Ok(text) => {
+                    let theirs: Value = serde_json::from_slice(&text).map_err(|e| {
+                        anyhow::anyhow!(
+                            "--checkpoint {shown}: {} is not a pikernels journal's job description ({e}); \
+                             nothing in the directory was changed: give another directory",
+                            job_path.display()
+                        )
+                    })?;
+                    if let Some(what) = differences(&theirs, identity) {
+                        bail!(
+                            "--checkpoint {shown} holds the journal of another job: {what}; nothing in the \
+                             directory was changed: rerun with the same parameters, or give another directory"
+                        );
+                    }
+                    Ok(true)
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    // Records or a field without the description of their job
+                    // could be any job's: never used.
+                    if let Some(name) = ["units.log", STATE].into_iter().find(|n| dir.join(n).exists()) {
+                        bail!(
+                            "--checkpoint {shown} holds {name} but no job.json saying which job it belongs to: \
+                             it cannot be trusted; nothing in the directory was changed: give another directory"
+                        );
+                    }
+                    Ok(false)
+                }
+                Err(e) => bail!("--checkpoint {shown}: cannot read {}: {e}", job_path.display()),
+            }
+        };
+        belongs(&job_path)?;
         let lock_path = dir.join("lock");
         let mut lock = OpenOptions::new()
             .read(true)
@@ -118,6 +154,20 @@ impl Claim {
                  ({e})"
             );
         }
+        // Under the lock, again: a job that started beside this one may have
+        // written the description meanwhile.
+        if !belongs(&job_path)? {
+            let staged = dir.join(".job.json.tmp");
+            let text = serde_json::to_vec_pretty(identity).expect("the identity serialises");
+            let written = std::fs::write(&staged, text)
+                .and_then(|()| File::open(&staged)?.sync_all())
+                .and_then(|()| std::fs::rename(&staged, &job_path));
+            if let Err(e) = written {
+                let _ = std::fs::remove_file(&staged);
+                bail!("--checkpoint {shown}: cannot write {}: {e}", job_path.display());
+            }
+            sync_dir(dir);
+        }
         // Who holds it, for the message a second job shows.
         let _ = lock.set_len(0);
         let _ = writeln!(
@@ -126,34 +176,6 @@ impl Claim {
             std::process::id(),
             crate::output::hostname().unwrap_or_else(|| "this host".into())
         );
-        let job_path = dir.join("job.json");
-        match std::fs::read(&job_path) {
-            Ok(text) => {
-                let theirs: Value = serde_json::from_slice(&text).map_err(|e| {
-                    anyhow::anyhow!(
-                        "--checkpoint {shown}: {} is not a pikernels journal's job description ({e}); nothing \
-                         in the directory was changed: give another directory",
-                        job_path.display()
-                    )
-                })?;
-                if let Some(what) = differences(&theirs, identity) {
-                    bail!(
-                        "--checkpoint {shown} holds the journal of another job: {what}; nothing in the directory \
-                         was changed: rerun with the same parameters, or give another directory"
-                    );
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let staged = dir.join(".job.json.tmp");
-                let text = serde_json::to_vec_pretty(identity).expect("the identity serialises");
-                std::fs::write(&staged, text)
-                    .and_then(|()| File::open(&staged)?.sync_all())
-                    .and_then(|()| std::fs::rename(&staged, &job_path))
-                    .with_context(|| format!("--checkpoint {shown}: cannot write {}", job_path.display()))?;
-                sync_dir(dir);
-            }
-            Err(e) => bail!("--checkpoint {shown}: cannot read {}: {e}", job_path.display()),
-        }
         Ok(Claim { dir: dir.to_path_buf(), _lock: lock })
     }
 
@@ -168,7 +190,11 @@ impl Journal {
     /// are `units`, and reads its intact records. Returns the journal and,
     /// if part of it was damaged, a line saying so (the damaged tail is
     /// cut off).
-    pub fn open(claim: Claim, units: Range<u64>) -> Result<(Journal, Option<String>)> {
+    pub fn open(
+        claim: Claim,
+        units: Range<u64>,
+        plausible: &dyn Fn(&Record) -> bool,
+    ) -> Result<(Journal, Option<String>)> {
         let (dir, shown) = (claim.dir.clone(), claim.dir.display().to_string());
         let log_path = dir.join("units.log");
         let mut log = OpenOptions::new()
@@ -180,11 +206,11 @@ impl Journal {
             .with_context(|| format!("--checkpoint {shown}: cannot open {}", log_path.display()))?;
         let mut bytes = Vec::new();
         log.read_to_end(&mut bytes).with_context(|| format!("--checkpoint {shown}: cannot read the journal"))?;
-        let (records, intact) = parse(&bytes, units);
+        let (records, intact) = parse(&bytes, units, plausible);
         let note = (intact < bytes.len()).then(|| {
             format!(
                 "--checkpoint {shown}: {} of the journal's {} bytes after its record {} are damaged (a run killed \
-                 while writing, or an edit): those units are computed again",
+                 while writing, or an edit): they are not used, and any units they held are computed again",
                 bytes.len() - intact,
                 bytes.len(),
                 records.len()
@@ -210,7 +236,8 @@ impl Journal {
             return false;
         }
         let bytes = encode(&record);
-        let written = self.log.write_all(&bytes).and_then(|()| self.log.sync_data());
+        let before = self.log.stream_position();
+        let written = self.log.write_all(&bytes).and_then(|()| self.log.sync_data()).and_then(|()| self.still_there());
         match written {
             Ok(()) => {
                 self.records.push(record);
@@ -218,12 +245,30 @@ impl Journal {
             }
             Err(e) => {
                 self.failed = true;
+                // What a failed write left of the record is taken back, so the
+                // journal does not look damaged to the next run.
+                if let Ok(at) = before {
+                    let _ = self.log.set_len(at);
+                }
                 eprintln!(
                     "pikernels: warning: cannot write a checkpoint in {} ({e}): the run goes on without checkpoints",
                     self.dir.display()
                 );
                 false
             }
+        }
+    }
+
+    /// Whether the journal's file is still the one this run writes (a
+    /// directory removed or replaced under a run leaves writes that land
+    /// nowhere anyone will read).
+    fn still_there(&self) -> std::io::Result<()> {
+        use std::os::unix::fs::MetadataExt;
+        let (ours, named) = (self.log.metadata()?, std::fs::metadata(self.dir.join("units.log"))?);
+        if (ours.dev(), ours.ino()) == (named.dev(), named.ino()) {
+            Ok(())
+        } else {
+            Err(std::io::Error::other("the journal there was replaced"))
         }
     }
 }
@@ -307,9 +352,10 @@ fn encode(r: &Record) -> Vec<u8> {
     out
 }
 
-/// The intact records at the start of `bytes` whose units lie in `units`
-/// and overlap no earlier record's, and the length they take.
-fn parse(bytes: &[u8], units: Range<u64>) -> (Vec<Record>, usize) {
+/// The intact records at the start of `bytes` whose units lie in `units`,
+/// overlap no earlier record's and which the job finds `plausible` (a
+/// tally its units can give), and the length they take.
+fn parse(bytes: &[u8], units: Range<u64>, plausible: &dyn Fn(&Record) -> bool) -> (Vec<Record>, usize) {
     let mut records: Vec<Record> = Vec::new();
     let mut at = 0;
     let u64_at = |i: usize| u64::from_le_bytes(bytes[i..i + 8].try_into().expect("8 bytes"));
@@ -333,7 +379,11 @@ fn parse(bytes: &[u8], units: Range<u64>) -> (Vec<Record>, usize) {
         if !inside || records.iter().any(|r| r.units.start < end && start < r.units.end) {
             break;
         }
-        records.push(Record { units: start..end, tally, bytes: body[HEAD..].to_vec() });
+        let record = Record { units: start..end, tally, bytes: body[HEAD..].to_vec() };
+        if !plausible(&record) {
+            break;
+        }
+        records.push(record);
         at += total;
     }
     (records, at)
@@ -402,23 +452,25 @@ mod tests {
         let (a, b) = (rec(0..4, -7, b"abc"), rec(4..9, i128::MAX, b""));
         let mut log = encode(&a);
         log.extend(encode(&b));
-        assert_eq!(parse(&log, 0..9), (vec![a.clone(), b.clone()], log.len()));
+        assert_eq!(parse(&log, 0..9, &|_| true), (vec![a.clone(), b.clone()], log.len()));
         // Truncated anywhere in the second record: the first only.
         let first = encode(&a).len();
         for cut in first..log.len() {
-            assert_eq!(parse(&log[..cut], 0..9), (vec![a.clone()], first), "cut at {cut}");
+            assert_eq!(parse(&log[..cut], 0..9, &|_| true), (vec![a.clone()], first), "cut at {cut}");
         }
         // One flipped bit anywhere in the first record: nothing is used.
         for i in 0..first {
             let mut bad = log.clone();
             bad[i] ^= 0x10;
-            assert_eq!(parse(&bad, 0..9).0, [], "bit flipped in byte {i}");
+            assert_eq!(parse(&bad, 0..9, &|_| true).0, [], "bit flipped in byte {i}");
         }
+        // A tally the job finds impossible ends the intact prefix too.
+        assert_eq!(parse(&log, 0..9, &|r| r.tally >= 0).0, []);
         // Units outside the job's, or overlapping an earlier record: not used.
-        assert_eq!(parse(&log, 0..8).0, std::slice::from_ref(&a));
+        assert_eq!(parse(&log, 0..8, &|_| true).0, std::slice::from_ref(&a));
         let mut twice = encode(&a);
         twice.extend(encode(&rec(3..5, 1, b"x")));
-        assert_eq!(parse(&twice, 0..9).0, [a]);
+        assert_eq!(parse(&twice, 0..9, &|_| true).0, [a]);
     }
 
     #[test]
@@ -464,43 +516,55 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let j = dir.path().join("ck");
         let id = serde_json::json!({"kernel": "leibniz", "units": 10});
-        let (mut journal, note) = Claim::open(&j, &id).and_then(|c| Journal::open(c, 0..10)).unwrap();
+        let (mut journal, note) = Claim::open(&j, &id).and_then(|c| Journal::open(c, 0..10, &|_| true)).unwrap();
         assert!(note.is_none());
         assert!(journal.append(rec(0..3, 5, b"xy")));
         // Locked while open.
-        let e = Claim::open(&j, &id).and_then(|c| Journal::open(c, 0..10)).err().unwrap().to_string();
+        let e = Claim::open(&j, &id).and_then(|c| Journal::open(c, 0..10, &|_| true)).err().unwrap().to_string();
         assert!(e.contains("is in use by another job"), "{e}");
         drop(journal);
-        let (journal, _) = Claim::open(&j, &id).and_then(|c| Journal::open(c, 0..10)).unwrap();
+        let (journal, _) = Claim::open(&j, &id).and_then(|c| Journal::open(c, 0..10, &|_| true)).unwrap();
         assert_eq!(journal.records(), [rec(0..3, 5, b"xy")]);
         drop(journal);
         let before = std::fs::read(j.join("units.log")).unwrap();
+        let lock_before =
+            (std::fs::read(j.join("lock")).unwrap(), std::fs::metadata(j.join("lock")).unwrap().modified().unwrap());
         let other = serde_json::json!({"kernel": "leibniz", "units": 11});
-        let e = Claim::open(&j, &other).and_then(|c| Journal::open(c, 0..11)).err().unwrap().to_string();
+        let e = Claim::open(&j, &other).and_then(|c| Journal::open(c, 0..11, &|_| true)).err().unwrap().to_string();
         assert!(e.contains("units is 10 there, 11 here"), "{e}");
         assert_eq!(std::fs::read(j.join("units.log")).unwrap(), before, "nothing changed");
+        let lock_after =
+            (std::fs::read(j.join("lock")).unwrap(), std::fs::metadata(j.join("lock")).unwrap().modified().unwrap());
+        assert_eq!(lock_after, lock_before, "a refusal leaves the lock as it was");
+        // Records without the description of their job are never used.
+        let orphan = dir.path().join("orphan");
+        std::fs::create_dir(&orphan).unwrap();
+        std::fs::write(orphan.join("units.log"), &before).unwrap();
+        let e = Claim::open(&orphan, &id).err().unwrap().to_string();
+        assert!(e.contains("holds units.log but no job.json"), "{e}");
+        assert_eq!(std::fs::read_dir(&orphan).unwrap().count(), 1, "nothing added");
         // A damaged tail is noted and cut before new records.
         let mut log = before.clone();
         log.extend_from_slice(b"pkunits1 torn");
         std::fs::write(j.join("units.log"), &log).unwrap();
-        let (mut journal, note) = Claim::open(&j, &id).and_then(|c| Journal::open(c, 0..10)).unwrap();
+        let (mut journal, note) = Claim::open(&j, &id).and_then(|c| Journal::open(c, 0..10, &|_| true)).unwrap();
         assert!(note.unwrap().contains("are damaged"));
         assert!(journal.append(rec(3..10, 1, b"")));
         drop(journal);
-        let (journal, note) = Claim::open(&j, &id).and_then(|c| Journal::open(c, 0..10)).unwrap();
+        let (journal, note) = Claim::open(&j, &id).and_then(|c| Journal::open(c, 0..10, &|_| true)).unwrap();
         assert!(note.is_none());
         assert_eq!(journal.records().len(), 2);
         // A link in place of the journal's files is refused, not followed.
         let linked = dir.path().join("linked");
         std::fs::create_dir(&linked).unwrap();
         std::os::unix::fs::symlink("/dev/zero", linked.join("units.log")).unwrap();
-        let e = Claim::open(&linked, &id).and_then(|c| Journal::open(c, 0..10)).err().unwrap().to_string();
+        let e = Claim::open(&linked, &id).and_then(|c| Journal::open(c, 0..10, &|_| true)).err().unwrap().to_string();
         assert!(e.contains("units.log there is not a regular file"), "{e}");
         // A file where the directory should be.
         let file = dir.path().join("file");
         std::fs::write(&file, b"").unwrap();
         assert!(Claim::open(&file, &id)
-            .and_then(|c| Journal::open(c, 0..10))
+            .and_then(|c| Journal::open(c, 0..10, &|_| true))
             .err()
             .unwrap()
             .to_string()

@@ -279,6 +279,67 @@ fn a_damaged_journal_is_recomputed_where_damaged_and_never_used() {
     }
 }
 
+/// A record rewritten with a tally its units cannot give, its checksum
+/// made good (a deliberate edit, not an accident): not used, recomputed.
+#[test]
+fn a_record_with_an_impossible_tally_is_recomputed_not_used() {
+    let dir = tempdir();
+    let ck = dir.path().join("ck");
+    let ck_s = ck.to_str().unwrap();
+    let args = ["pi-mc", "--samples", "2e9", "--seed", "3", "--checkpoint", ck_s, "--checkpoint-every", "20ms"];
+    let first = json_run(1, &args);
+    let log = ck.join("units.log");
+    let mut bytes = std::fs::read(&log).unwrap();
+    let units =
+        u64::from_le_bytes(bytes[16..24].try_into().unwrap()) - u64::from_le_bytes(bytes[8..16].try_into().unwrap());
+    // More hits than the first record's samples (65,536 a unit).
+    let tally = i128::from(units) * 65_536 + 1;
+    bytes[24..40].copy_from_slice(&tally.to_le_bytes());
+    let crc = crc32fast::hash(&bytes[..48]);
+    bytes[48..52].copy_from_slice(&crc.to_le_bytes());
+    std::fs::write(&log, &bytes).unwrap();
+    let run = util::mpirun(1, &[&args[..], &["--format", "json"]].concat());
+    assert!(run.success(), "{run}");
+    assert!(run.stderr.contains("are damaged"), "{run}");
+    assert_eq!(run.report()["checkpoint"]["resumed_units"], 0);
+    assert_eq!(run.report()["result"]["hits"], first["result"]["hits"]);
+}
+
+#[test]
+fn a_journal_directory_removed_mid_run_is_warned_about_once_and_the_run_finishes() {
+    let dir = tempdir();
+    let ck = dir.path().join("ck");
+    let ck_s = ck.to_str().unwrap();
+    let args = [
+        "pi-mc",
+        "--samples",
+        "3e10",
+        "--threads",
+        "1",
+        "--checkpoint",
+        ck_s,
+        "--checkpoint-every",
+        "100ms",
+        "--format",
+        "json",
+    ];
+    let mut job = start(1, &args);
+    let began = Instant::now();
+    while journal_units(&ck) == 0 {
+        assert!(job.try_wait().unwrap().is_none(), "the job ended before its first record");
+        assert!(began.elapsed() < Duration::from_secs(120));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::fs::remove_dir_all(&ck).unwrap();
+    let out = job.wait_with_output().unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(stderr.matches("cannot write a checkpoint").count(), 1, "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["checkpoint"]["write_failed"], true);
+    assert_eq!(report["verified"], true);
+}
+
 #[test]
 fn two_jobs_on_one_journal_the_second_is_refused() {
     let dir = tempdir();
@@ -328,6 +389,12 @@ fn kernels_that_cannot_resume_refuse_checkpoint_and_the_interval_needs_it() {
     refused(&util::mpirun(1, &both), 2, "both say when to keep the field: give one");
     refused(&util::mpirun(1, &["heat", "--checkpoint", ck_s, "--frames", "3"]), 2, "--checkpoint with --frames");
     assert!(!ck.exists(), "a refused run made the directory");
+    // An output in the journal's directory could replace its files.
+    json_run(1, &["leibniz", "--terms", "1e6", "--checkpoint", ck_s]);
+    let inside = ck.join("job.json");
+    let run =
+        util::mpirun(1, &["leibniz", "--terms", "1e6", "--checkpoint", ck_s, "--report", inside.to_str().unwrap()]);
+    refused(&run, 2, "which holds the journal only");
     let file = dir.path().join("file");
     std::fs::write(&file, b"x").unwrap();
     refused(&util::mpirun(1, &["pi-mc", "--checkpoint", file.to_str().unwrap()]), 2, "is not a directory");

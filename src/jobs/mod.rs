@@ -152,6 +152,31 @@ fn check_checkpoint(kernel: &str, job: &Job, common: &Common) -> Result<(), Usag
              (checkpoints are kept by pi-mc, leibniz, mandelbrot and heat); run it without --checkpoint",
             dir.display()
         ))),
+        (Some(dir), _, _) if dir.to_string_lossy().contains(['\n', '\r']) => Err(UsageError(format!(
+            "--checkpoint {:?}: a line break in the directory's name would break the report's lines: give a \
+             path without one",
+            dir
+        ))),
+        (Some(dir), _, job) => {
+            // The journal's directory holds the journal only: an output there
+            // could replace its files.
+            let Ok(journal) = std::fs::canonicalize(dir) else { return Ok(()) };
+            let mut files = job.files();
+            files.extend(common.report.as_deref().map(|r| output::FileUse::writes("--report", r)));
+            for f in files.iter().filter(|f| f.writes) {
+                let parent = f.path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+                if std::fs::canonicalize(parent).is_ok_and(|p| p == journal) {
+                    return Err(UsageError(format!(
+                        "{} {} is in the --checkpoint directory {}, which holds the journal only: write it \
+                         elsewhere",
+                        f.option,
+                        f.path.display(),
+                        dir.display()
+                    )));
+                }
+            }
+            Ok(())
+        }
         _ => Ok(()),
     }
 }

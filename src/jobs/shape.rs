@@ -379,7 +379,17 @@ impl Phases for UnitPhases<'_> {
         // use (another job's, in use, not a directory) is refused job-wide.
         if let (Some(resume), true) = (&self.resume, ctx.is_root()) {
             let claim = checkpoint::Claim::open(&resume.dir, &self.identity(resume.kernel))?;
-            let (journal, note) = Journal::open(claim, self.mine.clone())?;
+            // A record's tally must be one its units can give (where the job
+            // bounds it), and its bytes as many as its units make (where they
+            // travel unpacked): anything else is damage, recomputed.
+            let job = self.job;
+            let plausible = |r: &checkpoint::Record| {
+                let tally = job.tally_bounds(r.units.clone()).is_none_or(|b| b.contains(&r.tally));
+                let n = (r.units.end - r.units.start) as usize;
+                let bytes = job.pack_grain().is_some() || r.bytes.len() == n * job.unit_bytes();
+                tally && bytes
+            };
+            let (journal, note) = Journal::open(claim, self.mine.clone(), &plausible)?;
             if let Some(note) = note {
                 eprintln!("pikernels: warning: {note}");
             }

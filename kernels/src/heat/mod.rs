@@ -530,7 +530,14 @@ pub fn max_error(p: &Params, rows: Range<usize>, cols: Range<usize>, cells: &[f6
         .map(|(line, i)| {
             let down: [f64; MODES.len()] = std::array::from_fn(|k| weights[k] * mode(MODES[k].0, i, p.rows));
             let exact_at = |j: usize| -> f64 { down.iter().zip(&across).map(|(d, a)| d * a[j]).sum() };
-            line.iter().enumerate().map(|(j, &v)| (v - exact_at(j)).abs()).fold(0.0, f64::max)
+            // A NaN cell is an infinite error (f64::max would pass it over).
+            line.iter().enumerate().map(|(j, &v)| (v - exact_at(j)).abs()).fold(0.0, |m: f64, e| {
+                if e.is_nan() {
+                    f64::INFINITY
+                } else {
+                    m.max(e)
+                }
+            })
         })
         .reduce(|| 0.0, f64::max)
 }

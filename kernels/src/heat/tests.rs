@@ -229,6 +229,10 @@ fn each_mode_decays_by_its_factor_in_one_step() {
     let field = reference(&p, 0..9, 0..12);
     assert!(max_error(&p, 0..9, 0..12, &field) <= error_bound(&p));
     assert!(decay(&p, 1, 1) < 1.0 && decay(&p, 1, 1) > decay(&p, 5, 2));
+    // A NaN anywhere is no pass: its error is infinite, not skipped.
+    let mut bad = field.clone();
+    bad[50] = f64::NAN;
+    assert_eq!(max_error(&p, 0..9, 0..12, &bad), f64::INFINITY);
 }
 
 #[test]

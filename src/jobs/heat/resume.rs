@@ -68,7 +68,16 @@ impl Heat {
         }
         let (step, field) = match state {
             Some((step, field)) if step <= self.p.steps => (step, Some(field)),
-            _ => (0, None),
+            Some((step, _)) => {
+                eprintln!(
+                    "pikernels: warning: --checkpoint {}: the kept field is of step {step}, past the job's {} steps: \
+                     not used, starting from the beginning",
+                    r.dir.display(),
+                    self.p.steps
+                );
+                (0, None)
+            }
+            None => (0, None),
         };
         Ok(Start { claim, step, field })
     }
