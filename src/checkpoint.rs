@@ -145,14 +145,17 @@ impl Claim {
             .open(&lock_path)
             .with_context(|| format!("--checkpoint {shown}: cannot open {}", lock_path.display()))?;
         if let Err(e) = lock.try_lock() {
+            if let std::fs::TryLockError::Error(e) = e {
+                bail!(
+                    "--checkpoint {shown}: the file system there cannot lock {} ({e}): give a local directory",
+                    lock_path.display()
+                );
+            }
             let mut holder = String::new();
             let _ = lock.read_to_string(&mut holder);
             let holder = holder.trim();
             let by = if holder.is_empty() { String::new() } else { format!(" ({holder})") };
-            bail!(
-                "--checkpoint {shown} is in use by another job{by}: wait for it to end, or give another directory \
-                 ({e})"
-            );
+            bail!("--checkpoint {shown} is in use by another job{by}: wait for it to end, or give another directory");
         }
         // Under the lock, again: a job that started beside this one may have
         // written the description meanwhile.
@@ -197,6 +200,7 @@ impl Journal {
     ) -> Result<(Journal, Option<String>)> {
         let (dir, shown) = (claim.dir.clone(), claim.dir.display().to_string());
         let log_path = dir.join("units.log");
+        let new = !log_path.exists();
         let mut log = OpenOptions::new()
             .read(true)
             .write(true)
@@ -204,6 +208,9 @@ impl Journal {
             .truncate(false)
             .open(&log_path)
             .with_context(|| format!("--checkpoint {shown}: cannot open {}", log_path.display()))?;
+        if new {
+            sync_dir(&dir); // the new file's name, durable with its records
+        }
         let mut bytes = Vec::new();
         log.read_to_end(&mut bytes).with_context(|| format!("--checkpoint {shown}: cannot read the journal"))?;
         let (records, intact) = parse(&bytes, units, plausible);
@@ -284,12 +291,22 @@ const STATE_MAGIC: [u8; 8] = *b"pkstate1";
 /// state file there was not used (damaged, or of another length).
 pub fn read_state(claim: &Claim, len: usize) -> (Option<(u64, Vec<f64>)>, Option<String>) {
     let path = claim.dir.join(STATE);
+    let whole = 8 + 8 + 8 + len * 8 + 4;
+    // The size first: a file of another size is not read at all.
+    match std::fs::metadata(&path) {
+        Ok(m) if m.len() != whole as u64 => {
+            return (
+                None,
+                Some(format!("{} is damaged or of another size: starting from the beginning", path.display())),
+            )
+        }
+        _ => {}
+    }
     let bytes = match std::fs::read(&path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return (None, None),
         Err(e) => return (None, Some(format!("cannot read {} ({e}): starting from the beginning", path.display()))),
     };
-    let whole = 8 + 8 + 8 + len * 8 + 4;
     let ok = bytes.len() == whole
         && bytes[..8] == STATE_MAGIC
         && u64::from_le_bytes(bytes[16..24].try_into().expect("8 bytes")) == len as u64

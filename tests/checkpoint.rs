@@ -389,7 +389,14 @@ fn kernels_that_cannot_resume_refuse_checkpoint_and_the_interval_needs_it() {
     refused(&util::mpirun(1, &both), 2, "both say when to keep the field: give one");
     refused(&util::mpirun(1, &["heat", "--checkpoint", ck_s, "--frames", "3"]), 2, "--checkpoint with --frames");
     assert!(!ck.exists(), "a refused run made the directory");
-    // An output in the journal's directory could replace its files.
+    // An output in the journal's directory could replace its files: refused
+    // on the first run too (rank 0 judges it once the directory exists, and
+    // every rank agrees).
+    let first = ck.join("r.json");
+    let run =
+        util::mpirun(2, &["leibniz", "--terms", "1e6", "--checkpoint", ck_s, "--report", first.to_str().unwrap()]);
+    refused(&run, 2, "which holds the journal only");
+    assert!(!first.exists());
     json_run(1, &["leibniz", "--terms", "1e6", "--checkpoint", ck_s]);
     let inside = ck.join("job.json");
     let run =

@@ -286,6 +286,10 @@ impl UnitJob for Mandelbrot {
         png::pack(rgb, self.p.row_bytes())
     }
 
+    fn packed_bound(&self, rows: u64) -> u64 {
+        png::packed_bound(rows, self.p.row_bytes())
+    }
+
     fn files(&self) -> Vec<output::FileUse> {
         self.out.iter().map(|p| output::FileUse::writes("--out", p)).collect()
     }

@@ -157,28 +157,30 @@ fn check_checkpoint(kernel: &str, job: &Job, common: &Common) -> Result<(), Usag
              path without one",
             dir
         ))),
-        (Some(dir), _, job) => {
-            // The journal's directory holds the journal only: an output there
-            // could replace its files.
-            let Ok(journal) = std::fs::canonicalize(dir) else { return Ok(()) };
-            let mut files = job.files();
-            files.extend(common.report.as_deref().map(|r| output::FileUse::writes("--report", r)));
-            for f in files.iter().filter(|f| f.writes) {
-                let parent = f.path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
-                if std::fs::canonicalize(parent).is_ok_and(|p| p == journal) {
-                    return Err(UsageError(format!(
-                        "{} {} is in the --checkpoint directory {}, which holds the journal only: write it \
-                         elsewhere",
-                        f.option,
-                        f.path.display(),
-                        dir.display()
-                    )));
-                }
-            }
-            Ok(())
-        }
         _ => Ok(()),
     }
+}
+
+/// On rank 0, after the journal's directory is claimed (so it exists): no
+/// file the run writes may be in it, where it could replace the journal's
+/// files. Part of the job-wide pre-flight (a check made on every rank before
+/// MPI would read each node's own disk, and ranks could disagree).
+pub fn check_outside_journal(dir: &std::path::Path, job: &Job, common: &Common) -> anyhow::Result<()> {
+    let journal = std::fs::canonicalize(dir)?;
+    let mut files = job.files();
+    files.extend(common.report.as_deref().map(|r| output::FileUse::writes("--report", r)));
+    for f in files.iter().filter(|f| f.writes) {
+        let parent = f.path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+        if std::fs::canonicalize(parent).is_ok_and(|p| p == journal) {
+            anyhow::bail!(
+                "{} {} is in the --checkpoint directory {}, which holds the journal only: write it elsewhere",
+                f.option,
+                f.path.display(),
+                dir.display()
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Rejects `--out` for kernels that write no file.

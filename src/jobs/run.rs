@@ -22,7 +22,7 @@ pub fn execute(kernel: &'static str, job: &Job, common: &Common) -> Result<(), S
         kernel,
     });
     let mut phases = job.phases(common.partition, resume);
-    preflight(&spmd, phases.as_mut(), common)?;
+    preflight(&spmd, phases.as_mut(), job, common)?;
     spmd.start_pool().map_err(|e| failure_at(&spmd, e))?;
     let hosts = spmd.gather_hosts();
     if let Some(hosts) = &hosts {
@@ -56,7 +56,7 @@ pub fn execute(kernel: &'static str, job: &Job, common: &Common) -> Result<(), S
 
 /// The job-wide pre-flight: this rank's thread count and resources, and
 /// rank 0's report path, agreed by every rank before any work.
-fn preflight(spmd: &Spmd, phases: &mut dyn super::shape::Phases, common: &Common) -> Result<(), Stop> {
+fn preflight(spmd: &Spmd, phases: &mut dyn super::shape::Phases, job: &Job, common: &Common) -> Result<(), Stop> {
     let ctx = Preflight { rank: spmd.rank(), size: spmd.size(), comm: common.comm, threads: spmd.threads() };
     // The thread count is checked against this rank's cores here, agreed
     // job-wide, not by the argument parser: ranks on different hosts (or
@@ -67,6 +67,10 @@ fn preflight(spmd: &Spmd, phases: &mut dyn super::shape::Phases, common: &Common
         .and_then(|()| phases.preflight(&ctx))
         .and_then(|()| match (&common.report, spmd.is_root()) {
             (Some(path), true) => output::check_writable(path, "report"),
+            _ => Ok(()),
+        })
+        .and_then(|()| match (&common.checkpoint, spmd.is_root()) {
+            (Some(dir), true) => super::check_outside_journal(dir, job, common),
             _ => Ok(()),
         });
     spmd.agree(local, |e| eprintln!("pikernels: error{}: {e:#}", spmd.whereabouts()))

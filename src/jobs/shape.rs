@@ -56,6 +56,11 @@ pub trait UnitJob: Sync {
     fn pack(&self, _units: Range<u64>, raw: &[u8]) -> Vec<u8> {
         raw.to_vec()
     }
+    /// The most bytes the packed form of `units` units can take (a journal's
+    /// record longer than this is damage); without packing, their bytes.
+    fn packed_bound(&self, units: u64) -> u64 {
+        units.saturating_mul(self.unit_bytes() as u64)
+    }
     /// Checks this machine's resources for this rank's share; runs on every
     /// rank before any message.
     fn preflight(&self, _ctx: &Preflight) -> Result<()> {
@@ -311,12 +316,14 @@ struct UnitPhases<'a> {
     result: Option<(Tally, Vec<u8>)>,
     /// Rank 0, after a `--checkpoint` run: its account.
     account: Option<Checkpoint>,
+    /// Rank 0: why the journal's records could not be joined.
+    journal_error: Option<String>,
 }
 
 impl<'a> UnitPhases<'a> {
     fn new(job: &'a dyn UnitJob, part: Option<Partition>, resume: Option<Resume>) -> Self {
         let mine = super::partial::units(job, part);
-        UnitPhases { job, part, mine, resume, journal: None, result: None, account: None }
+        UnitPhases { job, part, mine, resume, journal: None, result: None, account: None, journal_error: None }
     }
 
     /// What a journal must belong to: everything that changes a unit's result.
@@ -354,10 +361,19 @@ impl<'a> UnitPhases<'a> {
         if let (Some(j), Some(resume)) = (journal, &self.resume) {
             let mut all: Vec<&checkpoint::Record> = j.records().iter().chain(&unrecorded).collect();
             all.sort_by_key(|r| r.units.start);
-            let tally = all.iter().map(|r| Tally(r.tally)).fold(Tally::default(), |a, b| a + b);
+            let tally = all.iter().try_fold(0i128, |a, r| a.checked_add(r.tally)).map(Tally);
             let data = all.iter().flat_map(|r| r.bytes.iter().copied()).collect();
             let units = self.mine.end - self.mine.start;
-            self.result = Some((tally, data));
+            self.result = match tally {
+                Some(tally) => Some((tally, data)),
+                None => {
+                    self.journal_error = Some(format!(
+                        "the journal in {} holds tallies whose sum overflows: it was edited; give another directory",
+                        resume.dir.display()
+                    ));
+                    None
+                }
+            };
             self.account = Some(Checkpoint {
                 dir: resume.dir.display().to_string(),
                 unit: "units".into(),
@@ -383,10 +399,19 @@ impl Phases for UnitPhases<'_> {
             // bounds it), and its bytes as many as its units make (where they
             // travel unpacked): anything else is damage, recomputed.
             let job = self.job;
+            let end = self.mine.end;
             let plausible = |r: &checkpoint::Record| {
                 let tally = job.tally_bounds(r.units.clone()).is_none_or(|b| b.contains(&r.tally));
                 let n = (r.units.end - r.units.start) as usize;
-                let bytes = job.pack_grain().is_some() || r.bytes.len() == n * job.unit_bytes();
+                let bytes = match job.pack_grain() {
+                    // Packed: on the grain (so the batches after it are), within the bound.
+                    Some(g) => {
+                        r.units.start.is_multiple_of(g)
+                            && (r.units.end.is_multiple_of(g) || r.units.end == end)
+                            && (r.bytes.len() as u64) <= job.packed_bound(n as u64)
+                    }
+                    None => n.checked_mul(job.unit_bytes()) == Some(r.bytes.len()),
+                };
                 tally && bytes
             };
             let (journal, note) = Journal::open(claim, self.mine.clone(), &plausible)?;
@@ -430,6 +455,9 @@ impl Phases for UnitPhases<'_> {
     }
 
     fn finish(&mut self) -> Result<(Finished, Option<Partial>)> {
+        if let Some(e) = self.journal_error.take() {
+            anyhow::bail!(e);
+        }
         let (tally, data) = self.result.take().ok_or_else(|| anyhow::anyhow!("rank 0 holds no result"))?;
         match self.part {
             Some(part) => {

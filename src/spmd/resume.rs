@@ -20,8 +20,14 @@ use kernels::Tally;
 use std::ops::Range;
 use std::time::{Duration, Instant};
 
-/// The first batch's share of the missing units, before a rate is known.
-const FIRST_BATCH_PARTS: u64 = 64;
+/// The first batch's share of the missing units, before a rate is known:
+/// small, so that a long job's first record comes early.
+const FIRST_BATCH_PARTS: u64 = 4096;
+
+/// How much larger than the one before a batch may be: the rate of one
+/// batch is a guess for the next (Mandelbrot's rows differ in cost), so
+/// batches grow towards the interval rather than jump to it.
+const GROWTH: u64 = 4;
 
 /// What the batches measured on this rank.
 pub struct Batches {
@@ -83,10 +89,12 @@ pub fn run(
         }
         finished += batch.end - batch.start;
         progress.set(finished);
-        // The next batch: about `every` at the rate this one ran.
+        // The next batch: about `every` at the rate this one ran, at most
+        // GROWTH times this one.
         let took = t.elapsed().as_secs_f64().max(1e-6);
-        let rate = (batch.end - batch.start) as f64 / took;
-        plan.size = ((rate * every.as_secs_f64()) as u64).max(1);
+        let len = batch.end - batch.start;
+        let rate = len as f64 / took;
+        plan.size = ((rate * every.as_secs_f64()) as u64).clamp(1, len.saturating_mul(GROWTH).max(1));
     }
     progress.finish();
     Batches { stats, wall_s: start.elapsed().as_secs_f64() }

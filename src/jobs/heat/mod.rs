@@ -548,11 +548,12 @@ impl SpmdJob for Heat {
                     continue;
                 }
                 let t = Instant::now();
+                // The write before is waited for first (one at a time, and
+                // its copy of the field gone before the next is gathered).
+                writer.finish(&mut written, &mut failed, &r.dir);
                 let whole = team.gather_blocks(comm, &places, self.p.cols, &state.cells());
                 if let (Some(whole), Some(j)) = (whole, &journal) {
-                    // Rank 0 writes on a thread of its own while the steps go
-                    // on; the write before is waited for first (one at a time).
-                    writer.finish(&mut written, &mut failed, &r.dir);
+                    // Rank 0 writes on a thread of its own while the steps go on.
                     if !failed {
                         let dir = j.claim.dir().to_path_buf();
                         writer.0 = Some(std::thread::spawn(move || crate::checkpoint::write_state(&dir, done, &whole)));

@@ -39,8 +39,12 @@ pub struct Start {
     pub field: Option<Vec<f64>>,
 }
 
-/// The first checkpoint's share of the steps, before a rate is known.
-const FIRST_PARTS: u64 = 64;
+/// The first stretch's share of the steps, before a rate is known (it is
+/// not kept: it only measures).
+const FIRST_PARTS: u64 = 4096;
+
+/// How much longer than the one before a stretch may be.
+const GROWTH: u64 = 4;
 
 impl Heat {
     /// What a journal must belong to: what changes the field (not the grid,
@@ -90,7 +94,7 @@ impl Heat {
             (Some(n), _) => n,
             (None, Some((steps, took))) => {
                 let rate = steps as f64 / took.as_secs_f64().max(1e-6);
-                ((rate * r.every.as_secs_f64()) as u64).max(1)
+                ((rate * r.every.as_secs_f64()) as u64).clamp(1, steps.saturating_mul(GROWTH).max(1))
             }
             (None, None) => (self.p.steps / FIRST_PARTS).max(1),
         }
@@ -114,7 +118,13 @@ impl Writer {
                     dir.display()
                 );
             }
-            Err(_) => *failed = true,
+            Err(_) => {
+                *failed = true;
+                eprintln!(
+                    "pikernels: warning: writing the field to {} failed: the run goes on without checkpoints",
+                    dir.display()
+                );
+            }
         }
     }
 }
