@@ -40,11 +40,10 @@ pub struct Start {
 }
 
 /// The first stretch's share of the steps, before a rate is known (it is
-/// not kept: it only measures).
-const FIRST_PARTS: u64 = 4096;
-
-/// How much longer than the one before a stretch may be.
-const GROWTH: u64 = 4;
+/// not kept: it only measures). Steps cost alike, so its rate sizes every
+/// stretch after it; each kept field is a whole field written, so stretches
+/// do not start small and grow as unit batches do.
+const FIRST_PARTS: u64 = 1024;
 
 impl Heat {
     /// What a journal must belong to: what changes the field (not the grid,
@@ -94,7 +93,7 @@ impl Heat {
             (Some(n), _) => n,
             (None, Some((steps, took))) => {
                 let rate = steps as f64 / took.as_secs_f64().max(1e-6);
-                ((rate * r.every.as_secs_f64()) as u64).clamp(1, steps.saturating_mul(GROWTH).max(1))
+                ((rate * r.every.as_secs_f64()) as u64).max(1)
             }
             (None, None) => (self.p.steps / FIRST_PARTS).max(1),
         }
