@@ -28,29 +28,6 @@ fn journal_units(dir: &Path) -> u64 {
     units
 }
 
-/// A rank process of the job started as `mpirun` (pid `launcher`): its pid
-/// and rank.
-fn ranks_of(launcher: u32) -> Vec<(i32, u32)> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
-        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else { continue };
-        let ppid: u32 = rest.split_whitespace().nth(1).and_then(|p| p.parse().ok()).unwrap_or(0);
-        if ppid != launcher {
-            continue;
-        }
-        let env = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
-        let rank = env
-            .split(|&b| b == 0)
-            .find_map(|kv| std::str::from_utf8(kv).ok()?.strip_prefix("OMPI_COMM_WORLD_RANK=")?.parse().ok());
-        if let Some(rank) = rank {
-            out.push((pid, rank));
-        }
-    }
-    out
-}
-
 /// Starts `args` under `mpirun -np NP` in its own process group.
 fn start(np: usize, args: &[&str]) -> Child {
     let mut cmd: Command = util::mpirun_cmd(np, args);
@@ -96,6 +73,21 @@ fn kill_part_way(np: usize, args: &[&str], dir: &Path, victim: u32, (min_units, 
     kill_when(np, args, || journal_units(dir), victim, (min_units, max_units))
 }
 
+/// Waits, while `job` runs, until `covered()` reaches `min` (within
+/// `limit`); returns it.
+fn wait_for(job: &mut Child, covered: impl Fn() -> u64, min: u64, limit: Duration) -> u64 {
+    let began = Instant::now();
+    loop {
+        let now = covered();
+        if now >= min {
+            return now;
+        }
+        assert!(job.try_wait().unwrap().is_none(), "the job ended before the journal covered {min} units");
+        assert!(began.elapsed() < limit, "the journal covers only {now} units after {limit:?}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// [`kill_part_way`] with the journal's progress read by `covered`.
 fn kill_when(
     np: usize,
@@ -105,17 +97,8 @@ fn kill_when(
     (min_units, max_units): (u64, u64),
 ) -> u64 {
     let mut job = start(np, args);
-    let began = Instant::now();
-    let covered = loop {
-        let covered = covered();
-        if covered >= min_units {
-            break covered;
-        }
-        assert!(job.try_wait().unwrap().is_none(), "the job ended before the journal covered {min_units} units");
-        assert!(began.elapsed() < Duration::from_secs(240), "the journal covers only {covered} units");
-        std::thread::sleep(Duration::from_millis(5));
-    };
-    let ranks = ranks_of(job.id());
+    let covered = wait_for(&mut job, covered, min_units, Duration::from_secs(240));
+    let ranks = util::ranks_of(job.id() as i32);
     let (pid, _) = *ranks.iter().find(|(_, r)| *r == victim).expect("the rank to kill is running");
     // SAFETY: plain syscall on a rank process of the job this test started.
     unsafe { libc::kill(pid, libc::SIGKILL) };
@@ -123,6 +106,17 @@ fn kill_when(
     let code = wait(&mut job, Duration::from_secs(120));
     assert_ne!(code, Some(0), "a job that lost a rank must fail");
     covered
+}
+
+/// Reruns `args` under `mpirun -np NP` after its journal was damaged: it
+/// succeeds, warns of the damage (`warning`), resumes nothing, and its
+/// result's `key` is `want`.
+fn recomputes_everything(np: usize, args: &[&str], warning: &str, key: &str, want: &serde_json::Value) {
+    let run = util::mpirun(np, &[args, &["--format", "json"]].concat());
+    assert!(run.success(), "{run}");
+    assert!(run.stderr.contains(warning), "{run}");
+    assert_eq!(run.report()["checkpoint"]["resumed_units"], 0, "{run}");
+    assert_eq!(&run.report()["result"][key], want, "{run}");
 }
 
 fn checkpoint_of(report: &serde_json::Value) -> (u64, u64, u64) {
@@ -223,11 +217,7 @@ fn heat_killed_part_way_resumes_on_another_grid_with_the_same_field() {
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0x40;
     std::fs::write(&state, &bytes).unwrap();
-    let run = util::mpirun(2, &[&rerun[..], &["--format", "json"]].concat());
-    assert!(run.success(), "{run}");
-    assert!(run.stderr.contains("is damaged"), "{run}");
-    assert_eq!(run.report()["checkpoint"]["resumed_units"], 0);
-    assert_eq!(run.report()["result"]["field_digest"], whole["result"]["field_digest"]);
+    recomputes_everything(2, &rerun, "is damaged", "field_digest", &whole["result"]["field_digest"]);
 }
 
 #[test]
@@ -298,11 +288,7 @@ fn a_record_with_an_impossible_tally_is_recomputed_not_used() {
     let crc = crc32fast::hash(&bytes[..48]);
     bytes[48..52].copy_from_slice(&crc.to_le_bytes());
     std::fs::write(&log, &bytes).unwrap();
-    let run = util::mpirun(1, &[&args[..], &["--format", "json"]].concat());
-    assert!(run.success(), "{run}");
-    assert!(run.stderr.contains("are damaged"), "{run}");
-    assert_eq!(run.report()["checkpoint"]["resumed_units"], 0);
-    assert_eq!(run.report()["result"]["hits"], first["result"]["hits"]);
+    recomputes_everything(1, &args, "are damaged", "hits", &first["result"]["hits"]);
 }
 
 #[test]
@@ -324,12 +310,7 @@ fn a_journal_directory_removed_mid_run_is_warned_about_once_and_the_run_finishes
         "json",
     ];
     let mut job = start(1, &args);
-    let began = Instant::now();
-    while journal_units(&ck) == 0 {
-        assert!(job.try_wait().unwrap().is_none(), "the job ended before its first record");
-        assert!(began.elapsed() < Duration::from_secs(120));
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    wait_for(&mut job, || journal_units(&ck), 1, Duration::from_secs(120));
     std::fs::remove_dir_all(&ck).unwrap();
     let out = job.wait_with_output().unwrap();
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
@@ -347,12 +328,7 @@ fn two_jobs_on_one_journal_the_second_is_refused() {
     let ck_s = ck.to_str().unwrap();
     let args = ["pi-mc", "--samples", "1e11", "--threads", "1", "--checkpoint", ck_s, "--checkpoint-every", "100ms"];
     let mut first = start(1, &args);
-    let began = Instant::now();
-    while journal_units(&ck) == 0 {
-        assert!(first.try_wait().unwrap().is_none(), "the first job ended early");
-        assert!(began.elapsed() < Duration::from_secs(120), "the first job wrote no record");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_for(&mut first, || journal_units(&ck), 1, Duration::from_secs(120));
     let second = util::mpirun(1, &args);
     // SAFETY: plain syscall on the process group `start` created.
     unsafe { libc::killpg(first.id() as i32, libc::SIGKILL) };

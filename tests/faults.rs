@@ -57,25 +57,7 @@ impl Job {
 
     /// Pids of processes whose parent is the launcher, with their MPI rank.
     fn ranks(&self) -> Vec<(i32, u32)> {
-        let mut out = Vec::new();
-        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-            let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
-            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
-            // Fields after the command name, which is in parentheses.
-            let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else { continue };
-            let ppid: i32 = rest.split_whitespace().nth(1).and_then(|p| p.parse().ok()).unwrap_or(0);
-            if ppid != self.pid() && pid != self.pid() {
-                continue;
-            }
-            let env = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
-            let rank = env
-                .split(|&b| b == 0)
-                .find_map(|kv| std::str::from_utf8(kv).ok()?.strip_prefix("OMPI_COMM_WORLD_RANK=")?.parse().ok());
-            if let Some(rank) = rank {
-                out.push((pid, rank));
-            }
-        }
-        out
+        util::ranks_of(self.pid())
     }
 
     /// Waits until `n` ranks run and each has installed its stop-signal
