@@ -56,10 +56,9 @@ pub struct Record {
 
 /// An open journal, locked for this run.
 pub struct Journal {
-    dir: PathBuf,
     log: File,
     /// The directory's claim, held for the run.
-    _claim: Claim,
+    claim: Claim,
     records: Vec<Record>,
     /// Set once a record could not be written: no more are tried.
     failed: bool,
@@ -227,7 +226,7 @@ impl Journal {
             log.set_len(intact as u64).with_context(|| format!("--checkpoint {shown}: cannot cut the damaged tail"))?;
         }
         log.seek(SeekFrom::End(0))?;
-        Ok((Journal { dir, log, _claim: claim, records, failed: false }, note))
+        Ok((Journal { log, claim, records, failed: false }, note))
     }
 
     /// The intact records, in the order they were written.
@@ -259,7 +258,7 @@ impl Journal {
                 }
                 eprintln!(
                     "pikernels: warning: cannot write a checkpoint in {} ({e}): the run goes on without checkpoints",
-                    self.dir.display()
+                    self.claim.dir.display()
                 );
                 false
             }
@@ -271,7 +270,7 @@ impl Journal {
     /// nowhere anyone will read).
     fn still_there(&self) -> std::io::Result<()> {
         use std::os::unix::fs::MetadataExt;
-        let (ours, named) = (self.log.metadata()?, std::fs::metadata(self.dir.join("units.log"))?);
+        let (ours, named) = (self.log.metadata()?, std::fs::metadata(self.claim.dir.join("units.log"))?);
         if (ours.dev(), ours.ino()) == (named.dev(), named.ino()) {
             Ok(())
         } else {
