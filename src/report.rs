@@ -78,6 +78,24 @@ pub struct Report {
     /// Set only by a `--checkpoint` run: what the journal gave and kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checkpoint: Option<Checkpoint>,
+    /// Ranks that died while the job carried on without them (ULFM); empty
+    /// otherwise. `ranks` and `per_rank` count the ranks that finished,
+    /// `hosts` every rank started.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lost: Vec<LostRank>,
+}
+
+/// A rank the job lost and survived (`--comm dynamic` under ULFM).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LostRank {
+    /// The rank, as started.
+    pub rank: usize,
+    /// Its host.
+    pub host: String,
+    /// Chunks it held when it died, computed again by other ranks.
+    pub chunks_redone: u64,
+    /// Work units in those chunks.
+    pub units_redone: u64,
 }
 
 /// What a `--checkpoint DIR` run took from its journal and added to it.
@@ -373,6 +391,8 @@ pub struct Assembly {
     pub partial: Option<Partial>,
     /// A `--checkpoint` run's account.
     pub checkpoint: Option<Checkpoint>,
+    /// The ranks lost and survived.
+    pub lost: Vec<LostRank>,
 }
 
 impl Report {
@@ -419,18 +439,19 @@ impl Report {
             build: a.build,
             partial: a.partial,
             checkpoint: a.checkpoint,
+            lost: a.lost,
         }
     }
 
-    /// Per-rank rows from gathered host names and statistics.
-    pub fn rows(hosts: &[String], stats: &[RankStats]) -> Vec<RankRow> {
-        hosts
+    /// Per-rank rows from the host of every rank started, the rank each
+    /// statistics row's rank was started as, and the statistics.
+    pub fn rows(hosts: &[String], started_as: &[usize], stats: &[RankStats]) -> Vec<RankRow> {
+        started_as
             .iter()
             .zip(stats)
-            .enumerate()
-            .map(|(rank, (host, s))| RankRow {
+            .map(|(&rank, s)| RankRow {
                 rank,
-                host: host.clone(),
+                host: hosts.get(rank).cloned().unwrap_or_default(),
                 threads: s.threads,
                 units: s.units,
                 chunks: s.chunks,
@@ -492,6 +513,17 @@ impl Report {
                 c.computed_units,
                 c.records_written,
                 plural(c.records_written as usize)
+            );
+        }
+        for l in &self.lost {
+            let _ = writeln!(
+                s,
+                "  lost      rank {} ({}) died; the job went on without it, {} chunk{} ({} units) it held redone by the others",
+                l.rank,
+                l.host,
+                l.chunks_redone,
+                plural(l.chunks_redone as usize),
+                l.units_redone
             );
         }
         let pack = if t.pack_s.max > 0.0 { format!(" | pack max {:.4} s", t.pack_s.max) } else { String::new() };
@@ -667,7 +699,7 @@ mod tests {
             ranks: 2,
             threads_per_rank: 2,
             comm: Comm::P2p,
-            per_rank: Report::rows(&hosts, &stats),
+            per_rank: Report::rows(&hosts, &[0, 1], &stats),
             nodes: Vec::new(),
             cores_used: 4,
             oversubscribed: false,
@@ -687,6 +719,7 @@ mod tests {
             build: Build::current("pi-mc", None),
             partial: None,
             checkpoint: None,
+            lost: Vec::new(),
         }
     }
 

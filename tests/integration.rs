@@ -24,6 +24,7 @@ mod report;
 mod scale;
 mod simd_paths;
 mod transcode;
+mod ulfm;
 
 /// With `autotests = false` cargo no longer finds test files by itself: a
 /// file in `tests/` without a `mod` line here would never be compiled or run.

@@ -7,7 +7,7 @@
 
 use super::Common;
 use super::{Job, Preflight};
-use crate::exit::{Exit, Stop};
+use crate::exit::{Exit, Said, Stop};
 use crate::output;
 use crate::report::{Assembly, Build, Report};
 use crate::spmd::{self, Spmd};
@@ -16,40 +16,70 @@ use crate::spmd::{self, Spmd};
 /// report. `main` has armed the time limit (before the inputs were read).
 pub fn execute(kernel: &'static str, job: &Job, common: &Common) -> Result<(), Stop> {
     let spmd = Spmd::init(common.threads).map_err(|e| Stop::failure(format!("cannot start MPI: {e:#}")))?;
+    let ran = run_on(&spmd, kernel, job, common);
+    if spmd.losses().is_empty() {
+        return ran; // MPI is finalised as `spmd` drops
+    }
+    // The job went on without a lost rank: its last words now, then MPI
+    // finalised under a limit (spmd::ending::finalize_within says why).
+    let ran = ran.map_err(|stop| match stop.said {
+        Said::Line(line) => {
+            eprintln!("{line}");
+            Stop::said(stop.exit)
+        }
+        _ => stop,
+    });
+    spmd::ending::finalize_within(ran.as_ref().map_or_else(|stop| stop.exit as i32, |()| 0));
+    ran
+}
+
+/// [`execute`] once MPI is up.
+fn run_on(spmd: &Spmd, kernel: &'static str, job: &Job, common: &Common) -> Result<(), Stop> {
     let resume = common.checkpoint.clone().map(|dir| super::shape::Resume {
         dir,
         every: common.checkpoint_every.unwrap_or(super::shape::CHECKPOINT_EVERY),
         kernel,
     });
     let mut phases = job.phases(common.partition, resume);
-    preflight(&spmd, phases.as_mut(), job, common)?;
-    spmd.start_pool().map_err(|e| failure_at(&spmd, e))?;
+    preflight(spmd, phases.as_mut(), job, common)?;
+    spmd.start_pool().map_err(|e| failure_at(spmd, e))?;
     let hosts = spmd.gather_hosts();
     if let Some(hosts) = &hosts {
         spmd::deadline::know_hosts(hosts);
     }
     spmd::deadline::phase("computing its share");
     crate::progress::choose(common.progress, common.progress_every);
-    let ran = phases.run(&spmd, common.comm);
+    let ran = phases.run(spmd, common.comm);
     spmd::deadline::phase("sending its statistics");
     let stats = spmd.gather_stats(ran.stats);
     spmd::deadline::phase("verifying the result and writing outputs");
     let (Some(hosts), Some(stats)) = (hosts, stats) else {
         return Ok(()); // not rank 0: its part is done
     };
-    let (mut finished, partial) = phases.finish().map_err(|e| failure_at(&spmd, e))?;
+    let (mut finished, partial) = phases.finish().map_err(|e| failure_at(spmd, e))?;
     let outputs = std::mem::take(&mut finished.outputs);
+    let lost = spmd
+        .losses()
+        .into_iter()
+        .map(|l| crate::report::LostRank {
+            rank: l.rank,
+            host: hosts.get(l.rank).cloned().unwrap_or_default(),
+            chunks_redone: l.chunks_redone,
+            units_redone: l.units_redone,
+        })
+        .collect();
     let report = Report::assemble(Assembly {
         kernel: kernel.into(),
         params: job.params(),
         comm: common.comm,
-        per_rank: Report::rows(&hosts, &stats),
+        per_rank: Report::rows(&hosts, spmd.started_as(), &stats),
         hosts,
         finished,
         wall_s: ran.wall_s,
         build: Build::current(kernel, job.implementation()),
         partial,
         checkpoint: phases.checkpoint(),
+        lost,
     });
     publish(&report, common.format, common.report.as_deref(), "pikernels", outputs)
 }

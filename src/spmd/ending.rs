@@ -32,6 +32,9 @@ pub const ABORT_WITHIN: Duration = Duration::from_secs(5);
 /// Set once this process has chosen to abort: its message is out, and the
 /// `exit()` that `MPI_Abort` makes is expected.
 static ABORTING: AtomicBool = AtomicBool::new(false);
+/// Set where `MPI_Abort` must not be called (fault tolerance on: see
+/// `super::ulfm`); [`abort`] then ends this process alone.
+static NO_MPI_ABORT: AtomicBool = AtomicBool::new(false);
 /// Set while `MPI_Init` runs: an exit then is the library's, at start-up.
 static STARTING: AtomicBool = AtomicBool::new(false);
 /// " on rank R of N (host)" for the last words, fixed before MPI starts.
@@ -78,12 +81,35 @@ pub fn backstop(code: i32) {
     }
 }
 
+/// How long `MPI_Finalize` may take after a rank was lost and survived.
+pub const FINALIZE_WITHIN: Duration = Duration::from_secs(5);
+
+/// Makes sure this process ends with `code` within [`FINALIZE_WITHIN`] once
+/// its work is done and said, even if `MPI_Finalize` never returns: after a
+/// lost rank, OpenMPI 5.0's finalize can wait for it forever (its closing
+/// fence counts the dead rank; open-mpi/ompi#11404; seen here in 1 run of 3
+/// with two ranks lost, in a plain C program too). With fault tolerance on,
+/// the launcher takes such an exit as the process's own status.
+pub fn finalize_within(code: i32) {
+    let _ = std::thread::Builder::new().name("pikernels-finalize".into()).spawn(move || {
+        std::thread::sleep(FINALIZE_WITHIN);
+        // SAFETY: ends the process at once; nothing after it runs.
+        unsafe { libc::_exit(code) }
+    });
+}
+
+/// From now on [`abort`] ends this process without `MPI_Abort`: the other
+/// ranks learn of it at their next message (fault tolerance on).
+pub fn without_mpi_abort() {
+    NO_MPI_ABORT.store(true, Ordering::SeqCst);
+}
+
 /// Ends the job: `MPI_Abort` with `code` (the launcher then ends every
 /// rank), and, should the launcher not answer, this process alone within
 /// [`ABORT_WITHIN`] ([`backstop`]). The caller has said why already.
 pub fn abort(code: i32) -> ! {
     backstop(code);
-    if mpi::environment::is_initialized() && !mpi::environment::is_finalized() {
+    if !NO_MPI_ABORT.load(Ordering::SeqCst) && mpi::environment::is_initialized() && !mpi::environment::is_finalized() {
         // SAFETY: MPI is initialised and not finalised; MPI_Abort takes no
         // Rust-owned memory. Called from any thread although MPI runs
         // Funneled: the job is being torn down, and OpenMPI and MPICH allow it.

@@ -25,6 +25,7 @@ pub mod strategy;
 pub mod tags;
 pub mod tasks;
 pub mod threads;
+pub mod ulfm;
 
 /// The most elements one MPI call moves to or from one rank: counts and
 /// displacements are C `int`s (`i32::MAX`). Every call that moves a
@@ -37,6 +38,8 @@ use anyhow::{anyhow, Context, Result};
 use mpi::collective::SystemOperation;
 use mpi::topology::SimpleCommunicator;
 use mpi::traits::*;
+use std::cell::{OnceCell, RefCell};
+use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Where this process stands in the job before MPI is initialised, read from
@@ -114,18 +117,53 @@ pub struct Failure;
 
 /// The running SPMD job as one process sees it.
 pub struct Spmd {
-    /// A duplicate of `world` for the checkpoints' messages alone, so that
-    /// they never meet a strategy's or a kernel's (freed before the universe).
-    watch: SimpleCommunicator,
-    world: SimpleCommunicator,
-    rank: usize,
-    size: usize,
+    /// The ranks the job runs on: those it started with, and after each
+    /// loss survived (ULFM) the survivors.
+    members: Members,
+    /// The MPI library's fault tolerance, where this job has it.
+    ulfm: Option<ulfm::Ulfm>,
+    /// The ranks lost so far, and what of their work was redone.
+    losses: RefCell<Vec<Loss>>,
     threads: usize,
     node: Node,
     host: String,
     // Dropped last (fields drop in declaration order): finalises MPI, after
-    // `watch` has been freed.
+    // the members' communicators have been freed.
     _universe: mpi::environment::Universe,
+}
+
+/// The ranks a job runs on at one time, and their communicators.
+struct Members {
+    world: SimpleCommunicator,
+    /// A duplicate of `world` for the checkpoints' messages alone, so that
+    /// they never meet a strategy's or a kernel's.
+    watch: SimpleCommunicator,
+    rank: usize,
+    size: usize,
+    /// The rank each member was started as (its rank in `MPI_COMM_WORLD`).
+    started_as: Vec<usize>,
+    /// The survivors, once a member has been lost (set once; each loss
+    /// adds a link).
+    after_loss: OnceCell<Box<Members>>,
+}
+
+impl Members {
+    fn new(world: SimpleCommunicator, started_as: Vec<usize>) -> Members {
+        let watch = world.duplicate();
+        let (rank, size) = (world.rank() as usize, world.size() as usize);
+        Members { world, watch, rank, size, started_as, after_loss: OnceCell::new() }
+    }
+}
+
+/// A rank the job lost and carried on without (ULFM), as rank 0 saw it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Loss {
+    /// The rank as the job started it.
+    pub rank: usize,
+    /// Chunks of work it held when it died, given to the survivors.
+    pub chunks_redone: u64,
+    /// Units in those chunks.
+    pub units_redone: u64,
 }
 
 impl Drop for Spmd {
@@ -140,20 +178,21 @@ impl Drop for Spmd {
     /// rank returns its error the same way; aborts and the deadline do not
     /// finalise), so no rank waits for one that will not come.
     fn drop(&mut self) {
-        if self.size < 2 || std::thread::panicking() {
+        let (size, me) = (self.size(), self.rank());
+        if size < 2 || std::thread::panicking() {
             return;
         }
-        let me = self.rank;
+        let world = self.world();
         let token = [0u8];
-        let mut inbox = vec![0u8; self.size];
+        let mut inbox = vec![0u8; size];
         mpi::request::scope(|scope| {
-            let mut requests = Vec::with_capacity(2 * self.size);
+            let mut requests = Vec::with_capacity(2 * size);
             for (peer, slot) in inbox.chunks_mut(1).enumerate().filter(|(peer, _)| *peer != me) {
-                let process = self.world.process_at_rank(peer as mpi::Rank);
+                let process = world.process_at_rank(peer as mpi::Rank);
                 requests.push(process.immediate_receive_into_with_tag(scope, slot, tags::FAREWELL));
             }
-            for peer in (0..self.size).filter(|peer| *peer != me) {
-                let process = self.world.process_at_rank(peer as mpi::Rank);
+            for peer in (0..size).filter(|peer| *peer != me) {
+                let process = world.process_at_rank(peer as mpi::Rank);
                 requests.push(process.immediate_send_with_tag(scope, &token[..], tags::FAREWELL));
             }
             for request in requests {
@@ -184,16 +223,17 @@ impl Spmd {
         ending::started();
         deadline::phase("learning its node (MPI_Comm_split_type)");
         let world = universe.world();
-        let watch = world.duplicate();
         let (rank, size) = (world.rank() as usize, world.size() as usize);
         let node = Node::of(&world);
+        let ulfm = ulfm::Ulfm::detect(&world);
         let threads = threads.unwrap_or(node.default_threads());
         let host = mpi::environment::processor_name().unwrap_or_else(|_| "unknown".into());
         deadline::phase("checking its resources");
         install_panic_hook(rank, host.clone());
         crate::signals::install(whereabouts(rank, size, &host), launch.size > 1)
             .context("cannot install the signal handler")?;
-        Ok(Spmd { _universe: universe, world, watch, rank, size, threads, node, host })
+        let members = Members::new(world, (0..size).collect());
+        Ok(Spmd { _universe: universe, members, ulfm, losses: RefCell::new(Vec::new()), threads, node, host })
     }
 
     /// Starts this rank's rayon pool of [`Spmd::threads`] threads (before
@@ -206,19 +246,95 @@ impl Spmd {
             .context("cannot start the rayon thread pool")
     }
 
-    /// This process's rank.
-    pub fn rank(&self) -> usize {
-        self.rank
+    /// The ranks the job runs on now.
+    fn members(&self) -> &Members {
+        let mut m = &self.members;
+        while let Some(next) = m.after_loss.get() {
+            m = next;
+        }
+        m
     }
 
-    /// Number of ranks.
+    /// This process's rank (among the survivors, after a loss: rank 0 stays 0).
+    pub fn rank(&self) -> usize {
+        self.members().rank
+    }
+
+    /// Number of ranks (that are left, after a loss).
     pub fn size(&self) -> usize {
-        self.size
+        self.members().size
+    }
+
+    /// The rank each rank was started as, in rank order: `0..size` until a
+    /// rank is lost.
+    pub fn started_as(&self) -> &[usize] {
+        &self.members().started_as
     }
 
     /// Whether this is rank 0, which prints the report and writes outputs.
     pub fn is_root(&self) -> bool {
-        self.rank == 0
+        self.rank() == 0
+    }
+
+    /// Whether a rank's death can be survived: the MPI library has ULFM and
+    /// the job was started with fault tolerance on.
+    pub(crate) fn ulfm(&self) -> Option<&ulfm::Ulfm> {
+        self.ulfm.as_ref()
+    }
+
+    /// The ranks lost so far (on rank 0 with what was redone of theirs).
+    pub fn losses(&self) -> Vec<Loss> {
+        self.losses.borrow().clone()
+    }
+
+    /// Where the ranks meet after the dynamic strategy's requests: with
+    /// ULFM, the survivors first make a communicator of themselves (every
+    /// rank calls this; a rank that died is left out), and every later call
+    /// runs on it; then the [`Spmd::checkpoint`]. `redone` (rank 0's) lists
+    /// the chunks of lost ranks that were given to others, by the rank that
+    /// held them (numbered as before the loss).
+    pub(crate) fn regroup(&self, redone: &[(usize, Range<u64>)]) {
+        if let Some(ulfm) = &self.ulfm {
+            deadline::phase("regrouping after the dynamic strategy (MPIX_Comm_shrink)");
+            let before = self.members();
+            let survivors = ulfm.shrink(&before.world);
+            if (survivors.size() as usize) < before.size {
+                let me = [before.started_as[before.rank] as u64];
+                let mut all = vec![0u64; survivors.size() as usize];
+                survivors.all_gather_into(&me[..], &mut all[..]);
+                let started_as: Vec<usize> = all.iter().map(|&r| r as usize).collect();
+                let mut losses = self.losses.borrow_mut();
+                for (r, &rank) in before.started_as.iter().enumerate() {
+                    if started_as.contains(&rank) {
+                        continue;
+                    }
+                    let theirs = redone.iter().filter(|(holder, _)| *holder == r);
+                    losses.push(Loss {
+                        rank,
+                        chunks_redone: theirs.clone().count() as u64,
+                        units_redone: theirs.map(|(_, u)| u.end - u.start).sum(),
+                    });
+                    if self.is_root() {
+                        let l = losses.last().expect("just pushed");
+                        eprintln!(
+                            "pikernels: warning: lost {}; {} of its work redone by the others ({} chunk(s), {} units); \
+                             going on with {} of {} ranks",
+                            deadline::rank_name(rank),
+                            if l.chunks_redone > 0 { "the unfinished part" } else { "none" },
+                            l.chunks_redone,
+                            l.units_redone,
+                            started_as.len(),
+                            self.members.size
+                        );
+                    }
+                }
+                let next = Members::new(survivors, started_as);
+                if before.after_loss.set(Box::new(next)).is_err() {
+                    unreachable!("the last members have no successor yet");
+                }
+            }
+        }
+        self.checkpoint();
     }
 
     /// Rayon threads of this rank.
@@ -227,7 +343,7 @@ impl Spmd {
     }
 
     pub(crate) fn world(&self) -> &SimpleCommunicator {
-        &self.world
+        &self.members().world
     }
 
     /// Combines a check every rank made on its own into one decision: `Ok` on
@@ -236,18 +352,19 @@ impl Spmd {
     /// waits until it has, since mpirun kills the rest as soon as one rank
     /// exits non-zero.
     pub fn agree(&self, local: Result<()>, message: impl FnOnce(&anyhow::Error)) -> Result<(), Failure> {
-        let mine = if local.is_err() { self.rank as u64 } else { u64::MAX };
+        let rank = self.rank();
+        let mine = if local.is_err() { rank as u64 } else { u64::MAX };
         let mut lowest = u64::MAX;
         // Non-blocking and polled: a rank waiting here for a stopped one
         // sleeps, and the watchdog can end the job.
         mpi::request::scope(|scope| {
-            let request = self.world.immediate_all_reduce_into(scope, &mine, &mut lowest, SystemOperation::min());
+            let request = self.world().immediate_all_reduce_into(scope, &mine, &mut lowest, SystemOperation::min());
             wait_gently(request);
         });
         if lowest == u64::MAX {
             return Ok(());
         }
-        if let (true, Err(e)) = (lowest as usize == self.rank, &local) {
+        if let (true, Err(e)) = (lowest as usize == rank, &local) {
             message(e);
             use std::io::Write;
             let _ = std::io::stderr().flush();
@@ -256,7 +373,7 @@ impl Spmd {
         // rank that says it): from now on a stop signal is mpirun's answer
         // to the first rank out, not news for the user.
         crate::signals::ending_quietly();
-        self.world.barrier();
+        self.world().barrier();
         Err(Failure)
     }
 
@@ -268,14 +385,14 @@ impl Spmd {
     /// ends the job (see [`deadline`]).
     pub fn checkpoint(&self) {
         deadline::phase("waiting for the other ranks to finish their share");
-        let everyone: Vec<usize> = (0..self.size).collect();
-        checkpoint_on(&self.watch, &everyone);
+        let members = self.members();
+        checkpoint_on(&members.watch, &members.started_as);
         deadline::phase("sending results");
     }
 
     /// A label for messages: empty for a one-rank job, else " on rank R (host)".
     pub fn whereabouts(&self) -> String {
-        whereabouts(self.rank, self.size, &self.host)
+        whereabouts(self.members.rank, self.members.size, &self.host)
     }
 
     /// Gathers every rank's host name at rank 0 (`None` elsewhere).
@@ -284,12 +401,12 @@ impl Spmd {
         let mut mine = [0u8; LEN];
         let bytes = self.host.as_bytes();
         mine[..bytes.len().min(LEN)].copy_from_slice(&bytes[..bytes.len().min(LEN)]);
-        let root = self.world.process_at_rank(0);
+        let root = self.world().process_at_rank(0);
         if !self.is_root() {
             root.gather_into(&mine[..]);
             return None;
         }
-        let mut all = vec![0u8; LEN * self.size];
+        let mut all = vec![0u8; LEN * self.size()];
         root.gather_into_root(&mine[..], &mut all[..]);
         Some(
             all.chunks(LEN)
@@ -301,12 +418,12 @@ impl Spmd {
     /// Gathers every rank's statistics at rank 0 (`None` elsewhere).
     pub fn gather_stats(&self, stats: RankStats) -> Option<Vec<RankStats>> {
         let mine = RankStats { node_cores: self.node.cores as u64, ..stats }.to_array();
-        let root = self.world.process_at_rank(0);
+        let root = self.world().process_at_rank(0);
         if !self.is_root() {
             root.gather_into(&mine[..]);
             return None;
         }
-        let mut all = vec![0.0f64; RankStats::FIELDS * self.size];
+        let mut all = vec![0.0f64; RankStats::FIELDS * self.size()];
         root.gather_into_root(&mine[..], &mut all[..]);
         Some(all.chunks(RankStats::FIELDS).map(RankStats::from_slice).collect())
     }

@@ -49,7 +49,7 @@ pub fn run(
     every: Duration,
     done: &mut dyn FnMut(Range<u64>, Tally, Vec<u8>),
 ) -> Batches {
-    let team: Team = spmd.team();
+    let mut team: Team = spmd.team();
     let grain = work.pack.as_ref().map_or(1, |p| p.grain);
     let total: u64 = missing.iter().map(|r| r.end - r.start).sum();
     let mut plan = Plan { missing: missing.to_vec(), at: 0, size: (total / FIRST_BATCH_PARTS).max(1) };
@@ -60,6 +60,10 @@ pub fn run(
     let progress = Progress::new(spmd.is_root(), total, "units (those not resumed)");
     let mut finished = 0;
     loop {
+        if team.size() != spmd.size() {
+            // A rank was lost in the batch before (ULFM): the survivors go on.
+            team = spmd.team();
+        }
         let mut next = [0u64; 2];
         if spmd.is_root() {
             let r = plan.next(grain);

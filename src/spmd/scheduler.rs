@@ -21,7 +21,7 @@
 //! and a condition variable. One board for both would make every chunk pay
 //! for retries it can never have, or make the farm's rules depend on a mode.
 
-use mpi::point_to_point::{Message, Status};
+use super::ulfm::{self, Lost, Matched, Probe, Ulfm};
 use mpi::topology::SimpleCommunicator;
 use mpi::traits::*;
 use mpi::Tag;
@@ -44,8 +44,9 @@ pub(crate) trait Desk {
     /// A request as received, before it is acted on.
     type Request;
     /// Receives the request `message` from `rank` (and any data that follows
-    /// it); counted as time in MPI.
-    fn receive(&mut self, rank: usize, message: Message, status: Status) -> Self::Request;
+    /// it); counted as time in MPI. [`Lost`] if `rank` died before all of it
+    /// came (only where errors return, with ULFM).
+    fn receive(&mut self, rank: usize, message: Matched) -> Result<Self::Request, Lost>;
     /// Acts on a received request (stores its result, records its failure).
     fn take_in(&mut self, rank: usize, request: Self::Request);
     /// Answers `rank`'s request if it can; counted as time in MPI.
@@ -53,28 +54,39 @@ pub(crate) trait Desk {
     /// Waits a little when no request has come; `stopped[r]` tells whether
     /// rank `r` has been told to stop (rank 0 counts as stopped).
     fn idle(&mut self, stopped: &[bool]);
+    /// `rank` has died (with ULFM): whatever it held must be done by others.
+    /// It sends no more requests, and is not answered.
+    fn lost(&mut self, _rank: usize) {}
 }
 
 /// Rank 0: serves the requests sent to it on `comm` with tag `ask` until
-/// every other rank has been told to stop, while `local` works on a second
-/// thread. Returns what `local` returned and the seconds spent in MPI.
+/// every other rank has been told to stop (or has died, where `ulfm` lets
+/// the job survive that), while `local` works on a second thread. Returns
+/// what `local` returned and the seconds spent in MPI.
 pub(crate) fn run<R: Send>(
     comm: &SimpleCommunicator,
     ask: Tag,
+    ulfm: Option<&Ulfm>,
     desk: &mut impl Desk,
     local: impl FnOnce() -> R + Send,
 ) -> (R, f64) {
-    std::thread::scope(|s| {
+    // With ULFM, rank 0's calls on `comm` return errors while it serves, so
+    // that a worker's death is news rather than the end of the job.
+    let returned = ulfm.map(|_| ulfm::return_errors(comm));
+    let (own, comm_s) = std::thread::scope(|s| {
         let local = s.spawn(local);
-        let comm_s = serve(comm, ask, desk);
+        let comm_s = serve(comm, ask, ulfm, desk);
         let own = local.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
         (own, comm_s)
-    })
+    });
+    drop(returned);
+    (own, comm_s)
 }
 
 /// The serving loop of [`run`].
-fn serve(comm: &SimpleCommunicator, ask: Tag, desk: &mut impl Desk) -> f64 {
+fn serve(comm: &SimpleCommunicator, ask: Tag, ulfm: Option<&Ulfm>, desk: &mut impl Desk) -> f64 {
     let mut stopped = vec![false; comm.size() as usize];
+    let mut dead = vec![false; stopped.len()];
     stopped[0] = true;
     let mut left = stopped.len() - 1;
     let mut waiting: Vec<usize> = Vec::new();
@@ -98,16 +110,41 @@ fn serve(comm: &SimpleCommunicator, ask: Tag, desk: &mut impl Desk) -> f64 {
         if left == 0 {
             break;
         }
-        let Some((message, status)) = comm.any_process().immediate_matched_probe_with_tag(ask) else {
-            desk.idle(&stopped);
-            continue;
+        let received = match ulfm::probe(comm, ask) {
+            Probe::Nothing => {
+                desk.idle(&stopped);
+                continue;
+            }
+            Probe::Message(rank, message) => {
+                let t = Instant::now();
+                let request = desk.receive(rank, message);
+                comm_s += t.elapsed().as_secs_f64();
+                request.map(|request| (rank, request))
+            }
+            Probe::Lost => Err(Lost),
         };
-        let t = Instant::now();
-        let rank = status.source_rank() as usize;
-        let request = desk.receive(rank, message, status);
-        comm_s += t.elapsed().as_secs_f64();
-        desk.take_in(rank, request);
-        waiting.push(rank);
+        match received {
+            // A request from a rank already counted as dead (sent before it
+            // died) is dropped: its work has gone to others.
+            Ok((rank, _)) if dead[rank] => {}
+            Ok((rank, request)) => {
+                desk.take_in(rank, request);
+                waiting.push(rank);
+            }
+            Err(Lost) => {
+                let ulfm = ulfm.expect("errors return only with ULFM");
+                for rank in ulfm.acknowledge(comm) {
+                    if std::mem::replace(&mut dead[rank], true) {
+                        continue;
+                    }
+                    desk.lost(rank);
+                    waiting.retain(|&r| r != rank);
+                    if !std::mem::replace(&mut stopped[rank], true) {
+                        left -= 1;
+                    }
+                }
+            }
+        }
     }
     comm_s
 }

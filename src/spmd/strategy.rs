@@ -25,12 +25,12 @@
 
 use super::exchange::{with_real_address, with_real_address_mut};
 use super::scheduler::{self, Answer, Desk};
+use super::ulfm::{Lost, Matched};
 use super::{deadline, pieces, tags, Spmd};
 use crate::progress::{self, Progress};
 use kernels::{partition, Tally};
 use mpi::collective::SystemOperation;
 use mpi::datatype::PartitionMut;
-use mpi::point_to_point::{MatchedReceiveVec, Message, Status};
 use mpi::topology::SimpleCommunicator;
 use mpi::traits::*;
 use std::ops::Range;
@@ -188,7 +188,8 @@ pub fn run(spmd: &Spmd, comm: Comm, work: &Work) -> Outcome {
         Comm::P2p => ctx.p2p(),
         Comm::Dynamic => ctx.dynamic(),
     };
-    world.barrier();
+    // After the dynamic strategy, possibly among fewer ranks (ULFM).
+    spmd.world().barrier();
     Outcome { tally, data, stats: ctx.stats, wall_s: mpi::time() - start }
 }
 
@@ -420,7 +421,7 @@ impl<'a> Ctx<'a> {
             });
             let range = next[0]..next[1];
             if range.is_empty() {
-                self.comm(|| spmd.checkpoint());
+                self.comm(|| spmd.regroup(&[]));
                 return (total, None);
             }
             deadline::phase("computing its share");
@@ -434,7 +435,8 @@ impl<'a> Ctx<'a> {
     /// calls MPI, through [`scheduler::run`]) while a compute thread takes
     /// chunks from the same counter, so rank 0 computes too instead of sitting
     /// idle. Results (of any length, packed or not) are kept by first unit and
-    /// joined in unit order.
+    /// joined in unit order. With ULFM, a worker that dies has its chunk in
+    /// hand given to another rank (or computed here, when none is left).
     fn dispatch(&mut self, n_chunks: u64, chunk_range: impl Fn(u64) -> Range<u64> + Sync) -> (Tally, Option<Vec<u8>>) {
         let spmd: &'a Spmd = self.spmd;
         let next = AtomicU64::new(0);
@@ -444,6 +446,7 @@ impl<'a> Ctx<'a> {
         let bar = Progress::new(!work.quiet, n_chunks, "chunks handed out");
         let mut desk = ChunkDesk {
             world: spmd.world(),
+            started_as: spmd.started_as(),
             next: &next,
             n_chunks,
             chunk_range: &chunk_range,
@@ -451,8 +454,12 @@ impl<'a> Ctx<'a> {
             bar: &bar,
             tally: Tally::default(),
             pause: deadline::Pause::new(),
+            survive: spmd.ulfm().is_some(),
+            in_hand: vec![None; spmd.size()],
+            redo: Vec::new(),
+            redone: Vec::new(),
         };
-        let ((root_part, stats), comm_s) = scheduler::run(spmd.world(), tags::RESULT, &mut desk, || {
+        let ((root_part, stats), comm_s) = scheduler::run(spmd.world(), tags::RESULT, spmd.ulfm(), &mut desk, || {
             let mut stats = RankStats::default();
             let mut tally = Tally::default();
             loop {
@@ -467,9 +474,16 @@ impl<'a> Ctx<'a> {
                 results.lock().expect("result list").push((range.start, out, 0));
             }
         });
-        let served_tally = desk.tally;
+        let (served_tally, leftover, redone) = (desk.tally, desk.redo, desk.redone);
+        // Chunks of lost ranks that no rank was left to take.
+        let mut own = root_part;
+        for range in leftover {
+            let (t, out) = produce(work, range.clone(), threads, &mut self.stats, &Progress::none());
+            own += t;
+            results.lock().expect("result list").push((range.start, out, 0));
+        }
         bar.finish();
-        self.comm(|| spmd.checkpoint());
+        self.comm(|| spmd.regroup(&redone));
         self.stats.compute_s += stats.compute_s;
         self.stats.pack_s += stats.pack_s;
         self.stats.units += stats.units;
@@ -481,16 +495,21 @@ impl<'a> Ctx<'a> {
         for (_, bytes, skip) in results {
             all.extend_from_slice(&bytes[skip..]);
         }
-        (root_part + served_tally, Some(all))
+        (own + served_tally, Some(all))
     }
 }
 
 /// Rank 0's side of the dynamic strategy for the [`scheduler`]: a request
 /// carries a worker's last result ([`ResultHeader`] and bytes); the answer is
 /// the next chunk from the counter rank 0's compute thread also takes from,
-/// or an empty range once none is left (never a wait: a chunk cannot fail).
+/// or an empty range once none is left. A chunk cannot fail, so without
+/// ULFM the answer is never a wait. With ULFM a rank that asks when the
+/// counter is spent waits while another worker still holds a chunk: should
+/// that worker die, its chunk goes to the first rank that asks.
 struct ChunkDesk<'s, F> {
     world: &'s SimpleCommunicator,
+    /// The rank each rank was started as, for messages.
+    started_as: &'s [usize],
     next: &'s AtomicU64,
     n_chunks: u64,
     chunk_range: &'s F,
@@ -500,41 +519,70 @@ struct ChunkDesk<'s, F> {
     /// The tally of the workers' results.
     tally: Tally,
     pause: deadline::Pause,
+    /// Whether a worker's death is survived (ULFM).
+    survive: bool,
+    /// The chunk each worker holds (answered, its result not yet back).
+    in_hand: Vec<Option<Range<u64>>>,
+    /// Chunks of dead workers, to be given out again.
+    redo: Vec<Range<u64>>,
+    /// Each chunk given out again, with the worker that had held it.
+    redone: Vec<(usize, Range<u64>)>,
 }
 
 impl<F: Fn(u64) -> Range<u64> + Sync> Desk for ChunkDesk<'_, F> {
     type Request = ();
 
-    fn receive(&mut self, _rank: usize, message: Message, status: Status) {
+    fn receive(&mut self, rank: usize, message: Matched) -> Result<(), Lost> {
         self.pause.reset();
-        let (bytes, _) = (message, status).matched_receive_vec::<u8>();
+        let bytes = message.bytes()?;
         let header = ResultHeader::decode(&bytes).0;
         if header.start < header.end {
+            self.in_hand[rank] = None;
             self.tally += header.tally;
             // The message itself is kept; its header is skipped when joining.
             self.results.lock().expect("result list").push((header.start, bytes, ResultHeader::LEN));
         }
+        Ok(())
     }
 
     fn take_in(&mut self, _rank: usize, _request: ()) {}
 
     fn answer(&mut self, rank: usize) -> Answer {
-        let c = self.next.fetch_add(1, Ordering::Relaxed);
-        self.bar.set(c.min(self.n_chunks));
-        let range = if c < self.n_chunks { (self.chunk_range)(c) } else { 0..0 };
+        let range = match self.redo.pop() {
+            Some(range) => range,
+            None => {
+                let c = self.next.fetch_add(1, Ordering::Relaxed);
+                self.bar.set(c.min(self.n_chunks));
+                if c < self.n_chunks {
+                    (self.chunk_range)(c)
+                } else if self.survive && self.in_hand.iter().any(Option::is_some) {
+                    return Answer::Wait;
+                } else {
+                    0..0
+                }
+            }
+        };
         self.world.process_at_rank(rank as i32).send_with_tag(&[range.start, range.end][..], tags::WORK);
         if range.is_empty() {
             Answer::Stop
         } else {
+            self.in_hand[rank] = Some(range);
             Answer::Work
         }
     }
 
     fn idle(&mut self, stopped: &[bool]) {
         if deadline::expired() {
-            deadline::expire_missing((0..stopped.len()).filter(|&r| !stopped[r]));
+            deadline::expire_missing((0..stopped.len()).filter(|&r| !stopped[r]).map(|r| self.started_as[r]));
         }
         self.pause.wait();
+    }
+
+    fn lost(&mut self, rank: usize) {
+        if let Some(range) = self.in_hand[rank].take() {
+            self.redone.push((rank, range.clone()));
+            self.redo.push(range);
+        }
     }
 }
 

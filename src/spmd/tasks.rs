@@ -43,8 +43,8 @@
 //! main thread sleeps on the board between polls.
 
 use super::scheduler::{self, Answer, Desk};
+use super::ulfm::{Lost, Matched};
 use super::{deadline, pieces, tags, RankStats, Spmd};
-use mpi::point_to_point::{Message, Status};
 use mpi::topology::SimpleCommunicator;
 use mpi::traits::*;
 use std::collections::VecDeque;
@@ -168,7 +168,7 @@ fn ask(spmd: &Spmd, farm: &Farm, mut stats: RankStats) -> (RankStats, Option<Tas
 fn serve(spmd: &Spmd, farm: &Farm, mut stats: RankStats) -> (RankStats, Option<TaskError>, usize) {
     let board = Board::new(farm.items, spmd.size());
     let mut desk = FarmDesk { world: spmd.world(), farm, board: &board };
-    let (own, comm_s) = scheduler::run(spmd.world(), tags::ASK, &mut desk, || work_on_root(farm, &board));
+    let (own, comm_s) = scheduler::run(spmd.world(), tags::ASK, None, &mut desk, || work_on_root(farm, &board));
     stats.compute_s += own.compute_s;
     stats.units += own.units;
     stats.chunks += own.chunks;
@@ -218,12 +218,12 @@ impl Desk for FarmDesk<'_> {
     /// The ask's kind and item, and its data.
     type Request = (u64, usize, Vec<u8>);
 
-    fn receive(&mut self, rank: usize, message: Message, _status: Status) -> Self::Request {
+    fn receive(&mut self, rank: usize, message: Matched) -> Result<Self::Request, Lost> {
         let mut ask = [0u64; 3];
-        message.matched_receive_into(&mut ask[..]);
+        message.words(&mut ask[..])?;
         let src = self.world.process_at_rank(rank as i32);
         let data = pieces::receive(&src, ask[2] as usize, self.farm.chunk_bytes, tags::ASK_DATA);
-        (ask[0], ask[1] as usize, data)
+        Ok((ask[0], ask[1] as usize, data))
     }
 
     fn take_in(&mut self, rank: usize, (kind, item, data): Self::Request) {
