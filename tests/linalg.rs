@@ -156,6 +156,7 @@ fn sort_output_is_identical_for_any_process_count_and_skew_stays_balanced() {
         ("reverse", Dist::Reverse),
         ("few", Dist::Few),
         ("zipf", Dist::Zipf),
+        ("npb-is", Dist::NpbIs),
     ];
     let n = 200_003u64; // divides evenly by none of 2, 3, 4
     let dir = tempdir();

@@ -69,6 +69,12 @@ pub enum Dist {
     ///
     /// Key `floor(1/u) - 1` for uniform `u` in `(0, 1]`.
     Zipf,
+    /// NPB IS's keys: small integers, below n/16, bunched in the middle.
+    ///
+    /// As the NAS Parallel Benchmarks' integer sort makes them (every class
+    /// has 16 keys per value of its range): the mean of four uniform
+    /// numbers in `[0, 1)`, times `n / 16`, rounded down.
+    NpbIs,
 }
 
 /// Key `i` of `n` generated keys.
@@ -83,6 +89,12 @@ pub fn key(stream: u64, dist: Dist, n: u64, i: u64) -> u64 {
         Dist::Zipf => {
             let u = (counter::at(stream, i) >> 11) + 1; // in [1, 2^53]
             (1u64 << 53) / u - 1
+        }
+        Dist::NpbIs => {
+            // Four uniform 16-bit numbers; their sum is below 2^18.
+            let r = counter::at(stream, i);
+            let sum = (r & 0xffff) + (r >> 16 & 0xffff) + (r >> 32 & 0xffff) + (r >> 48);
+            ((u128::from(sum) * u128::from((n / 16).max(1))) >> 18) as u64
         }
     }
 }
@@ -469,7 +481,8 @@ pub fn is_sorted(keys: &[u64]) -> bool {
 mod tests {
     use super::*;
 
-    const DISTS: [Dist; 6] = [Dist::Uniform, Dist::Equal, Dist::Sorted, Dist::Reverse, Dist::Few, Dist::Zipf];
+    const DISTS: [Dist; 7] =
+        [Dist::Uniform, Dist::Equal, Dist::Sorted, Dist::Reverse, Dist::Few, Dist::Zipf, Dist::NpbIs];
 
     #[test]
     fn router_agrees_with_the_triple_order() {
@@ -510,6 +523,12 @@ mod tests {
         let zeros = zipf.iter().filter(|&&k| k == 0).count();
         assert!((45_000..55_000).contains(&zeros), "{zeros}");
         assert_ne!(generate(1, Dist::Uniform, 5, 0..5), generate(2, Dist::Uniform, 5, 0..5));
+        // IS's keys: below n/16, their mean in the middle of that range.
+        let n = 1u64 << 20;
+        let is = generate(1, Dist::NpbIs, n, 0..n);
+        assert!(is.iter().all(|&k| k < n / 16));
+        let mean = is.iter().sum::<u64>() as f64 / n as f64;
+        assert!((mean / (n / 16) as f64 - 0.5).abs() < 0.01, "mean {mean}");
     }
 
     #[test]

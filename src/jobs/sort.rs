@@ -442,7 +442,7 @@ mod tests {
     #[test]
     fn the_report_spells_dist_and_local_sort_as_the_cli_and_as_before() {
         // The spellings of report schema 1 (the kernels' former `name()`s).
-        let dists = ["uniform", "equal", "sorted", "reverse", "few", "zipf"];
+        let dists = ["uniform", "equal", "sorted", "reverse", "few", "zipf", "npb-is"];
         assert_eq!(Dist::value_variants().iter().map(|&d| value_name(d)).collect::<Vec<_>>(), dists);
         let sorts = ["radix", "std"];
         assert_eq!(LocalSort::value_variants().iter().map(|&l| value_name(l)).collect::<Vec<_>>(), sorts);

@@ -260,7 +260,8 @@ mod tests {
     use super::super::{generate, Dist, Fingerprint, InProcess};
     use super::*;
 
-    const DISTS: [Dist; 6] = [Dist::Uniform, Dist::Equal, Dist::Sorted, Dist::Reverse, Dist::Few, Dist::Zipf];
+    const DISTS: [Dist; 7] =
+        [Dist::Uniform, Dist::Equal, Dist::Sorted, Dist::Reverse, Dist::Few, Dist::Zipf, Dist::NpbIs];
 
     /// The sort of `all`, cut in blocks over `p` in-process ranks whose
     /// all-to-all carries at most `limit` keys per rank: each rank's result.
